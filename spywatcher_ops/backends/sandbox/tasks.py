@@ -1,0 +1,1 @@
+"""The local sandbox: real PostgreSQL primary + standby and Redis with sentinels."""

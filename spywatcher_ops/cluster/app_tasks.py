@@ -1,0 +1,1 @@
+"""Application deployments on EKS: status, scale, restart, rollback, logs."""

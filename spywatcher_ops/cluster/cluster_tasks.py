@@ -1,0 +1,1 @@
+"""EKS cluster nodes: list, drain with PodDisruptionBudgets respected, uncordon."""

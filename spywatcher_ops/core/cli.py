@@ -1,0 +1,60 @@
+"""The task boundary: domain errors become exit codes here and nowhere else.
+
+`ops_task` is invoke's `@task` plus that mapping. Task bodies stay thin:
+check arguments -> build the Environment -> call one domain function -> render.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Context, Exit, task
+
+from .config import Settings, load
+from .console import Console
+from .environment import Environment, build
+from .errors import OpsError
+
+
+def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(body)
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(c, *args, **kwargs)
+        except OpsError as exc:
+            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted; what was started has been rolled back or is in the journal", code=4) from None
+
+    return wrapper
+
+
+def ops_task(*args: Any, **kwargs: Any) -> Any:
+    """Like invoke's @task (same arguments), with the error boundary applied."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return task(boundary(args[0]))
+
+    def decorate(body: Callable[..., Any]) -> Any:
+        return task(*args, **kwargs)(boundary(body))
+
+    return decorate
+
+
+def settings(c: Context) -> Settings:
+    return load(c.config)
+
+
+def environment(c: Context, name: str | None) -> Environment:
+    return build(settings(c), name)
+
+
+def console(json: bool = False) -> Console:
+    return Console(json_mode=json)
+
+
+ENV_HELP = "environment name from invoke.yaml, e.g. staging (default: sandbox)"
+JSON_HELP = "print machine-readable JSON on stdout"
+DRY_RUN_HELP = "show the exact provider calls and make none"
+YES_HELP = "answer yes to confirmations (production also needs SPYWATCHER_OPS_CONFIRM=<env>)"

@@ -1,0 +1,117 @@
+"""Typed view of the `ops` section of invoke's config, and environment lookup.
+
+invoke merges invoke.yaml, user config, INVOKE_OPS_* variables and -f files;
+this module only reads the merged result and checks it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+KINDS = ("sandbox", "aws")
+
+
+@dataclass(frozen=True)
+class Targets:
+    rto: dict[str, float]
+    rpo: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    name: str
+    kind: str
+    production: bool
+    allow_drills: bool
+    region: str | None
+    profile: str | None
+    raw: dict[str, Any]
+
+    def resource(self, project: str, resource: str) -> str:
+        """`{project}-{environment}-{resource}`, unless overridden for this environment."""
+        overrides = self.raw.get("resources") or {}
+        return str(overrides.get(resource) or f"{project}-{self.name}-{resource}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    cost_center: str
+    default_env: str
+    state_dir: Path
+    environments: dict[str, EnvSettings]
+    targets: Targets
+    retention_days: int
+    retention_keep_min: int
+    raw: dict[str, Any] = field(repr=False)
+
+    def env(self, name: str | None) -> EnvSettings:
+        chosen = name or self.default_env
+        if chosen not in self.environments:
+            known = ", ".join(sorted(self.environments))
+            raise BadInput(f"--env {chosen}: unknown environment; known: {known}")
+        return self.environments[chosen]
+
+    def section(self, key: str) -> dict[str, Any]:
+        value = self.raw.get(key) or {}
+        return dict(value)
+
+
+def _plain(value: Any) -> Any:
+    """invoke's DataProxy -> plain dicts/lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load(config: Mapping[str, Any]) -> Settings:
+    """Build Settings from an invoke Config (or any mapping with an `ops` key)."""
+    raw = _plain(config.get("ops") or {})
+    if not raw:
+        raise BadInput("no `ops` section in the invoke configuration; is invoke.yaml next to tasks.py?")
+    project = str(raw.get("project", "spywatcher"))
+    envs: dict[str, EnvSettings] = {}
+    for name, spec in (raw.get("environments") or {}).items():
+        spec = dict(spec or {})
+        kind = spec.get("kind", "aws")
+        if kind not in KINDS:
+            raise BadInput(
+                f"environments.{name}.kind {kind}: unknown kind; accepted: {', '.join(KINDS)}"
+            )
+        envs[name] = EnvSettings(
+            name=name,
+            kind=kind,
+            production=bool(spec.get("production", False)),
+            allow_drills=bool(spec.get("allow_drills", not spec.get("production", False))),
+            region=spec.get("region"),
+            profile=spec.get("profile"),
+            raw=spec,
+        )
+    state_dir = Path(os.path.expanduser(str(raw.get("state_dir", ".ops"))))
+    if not state_dir.is_absolute():
+        state_dir = PROJECT_ROOT / state_dir
+    targets = raw.get("targets") or {}
+    retention = raw.get("retention") or {}
+    return Settings(
+        project=project,
+        cost_center=str(raw.get("cost_center", "engineering")),
+        default_env=str(raw.get("default_env", "sandbox")),
+        state_dir=state_dir,
+        environments=envs,
+        targets=Targets(
+            rto={k: float(v) for k, v in (targets.get("rto") or {}).items()},
+            rpo={k: float(v) for k, v in (targets.get("rpo") or {}).items()},
+        ),
+        retention_days=int(retention.get("days", 7)),
+        retention_keep_min=int(retention.get("keep_min", 3)),
+        raw=raw,
+    )

@@ -1,0 +1,101 @@
+"""Config -> Environment. The only place that knows which backend implements a part."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .clock import Clock, SystemClock
+from .config import EnvSettings, Settings
+from .errors import Unsupported
+from .journal import Journal, Operation, os_user
+from .lock import FileLock
+from .ports import Cache, Cluster, Database, Infrastructure
+
+
+class Parts(Protocol):
+    """What a backend package provides for one environment."""
+
+    def database(self) -> Database: ...
+    def cache(self) -> Cache: ...
+    def cluster(self) -> Cluster | None: ...
+    def infrastructure(self) -> Infrastructure | None: ...
+    def lock(self) -> Any: ...
+    def identity(self) -> dict[str, str]: ...
+
+
+@dataclass
+class Environment:
+    settings: Settings
+    env: EnvSettings
+    clock: Clock
+    _parts: Parts | None = field(default=None, repr=False)
+    _journal: Journal | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.env.name
+
+    @property
+    def kind(self) -> str:
+        return self.env.kind
+
+    @property
+    def parts(self) -> Parts:
+        if self._parts is None:
+            if self.env.kind == "sandbox":
+                from ..backends.sandbox.parts import SandboxParts
+
+                self._parts = SandboxParts(self)
+            else:
+                from ..backends.aws.parts import AwsParts
+
+                self._parts = AwsParts(self)
+        return self._parts
+
+    @property
+    def database(self) -> Database:
+        return self.parts.database()
+
+    @property
+    def cache(self) -> Cache:
+        return self.parts.cache()
+
+    @property
+    def cluster(self) -> Cluster:
+        cluster = self.parts.cluster()
+        if cluster is None:
+            raise Unsupported(
+                f"environment {self.name} ({self.kind}) has no Kubernetes cluster; "
+                "cluster and application tasks need an aws environment"
+            )
+        return cluster
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            path = self.settings.state_dir / "journal" / f"{self.name}.jsonl"
+            self._journal = Journal(path, self.clock, {"os_user": os_user()})
+        return self._journal
+
+    @contextmanager
+    def operation(self, name: str, args: dict[str, Any], *, mutating: bool = True) -> Iterator[Operation]:
+        """Journal the operation; hold the environment lock while it mutates."""
+        journal = self.journal
+        if mutating:
+            journal.who = {**journal.who, **self.parts.identity()}
+            with self.parts.lock().hold(journal.who.get("os_user", "?"), name):
+                with journal.operation(name, self.name, args) as op:
+                    yield op
+        else:
+            with journal.operation(name, self.name, args) as op:
+                yield op
+
+    def file_lock(self) -> FileLock:
+        return FileLock(self.settings.state_dir / "locks" / f"{self.name}.lock")
+
+
+def build(settings: Settings, name: str | None, *, clock: Clock | None = None) -> Environment:
+    return Environment(settings=settings, env=settings.env(name), clock=clock or SystemClock())

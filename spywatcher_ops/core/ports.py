@@ -1,0 +1,188 @@
+"""The four parts of every environment, each behind a small interface.
+
+Recovery, drills, maintenance and runbooks are written against these
+Protocols; `core.environment` picks the implementation from configuration.
+Every method that mutates has a `plan_*` twin returning the exact calls, so
+--dry-run can show them without making any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from .plan import Plan
+
+# Progress callbacks receive a short status line ("creating, 42%").
+Progress = Callable[[str], None]
+
+
+def no_progress(_status: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    source: str  # instance the snapshot was taken of
+    kind: str  # "manual" | "automated"
+    status: str  # "available", "creating", ...
+    created: datetime | None
+    size_bytes: int | None
+    ours: bool  # made by this toolkit (ManagedBy=spywatcher-ops tag / our manifest)
+    tags: dict[str, str] = field(default_factory=dict)
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoreWindow:
+    earliest: datetime
+    latest: datetime
+    retention_days: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    status: str
+    host: str
+    port: int
+    engine_version: str = ""
+    multi_az: bool = False
+    created_by_us: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """Everything psycopg needs. `password` never goes to the journal or output."""
+
+    host: str  # may be a comma-separated multi-host list (libpq)
+    port: str  # likewise
+    dbname: str
+    user: str
+    password: str | None = None
+    sslmode: str = "prefer"
+    target_session_attrs: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "user": self.user,
+            "sslmode": self.sslmode,
+        }
+        if self.password is not None:
+            out["password"] = self.password
+        if self.target_session_attrs:
+            out["target_session_attrs"] = self.target_session_attrs
+        return out
+
+    def redacted(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """An event reported by the provider (RDS-EVENT-0049, +switch-master...)."""
+
+    at: datetime
+    source: str
+    message: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    old_primary: str
+    new_primary: str
+    started: datetime
+    finished: datetime
+    events: list[ProviderEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    instance: str  # the name that now serves
+    replaced_as: str  # where the old instance went
+    reverse_command: str
+
+
+class Database(Protocol):
+    """RDS on AWS; a local PostgreSQL primary/standby pair on the sandbox."""
+
+    def instance_id(self) -> str: ...
+    def describe(self, instance_id: str | None = None) -> Instance: ...
+    def instances(self) -> list[Instance]: ...
+    def connection(self, instance_id: str | None = None) -> ConnectionInfo: ...
+
+    def list_snapshots(self) -> list[Snapshot]: ...
+    def restorable_window(self) -> RestoreWindow: ...
+    def events(self, since: datetime) -> list[ProviderEvent]: ...
+
+    def plan_snapshot(self, snapshot_id: str, tags: dict[str, str], copy_to_region: str | None) -> Plan: ...
+    def create_snapshot(self, plan: Plan, *, wait: bool, progress: Progress) -> Snapshot: ...
+
+    def plan_delete_snapshots(self, snapshot_ids: list[str]) -> Plan: ...
+    def delete_snapshots(self, plan: Plan) -> None: ...
+
+    def plan_restore(
+        self, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
+    ) -> Plan: ...
+    def restore(self, plan: Plan, *, progress: Progress) -> Instance: ...
+
+    def plan_delete_instance(self, instance_id: str) -> Plan: ...
+    def delete_instance(self, plan: Plan, *, progress: Progress) -> None: ...
+
+    def plan_swap(self, new_id: str, replaced_as: str) -> Plan: ...
+    def swap(self, plan: Plan, *, progress: Progress) -> SwapResult: ...
+
+    def plan_failover(self) -> Plan: ...
+    def failover(self, plan: Plan, *, progress: Progress) -> FailoverResult: ...
+
+
+@dataclass(frozen=True)
+class CacheNode:
+    id: str
+    role: str  # "primary" | "replica" | "sentinel"
+    host: str
+    port: int
+    alive: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CacheEndpoint:
+    """How a client reaches the cache: sentinels + master name, or a primary endpoint."""
+
+    primary_host: str
+    primary_port: int
+    sentinels: list[tuple[str, int]] = field(default_factory=list)
+    master_name: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+class Cache(Protocol):
+    """ElastiCache on AWS; Redis primary + replica + sentinels on the sandbox."""
+
+    def status(self) -> list[CacheNode]: ...
+    def endpoint(self) -> CacheEndpoint: ...
+    def events(self, since: datetime) -> list[ProviderEvent]: ...
+    def plan_failover(self) -> Plan: ...
+    def failover(self, plan: Plan, *, progress: Progress) -> FailoverResult: ...
+
+
+class Cluster(Protocol):
+    """EKS through the kubernetes client. The sandbox has none."""
+
+    def deployments(self) -> list[dict[str, Any]]: ...
+
+
+class Infrastructure(Protocol):
+    """Terraform on AWS; rebuild of the sandbox itself."""
+
+    def plan_apply(self) -> Plan: ...

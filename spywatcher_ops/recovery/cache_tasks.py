@@ -1,0 +1,1 @@
+"""Cache (Redis / ElastiCache) status and failover."""

@@ -1,0 +1,1 @@
+"""Database snapshots, point-in-time restore, verify, swap and failover."""

@@ -1,0 +1,1 @@
+"""Incident runbooks: list, show, walk through step by step, lint."""

@@ -1,0 +1,24 @@
+"""spywatcher-ops: runbook automation and disaster recovery for spywatcher.
+
+Assembles the namespaces; decides nothing. Default environment: the local
+sandbox (real PostgreSQL and Redis). `inv --help TASK` documents every option.
+"""
+
+from invoke import Collection
+
+from spywatcher_ops.backends.sandbox import tasks as sandbox
+from spywatcher_ops.cluster import app_tasks as app
+from spywatcher_ops.cluster import cluster_tasks as cluster
+from spywatcher_ops.drills import tasks as dr
+from spywatcher_ops.recovery import cache_tasks as cache
+from spywatcher_ops.recovery import tasks as db
+from spywatcher_ops.runbooks import tasks as runbook
+
+ns = Collection()
+ns.add_collection(Collection.from_module(db), name="db")
+ns.add_collection(Collection.from_module(cache), name="cache")
+ns.add_collection(Collection.from_module(sandbox), name="sandbox")
+ns.add_collection(Collection.from_module(dr), name="dr")
+ns.add_collection(Collection.from_module(runbook), name="runbook")
+ns.add_collection(Collection.from_module(app), name="app")
+ns.add_collection(Collection.from_module(cluster), name="cluster")
