@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Fixture modules owned by each area; they live beside this file.
+pytest_plugins = ["fixtures_aws", "fixtures_sandbox", "fixtures_cache", "fixtures_kube"]
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

@@ -1,0 +1,53 @@
+"""The parts of an `aws` environment: RDS, ElastiCache, EKS, Terraform."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from .session import AwsClients
+
+if TYPE_CHECKING:
+    from ...core.environment import Environment
+
+
+class AwsParts:
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+
+    @cached_property
+    def clients(self) -> AwsClients:
+        env = self.environment.env
+        return AwsClients(env.region, env.profile, self.environment.journal.note_request_id)
+
+    def database(self) -> Any:
+        from .rds import RdsDatabase
+
+        return RdsDatabase(self.environment, self.clients)
+
+    def cache(self) -> Any:
+        from .elasticache import ElastiCacheCache
+
+        return ElastiCacheCache(self.environment, self.clients)
+
+    def cluster(self) -> Any:
+        from .eks import EksCluster
+
+        return EksCluster(self.environment, self.clients)
+
+    def infrastructure(self) -> Any:
+        return None
+
+    def lock(self) -> Any:
+        from .lock import DynamoLock
+
+        return DynamoLock(self.environment, self.clients)
+
+    @cached_property
+    def _identity(self) -> dict[str, str]:
+        from .identity import caller_identity
+
+        return caller_identity(self.clients)
+
+    def identity(self) -> dict[str, str]:
+        return self._identity

@@ -1,0 +1,55 @@
+"""boto3 session and client factory for one aws environment.
+
+Clients are built here only (never at import time), with:
+- the environment's region and profile;
+- AWS_ENDPOINT_URL honoured by boto3 itself (how tests and trial users reach a moto server);
+- an after-call hook that hands every response's RequestId to the journal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+RequestIdSink = Callable[[str], None]
+
+
+class AwsClients:
+    def __init__(self, region: str | None, profile: str | None, on_request_id: RequestIdSink | None = None) -> None:
+        self.region = region
+        self.profile = profile
+        self.on_request_id = on_request_id
+        self._session: Any = None
+        self._clients: dict[tuple[str, str | None], Any] = {}
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import boto3
+
+            self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+        return self._session
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or self.region)
+        if key not in self._clients:
+            from botocore.config import Config
+
+            client = self.session.client(
+                service,
+                region_name=key[1],
+                # Our waits poll with their own deadline; keep SDK retries short so a
+                # drill measures the service, not the SDK's backoff.
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            )
+            if self.on_request_id is not None:
+                client.meta.events.register("after-call.*.*", self._after_call)
+            self._clients[key] = client
+        return self._clients[key]
+
+    def _after_call(self, parsed: Any = None, **_: Any) -> None:
+        if self.on_request_id is None or not isinstance(parsed, dict):
+            return
+        rid = (parsed.get("ResponseMetadata") or {}).get("RequestId")
+        if rid:
+            self.on_request_id(str(rid))

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures (loaded from conftest.py via pytest_plugins)."""
