@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -6,7 +6,7 @@ from spywatcher_ops.core import config as cfg
 from spywatcher_ops.core.errors import BadInput
 from spywatcher_ops.core.timeparse import check_db_identifier, parse_restore_time
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def test_project_config_loads_with_defaults(ops_config):
@@ -31,7 +31,7 @@ def test_bad_restore_times_are_refused(value):
 def test_restore_time_accepts_zone_and_latest():
     assert parse_restore_time("latest", flag="--to", now=NOW) is None
     assert parse_restore_time("2026-11-25T14:03:00+01:00", flag="--to", now=NOW) == datetime(
-        2026, 11, 25, 13, 3, tzinfo=timezone.utc
+        2026, 11, 25, 13, 3, tzinfo=UTC
     )
 
 

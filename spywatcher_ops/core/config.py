@@ -73,7 +73,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load(config: Mapping[str, Any]) -> Settings:
+def load(config: Any) -> Settings:
     """Build Settings from an invoke Config (or any mapping with an `ops` key)."""
     raw = _plain(config.get("ops") or {})
     if not raw:

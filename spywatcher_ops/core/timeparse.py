@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import BadInput
 
@@ -21,7 +21,7 @@ def parse_restore_time(value: str, *, flag: str, now: datetime) -> datetime | No
         raise BadInput(f"{flag} {value}: not a valid time; {TIME_HELP}") from None
     if moment.tzinfo is None:
         raise BadInput(f"{flag} {value}: the time has no zone; {TIME_HELP}")
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     if moment > now:
         raise BadInput(f"{flag} {value}: the time is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})")
     return moment
