@@ -1,0 +1,565 @@
+"""Walk a responder through a runbook, one step at a time.
+
+- diagnostic blocks (read-only) run at once and their output is shown;
+- mutating blocks show the exact command and ask: y / skip / abort;
+- manual steps (no runnable block) wait for an acknowledgement;
+- at any prompt, `note` records a line for the postmortem.
+Each command's and step's outcome goes to the incident timeline as it ends, so
+`--resume` continues from the first unfinished step (and, inside a step, from the
+first unfinished command). Everything that can be checked is checked before the
+first step: the runbook lints clean, non-interactive use of a runbook that
+mutates needs --yes, every value a remaining step needs is known or can be asked.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.clock import Clock
+from ..core.errors import BadInput, OperationFailed, Refused
+from ..core.journal import os_user, redact
+from .check import TaskSpec
+from .model import BUILTINS, PLACEHOLDER, Block, Runbook, Step, substitute
+from .timeline import RunState, Timeline, runs
+
+OUTPUT_TAIL = 4000  # characters of each command's output kept in the timeline
+
+
+class Abort(Exception):
+    """The responder answered `abort` (or stdin closed)."""
+
+
+@dataclass
+class Options:
+    env: str
+    incident: str
+    production: bool = False
+    resume: bool = False
+    yes: bool = False
+    values: dict[str, str] = field(default_factory=dict)  # --var NAME=VALUE and built-ins
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    output: str
+    argv: list[str]
+
+
+class Terminal:
+    """The responder's terminal: prompts on stdin, text on stdout (rich loaded on first use)."""
+
+    def __init__(self, interactive: bool | None = None) -> None:
+        self.interactive = sys.stdin.isatty() if interactive is None else interactive
+        self._rich: Any = None
+
+    @property
+    def rich(self) -> Any:
+        if self._rich is None:
+            from rich.console import Console
+
+            self._rich = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        return self._rich
+
+    def say(self, text: str = "", style: str | None = None) -> None:
+        self.rich.print(text, markup=False, style=style)
+
+    def markdown(self, text: str) -> None:
+        if text.strip():
+            from rich.markdown import Markdown
+
+            self.rich.print(Markdown(text), soft_wrap=False)
+
+    def ask(self, prompt: str) -> str:
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise Abort("stdin closed")
+        return line.strip()
+
+
+class CommandRunner:
+    """Runs a runbook's `inv ...` line as `python -m invoke ...` from the project root,
+    with the same state folder (and config file) as the run itself; output is shown
+    live and its tail kept. stdin stays the responder's terminal, so a task's own
+    confirmation (production asks for the environment's name) still reaches them."""
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        state_dir: str,
+        table: Mapping[str, TaskSpec],
+        config_file: str | None = None,
+        yes: bool = False,
+        incident: str = "",
+    ) -> None:
+        self.root = root
+        self.state_dir = state_dir
+        self.table = table
+        self.config_file = config_file
+        self.yes = yes
+        self.incident = incident
+
+    def argv(self, command: str) -> list[str]:
+        words = shlex.split(command)
+        if not words or words[0] not in ("inv", "invoke"):
+            raise BadInput(f"`{command}`: only `inv` commands are run by the engine")
+        head = [sys.executable, "-m", "invoke"] + (["-f", self.config_file] if self.config_file else [])
+        spec = self.table.get(words[1]) if len(words) > 1 else None
+        tail = words[1:]
+        # Unattended (--yes): the tasks' own confirmations are answered too.
+        if self.yes and spec is not None and "--yes" in spec.flags and "--yes" not in tail:
+            tail = tail + ["--yes"]
+        return head + tail
+
+    def __call__(self, command: str) -> Outcome:
+        argv = self.argv(command)
+        env = dict(os.environ)
+        env["INVOKE_OPS_STATE_DIR"] = self.state_dir
+        env["SPYWATCHER_OPS_INCIDENT"] = self.incident
+        proc = subprocess.Popen(
+            argv, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        kept = bytearray()
+        try:
+            fd = proc.stdout.fileno()
+            while True:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                kept += chunk
+                if len(kept) > 4 * OUTPUT_TAIL:
+                    del kept[: len(kept) - OUTPUT_TAIL]
+        finally:
+            code = proc.wait()
+            proc.stdout.close()
+        text = kept.decode(errors="replace")[-OUTPUT_TAIL:]
+        return Outcome(code, text, argv)
+
+
+Execute = Callable[[str], Outcome]
+Audit = Callable[..., None]
+
+
+def _no_audit(*_: Any, **__: Any) -> None:
+    return None
+
+
+@dataclass
+class Summary:
+    run: str
+    incident: str
+    outcome: str
+    steps: list[dict[str, Any]]
+
+
+class Walk:
+    def __init__(
+        self,
+        runbook: Runbook,
+        options: Options,
+        *,
+        timeline: Timeline,
+        terminal: Terminal,
+        execute: Execute,
+        clock: Clock,
+        audit: Audit = _no_audit,
+    ) -> None:
+        self.rb = runbook
+        self.opt = options
+        self.timeline = timeline
+        self.term = terminal
+        self.execute = execute
+        self.clock = clock
+        self.audit = audit
+        self.values: dict[str, str] = {}
+        self.state: RunState | None = None
+        self.run_id = ""
+        self.results: list[dict[str, Any]] = []
+        self.prepared = False
+        self.who = os_user()
+
+    # before the first step ----------------------------------------------------
+    def prepare(self) -> None:
+        """Everything that can refuse the run, checked before anything happens (idempotent)."""
+        if self.prepared:
+            return
+        rb, opt = self.rb, self.opt
+        unknown = [name for name in opt.values if name not in rb.inputs and name not in BUILTINS]
+        if unknown:
+            declared = ", ".join(rb.inputs) or "none"
+            raise BadInput(f"--var {unknown[0]}: runbook {rb.name} has no such input; its inputs: {declared}")
+        previous = [s for s in runs(self.timeline.records()).values() if s.runbook == rb.name]
+        open_runs = [s for s in previous if not s.finished]
+        if opt.resume:
+            if not open_runs:
+                raise BadInput(
+                    f"--resume: incident {opt.incident} has no unfinished run of {rb.name}; "
+                    "run it without --resume to start"
+                )
+            state = open_runs[-1]
+            if state.env != opt.env:
+                raise BadInput(
+                    f"--env {opt.env}: the run being resumed is on {state.env}; pass --env {state.env}"
+                )
+            titles = [s.title for s in rb.steps]
+            if state.step_titles and state.step_titles != titles:
+                raise Refused(
+                    f"runbook {rb.name} changed since this run started (steps differ); "
+                    f"finish it by hand or start a new run with another --incident"
+                )
+            self.state = state
+            self.run_id = state.run
+            self.values.update(state.inputs)
+        elif open_runs:
+            state = open_runs[-1]
+            raise Refused(
+                f"incident {opt.incident} already has an unfinished run of {rb.name} "
+                f"(stopped at step {state.stopped_at}); pass --resume to continue it"
+            )
+        self.values.update(opt.values)
+        remaining = self.remaining_steps()
+        if not self.term.interactive:
+            if not opt.yes and any(s.kind == "mutating" for s in remaining):
+                raise Refused(
+                    f"runbook {rb.name} has mutating steps and stdin is not a terminal; "
+                    "run it in a terminal, or pass --yes to run them unattended"
+                )
+            missing = [
+                n for n in self._needed(remaining) if n not in self.values and rb.inputs[n].default is None
+            ]
+            if missing:
+                raise BadInput(f"no terminal to ask for {', '.join(missing)}; pass --var {missing[0]}=VALUE")
+        self.prepared = True
+
+    def remaining_steps(self) -> list[Step]:
+        done = self.state.steps_done if self.state else set()
+        return [s for s in self.rb.steps if s.number not in done]
+
+    def _needed(self, steps: Sequence[Step]) -> list[str]:
+        names: dict[str, None] = {}
+        for step in steps:
+            for name in step.placeholders():
+                if name in self.rb.inputs:
+                    names.setdefault(name, None)
+        return list(names)
+
+    # records ------------------------------------------------------------------
+    def record(self, event: str, **data: Any) -> None:
+        self.timeline.write(
+            {"event": event, "run": self.run_id, "runbook": self.rb.name, "who": self.who, **redact(data)}
+        )
+
+    # the walk -----------------------------------------------------------------
+    def run(self) -> Summary:
+        self.prepare()
+        rb, opt = self.rb, self.opt
+        remaining = self.remaining_steps()
+        if self.state is None:
+            self.run_id = uuid.uuid4().hex[:10]
+            self.record(
+                "run-start",
+                title=rb.title,
+                env=opt.env,
+                incident=opt.incident,
+                steps=[s.title for s in rb.steps],
+                file=str(rb.path),
+            )
+        else:
+            self.record("run-resume", env=opt.env, from_step=remaining[0].number if remaining else None)
+        for name, value in self.opt.values.items():
+            if name in rb.inputs:  # given as --var: on the timeline, so --resume knows it
+                self.record("input", step=None, name=name, value=value, given="--var")
+        self.banner(remaining)
+        current: Step | None = None
+        try:
+            for step in remaining:
+                current = step
+                self.walk_step(step)
+        except Abort as exc:
+            where = f"step {current.number}" if current else "the start"
+            if current is not None:
+                self.record(
+                    "step", step=current.number, title=current.title, kind=current.kind, outcome="aborted"
+                )
+            self.record("run-end", outcome="aborted", detail=f"at {where}: {exc}")
+            self.audit("run", "aborted", at_step=current.number if current else None)
+            raise Refused(
+                f"runbook {rb.name} aborted at {where}; nothing more was run. "
+                f"Continue later with: {self.resume_command()}"
+            ) from None
+        except KeyboardInterrupt:
+            where = f"step {current.number}" if current else "the start"
+            if current is not None:
+                self.record(
+                    "step", step=current.number, title=current.title, kind=current.kind, outcome="interrupted"
+                )
+            self.record("run-end", outcome="interrupted", detail=f"at {where}")
+            self.audit("run", "interrupted", at_step=current.number if current else None)
+            self.term.say(f"\ninterrupted at {where}. Continue with: {self.resume_command()}", style="yellow")
+            raise
+        except OperationFailed as exc:
+            where = f"step {current.number}" if current else "the start"
+            if current is not None:
+                self.record(
+                    "step",
+                    step=current.number,
+                    title=current.title,
+                    kind=current.kind,
+                    outcome="failed-stopped",
+                )
+            self.record("run-end", outcome="failed", detail=f"at {where}: {exc}")
+            self.audit("run", "failed", at_step=current.number if current else None)
+            raise OperationFailed(f"{exc}; continue later with: {self.resume_command()}") from None
+        self.record("run-end", outcome="completed")
+        self.audit("run", "completed")
+        self.term.say("")
+        self.term.say(
+            f"Runbook {rb.name} completed. Timeline for the postmortem: "
+            f"inv runbook.timeline --incident {opt.incident} --format md",
+            style="bold green",
+        )
+        return Summary(self.run_id, opt.incident, "completed", self.results)
+
+    def resume_command(self) -> str:
+        return f"inv runbook.run {self.rb.name} --env {self.opt.env} --incident {self.opt.incident} --resume"
+
+    def banner(self, remaining: list[Step]) -> None:
+        rb, opt = self.rb, self.opt
+        self.term.say(
+            f"Runbook: {rb.title} ({rb.name}), severity {rb.severity}, owner {rb.owner}", style="bold"
+        )
+        env_line = f"Environment: {opt.env}" + ("  *** PRODUCTION ***" if opt.production else "")
+        self.term.say(env_line, style="bold red" if opt.production else None)
+        self.term.say(f"Incident: {opt.incident}")
+        if self.state is not None and remaining:
+            self.term.say(
+                f"Resuming at step {remaining[0].number}; steps "
+                f"{', '.join(str(n) for n in sorted(self.state.steps_done)) or 'none'} already finished."
+            )
+        if self.term.interactive:
+            self.term.say("At any prompt: type `note` to add a line to the incident timeline.", style="dim")
+
+    def walk_step(self, step: Step) -> None:
+        started = self.clock.monotonic()
+        total = len(self.rb.steps)
+        self.term.say("")
+        self.term.say(f"== Step {step.number}/{total}: {step.title}  [{step.kind}]", style="bold cyan")
+        if step.kind == "manual":
+            # The instructions first (they often say how to find a value), then the questions.
+            self.term.markdown(substitute(step.body, self.values))
+            self.ensure_values(step.placeholders(), step)
+            self.show_commands(step)
+            outcome = self.acknowledge(step)
+        else:
+            outcome = "done"
+            index = 0
+            for segment in step.segments():
+                if isinstance(segment, str):
+                    self.term.markdown(substitute(segment, self.values))
+                    continue
+                self.ensure_values(PLACEHOLDER.findall(segment.text), step)
+                result = self.run_block(step, index, segment)
+                index += 1
+                if result == "failed":
+                    outcome = "failed"
+                elif result == "skipped" and outcome == "done":
+                    outcome = "skipped"
+        duration = round(self.clock.monotonic() - started, 3)
+        self.record(
+            "step", step=step.number, title=step.title, kind=step.kind, outcome=outcome, duration_s=duration
+        )
+        self.audit(f"{step.number}. {step.title}", outcome, kind=step.kind, duration_s=duration)
+        self.results.append({"step": step.number, "title": step.title, "outcome": outcome})
+
+    def ensure_values(self, names: Sequence[str], step: Step) -> None:
+        for name in names:
+            if name in self.values or name not in self.rb.inputs:
+                continue
+            spec = self.rb.inputs[name]
+            default = substitute(spec.default, self.values) if spec.default is not None else None
+            if not self.term.interactive:
+                value = default or ""
+            else:
+                value = self.ask_value(name, spec.prompt, default)
+            self.values[name] = value
+            self.record("input", step=step.number, name=name, value=value)
+
+    def show_commands(self, step: Step) -> None:
+        """Shell commands of a manual step again, each on one unwrapped line, ready to copy."""
+        lines = [
+            substitute(cmd, self.values)
+            for b in step.blocks
+            if b.run is None and b.info.split()[:1] in ([], ["sh"], ["bash"], ["shell"], ["console"])
+            for _, cmd in b.commands()
+        ]
+        if lines:
+            self.term.say("Commands for you to run:", style="bold")
+            for line in lines:
+                self.term.say(f"  {line}")
+
+    def ask_value(self, name: str, prompt: str, default: str | None) -> str:
+        suffix = f" [{default}]" if default else ""
+        while True:
+            answer = self.term.ask(f"Value for {{{name}}}: {prompt}{suffix}: ")
+            if answer:
+                return answer
+            if default:
+                return default
+
+    def prompt(self, step: Step, question: str, choices: dict[str, str]) -> str:
+        """Ask until one of `choices` (answer -> meaning) is given; `note` records a note."""
+        while True:
+            answer = self.term.ask(question).lower()
+            if answer == "note":
+                text = self.term.ask("Note for the timeline: ")
+                if text:
+                    self.record("note", step=step.number, title=step.title, text=text)
+                continue
+            if answer in choices:
+                meaning = choices[answer]
+                if meaning == "abort":
+                    raise Abort("the responder chose abort")
+                return meaning
+            self.term.say(f"please answer one of: {', '.join(k for k in choices if len(k) > 1)} (or note)")
+
+    def acknowledge(self, step: Step) -> str:
+        if not self.term.interactive:
+            self.term.say("(no terminal: shown, not acknowledged)", style="yellow")
+            return "shown"
+        meaning = self.prompt(
+            step,
+            f"Step {step.number} is for you to do. Done? [y / skip / abort / note] ",
+            {
+                "y": "done",
+                "yes": "done",
+                "done": "done",
+                "s": "skip",
+                "skip": "skip",
+                "a": "abort",
+                "abort": "abort",
+            },
+        )
+        return "acknowledged" if meaning == "done" else "skipped"
+
+    def run_block(self, step: Step, index: int, block: Block) -> str:
+        if self.state is not None and (step.number, index) in self.state.commands_done:
+            self.term.say(
+                f"(command {index + 1} of this step already finished before; not run again)", style="dim"
+            )
+            return "ok"
+        raw = block.commands()[0][1]
+        while True:
+            command = substitute(raw, self.values)
+            if block.run == "mutating":
+                where = f"{self.opt.env} (PRODUCTION)" if self.opt.production else self.opt.env
+                self.term.say(
+                    f"This command CHANGES {where}:",
+                    style="bold red" if self.opt.production else "bold yellow",
+                )
+                self.term.say(f"  $ {command}", style="bold")
+                if self.term.interactive:
+                    meaning = self.prompt(
+                        step,
+                        "Run it? [y / skip / abort / note] ",
+                        {
+                            "y": "run",
+                            "yes": "run",
+                            "s": "skip",
+                            "skip": "skip",
+                            "a": "abort",
+                            "abort": "abort",
+                        },
+                    )
+                    if meaning == "skip":
+                        self.record(
+                            "command",
+                            step=step.number,
+                            title=step.title,
+                            index=index,
+                            command=command,
+                            outcome="skipped",
+                            exit=None,
+                        )
+                        return "skipped"
+            else:
+                self.term.say(f"$ {command}", style="bold")
+            started = self.clock.monotonic()
+            try:
+                result = self.execute(command)
+            except KeyboardInterrupt:
+                self.record(
+                    "command",
+                    step=step.number,
+                    title=step.title,
+                    index=index,
+                    command=command,
+                    outcome="interrupted",
+                    exit=None,
+                    duration_s=round(self.clock.monotonic() - started, 3),
+                )
+                raise
+            duration = round(self.clock.monotonic() - started, 3)
+            base = {
+                "step": step.number,
+                "title": step.title,
+                "index": index,
+                "command": command,
+                "argv": result.argv[1:],
+                "exit": result.code,
+                "duration_s": duration,
+                "output": result.output,
+            }
+            if result.code == 0:
+                self.record("command", outcome="ok", **base)
+                return "ok"
+            self.term.say(f"`{command}` exited {result.code}", style="bold red")
+            choice = self.after_failure(step, block, raw)
+            if choice == "retry":
+                self.record("command", outcome="retried", **base)
+                continue
+            if choice == "continue":
+                self.record("command", outcome="failed", **base)
+                return "failed"
+            self.record("command", outcome="aborted", **base)
+            if choice == "stop":
+                raise OperationFailed(f"step {step.number} ({step.title}): `{command}` exited {result.code}")
+            raise Abort(f"after `{command}` exited {result.code}")
+
+    def after_failure(self, step: Step, block: Block, raw: str) -> str:
+        if not self.term.interactive:
+            # Unattended: a failed read-only check is information; a failed change stops the run.
+            return "continue" if block.run == "diagnostic" else "stop"
+        names = [n for n in step.placeholders() if n in self.rb.inputs and n in raw]
+        choices = {
+            "r": "retry",
+            "retry": "retry",
+            "c": "continue",
+            "continue": "continue",
+            "a": "abort",
+            "abort": "abort",
+        }
+        question = "[retry / continue / abort / note"
+        if names:
+            choices.update({"e": "edit", "edit": "edit"})
+            question += f" / edit ({', '.join(names)})"
+        meaning = self.prompt(step, question + "] ", choices)
+        if meaning == "edit":
+            for name in names:
+                spec = self.rb.inputs[name]
+                self.values[name] = self.ask_value(name, spec.prompt, self.values.get(name))
+                self.record("input", step=step.number, name=name, value=self.values[name])
+            return "retry"
+        return meaning

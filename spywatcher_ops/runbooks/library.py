@@ -1,0 +1,53 @@
+"""Where runbooks live: the shipped `library/` folder plus any extra folders
+(`ops.runbooks.paths` in config, `--path` on the command line)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..core.errors import BadInput
+from .model import Runbook, load_file
+
+SHIPPED = Path(__file__).resolve().parent / "library"
+# Files in a runbook folder that are about runbooks, not runbooks.
+NOT_RUNBOOKS = {"README.md", "FORMAT.md"}
+
+
+def folders(extra: Iterable[str | Path] = ()) -> list[Path]:
+    out = [SHIPPED]
+    for folder in extra:
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise BadInput(f"--path {folder}: not a folder of runbooks")
+        if path not in out:
+            out.append(path)
+    return out
+
+
+def discover(extra: Iterable[str | Path] = ()) -> dict[str, Path]:
+    """Runbook name (file stem) -> file. The same name in two folders is an error."""
+    found: dict[str, Path] = {}
+    for folder in folders(extra):
+        for path in sorted(folder.glob("*.md")):
+            if path.name in NOT_RUNBOOKS:
+                continue
+            if path.stem in found:
+                raise BadInput(
+                    f"runbook {path.stem} is defined twice: {found[path.stem]} and {path}; rename one"
+                )
+            found[path.stem] = path
+    return found
+
+
+def load_all(extra: Iterable[str | Path] = ()) -> list[Runbook]:
+    return [load_file(path) for path in discover(extra).values()]
+
+
+def load(name: str, extra: Iterable[str | Path] = ()) -> Runbook:
+    known = discover(extra)
+    key = name[:-3] if name.endswith(".md") else name
+    if key not in known:
+        listing = ", ".join(sorted(known)) or "none"
+        raise BadInput(f"runbook {name}: unknown; known runbooks: {listing} (see inv runbook.list)")
+    return load_file(known[key])
