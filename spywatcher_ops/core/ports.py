@@ -15,6 +15,10 @@ from typing import Any, Protocol
 
 from .plan import Plan
 
+# The tag value (key ManagedBy) that marks what this toolkit created; only
+# such snapshots and instances are ever deleted by it.
+MANAGED_BY = "spywatcher-ops"
+
 # Progress callbacks receive a short status line ("creating, 42%").
 Progress = Callable[[str], None]
 
@@ -172,14 +176,21 @@ class Cache(Protocol):
     def status(self) -> list[CacheNode]: ...
     def endpoint(self) -> CacheEndpoint: ...
     def events(self, since: datetime) -> list[ProviderEvent]: ...
-    def plan_failover(self) -> Plan: ...
+    # node_group: the shard to fail over; None = the only one (error if several).
+    def plan_failover(self, node_group: str | None = None) -> Plan: ...
     def failover(self, plan: Plan, *, progress: Progress) -> FailoverResult: ...
 
 
 class Cluster(Protocol):
     """EKS through the kubernetes client. The sandbox has none."""
 
+    namespace: str  # where the application's deployments live
+    kube: Any  # backends.kube.Kube: reads return the API's JSON, writes are plan steps
+
     def deployments(self) -> list[dict[str, Any]]: ...
+    def deployment_name(self, short: str) -> str: ...  # "backend" -> "{project}-{env}-backend"
+    def describe_access(self) -> str: ...  # how the cluster is reached, for output
+    def api_client(self) -> Any: ...  # the kubernetes ApiClient (built once, token renewed)
 
 
 class Infrastructure(Protocol):
