@@ -50,16 +50,23 @@ class Console:
             extra = f" [dim]({_esc(hint)})[/dim]" if hint else ""
             self.out.print(f"[red]FAILED[/red] {_esc(text)}{extra}")
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
+              *, whole: Sequence[str] = ()) -> None:
+        """`whole`: columns never cut short (ids a user copies into the next command).
+        Piped output with such columns gets the width the table needs, not 80."""
         if self.json_mode:
             return
         from rich.table import Table
 
         table = Table(title=title, show_lines=False)
         for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*["" if v is None else str(v) for v in row])
+            table.add_column(col, no_wrap=col in whole)
+        cells = [["" if v is None else str(v) for v in row] for row in rows]
+        for row in cells:
+            table.add_row(*row)
+        if whole and not self.out.is_terminal:
+            needed = sum(max([len(c)] + [len(r[i]) for r in cells]) + 3 for i, c in enumerate(columns)) + 1
+            self.out.width = max(self.out.width, needed)
         self.out.print(table)
 
     def emit_json(self, data: Any) -> None:
