@@ -1,0 +1,169 @@
+"""The sandbox as a whole: bring it up (or repair it), report, stop, purge, reset.
+
+Domain functions for the `sandbox.*` tasks: they take the Environment and a
+progress callback and return data; the tasks render it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import Unsupported
+from ...core.plan import Plan, Step
+from ...core.ports import Progress, no_progress
+from . import postgres as pg
+from .state import node_alive
+
+if TYPE_CHECKING:
+    from ...core.environment import Environment
+    from .provision import PgSandbox
+
+
+def require_sandbox(environment: Environment) -> None:
+    if environment.kind != "sandbox":
+        raise Unsupported(
+            f"--env {environment.name}: sandbox tasks work on sandbox environments only ({environment.name} is {environment.kind})"
+        )
+
+
+def _box(environment: Environment) -> PgSandbox:
+    from .database import pg_sandbox
+
+    return pg_sandbox(environment)
+
+
+def _redis(environment: Environment) -> Any:
+    from .cache import SandboxCache
+
+    return SandboxCache(environment).redis
+
+
+@dataclass
+class SandboxReport:
+    root: str
+    database: list[dict[str, Any]] = field(default_factory=list)
+    cache: list[dict[str, Any]] = field(default_factory=list)
+    database_url: str | None = None
+    cache_sentinels: list[str] = field(default_factory=list)
+    pg_base: str | None = None
+    replication: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.database) and all(n["alive"] for n in self.database if n.get("desired", "running") == "running")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "pg_base": self.pg_base,
+            "replication": self.replication,
+            "database_url": self.database_url,
+            "database": self.database,
+            "cache_sentinels": self.cache_sentinels,
+            "cache": self.cache,
+        }
+
+
+def database_url(state: dict[str, Any], db_name: str, db_user: str) -> str:
+    """libpq URI naming both nodes; target_session_attrs makes clients follow a failover."""
+    main = state["instances"][state["main"]]
+    names = [main["primary"]] + ([main["standby"]] if main.get("standby") else [])
+    hosts = ",".join(f"{pg.HOST}:{state['nodes'][n]['port']}" for n in names)
+    return f"postgresql://{db_user}@{hosts}/{db_name}?target_session_attrs=read-write"
+
+
+def _cache_rows(nodes: list[Any]) -> list[dict[str, Any]]:
+    return [{"name": n.id, "role": n.role, "port": n.port, "pid": n.details.get("pid"), "alive": n.alive,
+             **{k: v for k, v in n.details.items() if k != "pid"}} for n in nodes]
+
+
+def report(environment: Environment, db_rows: list[dict[str, Any]] | None = None,
+           cache_nodes: list[Any] | None = None) -> SandboxReport:
+    box = _box(environment)
+    state = box.statefile.load()
+    rep = SandboxReport(root=str(box.root))
+    if state:
+        rep.pg_base = state["pg_base"]
+        rep.replication = state["replication"]
+        rep.database_url = database_url(state, box.db_name, box.db_user)
+        if db_rows is None:
+            db_rows = [r.to_dict() for r in box.status()]
+        for row in db_rows:
+            row["desired"] = state["nodes"].get(row["name"], {}).get("desired", "running")
+        rep.database = db_rows
+    if cache_nodes is None:
+        cache_nodes = _redis(environment).status()
+    rep.cache = _cache_rows(cache_nodes)
+    rep.cache_sentinels = [f"{n['name']}={pg.HOST}:{n['port']}" for n in rep.cache if n["role"] == "sentinel"]
+    return rep
+
+
+def plan_up(environment: Environment) -> Plan:
+    box = _box(environment)
+    state = box.statefile.load()
+    plan = Plan(f"bring up the sandbox under {box.root}")
+    if not state:
+        plan.add(Step("sandbox", "provision_postgres", {
+            "primary": "initdb --wal-segsize=1 + pg_ctl start", "standby": "pg_basebackup + streaming",
+            "replication": box.replication, "archive": "archive_mode=always", "first_base_backup": True,
+        }))
+    else:
+        for name, node in state["nodes"].items():
+            if node.get("desired") == "running" and not node_alive(node):
+                plan.add(Step("sandbox", "pg_ctl_start", {"node": name, "role": node["role"], "port": node["port"]},
+                              why="not running; repaired (a standby that cannot stream is rebuilt)"))
+    plan.add(Step("sandbox", "redis_up", {"folder": str(box.root / "redis")},
+                  why="primary + replica + 3 sentinels; started or repaired as needed"))
+    return plan
+
+
+def up(environment: Environment, progress: Progress = no_progress) -> SandboxReport:
+    """Provision from nothing, or report what runs and repair what does not."""
+    box = _box(environment)
+    db_reports = box.up(progress)
+    progress("redis")
+    cache_nodes = _redis(environment).up()
+    rows = [r.to_dict() for r in db_reports]
+    return report(environment, rows, cache_nodes)
+
+
+def status(environment: Environment) -> SandboxReport:
+    return report(environment)
+
+
+def plan_down(environment: Environment, *, purge: bool) -> Plan:
+    box = _box(environment)
+    state = box.statefile.load()
+    plan = Plan(("stop and delete" if purge else "stop") + f" the sandbox under {box.root}")
+    for name, node in (state or {}).get("nodes", {}).items():
+        if node_alive(node):
+            if purge:  # its data is deleted next: no clean shutdown needed
+                plan.add(Step("sandbox", "kill", {"node": name, "pid": node["pid"], "signal": "SIGKILL"}))
+            else:
+                plan.add(Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node["pid"], "mode": "fast"}))
+    plan.add(Step("sandbox", "redis_down", {"folder": str(box.root / "redis")}))
+    if purge:
+        targets = [str(box.root)] + ([state["pg_base"]] if state else [])
+        plan.add(Step("sandbox", "delete_folders", {"paths": targets},
+                      why="every database, WAL archive, base backup and Redis file of the sandbox is deleted"))
+    return plan
+
+
+def down(environment: Environment, *, purge: bool) -> dict[str, Any]:
+    box = _box(environment)
+    redis = _redis(environment)
+    if purge:
+        redis.purge()
+        box.purge()
+        if box.root.exists() and not any(box.root.iterdir()):
+            box.root.rmdir()
+        return {"stopped": "all", "purged": True}
+    stopped = box.down()
+    redis.down()
+    return {"stopped": stopped, "purged": False}
+
+
+def reset(environment: Environment, progress: Progress = no_progress) -> SandboxReport:
+    down(environment, purge=True)
+    return up(environment, progress)

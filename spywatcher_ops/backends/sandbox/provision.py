@@ -1,0 +1,594 @@
+"""The sandbox's PostgreSQL pair: provision, repair, status, stop, purge, and the
+building blocks failover/restore/swap use (standby build, base backups, heartbeats).
+
+Layout under `pg_base` (see state.py for why it may live outside the state folder):
+    nodes/<node>/            one data folder per server (n1, n2, ...)
+    logs/<node>.log          its server log
+    archive/<lineage>/       archived WAL of one primary lineage
+    backups/<id>/            base backups (snapshots), each with ops.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ...core.clock import iso
+from ...core.errors import BadInput, NotReady, OperationFailed
+from ...core.ports import Progress, no_progress
+from . import postgres as pg
+from .state import EventLog, StateFile, node_alive, pid_alive
+
+REPLICATION_MODES = ("synchronous", "asynchronous")
+PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (measured.md)
+
+
+@dataclass
+class NodeReport:
+    name: str
+    role: str
+    port: int
+    pid: int | None
+    alive: bool
+    action: str = ""  # what `up` did: running, started, created, rebuilt, moved port
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "port": self.port, "pid": self.pid, "alive": self.alive,
+                "action": self.action, **self.details}
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # like the server: TIME_WAIT leftovers of our own connections do not make a port busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((pg.HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(taken: set[int]) -> int:
+    """A free loopback port below the ephemeral range, not already given to another node."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(*PORT_RANGE)
+        if port not in taken and port_free(port):
+            return port
+    raise NotReady(f"no free loopback port found in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
+
+
+def default_pg_base(root: Path) -> Path:
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return Path("/var/tmp") / f"spywatcher-ops-{digest}"
+
+
+class PgSandbox:
+    """The PostgreSQL processes of one sandbox, driven by its state file."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        instance_id: str,
+        replication: str = "synchronous",
+        bin_dir: Path = pg.PG_BIN,
+        db_name: str = "spywatcher",
+        db_user: str = "spywatcher",
+        now: Callable[[], datetime],
+    ) -> None:
+        if replication not in REPLICATION_MODES:
+            raise BadInput(
+                f"environments.sandbox.replication {replication}: unknown mode; accepted: {', '.join(REPLICATION_MODES)}"
+            )
+        self.root = root
+        self.instance_id = instance_id
+        self.replication = replication
+        self.bin_dir = bin_dir
+        self.db_name = db_name
+        self.db_user = db_user
+        self.now = now
+        self.statefile = StateFile(root)
+        self.events = EventLog(root)
+        self.run_as = "postgres" if os.geteuid() == 0 else None
+
+    # -- helpers ----------------------------------------------------------
+    def user(self, state: dict[str, Any] | None = None) -> pg.ServerUser:
+        base = Path(state["pg_base"]) if state else self.root
+        return pg.ServerUser(self.bin_dir, (state or {}).get("run_as", self.run_as) if state else self.run_as, base)
+
+    def event(self, code: str, message: str) -> None:
+        self.events.add(self.now(), code, message)
+
+    def check_root(self) -> None:
+        """The state folder must be ours and whole; say how to repair it if not."""
+        root = self.root
+        if root.exists():
+            info = root.stat()
+            if not stat.S_ISDIR(info.st_mode):
+                raise NotReady(f"sandbox folder {root} is not a folder", hint="remove it or set ops.state_dir elsewhere")
+            if info.st_uid != os.geteuid():
+                raise NotReady(
+                    f"sandbox folder {root} is owned by uid {info.st_uid}, not by you (uid {os.geteuid()})",
+                    hint=f"run as its owner, `chown -R {os.geteuid()} {root}`, or set ops.state_dir elsewhere",
+                )
+            if not os.access(root, os.W_OK | os.X_OK):
+                raise NotReady(f"sandbox folder {root} is not writable", hint=f"chmod u+rwx {root}")
+
+    def load(self) -> dict[str, Any]:
+        state = self.statefile.load()
+        if not state:
+            raise NotReady(
+                f"the sandbox is not provisioned (no state in {self.root})",
+                hint="run `inv sandbox.up` first",
+            )
+        return state
+
+    def node_settings(self, state: dict[str, Any], name: str, *, sync_names: str | None = None) -> dict[str, Any]:
+        """Server settings for a node from its role in the state (sync names: current, unless given)."""
+        node = state["nodes"][name]
+        inst = state["instances"][node["instance"]]
+        settings = pg.base_settings(node["port"])
+        base = Path(state["pg_base"])
+        lineage = inst.get("lineage")
+        if lineage:
+            archive = base / "archive" / lineage
+            # always: a standby archives what it received, so losing the primary loses no archived WAL
+            settings["archive_mode"] = "always"
+            settings["archive_command"] = pg.archive_command(archive)
+        if node["role"] == "standby":
+            primary = state["nodes"][inst["primary"]]
+            settings["primary_conninfo"] = (
+                f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} application_name={name}"
+            )
+            settings["primary_slot_name"] = slot_name(name)
+            if lineage:
+                settings["restore_command"] = pg.restore_command(base / "archive" / lineage)
+        elif node["role"] == "primary":
+            if sync_names is None:
+                sync_names = node.get("sync_names", "")
+            settings["synchronous_standby_names"] = sync_names
+        return settings
+
+    def configure(self, state: dict[str, Any], name: str, *, sync_names: str | None = None,
+                  extra: dict[str, Any] | None = None) -> None:
+        node = state["nodes"][name]
+        settings = self.node_settings(state, name, sync_names=sync_names)
+        if node["role"] == "primary":
+            node["sync_names"] = settings["synchronous_standby_names"]
+        settings.update(extra or {})
+        user = self.user(state)
+        data = Path(node["data"])
+        pg.write_conf(user, data, settings)
+        pg.set_signal_file(user, data, "standby.signal", node["role"] == "standby")
+
+    def reload(self, state: dict[str, Any], name: str) -> None:
+        node = state["nodes"][name]
+        if node_alive(node):
+            self.user(state).pg("pg_ctl", "-D", node["data"], "reload")
+
+    def taken_ports(self, state: dict[str, Any], but: str | None = None) -> set[int]:
+        return {n["port"] for k, n in state["nodes"].items() if k != but}
+
+    def new_node(self, state: dict[str, Any], instance: str, role: str) -> str:
+        number = int(state.get("next_node", 1))
+        state["next_node"] = number + 1
+        name = f"n{number}"
+        base = Path(state["pg_base"])
+        state["nodes"][name] = {
+            "instance": instance,
+            "role": role,
+            "data": str(base / "nodes" / name),
+            "log": str(base / "logs" / f"{name}.log"),
+            "port": pick_port(self.taken_ports(state)),
+            "pid": None,
+            "desired": "running",
+        }
+        return name
+
+    def start_node(self, state: dict[str, Any], name: str, *, wait: bool = True,
+                   extra: dict[str, Any] | None = None) -> int:
+        node = state["nodes"][name]
+        if not port_free(node["port"]):
+            old = node["port"]
+            node["port"] = pick_port(self.taken_ports(state, but=name) | {old})
+            node.setdefault("notes", []).append(f"port {old} was busy; moved to {node['port']}")
+            self.event("port-moved", f"{name}: port {old} was busy; now {node['port']}")
+        for attempt in (1, 2):
+            self.configure(state, name, extra=extra)
+            try:
+                node["pid"] = pg.start(self.user(state), Path(node["data"]), Path(node["log"]), wait=wait)
+                return int(node["pid"])
+            except OperationFailed as exc:
+                # taken between our check and the server's bind: once more on another port
+                if attempt == 2 or "could not bind" not in str(exc) and "Address already in use" not in str(exc):
+                    raise
+                old = node["port"]
+                node["port"] = pick_port(self.taken_ports(state, but=name) | {old})
+                self.event("port-moved", f"{name}: port {old} was taken while starting; now {node['port']}")
+        raise AssertionError("unreachable")
+
+    def stop_node(self, state: dict[str, Any], name: str) -> None:
+        node = state["nodes"][name]
+        pg.stop(self.user(state), Path(node["data"]), node.get("pid"))
+        node["pid"] = None
+
+    # -- provisioning -----------------------------------------------------
+    def choose_pg_base(self) -> Path:
+        """Where the server user can enter: under the state folder if it can, else /var/tmp."""
+        inside = self.root / "postgres"
+        user = pg.ServerUser(self.bin_dir, self.run_as, self.root)
+        if user.can_enter(self.root):
+            return inside
+        return default_pg_base(self.root)
+
+    def fresh_state(self) -> dict[str, Any]:
+        base = self.choose_pg_base()
+        return {
+            "version": 1,
+            "root": str(self.root),
+            "pg_base": str(base),
+            "run_as": self.run_as,
+            "replication": self.replication,
+            "main": self.instance_id,
+            "instances": {},
+            "nodes": {},
+            "next_node": 1,
+            "next_lineage": 1,
+            "heartbeats": [],
+            "created": iso(self.now()),
+        }
+
+    def new_lineage(self, state: dict[str, Any]) -> str:
+        number = int(state.get("next_lineage", 1))
+        state["next_lineage"] = number + 1
+        lineage = f"l{number}"
+        self.user(state).mkdir(Path(state["pg_base"]) / "archive" / lineage)
+        return lineage
+
+    def up(self, progress: Progress = no_progress) -> list[NodeReport]:
+        """Provision from nothing, or repair what is not running. Idempotent."""
+        self.check_root()
+        if self.run_as:
+            pg.require_user(self.run_as)
+        pg.ServerUser(self.bin_dir, self.run_as, self.root).check_tools()
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.statefile.editing() as state:
+            if not state:
+                state.update(self.fresh_state())
+                try:
+                    return self._provision(state, progress)
+                except BaseException:
+                    self._stop_all(state)
+                    raise
+            if state.get("replication") != self.replication:
+                state["replication"] = self.replication
+            return self._repair(state, progress)
+
+    def _provision(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
+        user = self.user(state)
+        base = Path(state["pg_base"])
+        if base.exists() and any(base.iterdir()):
+            raise NotReady(
+                f"PostgreSQL folder {base} exists but no sandbox state refers to it (half-deleted sandbox?)",
+                hint=f"remove it (`rm -rf {base}`) or run `inv sandbox.reset --yes`",
+            )
+        for sub in ("nodes", "logs", "backups", "archive"):
+            user.mkdir(base / sub)
+        lineage = self.new_lineage(state)
+        inst_id = self.instance_id
+        state["instances"][inst_id] = {
+            "primary": None, "standby": None, "lineage": lineage, "created_by_us": False,
+            "created": iso(self.now()), "origin": "sandbox.up",
+        }
+        primary = self.new_node(state, inst_id, "primary")
+        state["instances"][inst_id]["primary"] = primary
+        progress(f"initdb {primary}")
+        pg.initdb(user, Path(state["nodes"][primary]["data"]))
+        progress(f"starting primary {primary}")
+        self.start_node(state, primary)
+        port = state["nodes"][primary]["port"]
+        pg.query(port, f'CREATE ROLE "{self.db_user}" LOGIN CREATEDB')
+        pg.query(port, f'CREATE DATABASE "{self.db_name}" OWNER "{self.db_user}"')
+        pg.query(port, "CREATE TABLE spywatcher_ops_heartbeat (at timestamptz NOT NULL)")
+        self.event("created", f"primary {primary} on port {port}")
+        reports = [self.report(state, primary, "created")]
+        standby = self.build_standby(state, inst_id, progress)
+        reports.append(self.report(state, standby, "created"))
+        self.statefile.save(state)
+        progress("first base backup")
+        from .backups import take_backup
+
+        take_backup(self, state, backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}", kind="automated", tags={},
+                    progress=progress)
+        self.heartbeat(state)
+        return reports
+
+    def build_standby(self, state: dict[str, Any], inst_id: str, progress: Progress,
+                      name: str | None = None) -> str:
+        """A new (or rebuilt) streaming standby for an instance's primary, via a fresh base backup."""
+        inst = state["instances"][inst_id]
+        primary = state["nodes"][inst["primary"]]
+        if name is None:
+            name = self.new_node(state, inst_id, "standby")
+        node = state["nodes"][name]
+        node.update(role="standby", instance=inst_id, desired="running")
+        inst["standby"] = name
+        user = self.user(state)
+        data = Path(node["data"])
+        if data.exists():
+            shutil.rmtree(data)
+        ensure_slot(primary["port"], slot_name(name))
+        # --no-sync: a standby is rebuilt, not trusted, if the machine crashes right now;
+        # the server itself runs with fsync on (snapshots are synced, they are the backups)
+        progress(f"base backup for standby {name}")
+        user.pg("pg_basebackup", "-h", pg.HOST, "-p", primary["port"], "-U", pg.SUPERUSER, "-D", data,
+                "-X", "stream", "-c", "fast", "--no-manifest", "--no-sync", "-l", f"standby {name}")
+        progress(f"starting standby {name}")
+        self.start_node(state, name)
+        self.after_standby_started(state, inst_id, progress)
+        self.event("standby", f"standby {name} streaming from {inst['primary']} on port {node['port']}")
+        return name
+
+    def streaming(self, state: dict[str, Any], standby: str) -> bool:
+        primary = state["nodes"][state["instances"][state["main"]]["primary"]]
+        rows = pg.try_query(primary["port"], "SELECT 1 FROM pg_stat_replication WHERE application_name = %s"
+                            " AND state = 'streaming'", (standby,))
+        return bool(rows)
+
+    def after_standby_started(self, state: dict[str, Any], inst_id: str, progress: Progress) -> None:
+        """Wait until the standby streams, then (synchronous mode) make the primary wait for it."""
+        inst = state["instances"][inst_id]
+        primary_name, standby_name = inst["primary"], inst["standby"]
+        primary = state["nodes"][primary_name]
+        deadline = time.monotonic() + 30
+        while True:
+            rows = pg.try_query(primary["port"], "SELECT state FROM pg_stat_replication WHERE application_name = %s",
+                                (standby_name,))
+            if rows and rows[0][0] == "streaming":
+                break
+            if time.monotonic() > deadline:
+                log = state["nodes"][standby_name]["log"]
+                raise OperationFailed(f"standby {standby_name} is not streaming after 30 s: {pg.log_tail(Path(log))}")
+            progress(f"waiting for {standby_name} to stream")
+            time.sleep(0.05)
+        want = f'"{standby_name}"' if state["replication"] == "synchronous" else ""
+        if primary.get("sync_names") != want:
+            self.configure(state, primary_name, sync_names=want)
+            self.reload(state, primary_name)
+
+    def _repair(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
+        reports: list[NodeReport] = []
+        main = state["instances"][state["main"]]
+        primary_name, standby_name = main["primary"], main["standby"]
+        primary = state["nodes"][primary_name]
+        if not Path(primary["data"], "PG_VERSION").exists():
+            raise NotReady(
+                f"the primary's data folder {primary['data']} is missing (half-deleted sandbox)",
+                hint="`inv sandbox.reset --yes` rebuilds the sandbox from nothing (its data is lost)",
+            )
+        old_port = primary["port"]
+        reports.append(self.ensure_running(state, primary_name, progress))
+        if standby_name:
+            standby = state["nodes"][standby_name]
+            alive = node_alive(standby)
+            if not Path(standby["data"], "PG_VERSION").exists():
+                self.build_standby(state, state["main"], progress, name=standby_name)
+                reports.append(self.report(state, standby_name, "rebuilt (its data folder was missing)"))
+            elif alive and primary["port"] != old_port:
+                self.configure(state, standby_name)
+                self.reload(state, standby_name)
+                reports.append(self.report(state, standby_name, "running, repointed to the primary's new port"))
+            elif alive and self.streaming(state, standby_name):
+                reports.append(self.report(state, standby_name, "running"))
+            elif alive:  # running but cut off (e.g. a drill paused it): point it at the primary again
+                self.configure(state, standby_name)
+                self.reload(state, standby_name)
+                self.after_standby_started(state, state["main"], progress)
+                reports.append(self.report(state, standby_name, "running, reconnected to the primary"))
+            else:
+                try:
+                    self.start_node(state, standby_name)
+                    self.after_standby_started(state, state["main"], progress)
+                    reports.append(self.report(state, standby_name, "started"))
+                except OperationFailed:
+                    self.stop_node(state, standby_name)
+                    self.build_standby(state, state["main"], progress, name=standby_name)
+                    reports.append(self.report(state, standby_name, "rebuilt (it would not start as a standby)"))
+        else:
+            self.build_standby(state, state["main"], progress)
+            reports.append(self.report(state, main["standby"], "created"))
+        if main.get("standby") and self.streaming(state, main["standby"]):
+            self.after_standby_started(state, state["main"], progress)  # the configured mode, sync or async
+        for name, node in state["nodes"].items():
+            if name in (primary_name, standby_name) or node.get("desired") != "running":
+                continue
+            if not Path(node["data"], "PG_VERSION").exists():
+                reports.append(self.report(state, name, "missing (data folder gone)"))
+                continue
+            reports.append(self.ensure_running(state, name, progress))
+        from .backups import backups_of
+
+        if not backups_of(state, main.get("lineage")):
+            from .backups import take_backup
+
+            take_backup(self, state, backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}", kind="automated", tags={},
+                        progress=progress)
+        return reports
+
+    def ensure_running(self, state: dict[str, Any], name: str, progress: Progress) -> NodeReport:
+        node = state["nodes"][name]
+        if node_alive(node) and pg.postmaster_pid(Path(node["data"])) == node["pid"]:
+            return self.report(state, name, "running")
+        progress(f"starting {name}")
+        old = node["port"]
+        self.start_node(state, name)
+        self.event("started", f"{name} ({node['role']}) was not running; started on port {node['port']}")
+        action = "started" if node["port"] == old else f"started on port {node['port']} ({old} was busy)"
+        return self.report(state, name, action)
+
+    # -- status -----------------------------------------------------------
+    def report(self, state: dict[str, Any], name: str, action: str = "") -> NodeReport:
+        node = state["nodes"][name]
+        pid = node.get("pid")
+        alive = node_alive(node)
+        details: dict[str, Any] = {"instance": node["instance"]}
+        if node.get("notes"):
+            details["notes"] = node["notes"]
+        role = node["role"]
+        if node["instance"] != state["main"]:
+            role = "restored" if node.get("desired") == "running" else "replaced"
+        return NodeReport(name, role, node["port"], pid, alive, action, details)
+
+    def status(self) -> list[NodeReport]:
+        state = self.statefile.load()
+        if not state:
+            return []
+        reports = [self.report(state, name) for name in state["nodes"]]
+        main = state["instances"][state["main"]]
+        primary = state["nodes"][main["primary"]]
+        rows = None
+        if node_alive(primary):
+            rows = pg.try_query(
+                primary["port"],
+                "SELECT application_name, state, sync_state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,"
+                " extract(epoch FROM replay_lag) FROM pg_stat_replication",
+            )
+        for rep in reports:
+            if rep.alive:
+                answer = pg.try_query(rep.port, "SELECT pg_is_in_recovery()")
+                rep.details["answering"] = answer is not None
+                if answer is not None:
+                    rep.details["in_recovery"] = bool(answer[0][0])
+            if rep.name == main["standby"]:
+                streaming = [r for r in rows or [] if r[0] == rep.name]
+                if streaming:
+                    name, st, sync, lag_bytes, lag_s = streaming[0]
+                    rep.details.update(replication=st, sync_state=sync, lag_bytes=int(lag_bytes or 0),
+                                       lag_seconds=float(lag_s or 0.0))
+                else:
+                    rep.details.update(replication="not streaming")
+        return reports
+
+    # -- WAL heartbeat: makes "latest restorable time" real ------------------
+    def heartbeat(self, state: dict[str, Any], *, wait: float = 15) -> dict[str, Any] | None:
+        """Commit a heartbeat on the primary, switch WAL, wait until the segment is archived.
+
+        Recovery to a time T needs a commit at or after T in the archive; this is it.
+        Returns the heartbeat record, or None when the primary is down.
+        """
+        main = state["instances"][state["main"]]
+        primary = state["nodes"][main["primary"]]
+        if not node_alive(primary) or not main.get("lineage"):
+            return None
+        import psycopg
+
+        try:
+            with pg.connect(primary["port"]) as conn:
+                at = conn.execute(
+                    "INSERT INTO spywatcher_ops_heartbeat VALUES (clock_timestamp()) RETURNING at"
+                ).fetchone()[0]  # type: ignore[index]
+                wal = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]  # type: ignore[index]
+        except psycopg.Error:
+            return None
+        archive = Path(state["pg_base"]) / "archive" / main["lineage"]
+        deadline = time.monotonic() + wait
+        while not (archive / wal).exists():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
+        record = {"at": iso(at), "wal": wal, "lineage": main["lineage"]}
+        state.setdefault("heartbeats", []).append(record)
+        state["heartbeats"] = state["heartbeats"][-20:]
+        return record
+
+    # -- stop / purge -------------------------------------------------------
+    def _stop_all(self, state: dict[str, Any], *, kill: bool = False) -> list[str]:
+        """Stop every server at once (fast shutdown, in parallel); with `kill`, SIGKILL (purge)."""
+        running = {name: node for name, node in state.get("nodes", {}).items() if node_alive(node)}
+        user = self.user(state)
+        for node in running.values():
+            if kill:
+                pg.kill_tree(node["pid"], Path(node["data"]))
+            else:
+                user.pg("pg_ctl", "-D", node["data"], "-m", "fast", "-W", "stop", ok_codes=(0, 1))
+        deadline = time.monotonic() + 30
+        for node in running.values():
+            while pid_alive(node["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if pid_alive(node["pid"]):
+                pg.kill_tree(node["pid"], Path(node["data"]))
+        for node in state.get("nodes", {}).values():
+            node["pid"] = None
+        return list(running)
+
+    def down(self) -> list[str]:
+        """Stop every PostgreSQL server the sandbox started; keep the data."""
+        if not self.statefile.exists():
+            return []
+        with self.statefile.editing() as state:
+            if not state:
+                return []
+            return self._stop_all(state)
+
+    def purge(self) -> None:
+        """Stop everything and delete the PostgreSQL data, archive, backups and state."""
+        try:
+            state = self.statefile.load()
+        except NotReady:
+            state = {}
+        if state:
+            self._stop_all(state, kill=True)  # everything is deleted next: no need to shut down cleanly
+            base = Path(state["pg_base"])
+            if base.exists() and (base == self.root / "postgres" or base.name.startswith("spywatcher-ops-")):
+                shutil.rmtree(base)
+        else:
+            fallback = default_pg_base(self.root)
+            for base in (self.root / "postgres", fallback):
+                if base.exists():
+                    _kill_servers_in(base)
+                    shutil.rmtree(base)
+        for name in ("state.json", "state.lock", "events.jsonl"):
+            (self.root / name).unlink(missing_ok=True)
+
+
+def _kill_servers_in(base: Path) -> None:
+    """Servers whose state file is lost: find them by their postmaster.pid files."""
+    for pidfile in base.glob("nodes/*/postmaster.pid"):
+        pid = pg.postmaster_pid(pidfile.parent)
+        if pid and pid_alive(pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"postgres" in cmdline:
+                pg.kill_tree(pid)
+
+
+def slot_name(node_name: str) -> str:
+    return node_name.replace("-", "_")
+
+
+def ensure_slot(port: int, slot: str) -> None:
+    pg.query(
+        port,
+        "SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+        "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+        (slot, slot),
+    )
+
+
+def dump(state: dict[str, Any]) -> str:
+    return json.dumps(state, indent=2, sort_keys=True)

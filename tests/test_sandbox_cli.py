@@ -1,0 +1,115 @@
+"""End to end through the real `inv` command: sandbox.up/status/down and db.* on the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fixtures_sandbox import server_pids_under, tracked_pids
+
+from spywatcher_ops.backends.sandbox.state import pid_alive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def inv(state_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    return subprocess.run(["inv", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.real
+@pytest.mark.e2e
+def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
+    state_dir = tmp_path / "state"
+    try:
+        up = inv(state_dir, "sandbox.up")
+        assert up.returncode == 0, up.stderr
+        assert "target_session_attrs=read-write" in up.stdout and "created" in up.stdout
+
+        status = inv(state_dir, "sandbox.status", "--json")
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        roles = sorted(n["role"] for n in report["database"])
+        assert roles == ["primary", "standby"]
+        standby = next(n for n in report["database"] if n["role"] == "standby")
+        assert standby["replication"] == "streaming" and standby["sync_state"] == "sync"
+        assert "lag_bytes" in standby and all(n["alive"] and n["pid"] for n in report["database"])
+        assert {n["role"] for n in report["cache"]} == {"primary", "replica", "sentinel"}
+
+        again = inv(state_dir, "sandbox.up", "--json")
+        assert again.returncode == 0, again.stderr
+        assert {n["action"] for n in json.loads(again.stdout)["database"]} == {"running"}
+
+        window = inv(state_dir, "db.window", "--json")
+        assert window.returncode == 0, window.stderr
+        earliest = datetime.fromisoformat(json.loads(window.stdout)["earliest"].replace("Z", "+00:00"))
+        too_early = (earliest - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        refused = inv(state_dir, "db.restore", "--to", too_early, "--yes")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "window" in refused.stderr and earliest.strftime("%Y-%m-%dT%H:%M") in refused.stderr
+
+        snap = inv(state_dir, "db.snapshot", "--label", "e2e", "--yes")
+        assert snap.returncode == 0, snap.stderr
+        listed = inv(state_dir, "db.snapshots", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert "-e2e-" in listed.stdout and "automated" in listed.stdout
+
+        failover = inv(state_dir, "db.failover", "--yes")
+        assert failover.returncode == 0, failover.stderr
+        assert "promote" in failover.stdout and "rebuilt" in failover.stdout
+
+        # a process that died is reported (exit 3) and repaired by up
+        state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+        standby_name = state["instances"][state["main"]]["standby"]
+        os.kill(state["nodes"][standby_name]["pid"], 9)
+        broken = inv(state_dir, "sandbox.status")
+        assert broken.returncode == 3 and standby_name in broken.stderr
+        repaired = inv(state_dir, "sandbox.up")
+        assert repaired.returncode == 0, repaired.stderr
+        assert inv(state_dir, "sandbox.status").returncode == 0
+
+        pids = tracked_pids(state_dir)
+        down = inv(state_dir, "sandbox.down")
+        assert down.returncode == 0, down.stderr
+        assert not [p for p in pids if pid_alive(p)]
+    finally:
+        base = None
+        state_file = state_dir / "sandbox" / "state.json"
+        if state_file.exists():
+            base = Path(json.loads(state_file.read_text())["pg_base"])
+        purge = inv(state_dir, "sandbox.down", "--purge", "--yes")
+        assert purge.returncode == 0, purge.stderr
+    assert not (state_dir / "sandbox").exists()
+    assert base is not None and not base.exists()
+    assert server_pids_under(base) == [] and server_pids_under(state_dir) == []
+
+
+@pytest.mark.e2e
+def test_missing_postgres_binaries_is_one_line_naming_the_package(tmp_path):
+    config = tmp_path / "ops.yaml"
+    config.write_text(f"ops:\n  environments:\n    sandbox:\n      pg_bin: {tmp_path / 'nowhere'}\n")
+    result = subprocess.run(["inv", "-f", str(config), "sandbox.up"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "INVOKE_OPS_STATE_DIR": str(tmp_path / "state")}, timeout=60)
+    assert result.returncode == 3
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "apt-get install postgresql-15" in errors[0]
+
+
+@pytest.mark.e2e
+def test_sandbox_tasks_refuse_an_aws_environment(tmp_path):
+    result = inv(tmp_path, "sandbox.status", "--env", "staging")
+    assert result.returncode == 2
+    assert "sandbox environments only" in result.stderr
+
+
+@pytest.mark.real
+def test_sandbox_env_fixture_brings_up_both_halves(sandbox_env):
+    from spywatcher_ops.backends.sandbox import lifecycle
+
+    rep = lifecycle.status(sandbox_env)
+    assert rep.healthy
+    assert len(rep.database) == 2 and len(rep.cache) == 5 and all(n["alive"] for n in rep.cache)
