@@ -1,1 +1,302 @@
 """Disaster-recovery drills that measure the achieved RTO and RPO against the targets."""
+
+# Only invoke and core.cli at module level: `inv --list` must not import psycopg,
+# redis, boto3 or rich. Each task imports the drills package when it runs.
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invoke import Context
+
+from spywatcher_ops.core.cli import (
+    DRY_RUN_HELP,
+    ENV_HELP,
+    JSON_HELP,
+    YES_HELP,
+    console,
+    environment,
+    ops_task,
+    settings,
+)
+from spywatcher_ops.core.errors import BadInput
+
+SCENARIO_HELP = "scenario name (inv dr.scenarios lists them), e.g. db-failover (default: the environment's suite)"
+REPORT_DIR_HELP = "folder for the JSON, Markdown and HTML reports, e.g. /tmp/reports (default: <state_dir>/reports)"
+TIMEOUT_HELP = "hard timeout after the fault, in seconds, e.g. 120; the drill aborts and rolls back (default: the scenario's)"
+KEEP_HELP = "restore drills: keep the restored instance instead of removing it"
+PARAM_HELP = "scenario parameter KEY=VALUE, repeatable, e.g. --param stall_s=3 (db-stall), --param writes=5 (db-async-loss)"
+STABLE_HELP = "consecutive good probe attempts that count as recovered, e.g. 5"
+NO_UP_HELP = "sandbox: do not start or repair the sandbox first; fail preflight if it is down"
+
+
+def _params(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--param {item}: not KEY=VALUE; e.g. --param stall_s=3")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _options(timeout: int, keep: bool, param: list[str] | None, stable: int) -> Any:
+    from spywatcher_ops.drills.measure import Stability
+    from spywatcher_ops.drills.scenario import DrillOptions
+
+    if timeout < 0:
+        raise BadInput(f"--timeout {timeout}: use a number of seconds > 0, e.g. 120 (0: the scenario's own)")
+    if not 1 <= stable <= 100:
+        raise BadInput(f"--stable {stable}: use 1 to 100 consecutive good attempts, e.g. 5")
+    return DrillOptions(timeout_s=float(timeout) if timeout else None, keep=keep, params=_params(param),
+                        stability=Stability(stable_count=stable))
+
+
+def _scenarios(e: Any, scenario: str | None) -> list[Any]:
+    from spywatcher_ops.drills import registry
+
+    extra = (e.settings.section("drills").get("scenario_modules") or [])
+    if scenario:
+        names = [s.strip() for s in scenario.split(",") if s.strip()]
+        return [registry.get(n, e.kind, extra) for n in names]
+    suite = registry.default_suite(e.kind, extra)
+    if not suite:
+        raise BadInput(f"no default drill suite for {e.kind} environments; pick one with --scenario")
+    return suite
+
+
+def _report_dir(c: Context, report_dir: str | None) -> Path:
+    return Path(report_dir).expanduser().resolve() if report_dir else settings(c).state_dir / "reports"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 120:
+        return f"{value / 60:.1f} min"
+    return f"{value:.2f} s"
+
+
+def _render_checks(out: Any, name: str, checks: list[Any]) -> None:
+    out.print(f"preflight {name}:")
+    for c in checks:
+        if c.status == "ok":
+            out.ok(f"{c.name}: {c.detail}")
+        elif c.status == "warn":
+            out.print(f"WARN {c.name}: {c.detail}")
+        else:
+            out.failed(f"{c.name}: {c.detail}", c.hint)
+
+
+def _render_scorecard(out: Any, result: Any) -> None:
+    rows = [["scenario", "RTO achieved / target", "RPO achieved / target", "verdict", "report"]]
+    for r in result.rows:
+        rpo = f"{_fmt(r.rpo_s)} / {_fmt(r.rpo_target_s)}"
+        if r.lost_writes:
+            rpo += f" ({r.lost_writes} lost)"
+        rows.append([r.scenario, f"{_fmt(r.rto_s)} / {_fmt(r.rto_target_s)}", rpo, r.outcome.upper(),
+                     r.report or "-"])
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    out.print("")
+    for i, row in enumerate(rows):
+        out.print(" | ".join(str(cell).ljust(widths[j]) if j < 4 else str(cell) for j, cell in enumerate(row)))
+        if i == 0:
+            out.print("-+-".join("-" * w for w in widths) + "-+-" + "-" * 6)
+    for r in result.rows:
+        out.print(f"{r.scenario}: {r.summary}")
+
+
+@ops_task(
+    iterable=["param"],
+    help={
+        "env": ENV_HELP,
+        "scenario": SCENARIO_HELP + "; several: db-failover,cache-failover",
+        "json": JSON_HELP,
+        "report_dir": REPORT_DIR_HELP,
+        "timeout": TIMEOUT_HELP,
+        "keep": KEEP_HELP,
+        "param": PARAM_HELP,
+        "stable": STABLE_HELP,
+        "no_up": NO_UP_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+    },
+)
+def drill(c: Context, env: str | None = None, scenario: str | None = None, json: bool = False,
+          report_dir: str | None = None, timeout: int = 0, keep: bool = False, param: list[str] | None = None,
+          stable: int = 5, no_up: bool = False, dry_run: bool = False, yes: bool = False) -> None:
+    """Run failover drills and print a scorecard of measured RTO/RPO against the targets.
+
+    With no arguments: brings the sandbox up if needed, runs the environment's
+    default suite (sandbox: db-failover, cache-failover, pitr-restore,
+    snapshot-restore) and prints: scenario | RTO achieved / target | RPO
+    achieved / target | verdict | report. Exit 0 all targets met, 1 a target
+    missed, 2 bad input or refused, 3 preflight failed (nothing injected),
+    4 aborted and rolled back. Reports: JSON, Markdown, HTML.
+    Example: inv dr.drill --env staging --scenario db-failover --json
+    """
+    from spywatcher_ops.core.errors import Refused
+    from spywatcher_ops.core.guards import approve
+    from spywatcher_ops.drills import suite
+
+    out = console(json)
+    e = environment(c, env)
+    options = _options(timeout, keep, param, stable)
+    scenarios = _scenarios(e, scenario)
+    folder = _report_dir(c, report_dir)
+    if not e.env.allow_drills:
+        raise Refused(f"drills are not allowed on {e.name} (allow_drills: false)",
+                      hint=f"set ops.environments.{e.name}.allow_drills: true for it first")
+    with out.progress(f"drills on {e.name}") as progress:
+        if e.kind == "sandbox" and not no_up and not dry_run:
+            from spywatcher_ops.backends.sandbox import lifecycle
+
+            with e.operation("sandbox.up", {"by": "dr.drill"}):
+                lifecycle.up(e, progress)
+        if dry_run:
+            cleaned = []
+            for start, pending in suite.pending_leftovers(e):
+                out.info(f"would clean up after killed drill {start['op_id']}: "
+                         + (", ".join(u.get("kind", "?") for u in pending) or "nothing to undo"))
+        else:
+            cleaned = suite.cleanup_leftovers(e)
+        for item in cleaned:
+            out.info(f"cleaned up after killed drill {item['op_id']}: "
+                     + "; ".join(a["detail"] for a in item["actions"]) or "nothing left")
+        checked = suite.preflight_all(e, scenarios, options)
+    for pre in checked:
+        if not out.json_mode and (not pre.ok or any(ch.status == "warn" for ch in pre.checks)):
+            _render_checks(out, pre.scenario.name, pre.checks)
+    failed = suite.not_ready(checked)
+    if failed is not None:
+        out.emit_json({"env": e.name, "preflight": {p.scenario.name: [ch.to_dict() for ch in p.checks]
+                                                    for p in checked}, "exit_code": 3})
+        raise failed
+    plan = suite.suite_plan(e, scenarios, options)
+    confirm = e.kind != "sandbox"  # the sandbox is ours to break; anything else asks
+    if not approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=confirm):
+        out.emit_json({"dry_run": True, "plan": plan.to_dict()})
+        return
+    with out.progress(f"drills on {e.name}") as progress:
+        result = suite.run_suite(e, checked, options, report_dir=folder, progress=progress)
+    result.cleaned = cleaned
+    out.emit_json(result.to_dict())
+    if not out.json_mode:
+        _render_scorecard(out, result)
+    err = result.exit_error()
+    if err is not None:
+        raise err
+
+
+@ops_task(help={"env": "only scenarios this environment supports, e.g. staging (default: all)", "json": JSON_HELP})
+def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
+    """List the drill scenarios: what each injects, its targets, where it runs.
+
+    Example: inv dr.scenarios --env staging
+    """
+    from spywatcher_ops.drills import registry
+    from spywatcher_ops.drills.runner import target_key
+
+    out = console(json)
+    s = settings(c)
+    kind = s.env(env).kind if env else None
+    extra = s.section("drills").get("scenario_modules") or []
+    rows, data = [], []
+    for name, sc in sorted(registry.load(extra).items()):
+        if kind and kind not in sc.kinds:
+            continue
+        rto_k, rpo_k = target_key(s.targets.rto, sc.rto_key), target_key(s.targets.rpo, sc.rpo_key)
+        rto = f"RTO {rto_k} {_fmt(s.targets.rto.get(rto_k)) if rto_k else '-'}"
+        rpo = f"RPO {rpo_k} {_fmt(s.targets.rpo.get(rpo_k))}" if rpo_k else "RPO not judged"
+        suites = ", ".join(sc.default_for) or "-"
+        rows.append([name, sc.injects, f"{rto}; {rpo}", ", ".join(sc.kinds), suites])
+        data.append({**sc.describe(), "rto_target_s": s.targets.rto.get(rto_k) if rto_k else None,
+                     "rpo_target_s": s.targets.rpo.get(rpo_k) if rpo_k else None, "default_suite_for": list(sc.default_for)})
+    out.emit_json({"scenarios": data})
+    for r in rows:
+        out.print(f"{r[0]}\n  injects: {r[1]}\n  judged by: {r[2]}\n  environments: {r[3]} (default suite: {r[4]})")
+
+
+@ops_task(help={"env": ENV_HELP, "scenario": SCENARIO_HELP, "json": JSON_HELP, "param": PARAM_HELP},
+          iterable=["param"])
+def preflight(c: Context, env: str | None = None, scenario: str | None = None, json: bool = False,
+              param: list[str] | None = None) -> None:
+    """Check everything a drill needs, without injecting anything. Exit 3 if a check fails.
+
+    Steady state, drills allowed, lock free, standby / Multi-AZ, backups,
+    TestFailover quota, IAM permissions (aws) and predictions where the
+    configuration cannot meet a target. First cleans up after drills that were killed.
+    Example: inv dr.preflight --scenario db-failover
+    """
+    from spywatcher_ops.drills import suite
+
+    out = console(json)
+    e = environment(c, env)
+    options = _options(0, False, param, 5)
+    scenarios_ = _scenarios(e, scenario)
+    with out.progress(f"preflight on {e.name}"):
+        cleaned = suite.cleanup_leftovers(e)
+        checked = suite.preflight_all(e, scenarios_, options)
+    out.emit_json({"env": e.name, "cleaned_up": cleaned,
+                   "scenarios": {p.scenario.name: {"ok": p.ok, "checks": [ch.to_dict() for ch in p.checks]}
+                                 for p in checked}})
+    for item in cleaned:
+        out.print(f"cleaned up after killed drill {item['op_id']}: " + "; ".join(a["detail"] for a in item["actions"]))
+    if not out.json_mode:
+        for pre in checked:
+            _render_checks(out, pre.scenario.name, pre.checks)
+    failed = suite.not_ready(checked)
+    if failed is not None:
+        raise failed
+
+
+@ops_task(positional=["id"], help={"id": "drill id (the report column of the scorecard, or dr.history), or latest",
+                                   "report_dir": REPORT_DIR_HELP, "json": JSON_HELP})
+def report(c: Context, id: str | None = None, report_dir: str | None = None, json: bool = False) -> None:
+    """Re-render a drill report (JSON, Markdown, HTML) from the journal: inv dr.report ID|latest.
+
+    Example: inv dr.report latest
+    """
+    from spywatcher_ops.drills import suite
+
+    if not id or not id.strip():
+        raise BadInput("give a drill id or 'latest', e.g. inv dr.report latest")
+    out = console(json)
+    rep = suite.rerender(settings(c).state_dir, id.strip(), _report_dir(c, report_dir))
+    out.emit_json(rep)
+    out.print(f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "
+              f"{rep['outcome'].upper()} - {rep['summary']}")
+    for kind, path in rep["reports"].items():
+        out.print(f"{kind}: {path}")
+
+
+@ops_task(help={"scenario": "only this scenario, e.g. db-failover", "env": "only this environment, e.g. sandbox",
+                "last": "how many recent runs to list per scenario, e.g. 10", "json": JSON_HELP})
+def history(c: Context, scenario: str | None = None, env: str | None = None, last: int = 10,
+            json: bool = False) -> None:
+    """Show the drill trend: last runs, p50 / p95 of RTO and RPO, regressions flagged.
+
+    Example: inv dr.history --scenario db-failover
+    """
+    from spywatcher_ops.drills import history as hist
+
+    if last < 1:
+        raise BadInput(f"--last {last}: use 1 or more, e.g. 10")
+    out = console(json)
+    s = settings(c)
+    runs = hist.read(hist.history_path(s.state_dir))
+    trend = hist.trend(runs, scenario=scenario, env=env, last=last)
+    out.emit_json(trend)
+    if not trend["groups"]:
+        out.print("no drills recorded yet" + (f" for {scenario}" if scenario else "") + "; run inv dr.drill")
+        return
+    for g in trend["groups"]:
+        st = g["stats"]
+        out.print(f"{g['scenario']} on {g['env']}: {g['runs']} run(s); "
+                  f"RTO p50 {_fmt(st['rto_s']['p50'])} p95 {_fmt(st['rto_s']['p95'])}; "
+                  f"RPO p50 {_fmt(st['rpo_s']['p50'])} p95 {_fmt(st['rpo_s']['p95'])}")
+        for r in g["last_runs"]:
+            out.print(f"  {r['at']}  {r['outcome']:<9} RTO {_fmt(r.get('rto_s')):>8}  RPO {_fmt(r.get('rpo_s')):>8}"
+                      f"  lost {r.get('lost_writes') if r.get('lost_writes') is not None else '-'}  {r['id']}")
+        for reg in g["regressions"]:
+            out.print(f"  REGRESSION: {reg}")

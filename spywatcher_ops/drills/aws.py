@@ -1,0 +1,129 @@
+"""AWS-only parts of the drills: the TestFailover quota, the IAM permission
+simulation, and publishing results (CloudWatch metrics, an SNS summary).
+
+boto3 clients come from the environment's AwsClients (env.parts.clients),
+so the request ids reach the journal and tests can point them at moto.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import OpsError
+from .scenario import Check
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+
+PUBLISH_ACTIONS = ("cloudwatch:PutMetricData",)
+
+
+def _clients(env: Environment) -> Any:
+    return env.parts.clients  # type: ignore[attr-defined]
+
+
+def test_failover_quota(env: Environment) -> Check:
+    """ElastiCache allows a limited number of TestFailover calls per 24 h (5 by default)."""
+    cache = env.cache
+    try:
+        used = cache.test_failovers_in_window()  # type: ignore[attr-defined]
+    except OpsError as exc:
+        return Check("TestFailover quota", "failed", exc.message, hint=exc.hint)
+    quota = int(getattr(cache, "quota", 5))
+    if len(used) >= quota:
+        return Check("TestFailover quota", "failed", f"{len(used)} of {quota} TestFailover calls used in the last 24 h",
+                     hint="wait until the oldest call is 24 h old")
+    return Check("TestFailover quota", "ok", f"{len(used)} of {quota} TestFailover calls used in the last 24 h")
+
+
+def required_actions(env: Environment, scenario: Any) -> list[str]:
+    actions = list(getattr(scenario, "aws_actions", ()))
+    actions += PUBLISH_ACTIONS
+    if env.settings.section("aws").get("sns_topic_arn"):
+        actions.append("sns:Publish")
+    return sorted(set(actions))
+
+
+def permissions(env: Environment, scenario: Any) -> Check:
+    """IAM policy simulation of the caller for every action the scenario needs."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    actions = required_actions(env, scenario)
+    clients = _clients(env)
+    try:
+        arn = clients.client("sts").get_caller_identity()["Arn"]
+        principal = _policy_source(arn)
+        denied = []
+        paginator_args = {"PolicySourceArn": principal, "ActionNames": actions}
+        reply = clients.client("iam").simulate_principal_policy(**paginator_args)
+        for result in reply.get("EvaluationResults", []):
+            if result.get("EvalDecision") != "allowed":
+                denied.append(f"{result['EvalActionName']} ({result.get('EvalDecision')})")
+    except (ClientError, BotoCoreError) as exc:
+        return Check("IAM permissions", "failed", f"could not simulate the caller's policy: {exc}",
+                     hint="the caller needs iam:SimulatePrincipalPolicy on itself, or check the policy by hand")
+    if denied:
+        return Check("IAM permissions", "failed", "denied: " + ", ".join(denied),
+                     hint="attach deploy/iam policy to the role that runs drills")
+    return Check("IAM permissions", "ok", f"{len(actions)} action(s) allowed for {principal}")
+
+
+def _policy_source(arn: str) -> str:
+    """An assumed-role session ARN -> the role ARN that IAM can simulate."""
+    # arn:aws:sts::123456789012:assumed-role/RoleName/session -> arn:aws:iam::123456789012:role/RoleName
+    if ":assumed-role/" in arn:
+        prefix, rest = arn.split(":assumed-role/", 1)
+        account = prefix.split(":")[4]
+        partition = prefix.split(":")[1]
+        role = rest.split("/")[0]
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    if arn.startswith("arn:") and ":sts::" in arn and ":user/" in arn:
+        return arn.replace(":sts::", ":iam::", 1)  # IAM users (moto reports them under sts)
+    return arn
+
+
+def metric_data(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CloudWatch datums of one report. Pure."""
+    dims = [{"Name": "Environment", "Value": str(report["environment"]["name"])},
+            {"Name": "Scenario", "Value": str(report["scenario"]["name"])}]
+    from datetime import datetime
+
+    at = datetime.fromisoformat(str(report["started_at"]).replace("Z", "+00:00"))
+    data = []
+    for name, value in (("RTOSeconds", report["rto"]["achieved_s"]), ("RPOSeconds", report["rpo"]["achieved_s"]),
+                        ("LostWrites", report["rpo"].get("lost_writes"))):
+        if value is not None:
+            data.append({"MetricName": name, "Dimensions": dims, "Timestamp": at, "Value": float(value),
+                         "Unit": "Count" if name == "LostWrites" else "Seconds"})
+    data.append({"MetricName": "TargetsMet", "Dimensions": dims, "Timestamp": at,
+                 "Value": 1.0 if report["outcome"] == "met" else 0.0, "Unit": "Count"})
+    return data
+
+
+def publish(env: Environment, report: dict[str, Any]) -> dict[str, Any]:
+    """put_metric_data to ops.aws.metrics_namespace; an SNS summary if ops.aws.sns_topic_arn is set."""
+    aws = env.settings.section("aws")
+    clients = _clients(env)
+    namespace = str(aws.get("metrics_namespace") or "Spywatcher/DR")
+    clients.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=metric_data(report))
+    out: dict[str, Any] = {"namespace": namespace}
+    topic = aws.get("sns_topic_arn")
+    if topic:
+        subject = f"DR drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome']}"
+        reply = clients.client("sns").publish(TopicArn=str(topic), Subject=subject[:99],
+                                              Message=sns_message(report))
+        out["sns_message_id"] = reply.get("MessageId")
+    return out
+
+
+def sns_message(report: dict[str, Any]) -> str:
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{float(v):.2f} s"
+
+    return "\n".join([
+        f"Drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome'].upper()}",
+        report["summary"],
+        f"RTO {fmt(report['rto']['achieved_s'])} (target {fmt(report['rto']['target_s'])}): {report['rto']['verdict']}",
+        f"RPO {fmt(report['rpo']['achieved_s'])} (target {fmt(report['rpo']['target_s'])}): {report['rpo']['verdict']}",
+        f"Report id {report['id']}",
+    ])

@@ -1,0 +1,135 @@
+"""Clean up after drills that died halfway (SIGKILL, power loss).
+
+A drill journals everything it must undo as an `undo` step (ctx.undo) and an
+`undone` step once its rollback undid it. A `dr.drill` operation with a
+`start` and no `end` (core.journal.unfinished) was killed: its pending undo
+entries are undone here, newest first, and a `cleaned` record closes it.
+Handlers are registered per kind; another module can add its own with
+`@undo_handler("uncordon")`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core.journal import read, unfinished
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+
+UndoHandler = Callable[["Environment", dict[str, Any]], str]
+_HANDLERS: dict[str, UndoHandler] = {}
+
+
+def undo_handler(kind: str) -> Callable[[UndoHandler], UndoHandler]:
+    def register(fn: UndoHandler) -> UndoHandler:
+        _HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+@undo_handler("sigcont")
+def _sigcont(env: Environment, data: dict[str, Any]) -> str:
+    """Continue processes a drill stopped with SIGSTOP (if they are still the same processes)."""
+    resumed, gone = [], []
+    for pid, started in data.get("pids", []):
+        if process_start_time(pid) != started:
+            gone.append(pid)
+            continue
+        os.kill(pid, signal.SIGCONT)
+        resumed.append(pid)
+    return f"SIGCONT sent to {len(resumed)} process(es)" + (f"; {len(gone)} already gone" if gone else "")
+
+
+@undo_handler("delete-instance")
+def _delete_instance(env: Environment, data: dict[str, Any]) -> str:
+    """Remove an instance a restore drill created (only one the toolkit created)."""
+    from ..core.errors import OpsError
+
+    db = env.database
+    instance_id = str(data["instance"])
+    try:
+        inst = db.describe(instance_id)
+    except OpsError:
+        return f"instance {instance_id} is already gone"
+    if not inst.created_by_us:
+        return f"instance {instance_id} was not created by the toolkit: left alone"
+    db.delete_instance(db.plan_delete_instance(instance_id), progress=lambda _s: None)
+    return f"deleted instance {instance_id}"
+
+
+@undo_handler("drill-rows")
+def _drill_rows(env: Environment, data: dict[str, Any]) -> str:
+    from .probes import DRILL_TABLE, Cadence, pg_connect
+
+    with pg_connect(env.database.connection(), Cadence()) as conn:
+        conn.execute(f"DELETE FROM {DRILL_TABLE} WHERE run_id = %s", (data["run_id"],))
+    return f"removed the drill rows of {data['run_id']}"
+
+
+@undo_handler("cache-key")
+def _cache_key(env: Environment, data: dict[str, Any]) -> str:
+    from .probes import Cadence, RedisTarget
+
+    client = RedisTarget(env.cache.endpoint(), Cadence()).connect()
+    try:
+        client.delete(data["key"])
+    finally:
+        client.close()
+    return f"removed cache key {data['key']}"
+
+
+def leftovers(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(start record, pending undo entries) for each killed drill, oldest first. Pure."""
+    out = []
+    for start in unfinished(records):
+        if not str(start.get("op", "")).startswith("dr."):
+            continue
+        op_id = start["op_id"]
+        steps = [r for r in records if r.get("op_id") == op_id and r.get("event") == "step"]
+        done = {r.get("undo_id") for r in steps if r.get("step") == "undone"}
+        pending = [r["undo"] for r in steps if r.get("step") == "undo" and r["undo"]["id"] not in done]
+        out.append((start, pending))
+    return out
+
+
+def clean_up(env: Environment) -> list[dict[str, Any]]:
+    """Undo what killed drills left behind; returns what was done, per drill."""
+    journal = env.journal
+    results = []
+    for start, pending in leftovers(read(journal.path)):
+        actions = []
+        for entry in reversed(pending):
+            handler = _HANDLERS.get(entry.get("kind", ""))
+            if handler is None:
+                actions.append({"kind": entry.get("kind"), "status": "failed", "detail": "no handler for this kind"})
+                continue
+            try:
+                actions.append({"kind": entry["kind"], "status": "ok", "detail": handler(env, entry)})
+            except Exception as exc:  # noqa: BLE001 - recorded; the other undo entries still run
+                actions.append({"kind": entry["kind"], "status": "failed", "detail": f"{type(exc).__name__}: {exc}"})
+        journal.write({"event": "cleaned", "op_id": start["op_id"], "op": start.get("op"), "env": env.name,
+                       "actions": actions})
+        results.append({"op_id": start["op_id"], "started": start.get("at"), "actions": actions})
+    return results

@@ -1,0 +1,63 @@
+"""The scenario registry: modules register their scenarios at import.
+
+`SCENARIO_MODULES` lists the modules that hold scenarios; configuration can
+add more (`ops.drills.scenario_modules: [package.module]`). A module listed
+here that does not exist yet is skipped (another team may list theirs before
+it lands); any other import error is raised, not hidden.
+See scenario.py for how to write one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from ..core.errors import BadInput
+from .scenario import Scenario
+
+SCENARIO_MODULES: list[str] = [
+    "spywatcher_ops.drills.scenarios",  # db-failover, cache-failover, pitr-restore, snapshot-restore, ...
+    "spywatcher_ops.drills.app_scenarios",  # application scenarios on EKS (app-pod-loss, node-loss, zone-loss)
+]
+
+_REGISTRY: dict[str, Scenario] = {}
+T = TypeVar("T")
+
+
+def register(cls: T) -> T:
+    """Class decorator (or call with an instance): add a scenario under its name."""
+    obj: Any = cls() if isinstance(cls, type) else cls
+    if not isinstance(obj, Scenario):
+        raise TypeError(f"{cls!r} is not a drills.scenario.Scenario")
+    _REGISTRY[obj.name] = obj
+    return cls
+
+
+def load(extra_modules: Iterable[str] = ()) -> dict[str, Scenario]:
+    for module in [*SCENARIO_MODULES, *extra_modules]:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (exc.name == module or module.startswith(exc.name + ".")):
+                continue  # that module is not there (yet)
+            raise
+    return dict(_REGISTRY)  # registration order: the default suite runs in this order
+
+
+def get(name: str, kind: str, extra_modules: Iterable[str] = ()) -> Scenario:
+    scenarios = load(extra_modules)
+    if name not in scenarios:
+        raise BadInput(f"--scenario {name}: unknown scenario; known: {', '.join(scenarios)}")
+    scenario = scenarios[name]
+    if kind not in scenario.kinds:
+        supported = ", ".join(n for n, s in scenarios.items() if kind in s.kinds)
+        raise BadInput(
+            f"--scenario {name}: not supported on {kind} environments (it supports {', '.join(scenario.kinds)}); "
+            f"for {kind}: {supported}"
+        )
+    return scenario
+
+
+def default_suite(kind: str, extra_modules: Iterable[str] = ()) -> list[Scenario]:
+    return [s for s in load(extra_modules).values() if kind in s.default_for]

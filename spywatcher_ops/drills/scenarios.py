@@ -1,0 +1,525 @@
+"""The built-in drill scenarios: the database and cache ones, on both backends.
+
+| scenario       | injects                                                    | judged by         |
+|----------------|------------------------------------------------------------|-------------------|
+| db-failover    | sandbox: SIGKILL primary + promote; RDS: reboot ForceFailover | RTO/RPO database |
+| cache-failover | sandbox: SIGKILL Redis primary, sentinels promote; ElastiCache TestFailover | RTO/RPO cache (else application) |
+| pitr-restore   | marks a corruption instant, restores to just before it into a new instance | RTO/RPO database |
+| snapshot-restore | restores the newest snapshot into a new instance         | RTO database, RPO snapshot (falls back to database) |
+| db-stall       | SIGSTOP every primary process for --param stall_s (3 s)    | RTO database      |
+| db-async-loss  | stops WAL receipt on the standby, lets N writes through, kills the primary | RPO database |
+
+db-stall and db-async-loss exist to prove the measurement itself (an outage
+and a loss of known size); they are not in the default suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import BadInput, NotReady, OperationFailed
+from ..core.plan import Plan, Step
+from . import measure
+from .cleanup import process_start_time
+from .preflight import backups_enabled, cache_replica, standby_ready
+from .probes import ensure_drill_table, read_surviving
+from .registry import register
+from .runner import mark_fault
+from .scenario import Check, DrillContext, DrillOptions, Fault, Measured, Scenario
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+
+
+def _targets(env: Environment) -> tuple[dict[str, float], dict[str, float]]:
+    return env.settings.targets.rto, env.settings.targets.rpo
+
+
+def _at_provider_fault(ctx: DrillContext, fault: Fault, events: list[Any]) -> None:
+    """Move the fault instant from "we asked" to "it happened" when the provider
+    reports the instant (the sandbox's `fault` event: the SIGKILL itself)."""
+    killed = [e.at.timestamp() for e in events if e.code == "fault"]
+    if killed and fault.at <= killed[0] <= (fault.done_at or ctx.now()):
+        fault.details["requested_at"] = fault.at
+        fault.at = killed[0]
+        ctx.step("fault", "injected", t=fault.at, description=fault.description, **fault.details)
+
+
+class _DbScenario(Scenario):
+    part = "database"
+    rto_key = "database"
+    rpo_key = "database"
+
+    def setup(self, ctx: DrillContext) -> None:
+        ensure_drill_table(ctx.env.database.connection(), ctx.options.cadence)
+        ctx.undo("drill-rows", run_id=ctx.run_id)
+
+
+@register
+class DbFailover(_DbScenario):
+    name = "db-failover"
+    injects = "sandbox: SIGKILL the primary, promote the standby, rebuild; aws: RDS reboot with ForceFailover"
+    kinds = ("sandbox", "aws")
+    default_for = ("sandbox", "aws")
+    probes = ("db-write", "db-read")
+    judged_by = ("db-write", "db-read")
+    timeout_s = 60.0
+    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:DescribeEvents")
+
+    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
+        return [standby_ready(env)]
+
+    def plan(self, env: Environment, options: DrillOptions) -> Plan:
+        return env.database.plan_failover()
+
+    def inject(self, ctx: DrillContext) -> Fault:
+        db = ctx.env.database
+        plan = db.plan_failover()
+        fault = mark_fault(ctx, plan.title)
+        result = db.failover(plan, progress=ctx.progress)
+        fault.done_at = ctx.now()
+        _at_provider_fault(ctx, fault, result.events)
+        fault.details.update(old_primary=result.old_primary, new_primary=result.new_primary)
+        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
+                 started=result.started, finished=result.finished)
+        return fault
+
+    def recheck(self, env: Environment) -> list[Check]:
+        return [standby_ready(env, deadline_s=30.0)]
+
+
+@register
+class CacheFailover(Scenario):
+    name = "cache-failover"
+    injects = "sandbox: SIGKILL the Redis primary, the sentinels promote the replica; aws: ElastiCache TestFailover"
+    part = "cache"
+    rto_key = "cache"
+    rpo_key = "cache"
+    kinds = ("sandbox", "aws")
+    default_for = ("sandbox", "aws")
+    probes = ("cache-write", "cache-read")
+    judged_by = ("cache-write", "cache-read")
+    timeout_s = 60.0
+    aws_actions: tuple[str, ...] = ("elasticache:DescribeReplicationGroups", "elasticache:TestFailover", "elasticache:DescribeEvents")
+
+    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
+        checks = [cache_replica(env)]
+        if env.kind == "aws":
+            from .aws import test_failover_quota
+
+            checks.append(test_failover_quota(env))
+        return checks
+
+    def plan(self, env: Environment, options: DrillOptions) -> Plan:
+        return env.cache.plan_failover()
+
+    def setup(self, ctx: DrillContext) -> None:
+        from .probes import CACHE_KEY_PREFIX
+
+        ctx.undo("cache-key", key=CACHE_KEY_PREFIX + ctx.run_id)
+
+    def inject(self, ctx: DrillContext) -> Fault:
+        cache = ctx.env.cache
+        plan = cache.plan_failover()
+        fault = mark_fault(ctx, plan.title)
+        result = cache.failover(plan, progress=ctx.progress)
+        fault.done_at = ctx.now()
+        _at_provider_fault(ctx, fault, result.events)
+        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
+                 started=result.started, finished=result.finished)
+        return fault
+
+
+# restores ---------------------------------------------------------------------
+
+class _RestoreScenario(_DbScenario):
+    probes = ("db-write",)
+    judged_by = ()  # RTO is restore + verification, not a probe's recovery
+    timeout_s = 300.0
+    timeout_aws_s = 7200.0
+    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:DeleteDBInstance", "rds:AddTagsToResource",
+                   "rds:DescribeEvents")
+
+    def new_instance_id(self, ctx: DrillContext) -> str:
+        base = ctx.env.database.instance_id()
+        stamp = datetime.fromtimestamp(ctx.now(), UTC).strftime("%H%M%S")
+        return f"{base}-drill-{stamp}"[:63]
+
+    def _restore(self, ctx: DrillContext, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
+                 ) -> Any:
+        db = ctx.env.database
+        plan = db.plan_restore(new_id, to_time=to_time, snapshot_id=snapshot_id)
+        undo_id = ctx.undo("delete-instance", instance=new_id)
+        ctx.scratch["restored"] = (new_id, undo_id)
+        started = ctx.now()
+        ctx.event("restore-started", f"restore into {new_id} started", source="drill")
+        inst = db.restore(plan, progress=ctx.progress)
+        ctx.event("restore-finished", f"{new_id} accepts connections ({ctx.now() - started:.2f} s)", source="drill")
+        return inst
+
+    def _verify(self, ctx: DrillContext, new_id: str) -> set[int]:
+        surviving = read_surviving(ctx.env.database.connection(new_id), ctx.run_id, ctx.options.cadence, 30.0)
+        if surviving is None:
+            raise OperationFailed(f"the restored instance {new_id} could not be read within 30 s")
+        ctx.event("verified", f"{new_id}: {len(surviving)} drill write(s) of this run present", source="drill")
+        return surviving
+
+    def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
+        restored = ctx.scratch.get("restored")
+        if not restored:
+            return
+        new_id, undo_id = restored
+        if ctx.options.keep:
+            ctx.step("kept", "ok", instance=new_id, detail="--keep: the restored instance stays")
+            ctx.undone(undo_id, f"kept {new_id} (--keep)")
+            return
+        from .cleanup import _delete_instance
+
+        detail = _delete_instance(ctx.env, {"instance": new_id})
+        ctx.undone(undo_id, detail)
+
+
+@register
+class PitrRestore(_RestoreScenario):
+    name = "pitr-restore"
+    injects = ("while writes stream, marks a 'corruption' instant and restores to just before it into a new "
+               "instance, then verifies which writes survived (removed afterwards unless --keep)")
+    kinds = ("sandbox", "aws")
+    default_for = ("sandbox",)
+    aws_actions = _RestoreScenario.aws_actions + ("rds:RestoreDBInstanceToPointInTime",)
+
+    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
+        checks = [backups_enabled(env)]
+        if env.kind == "aws" and checks[0].ok:
+            # RDS can only restore up to LatestRestorableTime, about 5 minutes behind.
+            window = env.database.restorable_window()
+            lag = (env.clock.now() - window.latest).total_seconds()
+            target = _targets(env)[1].get("database")
+            if target is not None and lag > target:
+                checks.append(Check("prediction", "warn",
+                                    f"the newest restorable time is {lag:.0f} s old: a point-in-time restore "
+                                    f"cannot meet the {target:.0f} s RPO target"))
+        return checks
+
+    def plan(self, env: Environment, options: DrillOptions) -> Plan:
+        plan = Plan(f"drill {self.name} on {env.name}")
+        plan.add(Step("drill", "mark_corruption", {}, mutating=False, why="the instant the data 'went bad'"))
+        plan.add(Step(env.kind, "restore_to_point_in_time", {"new_instance": f"{env.database.instance_id()}-drill-HHMMSS",
+                                                            "to_time": "corruption - 1 ms"}))
+        plan.add(Step(env.kind, "delete_instance", {"instance": "the restored one"},
+                      why="unless --keep; only an instance this drill created"))
+        return plan
+
+    def inject(self, ctx: DrillContext) -> Fault:
+        fault = mark_fault(ctx, "corruption marked: restore to just before this instant")
+        restore_point = fault.at - 0.001
+        # Keep writing a little past the mark: those writes must NOT be in the copy.
+        if not ctx.sleep(float(ctx.options.params.get("after_mark_s", 0.3))):
+            return fault
+        if ctx.env.kind == "aws":
+            latest = ctx.env.database.restorable_window().latest.timestamp()
+            restore_point = min(restore_point, latest)
+        new_id = self.new_instance_id(ctx)
+        to_time = datetime.fromtimestamp(restore_point, UTC)
+        self._restore(ctx, new_id, to_time=to_time, snapshot_id=None)
+        surviving = self._verify(ctx, new_id)
+        fault.done_at = ctx.now()
+        ctx.scratch["verification"] = {"instance": new_id, "restore_point": restore_point, "surviving": surviving}
+        return fault
+
+    def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
+        v = ctx.scratch["verification"]
+        writer = ctx.probe("db-write")
+        writes = writer.writes() if writer else []
+        check = measure.restore_check(writes, v["surviving"], v["restore_point"])
+        ok = check.missing_before_point == 0 and check.present_after_point == 0
+        return Measured(
+            rto_s=(fault.done_at or ctx.now()) - fault.at,
+            rpo_s=check.rpo_s,
+            lost_writes=check.missing_before_point,
+            rto_basis="corruption mark -> restored instance verified (restore + verification)",
+            rpo_basis="restore point - newest surviving write",
+            details={"restore": {"instance": v["instance"], "restore_point": v["restore_point"],
+                                 "kept": ctx.options.keep},
+                     "verification": "passed" if ok else "failed",
+                     "surviving": check.surviving, "newest_surviving_ts": check.newest_surviving_ts,
+                     "missing_before_point": check.missing_before_point,
+                     "missing_seqs": check.missing_seqs[:200],
+                     "present_after_point": check.present_after_point},
+        )
+
+
+@register
+class SnapshotRestore(_RestoreScenario):
+    name = "snapshot-restore"
+    injects = "restores the newest snapshot into a new instance and verifies it (removed afterwards unless --keep)"
+    kinds = ("sandbox", "aws")
+    # Restoring a snapshot loses everything written since it, so its RPO is bounded by
+    # the backup interval, not by the PITR-based database target: judged by
+    # targets.rpo.snapshot when configured, else by targets.rpo.database.
+    rpo_key = "snapshot"
+    default_for = ("sandbox",)
+    aws_actions = _RestoreScenario.aws_actions + ("rds:DescribeDBSnapshots", "rds:RestoreDBInstanceFromDBSnapshot")
+
+    def _newest(self, env: Environment) -> Any:
+        snaps = [s for s in env.database.list_snapshots() if s.status == "available" and s.created is not None]
+        return max(snaps, key=lambda s: s.created.timestamp() if s.created else 0.0) if snaps else None
+
+    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
+        newest = self._newest(env)
+        if newest is None:
+            return [Check("snapshot available", "failed", "no available snapshot to restore",
+                          hint="take one: inv db.snapshot")]
+        age = (env.clock.now() - newest.created).total_seconds()
+        checks = [Check("snapshot available", "ok", f"newest: {newest.id} ({newest.kind}), {age:.0f} s old")]
+        rpo = _targets(env)[1]
+        target = rpo.get("snapshot", rpo.get("database"))
+        if target is not None and age > target:
+            checks.append(Check("prediction", "warn",
+                                f"snapshot-only recovery cannot meet the {target:.0f} s RPO target: the newest "
+                                f"snapshot is already {age:.0f} s old"))
+        return checks
+
+    def plan(self, env: Environment, options: DrillOptions) -> Plan:
+        newest = self._newest(env)
+        plan = Plan(f"drill {self.name} on {env.name}")
+        plan.add(Step(env.kind, "restore_from_snapshot", {"snapshot_id": newest.id if newest else None,
+                                                         "new_instance": f"{env.database.instance_id()}-drill-HHMMSS"}))
+        plan.add(Step(env.kind, "delete_instance", {"instance": "the restored one"},
+                      why="unless --keep; only an instance this drill created"))
+        return plan
+
+    def inject(self, ctx: DrillContext) -> Fault:
+        snap = self._newest(ctx.env)
+        if snap is None:
+            raise NotReady("no available snapshot to restore", hint="take one: inv db.snapshot")
+        fault = mark_fault(ctx, f"data lost: restore from the newest snapshot {snap.id}", snapshot=snap.id,
+                           snapshot_created=snap.created.timestamp())
+        new_id = self.new_instance_id(ctx)
+        self._restore(ctx, new_id, to_time=None, snapshot_id=snap.id)
+        surviving = self._verify(ctx, new_id)
+        fault.done_at = ctx.now()
+        ctx.scratch["verification"] = {"instance": new_id, "snapshot": snap.id,
+                                       "snapshot_created": snap.created.timestamp(), "surviving": surviving}
+        return fault
+
+    def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
+        v = ctx.scratch["verification"]
+        writer = ctx.probe("db-write")
+        writes = writer.writes() if writer else []
+        check = measure.restore_check(writes, v["surviving"], v["snapshot_created"])
+        return Measured(
+            rto_s=(fault.done_at or ctx.now()) - fault.at,
+            rpo_s=max(0.0, fault.at - v["snapshot_created"]),
+            lost_writes=sum(1 for w in writes if w.acked and w.seq not in v["surviving"]),
+            rto_basis="fault -> snapshot restored and verified",
+            rpo_basis="fault time - snapshot time",
+            details={"restore": {"instance": v["instance"], "snapshot": v["snapshot"],
+                                 "snapshot_created": v["snapshot_created"], "kept": ctx.options.keep},
+                     "verification": "passed" if check.present_after_point == 0 else "failed",
+                     "surviving_of_this_run": check.surviving,
+                     "present_after_snapshot": check.present_after_point},
+        )
+
+
+# measurement proofs (sandbox only) ------------------------------------------------
+
+def _db(env: Environment) -> Any:
+    """The sandbox database, with its fault-injection helpers (processes())."""
+    return env.database
+
+
+def _process_tree(pid: int) -> list[int]:
+    from ..backends.sandbox.state import children
+
+    return [pid, *children(pid)]
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+@register
+class DbStall(_DbScenario):
+    name = "db-stall"
+    injects = "freezes every process of the primary (SIGSTOP) for --param stall_s=3, then SIGCONT: a hung server"
+    kinds = ("sandbox",)
+    probes = ("db-write", "db-read")
+    judged_by = ("db-write", "db-read")
+    timeout_s = 60.0
+
+    def stall_s(self, options: DrillOptions) -> float:
+        try:
+            value = float(options.params.get("stall_s", 3.0))
+        except (TypeError, ValueError):
+            raise BadInput(f"--param stall_s={options.params.get('stall_s')}: not a number of seconds, e.g. stall_s=3") from None
+        if not 0 < value <= 300:
+            raise BadInput(f"--param stall_s={value:g}: use 0 < stall_s <= 300 seconds")
+        return value
+
+    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
+        stall = self.stall_s(options)
+        return [Check("stall length", "ok", f"the primary will be frozen for {stall:g} s")]
+
+    def plan(self, env: Environment, options: DrillOptions) -> Plan:
+        procs = _db(env).processes()
+        plan = Plan(f"drill {self.name} on {env.name}")
+        plan.add(Step("sandbox", "kill", {"pid": procs["primary"]["pid"], "children": True, "signal": "SIGSTOP"}))
+        plan.add(Step("sandbox", "kill", {"pid": procs["primary"]["pid"], "children": True, "signal": "SIGCONT",
+                                          "after_s": self.stall_s(options)}))
+        return plan
+
+    def inject(self, ctx: DrillContext) -> Fault:
+        stall = self.stall_s(ctx.options)
+        pid = _db(ctx.env).processes()["primary"]["pid"]
+        pids = _process_tree(pid)
+        ctx.scratch["stopped"] = pids
+        ctx.scratch["stop_undo"] = ctx.undo("sigcont", pids=[[p, process_start_time(p)] for p in pids])
+        fault = mark_fault(ctx, f"primary frozen (SIGSTOP) for {stall:g} s", pids=pids, stall_s=stall)
+        _signal_all(pids, signal.SIGSTOP)
+        ctx.sleep(fault.at + stall - ctx.now())
+        _signal_all(pids, signal.SIGCONT)
+        ctx.event("resumed", f"primary resumed (SIGCONT) after {ctx.now() - fault.at:.3f} s")
+        ctx.undone(ctx.scratch.pop("stop_undo"), "SIGCONT sent")
+        fault.done_at = ctx.now()
+        return fault
+
+    def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
+        if "stop_undo" in ctx.scratch:  # aborted while frozen
+            _signal_all(ctx.scratch["stopped"], signal.SIGCONT)
+            ctx.undone(ctx.scratch.pop("stop_undo"), "SIGCONT sent by the rollback")
+
+
+@register
+class DbAsyncLoss(_DbScenario):
+    name = "db-async-loss"
+    injects = ("stops WAL receipt on the standby (SIGSTOP its walreceiver), lets --param writes=5 acknowledged "
+               "writes through, kills the primary and promotes: a loss of known size (asynchronous replication only)")
+    kinds = ("sandbox",)
+    probes = ("db-write", "db-read")
+    judged_by = ("db-write", "db-read")
+    timeout_s = 60.0
+
+    def writes(self, options: DrillOptions) -> int:
+        try:
+            value = int(options.params.get("writes", 5))
+        except (TypeError, ValueError):
+            raise BadInput(f"--param writes={options.params.get('writes')}: not a whole number, e.g. writes=5") from None
+        if not 1 <= value <= 1000:
+            raise BadInput(f"--param writes={value}: use 1 to 1000")
+        return value
+
+    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
+        self.writes(options)
+        mode = str(env.env.raw.get("replication") or "synchronous")
+        checks = [standby_ready(env)]
+        hint = f"set ops.environments.{env.name}.replication: asynchronous and run inv sandbox.up"
+        if mode != "asynchronous":
+            checks.append(Check("asynchronous replication", "failed",
+                                f"replication is {mode}: a synchronous standby has every acknowledged write", hint=hint))
+            return checks
+        from ..backends.sandbox import postgres as pg
+
+        port = _db(env).processes()["primary"]["port"]
+        rows = pg.try_query(int(port), "SHOW synchronous_standby_names")
+        live = rows[0][0] if rows else "?"
+        if live:
+            checks.append(Check("asynchronous replication", "failed",
+                                f"the primary still waits for a synchronous standby (synchronous_standby_names={live})",
+                                hint=hint))
+        else:
+            checks.append(Check("asynchronous replication", "ok", "the primary does not wait for the standby"))
+        return checks
+
+    def plan(self, env: Environment, options: DrillOptions) -> Plan:
+        plan = Plan(f"drill {self.name} on {env.name}")
+        plan.add(Step("sandbox", "kill", {"process": "standby walreceiver", "signal": "SIGSTOP"}))
+        plan.add(Step("drill", "wait_for_acked_writes", {"writes": self.writes(options)}, mutating=False))
+        plan.add(Step("sandbox", "kill", {"process": "primary and children", "signal": "SIGKILL"}))
+        plan.add(Step("sandbox", "kill", {"process": "standby walreceiver", "signal": "SIGTERM then SIGCONT"},
+                      why="it exits without reading what is still in its socket: those writes are lost"))
+        plan.steps += env.database.plan_failover().steps[1:]
+        return plan
+
+    def inject(self, ctx: DrillContext) -> Fault:
+        from ..backends.sandbox import postgres as pg
+
+        n = self.writes(ctx.options)
+        db = _db(ctx.env)
+        writer = ctx.probe("db-write")
+        if writer is None:
+            raise OperationFailed("db-async-loss needs the db-write probe")
+        procs = db.processes()
+        receiver = (procs.get("walreceiver") or {}).get("pid")
+        if not receiver:
+            raise NotReady("the standby has no walreceiver: it is not streaming")
+        primary = procs["primary"]
+        # Stop receipt in a quiet moment: right after an ack, once the standby has everything.
+        self._after_next_ack(writer, timeout=5.0)
+        self._wait_caught_up(int(primary["port"]), timeout=2.0)
+        undo = ctx.undo("sigcont", pids=[[receiver, process_start_time(receiver)]])
+        os.kill(receiver, signal.SIGSTOP)
+        stopped_at = ctx.now()
+        ctx.event("wal-receipt-stopped", f"standby walreceiver (pid {receiver}) stopped with SIGSTOP")
+        acked_at_stop = self._acked(writer)
+        deadline = time.monotonic() + 10 + n * 0.5
+        ctx.scratch["receiver_stopped"] = (receiver, undo)
+        while self._acked(writer) < acked_at_stop + n:
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"the writer did not get {n} acknowledged writes within the deadline "
+                                      "(is the primary waiting for a synchronous standby?)")
+            time.sleep(0.002)
+        fault = mark_fault(ctx, f"primary killed (SIGKILL) {n} acknowledged write(s) after WAL receipt stopped",
+                           walreceiver=receiver, wal_receipt_stopped_at=stopped_at)
+        pg.kill_tree(int(primary["pid"]), pg.Path(primary["data"]))
+        killed_at = ctx.now()
+        os.kill(receiver, signal.SIGTERM)  # pending while stopped: handled first on SIGCONT, before any read
+        os.kill(receiver, signal.SIGCONT)
+        # What should be lost, from timing alone (the measurement compares rows instead):
+        window = sorted(w.seq for w in writer.writes() if w.acked_at is not None and stopped_at < w.acked_at <= killed_at)
+        ctx.step("loss-window", "ok", acked_after_wal_stop=window, wal_stopped_at=stopped_at, killed_at=killed_at)
+        ctx.scratch.pop("receiver_stopped")
+        ctx.undone(undo, "walreceiver terminated after the primary died")
+        result = db.failover(db.plan_failover(), progress=ctx.progress)
+        fault.done_at = ctx.now()
+        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
+                 started=result.started, finished=result.finished)
+        return fault
+
+    def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
+        stopped = ctx.scratch.pop("receiver_stopped", None)
+        if stopped:  # aborted before the primary was killed: let the standby catch up again
+            receiver, undo = stopped
+            _signal_all([receiver], signal.SIGCONT)
+            ctx.undone(undo, "SIGCONT sent by the rollback")
+
+    @staticmethod
+    def _acked(writer: Any) -> int:
+        return sum(1 for w in writer.writes() if w.acked)
+
+    def _after_next_ack(self, writer: Any, timeout: float) -> None:
+        start = self._acked(writer)
+        end = time.monotonic() + timeout
+        while self._acked(writer) == start and time.monotonic() < end:
+            time.sleep(0.001)
+
+    @staticmethod
+    def _wait_caught_up(port: int, timeout: float) -> None:
+        from ..backends.sandbox import postgres as pg
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rows = pg.try_query(port, "SELECT bool_and(write_lsn >= pg_current_wal_lsn()) FROM pg_stat_replication")
+            if rows and rows[0][0]:
+                return
+            time.sleep(0.002)
+        raise NotReady("the standby did not catch up with the primary within 2 s")
+

@@ -1,0 +1,219 @@
+"""A suite of drills on one environment: clean up after killed drills, preflight
+every scenario before injecting anything, run them one by one, write the
+reports and the history, publish on AWS. Returns data; tasks.py renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import NotReady, OpsError, RolledBack, TargetMissed
+from ..core.journal import read
+from ..core.plan import Plan
+from ..core.ports import Progress, no_progress
+from . import history, report
+from .cleanup import clean_up
+from .preflight import preflight
+from .runner import DrillRun, run_scenario, targets_for
+from .scenario import Check, DrillOptions, Scenario
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+
+
+@dataclass
+class Preflighted:
+    scenario: Scenario
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass
+class ScoreRow:
+    scenario: str
+    outcome: str
+    rto_s: float | None
+    rto_target_s: float | None
+    rto_verdict: str
+    rpo_s: float | None
+    rpo_target_s: float | None
+    rpo_verdict: str
+    lost_writes: int | None
+    summary: str
+    report: str | None
+    report_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class SuiteResult:
+    env: str
+    rows: list[ScoreRow] = field(default_factory=list)
+    cleaned: list[dict[str, Any]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    error: OpsError | None = None
+
+    def exit_error(self) -> OpsError | None:
+        """The error the CLI exits with: aborted (4) > not ready (3) > target missed (1)."""
+        if self.error is not None:
+            return self.error
+        missed = [r for r in self.rows if r.outcome in ("missed", "failed")]
+        if missed:
+            return TargetMissed("target missed: " + "; ".join(
+                f"{r.scenario} ({_what_missed(r)})" for r in missed))
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        err = self.exit_error()
+        return {"env": self.env, "scorecard": [r.to_dict() for r in self.rows], "cleaned_up": self.cleaned,
+                "published": self.published, "exit_code": err.exit_code if err else 0,
+                "error": str(err) if err else None}
+
+
+def _what_missed(r: ScoreRow) -> str:
+    parts = []
+    if r.rto_verdict == "missed":
+        parts.append("RTO")
+    if r.rpo_verdict == "missed":
+        parts.append("RPO")
+    return " and ".join(parts) or r.outcome
+
+
+def preflight_all(env: Environment, scenarios: list[Scenario], options: DrillOptions) -> list[Preflighted]:
+    return [Preflighted(s, preflight(env, s, options)) for s in scenarios]
+
+
+def suite_plan(env: Environment, scenarios: list[Scenario], options: DrillOptions) -> Plan:
+    plan = Plan(f"{len(scenarios)} drill(s) on {env.name}: " + ", ".join(s.name for s in scenarios))
+    for s in scenarios:
+        sub = s.plan(env, options)
+        plan.steps += sub.steps
+        plan.notes += sub.notes
+    plan.notes.append("every drill rolls back and re-checks the steady state, also when interrupted")
+    return plan
+
+
+def run_suite(
+    env: Environment,
+    checked: list[Preflighted],
+    options: DrillOptions,
+    *,
+    report_dir: Path,
+    progress: Progress = no_progress,
+    publish: bool = True,
+) -> SuiteResult:
+    """Run the scenarios (all preflights passed) and write their reports."""
+    result = SuiteResult(env.name)
+    for item in checked:
+        progress(f"{item.scenario.name}: starting")
+        name = item.scenario.name
+
+        def said(status: str, name: str = name) -> None:
+            progress(f"{name}: {status}")
+
+        run = run_scenario(env, item.scenario, options, preflight=item.checks, progress=said)
+        row, rep = _finish(env, run, item.scenario, report_dir)
+        result.rows.append(row)
+        if publish and env.kind == "aws" and rep is not None:
+            result.published.append(_publish(env, rep))
+        if run.outcome in ("aborted", "not-ready") and run.error is not None:
+            result.error = run.error  # stop the suite: something is wrong with the environment
+            break
+    return result
+
+
+def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Path
+            ) -> tuple[ScoreRow, dict[str, Any] | None]:
+    rep = None
+    paths: dict[str, str] = {}
+    if run.records:
+        rep = report.build(run.records)
+        paths = report.write(rep, report_dir)
+        history.append(history.history_path(env.settings.state_dir), history.entry(rep))
+    rto_t, rpo_t = targets_for(env, scenario)
+    m = run.measured
+    row = ScoreRow(
+        scenario=scenario.name, outcome=run.outcome,
+        rto_s=m.rto_s if m else None, rto_target_s=rto_t,
+        rto_verdict=rep["rto"]["verdict"] if rep else "n/a",
+        rpo_s=m.rpo_s if m else None, rpo_target_s=rpo_t if scenario.rpo_key else None,
+        rpo_verdict=rep["rpo"]["verdict"] if rep else "n/a",
+        lost_writes=m.lost_writes if m else None,
+        summary=rep["summary"] if rep else (str(run.error) if run.error else run.outcome),
+        report=paths.get("html"), report_id=run.op_id,
+    )
+    return row, rep
+
+
+def _publish(env: Environment, rep: dict[str, Any]) -> dict[str, Any]:
+    from .aws import publish
+
+    try:
+        return {"id": rep["id"], "status": "ok", **publish(env, rep)}
+    except Exception as exc:  # noqa: BLE001 - the drill result stands; publishing is reported as failed
+        return {"id": rep["id"], "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def cleanup_leftovers(env: Environment) -> list[dict[str, Any]]:
+    return clean_up(env)
+
+
+def pending_leftovers(env: Environment) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """What cleanup_leftovers would undo (read-only, for --dry-run)."""
+    from .cleanup import leftovers
+
+    return leftovers(read(env.journal.path))
+
+
+def not_ready(checked: list[Preflighted]) -> NotReady | None:
+    failed = [(p.scenario.name, c) for p in checked for c in p.checks if not c.ok]
+    if not failed:
+        return None
+    name, first = failed[0]
+    more = f" (and {len(failed) - 1} more failed check(s))" if len(failed) > 1 else ""
+    return NotReady(f"preflight failed, nothing was injected: {name}: {first.name}: {first.detail}{more}",
+                    hint=first.hint)
+
+
+# reports and history from the journal ------------------------------------------
+
+def find_drill(state_dir: Path, wanted: str) -> list[dict[str, Any]]:
+    """The journal records of drill `wanted` (an id, or 'latest'), from any environment's journal."""
+    from ..core.errors import BadInput
+
+    journals = sorted((state_dir / "journal").glob("*.jsonl"))
+    starts: list[tuple[str, Path, dict[str, Any]]] = []
+    cache: dict[Path, list[dict[str, Any]]] = {}
+    for path in journals:
+        cache[path] = read(path)
+        for r in cache[path]:
+            if r.get("event") == "start" and r.get("op") == "dr.drill":
+                starts.append((str(r.get("at")), path, r))
+    if not starts:
+        raise BadInput(f"no drill in the journals under {state_dir / 'journal'}; run inv dr.drill first")
+    if wanted == "latest":
+        _at, path, start = max(starts, key=lambda s: s[0])
+    else:
+        match = [s for s in starts if s[2]["op_id"] == wanted]
+        if not match:
+            recent = ", ".join(s[2]["op_id"] for s in sorted(starts, key=lambda s: s[0])[-5:])
+            raise BadInput(f"report id {wanted}: no such drill; recent ids: {recent}, or 'latest'")
+        _at, path, start = match[0]
+    return [r for r in cache[path] if r.get("op_id") == start["op_id"]]
+
+
+def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
+    records = find_drill(state_dir, wanted)
+    rep = report.build(records)
+    report.write(rep, report_dir)
+    return rep
+
+
+__all__ = ["RolledBack", "SuiteResult", "preflight_all", "run_suite", "suite_plan"]

@@ -1,0 +1,154 @@
+"""Drills on an aws environment: RDS (moto) for the fault and the events, a real
+PostgreSQL with TLS behind the instance's tunnel for the probes, CloudWatch and
+SNS (moto) for publishing, botocore Stubber where moto lacks the operation
+(IAM policy simulation, ElastiCache events for the TestFailover quota)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from fixtures_aws import APP_PASSWORD, APP_USER, REGION, SECRET, STAGING_DB, aws_env
+
+from spywatcher_ops.drills import aws as drill_aws
+from spywatcher_ops.drills import report, suite
+from spywatcher_ops.drills.registry import get
+from spywatcher_ops.drills.scenario import DrillOptions
+
+CALLER = "arn:aws:iam::123456789012:user/moto"
+
+
+@pytest.fixture
+def drill_db(tls_postgres):
+    """A private database in the TLS PostgreSQL, owned by the app user."""
+    name = "drill_aws"
+    tls_postgres.execute(f"DROP DATABASE IF EXISTS {name}")
+    tls_postgres.execute(f"CREATE DATABASE {name} OWNER {APP_USER}")
+    yield name
+    tls_postgres.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def staging(ops_config, tls_postgres, drill_db, **aws):
+    ops_config.ops.environments.staging.db_tunnels = {STAGING_DB: f"127.0.0.1:{tls_postgres.port}"}
+    ops_config.ops.aws.poll_seconds = 0.01
+    for key, value in aws.items():
+        ops_config.ops.aws[key] = value
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=SECRET, SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD, "dbname": drill_db}))
+    return aws_env(ops_config)
+
+
+def allow_all(env, actions, decision="allowed"):
+    iam = env.parts.clients.client("iam")
+    stub = Stubber(iam)
+    stub.add_response("simulate_principal_policy",
+                      {"EvaluationResults": [{"EvalActionName": a, "EvalDecision": decision if a == actions[-1] else "allowed"}
+                                             for a in actions]},
+                      {"PolicySourceArn": CALLER, "ActionNames": actions})
+    stub.activate()
+    return stub
+
+
+@pytest.mark.real
+def test_db_failover_on_rds_runs_end_to_end_and_publishes(staging_aws, ops_config, tls_postgres, drill_db):
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="dr-drills")["TopicArn"]
+    queue = sqs.create_queue(QueueName="dr-drills")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    env = staging(ops_config, tls_postgres, drill_db, sns_topic_arn=topic)
+    scenario = get("db-failover", "aws")
+    options = DrillOptions()
+    actions = drill_aws.required_actions(env, scenario)
+    assert {"rds:RebootDBInstance", "cloudwatch:PutMetricData", "sns:Publish"} <= set(actions)
+    stub = allow_all(env, actions)
+
+    checked = suite.preflight_all(env, [scenario], options)
+    stub.assert_no_pending_responses()
+    names = {c.name: c.status for c in checked[0].checks}
+    assert names == {"drills allowed": "ok", "lock free": "ok", "database writable": "ok",
+                     "standby / Multi-AZ": "ok", "IAM permissions": "ok"}, checked[0].checks
+
+    reboots: list[dict] = []  # observe the real call on its way to moto
+    env.parts.clients.client("rds").meta.events.register(
+        "provide-client-params.rds.RebootDBInstance", lambda params, **_: reboots.append(dict(params)))
+    result = suite.run_suite(env, checked, options, report_dir=env.settings.state_dir / "reports")
+    assert reboots == [{"DBInstanceIdentifier": STAGING_DB, "ForceFailover": True}]
+    (row,) = result.rows
+    assert row.outcome == "met", row.summary
+    rep = report.build(suite.find_drill(env.settings.state_dir, row.report_id))
+    assert rep["environment"] == {"name": "staging", "kind": "aws"}
+    assert rep["fault"]["description"].startswith(f"fail over {STAGING_DB}")
+    assert rep["rto"]["target_s"] == 60.0 and rep["rpo"]["lost_writes"] == 0
+    assert any(s["step"] == "failover-result" for s in rep["steps"])
+
+    cw = boto3.client("cloudwatch", region_name=REGION)
+    metrics = cw.list_metrics(Namespace="Spywatcher/DR")["Metrics"]
+    assert {m["MetricName"] for m in metrics} == {"RTOSeconds", "RPOSeconds", "LostWrites", "TargetsMet"}
+    dims = {d["Name"]: d["Value"] for d in metrics[0]["Dimensions"]}
+    assert dims == {"Environment": "staging", "Scenario": "db-failover"}
+    stats = cw.get_metric_statistics(Namespace="Spywatcher/DR", MetricName="TargetsMet",
+                                     Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+                                     StartTime=datetime.now(UTC) - timedelta(hours=1),
+                                     EndTime=datetime.now(UTC) + timedelta(hours=1), Period=60, Statistics=["Sum"])
+    assert sum(p["Sum"] for p in stats["Datapoints"]) == 1.0
+    (message,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", [])
+    body = json.loads(message["Body"])
+    assert body["Subject"] == "DR drill db-failover on staging: met"
+    assert "RTO" in body["Message"] and row.report_id in body["Message"]
+    assert result.published == [{"id": row.report_id, "status": "ok", "namespace": "Spywatcher/DR",
+                                 "sns_message_id": result.published[0]["sns_message_id"]}]
+
+
+def test_denied_permissions_fail_preflight(staging_aws, ops_config):
+    env = aws_env(ops_config)
+    scenario = get("db-failover", "aws")
+    actions = drill_aws.required_actions(env, scenario)
+    stub = allow_all(env, actions, decision="implicitDeny")
+    check = drill_aws.permissions(env, scenario)
+    stub.assert_no_pending_responses()
+    assert check.status == "failed" and f"{actions[-1]} (implicitDeny)" in check.detail
+
+
+def test_assumed_role_sessions_are_simulated_as_their_role():
+    arn = "arn:aws:sts::123456789012:assumed-role/dr-runner/ci-42"
+    assert drill_aws._policy_source(arn) == "arn:aws:iam::123456789012:role/dr-runner"
+
+
+def test_test_failover_quota_is_checked_before_a_cache_drill(ops_config):
+    from moto import mock_aws
+
+    with mock_aws():
+        env = aws_env(ops_config)
+        client = env.cache.client
+        stub = Stubber(client)
+        now = env.clock.now()
+        events = [{"SourceIdentifier": "spywatcher-staging-redis", "SourceType": "replication-group",
+                   "Message": "Test Failover API called for node group 0001", "Date": now - timedelta(hours=h)}
+                  for h in (1, 2, 3, 4, 5)]
+        stub.add_response("describe_events", {"Events": events})
+        stub.activate()
+        check = drill_aws.test_failover_quota(env)
+        assert check.status == "failed" and "5 of 5" in check.detail
+
+
+def test_production_refuses_drills_unless_allowed(ops_config):
+    from spywatcher_ops.drills.preflight import drills_allowed
+
+    env = aws_env(ops_config, name="production")
+    assert drills_allowed(env).status == "failed"
+    ops_config.ops.environments.production.allow_drills = True
+    check = drills_allowed(aws_env(ops_config, name="production"))
+    assert check.status == "ok" and "confirm" in check.detail
+
+
+def test_metric_data_shape():
+    rep = {"environment": {"name": "staging"}, "scenario": {"name": "db-failover"}, "started_at": "2026-11-26T00:00:00Z",
+           "rto": {"achieved_s": 41.5}, "rpo": {"achieved_s": 0.0, "lost_writes": 0}, "outcome": "met"}
+    data = {d["MetricName"]: d for d in drill_aws.metric_data(rep)}
+    assert data["RTOSeconds"]["Value"] == 41.5 and data["RTOSeconds"]["Unit"] == "Seconds"
+    assert data["TargetsMet"]["Value"] == 1.0 and data["LostWrites"]["Unit"] == "Count"

@@ -1,0 +1,217 @@
+"""The drill lifecycle with an in-memory service: a real Scenario and real probe
+threads (ProbeThread) against a Python object that can be taken down. No
+processes; checks ordering, rollback on every path, journal, reports, exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from spywatcher_ops.core.config import load
+from spywatcher_ops.core.environment import build
+from spywatcher_ops.core.errors import NotReady, RolledBack, TargetMissed
+from spywatcher_ops.core.journal import read
+from spywatcher_ops.drills import history, suite
+from spywatcher_ops.drills.measure import Stability, Write
+from spywatcher_ops.drills.probes import Anchor, Cadence, ProbeThread, WriteLedger
+from spywatcher_ops.drills.runner import mark_fault, run_scenario
+from spywatcher_ops.drills.scenario import DrillOptions, Scenario
+
+FAST = Cadence(interval=0.02, retry_interval=0.005)
+
+
+class MemoryService:
+    """Something that is up or down, and remembers acknowledged writes unless told to lose them."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.rows: set[int] = set()
+        self.lock = threading.Lock()
+
+    def write(self, seq: int) -> None:
+        if not self.up:
+            raise ConnectionError("service down")
+        with self.lock:
+            self.rows.add(seq)
+
+
+class MemWriter(ProbeThread):
+    name, part, kind = "mem-write", "memory", "write"
+
+    def __init__(self, service: MemoryService, anchor: Anchor) -> None:
+        super().__init__(anchor, FAST)
+        self.service = service
+        self.ledger = WriteLedger()
+
+    def once(self) -> None:
+        seq = self.ledger.begin(self.anchor.now())
+        self.service.write(seq)
+        self.ledger.ack(seq, self.anchor.now())
+
+    def writes(self) -> list[Write]:
+        return self.ledger.writes()
+
+    def surviving(self, deadline_s: float) -> set[int]:
+        return set(self.service.rows)
+
+
+class MemOutage(Scenario):
+    """Takes the service down for `outage_s`; optionally loses the last `lose` acked writes."""
+
+    name = "mem-outage"
+    injects = "takes the in-memory service down"
+    part = "memory"
+    rto_key = "memory"
+    rpo_key = "memory"
+    kinds = ("sandbox",)
+    probes = ("mem-write",)
+    judged_by = ("mem-write",)
+    timeout_s = 5.0
+
+    def __init__(self, outage_s: float = 0.3, lose: int = 0, recover: bool = True, signal_me: int = 0,
+                 fail: bool = False, start_down: bool = False) -> None:
+        self.service = MemoryService()
+        self.service.up = not start_down
+        self.outage_s, self.lose, self.recover = outage_s, lose, recover
+        self.signal_me, self.fail = signal_me, fail
+        self.calls: list[str] = []
+
+    def make_probes(self, ctx):
+        return [MemWriter(self.service, ctx.anchor)]
+
+    def inject(self, ctx):
+        self.calls.append("inject")
+        if self.fail:
+            raise RuntimeError("provider said no")
+        fault = mark_fault(ctx, "service down")
+        with self.service.lock:
+            self.service.up = False
+            for seq in sorted(self.service.rows)[-self.lose:] if self.lose else []:
+                self.service.rows.discard(seq)
+        if self.signal_me:
+            os.kill(os.getpid(), self.signal_me)
+        time.sleep(self.outage_s)
+        self.service.up = self.recover
+        return fault
+
+    def rollback(self, ctx, fault):
+        self.calls.append("rollback")
+        self.service.up = True
+
+
+@pytest.fixture
+def env(ops_config):
+    ops_config.ops.targets.rto.memory = 1.0
+    ops_config.ops.targets.rpo.memory = 0.5
+    return build(load(ops_config), "sandbox")
+
+
+def options(**kw) -> DrillOptions:
+    return DrillOptions(stability=Stability(stable_count=3), cadence=FAST, steady_timeout_s=1.0, **kw)
+
+
+def test_a_drill_measures_the_outage_and_writes_reports_and_history(env, tmp_path):
+    scenario = MemOutage(outage_s=0.3)
+    checked = [suite.Preflighted(scenario, [])]
+    result = suite.run_suite(env, checked, options(), report_dir=tmp_path / "reports")
+    (row,) = result.rows
+    assert row.outcome == "met" and result.exit_error() is None
+    assert 0.28 <= row.rto_s <= 0.45
+    assert row.lost_writes == 0 and row.rpo_s == 0.0
+    assert scenario.calls == ["inject", "rollback"]
+    assert sorted(p.suffix for p in (tmp_path / "reports").iterdir()) == [".html", ".json", ".md"]
+    steps = [r.get("step") for r in read(env.journal.path) if r.get("event") == "step"]
+    for expected in ("probes-started", "steady-state", "fault", "fault-done", "recovered", "rollback", "probe",
+                     "measured", "recheck"):
+        assert expected in steps, expected
+    assert steps.index("steady-state") < steps.index("fault") < steps.index("rollback")
+    (line,) = history.read(history.history_path(env.settings.state_dir))
+    assert line["scenario"] == "mem-outage" and line["rto_s"] == row.rto_s
+
+
+def test_lost_acknowledged_writes_miss_the_rpo_target(env, tmp_path):
+    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1, lose=3), [])], options(),
+                             report_dir=tmp_path)
+    (row,) = result.rows
+    assert row.lost_writes == 3 and row.rpo_verdict == "met"  # 3 writes at 20 ms: 0.06 s < 0.5 s
+    env.settings.targets.rpo["memory"] = 0.01
+    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1, lose=3), [])], options(),
+                             report_dir=tmp_path)
+    assert result.rows[0].outcome == "missed"
+    err = result.exit_error()
+    assert isinstance(err, TargetMissed) and err.exit_code == 1 and "RPO" in str(err)
+
+
+def test_a_slow_recovery_misses_the_rto_target(env, tmp_path):
+    env.settings.targets.rto["memory"] = 0.1
+    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.3), [])], options(), report_dir=tmp_path)
+    assert result.rows[0].rto_verdict == "missed" and result.exit_error().exit_code == 1
+
+
+def test_hard_timeout_aborts_and_still_rolls_back(env, tmp_path):
+    scenario = MemOutage(outage_s=0.05, recover=False)
+    run = run_scenario(env, scenario, options(timeout_s=0.5))
+    assert run.outcome == "aborted" and isinstance(run.error, RolledBack) and run.error.exit_code == 4
+    assert scenario.calls == ["inject", "rollback"]
+    end = [r for r in run.records if r["event"] == "end"][0]
+    assert end["outcome"] == "RolledBack"
+    assert any(r.get("step") == "aborted" and "hard timeout" in r["reason"] for r in run.records)
+
+
+def test_sigterm_mid_drill_becomes_an_abort_with_rollback(env):
+    scenario = MemOutage(outage_s=1.0, signal_me=signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM)
+    started = time.monotonic()
+    run = run_scenario(env, scenario, options())
+    assert run.outcome == "aborted" and run.error.exit_code == 4
+    assert "SIGTERM" in str(run.error)
+    assert scenario.calls == ["inject", "rollback"]
+    assert signal.getsignal(signal.SIGTERM) == previous  # handler restored
+    assert time.monotonic() - started < 5
+
+
+def test_no_steady_state_means_not_ready_and_nothing_injected(env):
+    scenario = MemOutage(start_down=True)
+    run = run_scenario(env, scenario, options())
+    assert run.outcome == "not-ready" and isinstance(run.error, NotReady) and run.error.exit_code == 3
+    assert scenario.calls == ["rollback"]
+
+
+def test_a_failing_injection_is_rolled_back(env):
+    scenario = MemOutage(fail=True)
+    run = run_scenario(env, scenario, options())
+    assert run.outcome == "aborted" and "provider said no" in str(run.error)
+    assert scenario.calls == ["inject", "rollback"]
+
+
+def test_a_held_lock_refuses_the_drill(env):
+    with env.file_lock().hold("someone", "db.restore"):
+        run = run_scenario(env, MemOutage(), options())
+    assert run.outcome == "not-ready" and "locked" in str(run.error)
+
+
+def test_preflight_failure_is_exit_3_before_anything(env):
+    from spywatcher_ops.drills.scenario import Check
+
+    checked = [suite.Preflighted(MemOutage(), [Check("standby", "failed", "no standby")])]
+    err = suite.not_ready(checked)
+    assert err is not None and err.exit_code == 3 and "no standby" in str(err)
+
+
+def test_reports_can_be_rebuilt_from_the_journal(env, tmp_path):
+    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1), [])], options(), report_dir=tmp_path)
+    rep = suite.rerender(env.settings.state_dir, "latest", tmp_path / "again")
+    assert rep["id"] == result.rows[0].report_id and rep["rto"]["achieved_s"] == result.rows[0].rto_s
+    assert len(list(Path(tmp_path / "again").iterdir())) == 3
+
+
+def test_ctrl_c_mid_drill_becomes_an_abort_with_rollback(env):
+    scenario = MemOutage(outage_s=1.0, signal_me=signal.SIGINT)
+    run = run_scenario(env, scenario, options())
+    assert run.outcome == "aborted" and run.error.exit_code == 4 and "Ctrl-C" in str(run.error)
+    assert scenario.calls == ["inject", "rollback"]
