@@ -1,1 +1,68 @@
 """EKS cluster nodes: list, drain with PodDisruptionBudgets respected, uncordon."""
+
+from __future__ import annotations
+
+from invoke import Context
+
+from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, environment, ops_task, settings
+from . import render
+
+NODE_HELP = "node name as `inv cluster.nodes` shows it, e.g. --node ip-10-0-1-10.ec2.internal"
+
+
+@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "json": JSON_HELP})
+def nodes(c: Context, env: str | None = None, json: bool = False) -> None:
+    """List nodes: zone, kubelet version, AMI, cordoned, pod count."""
+    from .nodes import listing
+
+    con = console(json)
+    data = listing(environment(c, env))
+    con.emit_json(data)
+    render.nodes(con, data)
+
+
+@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "node": NODE_HELP,
+                "timeout": "seconds to get every pod evicted and running elsewhere before uncordoning and giving up, e.g. 600 (default 300)",
+                "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
+def drain(c: Context, node: str = "", env: str | None = None, timeout: int = 300, dry_run: bool = False,
+          yes: bool = False, json: bool = False) -> None:
+    """Cordon a node and evict its pods, respecting PDBs; uncordon if it cannot finish."""
+    from ..core.errors import BadInput
+    from ..core.guards import approve
+    from .nodes import drain as do_drain
+
+    if not node:
+        raise BadInput("--node is required; list them with `inv cluster.nodes`")
+    if timeout <= 0:
+        raise BadInput(f"--timeout {timeout}: must be a positive number of seconds, e.g. 300")
+    con = console(json)
+    environ = environment(c, env)
+    interval = float(settings(c).section("aws").get("poll_seconds", 3))
+    with con.progress(f"draining {node}") as update:
+        data = do_drain(environ, node, timeout=timeout, interval=interval, progress=update,
+                        approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes))
+    con.emit_json(data)
+    render.mutation(con, data, f"{node} drained: {len(data.get('evicted', []))} pods evicted, "
+                               f"{len(data['left_alone'])} DaemonSet/static pods left; the node stays cordoned")
+
+
+@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "node": NODE_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
+def uncordon(c: Context, node: str = "", env: str | None = None, dry_run: bool = False, yes: bool = False,
+             json: bool = False) -> None:
+    """Make a cordoned node schedulable again."""
+    from ..core.errors import BadInput
+    from ..core.guards import approve
+    from .nodes import uncordon as do_uncordon
+
+    if not node:
+        raise BadInput("--node is required; list them with `inv cluster.nodes`")
+    con = console(json)
+    environ = environment(c, env)
+    data = do_uncordon(environ, node, approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes))
+    con.emit_json(data)
+    if data["dry_run"]:
+        return
+    if data["changed"]:
+        con.ok(f"{node} is schedulable again")
+    else:
+        con.ok(f"{node} was already schedulable; nothing to do")
