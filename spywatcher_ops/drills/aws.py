@@ -47,6 +47,7 @@ def required_actions(env: Environment, scenario: Any) -> list[str]:
 def permissions(env: Environment, scenario: Any) -> Check:
     """IAM policy simulation of the caller for every action the scenario needs."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     actions = required_actions(env, scenario)
     clients = _clients(env)
@@ -59,7 +60,9 @@ def permissions(env: Environment, scenario: Any) -> Check:
         for result in reply.get("EvaluationResults", []):
             if result.get("EvalDecision") != "allowed":
                 denied.append(f"{result['EvalActionName']} ({result.get('EvalDecision')})")
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        # ResponseParserError: an endpoint that does not implement the simulation
+        # (moto) answers with a body botocore cannot parse; report it, don't crash.
         return Check("IAM permissions", "failed", f"could not simulate the caller's policy: {exc}",
                      hint="the caller needs iam:SimulatePrincipalPolicy on itself, or check the policy by hand")
     if denied:
