@@ -9,9 +9,19 @@ import ipaddress
 import socket
 from pathlib import Path
 
+import freezegun
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# freezegun patches datetime in every loaded module when a freeze starts; a
+# pydantic model module (pulled in by moto or kubernetes) raises there, and an
+# exception inside start() leaves time frozen for the rest of the session.
+# Our tests freeze our own code's clock only.
+freezegun.configure(
+    extend_ignore_list=["pydantic", "pydantic_core", "moto", "botocore", "boto3", "kubernetes",
+                        "urllib3", "redis", "psycopg", "rich", "werkzeug", "flask"]
+)
 
 # Fixture modules owned by each area; they live beside this file.
 pytest_plugins = ["fixtures_aws", "fixtures_sandbox", "fixtures_cache", "fixtures_kube"]

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _create_lock_table(ddb: Any) -> None:
+    if LOCK_TABLE in ddb.list_tables()["TableNames"]:
+        return
     ddb.create_table(TableName=LOCK_TABLE, KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
                      BillingMode="PAY_PER_REQUEST")
@@ -118,6 +120,12 @@ class InvRunner:
 
 @pytest.fixture
 def inv_kube(fake_kube: Any, kube_moto_server: str, state_dir: Path, tmp_path: Path) -> InvRunner:
+    import boto3
+
+    # moto servers in one process share one state: another fixture's /moto-api/reset
+    # removes the table created at session start, so make sure it is there now.
+    _create_lock_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=kube_moto_server,
+                                    aws_access_key_id="testing", aws_secret_access_key="testing"))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake_kube.url)
     config_file = tmp_path / "kubetest.yaml"
     config_file.write_text(yaml.safe_dump({"ops": {
