@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from .errors import Locked
 
 
 class Lock(Protocol):
-    def hold(self, owner: str, operation: str) -> contextmanager[None]: ...  # type: ignore[valid-type]
+    def hold(self, owner: str, operation: str) -> AbstractContextManager[None]: ...
 
 
 class FileLock:

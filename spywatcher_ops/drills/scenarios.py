@@ -28,7 +28,7 @@ from .cleanup import process_start_time
 from .preflight import backups_enabled, cache_replica, standby_ready
 from .probes import ensure_drill_table, read_surviving
 from .registry import register
-from .runner import mark_fault
+from .runner import mark_fault, targets_for
 from .scenario import Check, DrillContext, DrillOptions, Fault, Measured, Scenario
 
 if TYPE_CHECKING:
@@ -276,8 +276,7 @@ class SnapshotRestore(_RestoreScenario):
                           hint="take one: inv db.snapshot")]
         age = (env.clock.now() - newest.created).total_seconds()
         checks = [Check("snapshot available", "ok", f"newest: {newest.id} ({newest.kind}), {age:.0f} s old")]
-        rpo = _targets(env)[1]
-        target = rpo.get("snapshot", rpo.get("database"))
+        target = targets_for(env, self)[1]  # the same key and fallback the verdict uses
         if target is not None and age > target:
             checks.append(Check("prediction", "warn",
                                 f"snapshot-only recovery cannot meet the {target:.0f} s RPO target: the newest "

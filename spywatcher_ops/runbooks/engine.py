@@ -463,6 +463,8 @@ class Walk:
         raw = block.commands()[0][1]
         while True:
             command = substitute(raw, self.values)
+            # What identifies this attempt in every timeline record below.
+            which = {"step": step.number, "title": step.title, "index": index, "command": command}
             if block.run == "mutating":
                 where = f"{self.opt.env} (PRODUCTION)" if self.opt.production else self.opt.env
                 self.term.say(
@@ -484,15 +486,7 @@ class Walk:
                         },
                     )
                     if meaning == "skip":
-                        self.record(
-                            "command",
-                            step=step.number,
-                            title=step.title,
-                            index=index,
-                            command=command,
-                            outcome="skipped",
-                            exit=None,
-                        )
+                        self.record("command", outcome="skipped", exit=None, **which)
                         return "skipped"
             else:
                 self.term.say(f"$ {command}", style="bold")
@@ -500,23 +494,12 @@ class Walk:
             try:
                 result = self.execute(command)
             except KeyboardInterrupt:
-                self.record(
-                    "command",
-                    step=step.number,
-                    title=step.title,
-                    index=index,
-                    command=command,
-                    outcome="interrupted",
-                    exit=None,
-                    duration_s=round(self.clock.monotonic() - started, 3),
-                )
+                self.record("command", outcome="interrupted", exit=None,
+                            duration_s=round(self.clock.monotonic() - started, 3), **which)
                 raise
             duration = round(self.clock.monotonic() - started, 3)
             base = {
-                "step": step.number,
-                "title": step.title,
-                "index": index,
-                "command": command,
+                **which,
                 "argv": result.argv[1:],
                 "exit": result.code,
                 "duration_s": duration,

@@ -406,16 +406,22 @@ class RedisSandbox:
                 hint="free it, or run `inv sandbox.down` and `inv sandbox.up` to choose new ports",
             )
 
-    def _write_data_conf(self, name: str, port: int, *, replicaof: int | None) -> None:
+    def _common_conf(self, name: str, port: int) -> tuple[Path, list[str]]:
+        """The folder of a node and the config lines every node (data or sentinel) starts with."""
         folder = self.node_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [
+        return folder, [
             f"port {port}",
             f"bind {HOST}",
             "daemonize yes",
             f"pidfile {_quote(folder / 'redis.pid')}",
             f"logfile {_quote(folder / 'redis.log')}",
             f"dir {_quote(folder)}",
+        ]
+
+    def _write_data_conf(self, name: str, port: int, *, replicaof: int | None) -> None:
+        folder, lines = self._common_conf(name, port)
+        lines += [
             # A cache: no persistence. Full syncs go through a (tiny) RDB file:
             # after a diskless sync the primary holds the stream back until the
             # replica's next REPLCONF ACK (up to 1 s), a window where "link up"
@@ -432,16 +438,9 @@ class RedisSandbox:
         (folder / "redis.conf").write_text("\n".join(lines) + "\n")
 
     def _write_sentinel_conf(self, name: str, port: int, master_port: int) -> None:
-        folder = self.node_dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder, lines = self._common_conf(name, port)
         m = self.master_name
-        lines = [
-            f"port {port}",
-            f"bind {HOST}",
-            "daemonize yes",
-            f"pidfile {_quote(folder / 'redis.pid')}",
-            f"logfile {_quote(folder / 'redis.log')}",
-            f"dir {_quote(folder)}",
+        lines += [
             f"sentinel monitor {m} {HOST} {master_port} {QUORUM}",
             f"sentinel down-after-milliseconds {m} {self.down_after_ms}",
             f"sentinel failover-timeout {m} {FAILOVER_TIMEOUT_MS}",
