@@ -44,6 +44,28 @@ def fake_kube() -> Iterator[Any]:
     fake.close()
 
 
+@pytest.fixture
+def health(fake_kube: Any) -> Iterator[Any]:
+    """The API's health URL: 200 while a backend pod of the fake cluster is ready, else 503."""
+    from kube_api_server import HealthServer
+
+    server = HealthServer(fake_kube)
+    server.serve()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def iam_sim() -> Iterator[Any]:
+    """IAM policy simulation on loopback (moto lacks it), for `inv` subprocesses."""
+    from iam_sim_server import IamSimulation
+
+    sim = IamSimulation()
+    sim.serve()
+    yield sim
+    sim.close()
+
+
 def write_kubeconfig(path: Path, url: str, *, context: str = "fake", token: str = TOKEN) -> Path:
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": context,
@@ -91,9 +113,12 @@ def kube_env(kube_config: Any, kube_aws: None) -> Any:
 @pytest.fixture(scope="session")
 def kube_moto_server() -> Iterator[str]:
     """A loopback moto server (for `inv` subprocesses) with the lock table."""
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns test output
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

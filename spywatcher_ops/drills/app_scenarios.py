@@ -158,6 +158,7 @@ class AppScenario(Scenario):
     rto_key = "application"
     rpo_key = None  # stateless: nothing to lose; the database drills judge RPO
     kinds = ("aws",)
+    unsupported = {"sandbox": "the sandbox has no cluster; application drills need an EKS cluster"}
     probes = ("app-health", "deployments-ready")
     judged_by = ("app-health", "deployments-ready")
     timeout_s = 600.0
@@ -366,10 +367,15 @@ def _uncordon(env: Environment, data: dict[str, Any]) -> str:
 class AppPodLoss(AppScenario):
     name = "app-pod-loss"
     injects = "deletes a share (default half) of the backend pods at once"
-    # Not in the aws default suite (yet): it needs environments.<env>.health_url, which
-    # invoke.yaml does not set; `--scenario app-pod-loss` runs it.
-    default_for = ()
+    # In the aws default suite once environments.<env>.health_url is set (it measures
+    # through it). node-loss and zone-loss disturb whole nodes: only on request
+    # (--scenario, or environments.<env>.drill_suite).
+    default_for = ("aws",)
+    default_needs = "health_url"
     predicts = ("replicas", "readiness", "pdb")
+
+    def in_default_suite(self, env: Environment) -> bool:
+        return super().in_default_suite(env) and health_url(env) is not None
 
     def _victims(self, env: Environment, options: DrillOptions) -> tuple[list[Obj], int]:
         share = float(options.params.get("share", 0.5))

@@ -52,12 +52,20 @@ def get(name: str, kind: str, extra_modules: Iterable[str] = ()) -> Scenario:
     scenario = scenarios[name]
     if kind not in scenario.kinds:
         supported = ", ".join(n for n, s in scenarios.items() if kind in s.kinds)
+        why = scenario.unsupported.get(kind) or f"not supported on {kind} environments"
         raise BadInput(
-            f"--scenario {name}: not supported on {kind} environments (it supports {', '.join(scenario.kinds)}); "
+            f"--scenario {name}: {why} (it runs on {', '.join(scenario.kinds)} environments); "
             f"for {kind}: {supported}"
         )
     return scenario
 
 
-def default_suite(kind: str, extra_modules: Iterable[str] = ()) -> list[Scenario]:
-    return [s for s in load(extra_modules).values() if kind in s.default_for]
+def default_suite(env: Any, extra_modules: Iterable[str] = ()) -> list[Scenario]:
+    """`environments.<env>.drill_suite` when configured, else every scenario whose
+    in_default_suite(env) says so, in registration order."""
+    configured = env.env.raw.get("drill_suite")
+    if configured:
+        if isinstance(configured, str):
+            configured = [n.strip() for n in configured.split(",") if n.strip()]
+        return [get(str(n), env.kind, extra_modules) for n in configured]
+    return [s for s in load(extra_modules).values() if s.in_default_suite(env)]

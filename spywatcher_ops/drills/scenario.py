@@ -171,6 +171,7 @@ class Scenario:
     rpo_key: str | None = "database"  # key in ops.targets.rpo (None: RPO not judged)
     kinds: tuple[str, ...] = ("sandbox", "aws")  # environment kinds that support it
     default_for: tuple[str, ...] = ()  # kinds whose default suite includes it
+    unsupported: dict[str, str] = {}  # kind -> why it cannot run there, for the error message
     probes: tuple[str, ...] = ("db-write", "db-read")
     judged_by: tuple[str, ...] = ("db-write",)  # probes whose recovery is the RTO
     timeout_s = 120.0  # hard timeout after the fault, per environment kind below
@@ -180,6 +181,10 @@ class Scenario:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "injects": self.injects, "part": self.part, "rto_target": self.rto_key,
                 "rpo_target": self.rpo_key, "environments": list(self.kinds), "probes": list(self.probes)}
+
+    def in_default_suite(self, env: Environment) -> bool:
+        """Whether `inv dr.drill` without --scenario runs it on `env`."""
+        return env.kind in self.default_for
 
     def hard_timeout(self, env: Environment, options: DrillOptions) -> float:
         if options.timeout_s is not None:

@@ -59,9 +59,10 @@ def _scenarios(e: Any, scenario: str | None) -> list[Any]:
     if scenario:
         names = [s.strip() for s in scenario.split(",") if s.strip()]
         return [registry.get(n, e.kind, extra) for n in names]
-    suite = registry.default_suite(e.kind, extra)
+    suite = registry.default_suite(e, extra)
     if not suite:
-        raise BadInput(f"no default drill suite for {e.kind} environments; pick one with --scenario")
+        raise BadInput(f"no default drill suite for {e.name} ({e.kind}); pick one with --scenario, "
+                       f"or set environments.{e.name}.drill_suite")
     return suite
 
 
@@ -208,7 +209,8 @@ def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
         rto_k, rpo_k = target_key(s.targets.rto, sc.rto_key), target_key(s.targets.rpo, sc.rpo_key)
         rto = f"RTO {rto_k} {_fmt(s.targets.rto.get(rto_k)) if rto_k else '-'}"
         rpo = f"RPO {rpo_k} {_fmt(s.targets.rpo.get(rpo_k))}" if rpo_k else "RPO not judged"
-        suites = ", ".join(sc.default_for) or "-"
+        suites = (", ".join(sc.default_for) or "-") + (f" (when {sc.default_needs} is set)" if sc.default_for and
+                                                        getattr(sc, "default_needs", None) else "")
         rows.append([name, sc.injects, f"{rto}; {rpo}", ", ".join(sc.kinds), suites])
         data.append({**sc.describe(), "rto_target_s": s.targets.rto.get(rto_k) if rto_k else None,
                      "rpo_target_s": s.targets.rpo.get(rpo_k) if rpo_k else None, "default_suite_for": list(sc.default_for)})

@@ -295,7 +295,10 @@ def wait_ready(port: int, pid: int, log: Path, *, read_write: bool, timeout: flo
         if time.monotonic() > deadline:
             raise OperationFailed(f"PostgreSQL on port {port} not ready after {timeout:.0f} s: {log_tail(log)}")
         if progress:
-            progress("recovering" if status in (None, "starting", "standby") else str(status))
+            # postmaster says "ready" as soon as read-only connections open; replay (and the
+            # end-of-recovery checkpoint) can go on for seconds after that.
+            label = "recovering" if status in (None, "starting", "standby", "ready") else str(status)
+            progress(label + (" (read-only connections open)" if status == "ready" else ""))
         time.sleep(interval)
 
 

@@ -1,0 +1,112 @@
+"""`inv dr.drill` on an aws environment whose cluster is the in-test Kubernetes
+API server: the application drills end to end through the real CLI, with the
+health URL on loopback, moto (server) for the lock, STS and CloudWatch, and
+IAM's policy simulation on a loopback endpoint (moto lacks it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures_kube import ENV_NAME
+
+pytestmark = pytest.mark.e2e
+
+NODES = ["ip-10-0-1-10.ec2.internal", "ip-10-0-2-10.ec2.internal", "ip-10-0-3-10.ec2.internal"]
+
+
+@pytest.fixture
+def app_drills(inv_kube, fake_kube, health, iam_sim):
+    """inv_kube with a health URL, a suite of the three application drills, and IAM simulated."""
+    config = yaml.safe_load(inv_kube.config_file.read_text())
+    config["ops"]["environments"][ENV_NAME].update(
+        health_url=health.url, drill_suite=["app-pod-loss", "node-loss", "zone-loss"])
+    inv_kube.config_file.write_text(yaml.safe_dump(config))
+    fake_kube.ready_after = 0.4  # replacement pods take a moment to pass their readiness probe
+
+    def run(*args, **kw):
+        env = {"AWS_ENDPOINT_URL_IAM": iam_sim.url, **kw.pop("env", {})}
+        return inv_kube(*args, env=env, timeout=180, **kw)
+
+    return run
+
+
+def mutations(fake):
+    return [r for r in fake.requests if r[0] in ("POST", "PATCH", "DELETE")]
+
+
+def test_the_suite_runs_all_three_drills_and_measures_the_application_rto(app_drills, fake_kube, health, iam_sim,
+                                                                         state_dir, tmp_path):
+    before = {p["metadata"]["name"] for p in fake_kube.pods(selector="app=backend")}
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--yes", "--json", "--report-dir", str(tmp_path / "reports"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    rows = {r["scenario"]: r for r in result["scorecard"]}
+    assert list(rows) == ["app-pod-loss", "node-loss", "zone-loss"]
+    for name, row in rows.items():
+        assert row["outcome"] == "met", (name, row)
+        assert row["rto_target_s"] == 300 and row["rpo_s"] is None
+        # measured, not assumed: replacements need their 0.4 s readiness delay
+        assert 0.3 < row["rto_s"] < 30, (name, row)
+        found = sorted(p.suffix for p in (tmp_path / "reports").glob(f"*-{ENV_NAME}-{name}-{row['report_id']}.*"))
+        assert found == [".html", ".json", ".md"], found
+
+    def report_of(name):
+        return json.loads(next((tmp_path / "reports").glob(f"*-{name}-{rows[name]['report_id']}.json")).read_text())
+
+    report = report_of("app-pod-loss")
+    assert len(set(report["details"]["pods"]) & before) == 2  # half of 3, rounded up
+    assert report["details"]["readiness_rto_s"] == report["rto"]["achieved_s"]
+    assert report["environment"] == {"name": ENV_NAME, "kind": "aws"}
+    assert {p["name"] for p in report["probes"]} == {"app-health", "deployments-ready"}
+    zone = report_of("zone-loss")
+    assert zone["fault"]["description"].startswith("lost zone us-east-1")
+    # everything the drills cordoned is schedulable again, the deployments whole
+    assert not [n for n in NODES if fake_kube.get("nodes", n)["spec"].get("unschedulable")]
+    assert len(fake_kube.pods(selector="app=backend")) == 3
+    # the permissions were simulated for the caller, once per scenario
+    assert len(iam_sim.requests) == 3 and "eks:DescribeCluster" in iam_sim.requests[0]["ActionNames"]
+    assert iam_sim.requests[0]["PolicySourceArn"].startswith("arn:aws:iam::")
+    history = app_drills("dr.history", "--env", ENV_NAME, "--scenario", "node-loss", "--json")
+    assert history.returncode == 0, history.stderr
+    (group,) = json.loads(history.stdout)["groups"]
+    assert group["scenario"] == "node-loss" and [r["id"] for r in group["last_runs"]] == [rows["node-loss"]["report_id"]]
+
+
+def test_scorecard_for_one_scenario(app_drills, fake_kube):
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "node-loss", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("node-loss "))
+    assert " / 5.0 min" in line and "MET" in line and line.rstrip().endswith(".html")
+    assert "node-loss: " in proc.stdout  # the summary line under the table
+
+
+def test_a_denied_permission_fails_preflight_and_injects_nothing(app_drills, fake_kube, iam_sim):
+    iam_sim.deny.add("eks:DescribeCluster")
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss", "--yes")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "IAM permissions: denied: eks:DescribeCluster (implicitDeny)" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert mutations(fake_kube) == []
+
+
+def test_an_endpoint_without_policy_simulation_fails_preflight_cleanly(app_drills, fake_kube, inv_kube):
+    # moto itself: it answers SimulatePrincipalPolicy with a body botocore cannot parse
+    proc = app_drills("dr.preflight", "--env", ENV_NAME, "--scenario", "node-loss",
+                      env={"AWS_ENDPOINT_URL_IAM": inv_kube.moto_url})
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "IAM permissions: could not simulate the caller's policy" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert mutations(fake_kube) == []
+
+
+def test_the_default_aws_suite_includes_app_pod_loss_only_with_a_health_url(inv_kube, tmp_path: Path):
+    proc = inv_kube("dr.scenarios", "--env", ENV_NAME)
+    assert proc.returncode == 0, proc.stderr
+    assert "environments: aws (default suite: aws (when health_url is set))" in proc.stdout
+    proc = inv_kube("dr.drill", "--env", ENV_NAME, "--dry-run", "--json")  # no health_url in inv_kube's config
+    assert proc.returncode in (0, 3), proc.stderr
+    names = json.dumps(json.loads(proc.stdout))
+    assert "db-failover" in names and "app-pod-loss" not in names
