@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,12 +204,40 @@ def tls_postgres() -> Any:
     Databases: `spywatcher` (tables events, users) owned by the app user, and
     `spywatcher_source`, a copy with more rows, for source comparisons.
     """
+    with _tls_postgres_server("ops-verify-pg-") as server:
+        for db in ("spywatcher", "spywatcher_source"):
+            server.execute(f"CREATE DATABASE {db} OWNER {APP_USER}")
+            server.execute(
+                f"SET ROLE {APP_USER};"
+                "CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, body text);"
+                "CREATE TABLE users (id bigserial PRIMARY KEY, name text);"
+                "INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 5) g;"
+                "INSERT INTO events (created_at, body) SELECT timestamptz '2026-11-25 14:00:00+00' "
+                "+ g * interval '1 second', 'e' FROM generate_series(1, 50) g;",
+                dbname=db,
+            )
+        # the source has moved on since the "restore point"
+        server.execute("SET ROLE spywatcher; INSERT INTO events (created_at, body) VALUES (now(), 'later')",
+                       dbname="spywatcher_source")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_postgres_restored() -> Any:
+    """A second TLS PostgreSQL (only the app role): where tests put what an RDS
+    restore would hold, behind the restored instance's tunnel."""
+    with _tls_postgres_server("ops-restored-pg-") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _tls_postgres_server(prefix: str) -> Iterator[PgServer]:
     from spywatcher_ops.core.commands import require_binary, run
 
     initdb = require_binary("initdb", search=[PG_BIN], package="postgresql-15")
     pg_ctl = require_binary("pg_ctl", search=[PG_BIN], package="postgresql-15")
     user = "postgres" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(dir="/tmp", prefix="ops-verify-pg-"))
+    root = Path(tempfile.mkdtemp(dir="/tmp", prefix=prefix))
     root.chmod(0o755)
     data = root / "data"
     password = "super-Secret-7"
@@ -237,20 +267,6 @@ def tls_postgres() -> Any:
     server = PgServer("127.0.0.1", port, password, root)
     try:
         server.execute(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
-        for db in ("spywatcher", "spywatcher_source"):
-            server.execute(f"CREATE DATABASE {db} OWNER {APP_USER}")
-            server.execute(
-                f"SET ROLE {APP_USER};"
-                "CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, body text);"
-                "CREATE TABLE users (id bigserial PRIMARY KEY, name text);"
-                "INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 5) g;"
-                "INSERT INTO events (created_at, body) SELECT timestamptz '2026-11-25 14:00:00+00' "
-                "+ g * interval '1 second', 'e' FROM generate_series(1, 50) g;",
-                dbname=db,
-            )
-        # the source has moved on since the "restore point"
-        server.execute("SET ROLE spywatcher; INSERT INTO events (created_at, body) VALUES (now(), 'later')",
-                       dbname="spywatcher_source")
         yield server
     finally:
         subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], user=user, capture_output=True,

@@ -104,6 +104,87 @@ def test_db_failover_on_rds_runs_end_to_end_and_publishes(staging_aws, ops_confi
                                  "sns_message_id": result.published[0]["sns_message_id"]}]
 
 
+def _instant(value) -> float:
+    """RestoreTime as the client sends it (ISO string or datetime) -> epoch seconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.timestamp()
+
+
+class RdsRestoreCopy:
+    """What RDS does for RestoreDBInstanceToPointInTime, as far as the drill can see:
+    a new instance holding the source's drill rows written up to the restore time.
+    The copy goes into a second PostgreSQL, reached through the new instance's tunnel."""
+
+    def __init__(self, env, source, copy, dbname):
+        self.env, self.source, self.copy, self.dbname = env, source, copy, dbname
+        self.calls: list[dict] = []
+        self.after_point = 0  # writes the source had past the restore time: not in the copy
+
+    def __call__(self, params, **_):
+        import psycopg
+
+        from spywatcher_ops.drills.probes import DRILL_TABLE
+
+        self.calls.append(dict(params))
+        until = _instant(params["RestoreTime"])
+        with psycopg.connect(**self.source.dsn(self.dbname), autocommit=True) as conn:
+            rows = conn.execute(f"SELECT run_id, seq, client_ts FROM {DRILL_TABLE} WHERE client_ts <= %s",
+                                (until,)).fetchall()
+            self.after_point = conn.execute(f"SELECT count(*) FROM {DRILL_TABLE} WHERE client_ts > %s",
+                                            (until,)).fetchone()[0]
+        self.copy.execute(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+        self.copy.execute(f"CREATE DATABASE {self.dbname} OWNER {APP_USER}")
+        with psycopg.connect(**self.copy.dsn(self.dbname), autocommit=True) as conn:
+            conn.execute(f"SET ROLE {APP_USER}")
+            conn.execute(f"CREATE TABLE {DRILL_TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
+                         "client_ts double precision NOT NULL, written_at timestamptz NOT NULL DEFAULT now(), "
+                         "PRIMARY KEY (run_id, seq))")
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {DRILL_TABLE} (run_id, seq, client_ts) VALUES (%s, %s, %s)", rows)
+        self.env.env.raw.setdefault("db_tunnels", {})[params["TargetDBInstanceIdentifier"]] = \
+            f"127.0.0.1:{self.copy.port}"
+
+
+@pytest.mark.real
+def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_copy(
+        staging_aws, ops_config, tls_postgres, tls_postgres_restored, drill_db):
+    env = staging(ops_config, tls_postgres, drill_db)
+    rds = env.parts.clients.client("rds")
+    # RDS's LatestRestorableTime trails by minutes; moto reports a fixed one. Say "now",
+    # so the drill restores to its own mark, as it would on an idle-enough real instance.
+    rds.meta.events.register("after-call.rds.DescribeDBInstances", lambda parsed, **_: [
+        i.__setitem__("LatestRestorableTime", datetime.now(UTC)) for i in parsed.get("DBInstances", [])])
+    copy = RdsRestoreCopy(env, tls_postgres, tls_postgres_restored, drill_db)
+    rds.meta.events.register("provide-client-params.rds.RestoreDBInstanceToPointInTime", copy)
+    scenario = get("pitr-restore", "aws")
+    options = DrillOptions()
+    stub = allow_all(env, drill_aws.required_actions(env, scenario))
+
+    (checked,) = suite.preflight_all(env, [scenario], options)
+    stub.assert_no_pending_responses()
+    assert checked.ok, [c.to_dict() for c in checked.checks]
+    result = suite.run_suite(env, [checked], options, report_dir=env.settings.state_dir / "reports")
+    (row,) = result.rows
+    assert row.outcome == "met", row.summary
+    rep = report.build(suite.find_drill(env.settings.state_dir, row.report_id))
+    (call,) = copy.calls
+    new_id = call["TargetDBInstanceIdentifier"]
+    assert call["SourceDBInstanceIdentifier"] == STAGING_DB and new_id.startswith(f"{STAGING_DB}-drill-")
+    d = rep["details"]
+    assert d["restore"]["instance"] == new_id and d["restore"]["kept"] is False
+    assert abs(_instant(call["RestoreTime"]) - d["restore"]["restore_point"]) < 0.001  # ms precision on the wire
+    assert rep["timeline"][0]["kind"] == "fault" or any(e["kind"] == "fault" and e["t_s"] == 0 for e in rep["timeline"])
+    assert d["verification"] == "passed" and d["missing_before_point"] == 0 and d["present_after_point"] == 0
+    assert d["surviving"] >= 3  # the writes before the mark are in the copy
+    assert copy.after_point >= 1  # and the drill kept writing past it (those must not count)
+    assert 0 <= rep["rpo"]["achieved_s"] < 0.5 and rep["rpo"]["lost_writes"] == 0
+    assert rep["rto"]["achieved_s"] > 0.3  # the writes streamed past the mark, then restore + verification
+    # the copy was removed: only what the drill created
+    ids = [i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]]
+    assert ids == [STAGING_DB]
+
+
 def test_denied_permissions_fail_preflight(staging_aws, ops_config):
     env = aws_env(ops_config)
     scenario = get("db-failover", "aws")
