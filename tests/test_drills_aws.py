@@ -31,14 +31,14 @@ def drill_db(tls_postgres):
     tls_postgres.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def staging(ops_config, tls_postgres, drill_db, **aws):
+def staging(ops_config, tls_postgres, drill_db, clock=None, **aws):
     ops_config.ops.environments.staging.db_tunnels = {STAGING_DB: f"127.0.0.1:{tls_postgres.port}"}
     ops_config.ops.aws.poll_seconds = 0.01
     for key, value in aws.items():
         ops_config.ops.aws[key] = value
     boto3.client("secretsmanager", region_name=REGION).put_secret_value(
         SecretId=SECRET, SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD, "dbname": drill_db}))
-    return aws_env(ops_config)
+    return aws_env(ops_config, clock=clock)
 
 
 def allow_all(env, actions, decision="allowed"):
@@ -116,8 +116,8 @@ class RdsRestoreCopy:
     a new instance holding the source's drill rows written up to the restore time.
     The copy goes into a second PostgreSQL, reached through the new instance's tunnel."""
 
-    def __init__(self, env, source, copy, dbname):
-        self.env, self.source, self.copy, self.dbname = env, source, copy, dbname
+    def __init__(self, env, source, copy, dbname, until=lambda params: _instant(params["RestoreTime"])):
+        self.env, self.source, self.copy, self.dbname, self.until = env, source, copy, dbname, until
         self.calls: list[dict] = []
         self.after_point = 0  # writes the source had past the restore time: not in the copy
 
@@ -127,7 +127,7 @@ class RdsRestoreCopy:
         from spywatcher_ops.drills.probes import DRILL_TABLE
 
         self.calls.append(dict(params))
-        until = _instant(params["RestoreTime"])
+        until = self.until(params)
         with psycopg.connect(**self.source.dsn(self.dbname), autocommit=True) as conn:
             rows = conn.execute(f"SELECT run_id, seq, client_ts FROM {DRILL_TABLE} WHERE client_ts <= %s",
                                 (until,)).fetchall()
@@ -142,8 +142,9 @@ class RdsRestoreCopy:
                          "PRIMARY KEY (run_id, seq))")
             with conn.cursor() as cur:
                 cur.executemany(f"INSERT INTO {DRILL_TABLE} (run_id, seq, client_ts) VALUES (%s, %s, %s)", rows)
-        self.env.env.raw.setdefault("db_tunnels", {})[params["TargetDBInstanceIdentifier"]] = \
-            f"127.0.0.1:{self.copy.port}"
+        # the new instance's id: TargetDBInstanceIdentifier (point in time) or DBInstanceIdentifier (snapshot)
+        new_id = params.get("TargetDBInstanceIdentifier") or params["DBInstanceIdentifier"]
+        self.env.env.raw.setdefault("db_tunnels", {})[new_id] = f"127.0.0.1:{self.copy.port}"
 
 
 @pytest.mark.real
@@ -181,6 +182,42 @@ def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_c
     assert 0 <= rep["rpo"]["achieved_s"] < 0.5 and rep["rpo"]["lost_writes"] == 0
     assert rep["rto"]["achieved_s"] > 0.3  # the writes streamed past the mark, then restore + verification
     # the copy was removed: only what the drill created
+    ids = [i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]]
+    assert ids == [STAGING_DB]
+
+
+@pytest.mark.real
+def test_snapshot_restore_on_rds_counts_every_write_since_the_snapshot_as_lost(
+        staging_aws, ops_config, tls_postgres, tls_postgres_restored, drill_db):
+    from spywatcher_ops.core.clock import SystemClock
+
+    # the real clock: the drill's write times are compared with moto's snapshot time
+    env = staging(ops_config, tls_postgres, drill_db, clock=SystemClock())
+    rds = env.parts.clients.client("rds")
+    snap = rds.create_db_snapshot(DBInstanceIdentifier=STAGING_DB, DBSnapshotIdentifier="before-the-drill")
+    created = snap["DBSnapshot"]["SnapshotCreateTime"]
+    copy = RdsRestoreCopy(env, tls_postgres, tls_postgres_restored, drill_db, until=lambda _: created.timestamp())
+    rds.meta.events.register("provide-client-params.rds.RestoreDBInstanceFromDBSnapshot", copy)
+    scenario = get("snapshot-restore", "aws")
+    options = DrillOptions()
+    allow_all(env, drill_aws.required_actions(env, scenario))
+
+    (checked,) = suite.preflight_all(env, [scenario], options)
+    assert checked.ok, [c.to_dict() for c in checked.checks]
+    result = suite.run_suite(env, [checked], options, report_dir=env.settings.state_dir / "reports")
+    (row,) = result.rows
+    assert row.outcome == "met", row.summary  # judged by targets.rpo.snapshot (the backup interval)
+    rep = report.build(suite.find_drill(env.settings.state_dir, row.report_id))
+    (call,) = copy.calls
+    assert call["DBSnapshotIdentifier"] == "before-the-drill"
+    assert call["DBInstanceIdentifier"].startswith(f"{STAGING_DB}-drill-")
+    # every write of this run came after the snapshot: all of them are lost, and counted
+    writer = next(p for p in rep["probes"] if p["name"] == "db-write")
+    assert rep["rpo"]["lost_writes"] == writer["attempts"] - writer["failed"] >= 3
+    assert rep["details"]["surviving_of_this_run"] == 0 and rep["details"]["verification"] == "passed"
+    fault_at = rep["details"]["restore"]["snapshot_created"] + rep["rpo"]["achieved_s"]
+    assert rep["rpo"]["achieved_s"] > 0 and fault_at > created.timestamp()
+    assert rep["rpo"]["target_s"] == 86400
     ids = [i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]]
     assert ids == [STAGING_DB]
 
