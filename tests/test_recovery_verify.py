@@ -74,6 +74,7 @@ def test_all_checks_pass_over_tls_and_counts_are_compared(tls_postgres, ops_conf
     checks = _by_name(report)
     assert report.ok, report.to_dict()
     assert checks["tls"].ok and checks["tls"].detail.startswith("TLSv1")
+    assert checks["tls"].detail.endswith("certificate NOT verified: set ops.database.ssl_root_cert to the RDS CA bundle")
     assert checks["server version"].detail.startswith("PostgreSQL 15.")
     assert checks["tables"].detail == "2 table(s) in public"
     assert checks["freshness events.created_at"].detail.startswith("newest row 2026-11-25T14:00:50.000Z (10 s before")

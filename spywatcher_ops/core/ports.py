@@ -70,6 +70,7 @@ class ConnectionInfo:
     password: str | None = None
     sslmode: str = "prefer"
     target_session_attrs: str | None = None
+    sslrootcert: str | None = None  # CA bundle that verify-ca / verify-full check the server against
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -83,6 +84,8 @@ class ConnectionInfo:
             out["password"] = self.password
         if self.target_session_attrs:
             out["target_session_attrs"] = self.target_session_attrs
+        if self.sslrootcert:
+            out["sslrootcert"] = self.sslrootcert
         return out
 
     def redacted(self) -> str:

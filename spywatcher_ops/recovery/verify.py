@@ -149,7 +149,10 @@ def _check_tls(conn: Any, info: ConnectionInfo, checks: list[Check]) -> None:
     on = bool(row and row[0])
     required = info.sslmode in ("require", "verify-ca", "verify-full")
     if on:
-        checks.append(Check("tls", True, f"{row[1]} {row[2]}"))
+        verified = {"verify-full": "certificate and host name verified",
+                    "verify-ca": "certificate verified against the CA bundle"}.get(info.sslmode)
+        note = verified or "certificate NOT verified: set ops.database.ssl_root_cert to the RDS CA bundle"
+        checks.append(Check("tls", True, f"{row[1]} {row[2]}; {note}"))
     else:
         checks.append(Check("tls", False if required else None, "connection is not encrypted",
                             "the server must have ssl=on" if required else None))

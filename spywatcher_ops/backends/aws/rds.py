@@ -9,6 +9,7 @@ never boto3's 30-second waiters, so readiness is seen within seconds.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.clock import iso
@@ -65,6 +66,17 @@ EVENT_CODES = (
     ("failover complete", "RDS-EVENT-0049"),
 )
 
+
+
+def ssl_root_cert(value: Any) -> str | None:
+    """ops.database.ssl_root_cert -> an existing file's absolute path, or None when unset."""
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise BadInput(f"ops.database.ssl_root_cert {value}: no such file; use the path of the RDS CA bundle, "
+                       "e.g. ~/.postgresql/rds-global-bundle.pem (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)")
+    return str(path.resolve())
 
 def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
@@ -189,6 +201,9 @@ class RdsDatabase:
 
         `environments.<env>.db_tunnels` maps an instance id to "host:port" for
         reaching a private instance through an SSH/SSM tunnel.
+        With `ops.database.ssl_root_cert` (the RDS CA bundle) the server's
+        certificate is verified: verify-full (chain and host name), or
+        verify-ca through a tunnel, where the host name is the tunnel's.
         """
         target = instance_id or self.instance_id()
         instance = self.describe(target)
@@ -199,8 +214,11 @@ class RdsDatabase:
             host, _, tunnel_port = str(tunnel).rpartition(":")
             port = tunnel_port or port
         dbname = creds.dbname or str(self.settings.section("database").get("name") or "postgres")
+        ca = ssl_root_cert(self.settings.section("database").get("ssl_root_cert"))
+        sslmode = ("verify-ca" if tunnel else "verify-full") if ca else "require"
         return ConnectionInfo(
-            host=host, port=port, dbname=dbname, user=creds.username, password=creds.password, sslmode="require"
+            host=host, port=port, dbname=dbname, user=creds.username, password=creds.password, sslmode=sslmode,
+            sslrootcert=ca,
         )
 
     def _snapshot(self, raw: dict[str, Any], region: str | None = None) -> Snapshot:
