@@ -53,6 +53,38 @@ def redis_primary():
     proc.wait(timeout=10)
 
 
+@pytest.fixture
+def api_on_the_cache(redis_primary):
+    """The API's health URL, healthy while its cache answers PING (as the
+    backend's /health does): the drill watches it alongside the cache probes."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    _, port = redis_primary
+
+    class Health(BaseHTTPRequestHandler):
+        def log_message(self, *_):
+            return None
+
+        def do_GET(self):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                    sock.settimeout(0.2)
+                    sock.sendall(b"PING\r\n")
+                    ok = sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                ok = False
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    server.shutdown()
+    server.server_close()
+
+
 def group_on(port: int) -> dict:
     group = moto_group()
     group["NodeGroups"][0]["PrimaryEndpoint"] = {"Address": "127.0.0.1", "Port": port}
@@ -105,9 +137,11 @@ def script(stub: Stubber, group: dict) -> None:
 
 
 @pytest.mark.real
-def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_aws, ops_config, redis_primary):
+def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_aws, ops_config, redis_primary,
+                                                                      api_on_the_cache):
     proc, port = redis_primary
     ops_config.ops.aws.poll_seconds = 0.01
+    ops_config.ops.environments.staging.health_url = api_on_the_cache
     env = aws_env(ops_config)
     group = group_on(port)
     stub = Stubber(env.cache.client)
@@ -149,7 +183,13 @@ def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_a
     # the probes saw the outage that really happened, within their cadence
     assert abs(rep["rto"]["achieved_s"] - OUTAGE_S) < 0.3, rep["rto"]
     assert rep["rpo"]["lost_writes"] == 0
-    assert {p["name"]: p["impacted"] for p in rep["probes"]} == {"cache-write": True, "cache-read": True}
+    probes = {p["name"]: p for p in rep["probes"]}
+    assert {n: p["impacted"] for n, p in probes.items()} == {"cache-write": True, "cache-read": True,
+                                                             "app-health": True}
+    # the API behind the cache was down as long, watched but not judged
+    assert abs(probes["app-health"]["rto_s"] - OUTAGE_S) < 0.4, probes["app-health"]
+    assert rep["rto"]["basis"] and "app-health" not in rep["rto"]["basis"]
+    assert "; the API (health URL) after 1." in rep["summary"], rep["summary"]
     codes = [e.get("code") for e in rep["timeline"] if e["kind"] == "provider"]
     assert "test-failover-called" in codes and "failover-completed" in codes and "recovered" in codes
     records = suite.find_drill(env.settings.state_dir, row.report_id)

@@ -34,6 +34,7 @@ from ..core.errors import BadInput, NotReady, OpsError, TimedOut
 from ..core.plan import Plan
 from ..core.ports import ProviderEvent
 from .cleanup import undo_handler
+from .http_probe import HttpHealthProbe, health_url
 from .probes import Anchor, Cadence, ProbeThread
 from .registry import register
 from .runner import failover_measure, mark_fault
@@ -49,25 +50,6 @@ API_PROBE_FLOOR_S = 0.25  # the Kubernetes API is polled at most 4 times a secon
 
 
 # probes ------------------------------------------------------------------------
-
-class HttpHealthProbe(ProbeThread):
-    """GET the health URL; a 2xx answer within the timeout is a success."""
-
-    name = "app-health"
-    part = "application"
-    kind = "read"
-
-    def __init__(self, url: str, anchor: Anchor, cadence: Cadence) -> None:
-        super().__init__(anchor, cadence)
-        self.url = url
-
-    def once(self) -> None:
-        request = urllib.request.Request(self.url, headers={"User-Agent": "spywatcher-ops-drill"})
-        with urllib.request.urlopen(request, timeout=self.cadence.op_timeout) as reply:
-            reply.read(1024)
-            if not 200 <= reply.status < 300:
-                raise ConnectionError(f"HTTP {reply.status}")
-
 
 class DeploymentsReadyProbe(ProbeThread):
     """Every application deployment has all desired replicas ready and updated."""
@@ -97,11 +79,6 @@ class DeploymentsReadyProbe(ProbeThread):
 
 
 # helpers -------------------------------------------------------------------------
-
-def health_url(env: Environment) -> str | None:
-    value = env.env.raw.get("health_url")
-    return str(value) if value else None
-
 
 def _app_state(env: Environment) -> Obj:
     """Deployments, their pods, nodes and PDBs, read once."""

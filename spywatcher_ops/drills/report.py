@@ -204,6 +204,10 @@ def summary_line(report: dict[str, Any], part: str) -> str:
     lost = report["rpo"].get("lost_writes")
     if lost:
         text += f"; {lost} acknowledged write(s) lost"
+    api = next((p for p in report["probes"] if p.get("name") == "app-health"), None)
+    if api is not None and part != "application":
+        text += (f"; the API (health URL) after {_fmt_s(api['rto_s'])}" if api.get("impacted") and api.get("rto_s")
+                 is not None else "; the API (health URL) " + ("did not recover" if api.get("impacted") else "stayed up"))
     return text
 
 

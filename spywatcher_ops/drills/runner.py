@@ -43,6 +43,17 @@ def standard_probes(ctx: DrillContext, names: tuple[str, ...]) -> list[Probe]:
     return [PROBE_FACTORIES[name](ctx) for name in names]
 
 
+def api_watch(ctx: DrillContext, names: tuple[str, ...]) -> list[Probe]:
+    """On aws with a health URL: the API's probe rides along in every drill, not
+    judged (judged_by decides), so the report says when the API served again."""
+    from .http_probe import HttpHealthProbe, health_url
+
+    url = health_url(ctx.env)
+    if ctx.env.kind != "aws" or not url or "app-health" in names:
+        return []
+    return [HttpHealthProbe(url, ctx.anchor, ctx.options.cadence)]
+
+
 class DrillTimeout(OpsError):
     exit_code = 4
 

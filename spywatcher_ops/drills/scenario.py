@@ -231,6 +231,6 @@ class Scenario:
         return list(part.events(since))
 
     def make_probes(self, ctx: DrillContext) -> list[Probe]:
-        from .runner import standard_probes
+        from .runner import api_watch, standard_probes
 
-        return standard_probes(ctx, self.probes)
+        return standard_probes(ctx, self.probes) + api_watch(ctx, self.probes)
