@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .report import _fmt_s
+from .report import fmt_seconds
 
 COLORS = {"up": "#2e9d4a", "slow": "#e0a100", "down": "#d23c3c"}
 WIDTH, LEFT, RIGHT, ROW, TOP = 960, 130, 20, 30, 40
@@ -75,17 +75,17 @@ def svg_timeline(report: dict[str, Any]) -> str:
     if rto:
         rx = x(rto)
         out.append(f'<line x1="{rx:.1f}" y1="{TOP - 12}" x2="{rx:.1f}" y2="{axis_y}" stroke="#1f5fbf" stroke-dasharray="4 2"/>')
-        out.append(f'<text x="{rx + 3:.1f}" y="{TOP - 2}" fill="#1f5fbf">recovered (RTO {escape(_fmt_s(rto))})</text>')
+        out.append(f'<text x="{rx + 3:.1f}" y="{TOP - 2}" fill="#1f5fbf">recovered (RTO {escape(fmt_seconds(rto))})</text>')
     target = report["rto"].get("target_s")
     if target is not None:
         if target <= hi:
             tx = x(target)
             out.append(f'<line x1="{tx:.1f}" y1="{TOP - 12}" x2="{tx:.1f}" y2="{axis_y}" stroke="#d23c3c" '
                        f'stroke-dasharray="6 3"/><text x="{tx - 3:.1f}" y="{TOP - 16}" text-anchor="end" '
-                       f'fill="#d23c3c">RTO target {escape(_fmt_s(target))}</text>')
+                       f'fill="#d23c3c">RTO target {escape(fmt_seconds(target))}</text>')
         else:
             out.append(f'<text x="{WIDTH - RIGHT}" y="{height - 4}" text-anchor="end" fill="#d23c3c">'
-                       f'RTO target {escape(_fmt_s(target))} (off the chart) &#8594;</text>')
+                       f'RTO target {escape(fmt_seconds(target))} (off the chart) &#8594;</text>')
     for j, ev in enumerate(events[:12]):
         ex = x(ev["t_s"])
         ly = axis_y + 30 + 14 * j
@@ -135,8 +135,8 @@ def to_html(report: dict[str, Any]) -> str:
     metrics = [_row(["metric", "achieved", "target", "verdict", "how it was measured"], "th")]
     for key in ("rto", "rpo"):
         m = report[key]
-        target = f"{_fmt_s(m['target_s'])} ({m.get('target_key')})" if m["target_s"] is not None else "-"
-        metrics.append(_row([key.upper(), escape(_fmt_s(m["achieved_s"])), escape(target), escape(m["verdict"]),
+        target = f"{fmt_seconds(m['target_s'])} ({m.get('target_key')})" if m["target_s"] is not None else "-"
+        metrics.append(_row([key.upper(), escape(fmt_seconds(m["achieved_s"])), escape(target), escape(m["verdict"]),
                              escape(m.get("basis") or "")]))
     timeline = [_row(["t (s)", "kind", "source", "message"], "th")]
     for t in report["timeline"]:
@@ -148,7 +148,7 @@ def to_html(report: dict[str, Any]) -> str:
         loss = (p.get("loss") or {}).get("lost")
         probes.append(_row([escape(p["name"]), str(p.get("attempts")), str(p.get("failed")),
                             _t(p.get("first_failure_t_s")), _t(p.get("recovered_t_s")),
-                            escape(_fmt_s(p.get("rto_s"))), escape(_fmt_s(p.get("latency_p50_s"))),
+                            escape(fmt_seconds(p.get("rto_s"))), escape(fmt_seconds(p.get("latency_p50_s"))),
                             "-" if loss is None else str(loss)]))
     checks = []
     for title_, key in (("Preflight", "preflight"), ("Re-check after the rollback", "recheck")):

@@ -174,9 +174,11 @@ def _phases(timeline: list[dict[str, Any]], rto_s: float | None) -> list[dict[st
     return phases
 
 
-def _fmt_s(value: float | None) -> str:
+def fmt_seconds(value: float | None) -> str:
     if value is None:
         return "-"
+    if value >= 7200:
+        return f"{value / 3600:.1f} h"
     if value >= 120:
         return f"{value / 60:.1f} min"
     if value >= 10:
@@ -193,20 +195,20 @@ def summary_line(report: dict[str, Any], part: str) -> str:
     words = PART_WORDS.get(part, "recovered")
     if report["details"].get("restore"):
         words = "restored and verified"
-    text = f"{words} after {_fmt_s(rto)}"
+    text = f"{words} after {fmt_seconds(rto)}"
     if rto == 0:
         text = f"no outage seen by the probes ({words} throughout)"
     phases = report["phases"]
     if phases and rto:
         longest = max(phases, key=lambda p: p["duration_s"])
-        text += (f"; longest phase {_fmt_s(longest['duration_s'])}: "
+        text += (f"; longest phase {fmt_seconds(longest['duration_s'])}: "
                  f"{longest['from']} -> {longest['to']}")
     lost = report["rpo"].get("lost_writes")
     if lost:
         text += f"; {lost} acknowledged write(s) lost"
     api = next((p for p in report["probes"] if p.get("name") == "app-health"), None)
     if api is not None and part != "application":
-        text += (f"; the API (health URL) after {_fmt_s(api['rto_s'])}" if api.get("impacted") and api.get("rto_s")
+        text += (f"; the API (health URL) after {fmt_seconds(api['rto_s'])}" if api.get("impacted") and api.get("rto_s")
                  is not None else "; the API (health URL) " + ("did not recover" if api.get("impacted") else "stayed up"))
     return text
 
@@ -227,8 +229,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += ["| metric | achieved | target | verdict | how it was measured |", "|---|---|---|---|---|"]
     for key in ("rto", "rpo"):
         m = report[key]
-        target = f"{_fmt_s(m['target_s'])} ({m.get('target_key')})" if m["target_s"] is not None else "-"
-        lines.append(f"| {key.upper()} | {_fmt_s(m['achieved_s'])} | {target} | {m['verdict']} | {m.get('basis') or ''} |")
+        target = f"{fmt_seconds(m['target_s'])} ({m.get('target_key')})" if m["target_s"] is not None else "-"
+        lines.append(f"| {key.upper()} | {fmt_seconds(m['achieved_s'])} | {target} | {m['verdict']} | {m.get('basis') or ''} |")
     lost = report["rpo"].get("lost_writes")
     if lost is not None:
         lines += ["", f"Acknowledged writes lost: **{lost}**."]
@@ -237,7 +239,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     if report["phases"]:
         lines += ["", "## Where the time went", "", "| from | to | duration |", "|---|---|---|"]
         for p in report["phases"]:
-            lines.append(f"| {p['from']} (+{p['from_t_s']:.3f} s) | {p['to']} (+{p['to_t_s']:.3f} s) | {_fmt_s(p['duration_s'])} |")
+            lines.append(f"| {p['from']} (+{p['from_t_s']:.3f} s) | {p['to']} (+{p['to_t_s']:.3f} s) | {fmt_seconds(p['duration_s'])} |")
     lines += ["", "## Timeline (seconds from the fault)", "", "| t | kind | source | message |", "|---|---|---|---|"]
     for t in report["timeline"]:
         code = f" [{t['code']}]" if t.get("code") else ""
@@ -249,7 +251,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             loss = (p.get("loss") or {}).get("lost")
             lines.append(
                 f"| {p['name']} | {p.get('attempts')} | {p.get('failed')} | {_t(p.get('first_failure_t_s'))} | "
-                f"{_t(p.get('recovered_t_s'))} | {_fmt_s(p.get('rto_s'))} | {_fmt_s(p.get('latency_p50_s'))} | "
+                f"{_t(p.get('recovered_t_s'))} | {fmt_seconds(p.get('rto_s'))} | {fmt_seconds(p.get('latency_p50_s'))} | "
                 f"{'-' if loss is None else loss} |")
     for title, key in (("Preflight", "preflight"), ("Re-check after the rollback", "recheck")):
         if report[key]:

@@ -71,11 +71,9 @@ def _report_dir(c: Context, report_dir: str | None) -> Path:
 
 
 def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 120:
-        return f"{value / 60:.1f} min"
-    return f"{value:.2f} s"
+    from spywatcher_ops.drills.report import fmt_seconds  # one format for the scorecard and the reports
+
+    return fmt_seconds(value)
 
 
 def _render_checks(out: Any, name: str, checks: list[Any]) -> None:
