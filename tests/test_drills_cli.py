@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +69,17 @@ def test_preflight_failure_exits_3_and_injects_nothing(state_dir):
 def _journal(state_dir: Path) -> list[dict]:
     path = state_dir / "journal" / "sandbox.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("suite, message", [
+    (["db-failover", "nope"], "environments.sandbox.drill_suite: nope: unknown scenario; known: db-failover"),
+    (["node-loss"], "environments.sandbox.drill_suite: node-loss: the sandbox has no cluster"),
+])
+def test_a_configured_suite_is_checked_before_anything_runs(state_dir, tmp_path, suite, message):
+    config = tmp_path / "suite.yaml"
+    config.write_text(yaml.safe_dump({"ops": {"environments": {"sandbox": {"drill_suite": suite}}}}))
+    done = inv(state_dir, "-f", str(config), "dr.drill")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert not (state_dir / "sandbox").exists() and not (state_dir / "journal").exists()

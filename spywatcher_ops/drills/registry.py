@@ -67,5 +67,8 @@ def default_suite(env: Any, extra_modules: Iterable[str] = ()) -> list[Scenario]
     if configured:
         if isinstance(configured, str):
             configured = [n.strip() for n in configured.split(",") if n.strip()]
-        return [get(str(n), env.kind, extra_modules) for n in configured]
+        try:
+            return [get(str(n), env.kind, extra_modules) for n in configured]
+        except BadInput as exc:  # say where the name came from: config, not a flag
+            raise BadInput(exc.message.replace("--scenario", f"environments.{env.name}.drill_suite:", 1)) from None
     return [s for s in load(extra_modules).values() if s.in_default_suite(env)]
