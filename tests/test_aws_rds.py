@@ -236,3 +236,48 @@ def test_waits_poll_at_the_configured_interval_and_see_readiness_at_once(ops_con
         stub.assert_no_pending_responses()
     assert seen == ["creating", "backing-up", "available"]
     assert clock.slept == 2 * 3  # two polls at ops.aws.poll_seconds (3): ready is seen within 3 s of RDS
+
+
+def _answer_with(db: RdsDatabase, operation: str, change) -> None:
+    """Edit moto's parsed answer the way the real service would fill it (fields moto leaves out)."""
+    db.rds.meta.events.register(f"after-call.rds.{operation}", lambda parsed, **_: change(parsed))
+
+
+def test_window_earliest_comes_from_the_automated_backup_capped_by_retention(staging_aws, ops_config):
+    db = _db(ops_config, FakeClock())
+    latest = datetime(2026, 11, 26, 11, 55, tzinfo=UTC)
+    earliest = {"value": latest - timedelta(days=3, hours=2)}
+
+    def instances(parsed):
+        for i in parsed.get("DBInstances", []):
+            i["LatestRestorableTime"] = latest
+
+    def backups(parsed):
+        parsed["DBInstanceAutomatedBackups"] = [{"DBInstanceIdentifier": STAGING_DB, "Status": "active",
+                                                 "RestoreWindow": {"EarliestTime": earliest["value"],
+                                                                   "LatestTime": latest}}]
+
+    _answer_with(db, "DescribeDBInstances", instances)
+    _answer_with(db, "DescribeDBInstanceAutomatedBackups", backups)
+    w = db.restorable_window()
+    assert (w.earliest, w.latest, w.retention_days) == (earliest["value"], latest, 7)
+    earliest["value"] = latest - timedelta(days=10)  # older than the retention allows: not restorable any more
+    assert db.restorable_window().earliest == latest - timedelta(days=7)
+
+
+def test_restore_plan_carries_performance_insights_over(staging_aws, ops_config):
+    db = _db(ops_config)
+    key = "arn:aws:kms:us-east-1:123456789012:key/pi-key"
+
+    def insights(parsed):
+        for i in parsed.get("DBInstances", []):
+            if i["DBInstanceIdentifier"] == STAGING_DB:
+                i.update(PerformanceInsightsEnabled=True, PerformanceInsightsKMSKeyId=key,
+                         PerformanceInsightsRetentionPeriod=731)
+
+    _answer_with(db, "DescribeDBInstances", insights)
+    plan = db.plan_restore("spywatcher-staging-db-pi", to_time=None, snapshot_id=None)
+    modify = next(s for s in plan.steps if s.action == "modify_db_instance")
+    assert modify.params["EnablePerformanceInsights"] is True
+    assert modify.params["PerformanceInsightsKMSKeyId"] == key
+    assert modify.params["PerformanceInsightsRetentionPeriod"] == 731
