@@ -158,6 +158,9 @@ def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_c
         i.__setitem__("LatestRestorableTime", datetime.now(UTC)) for i in parsed.get("DBInstances", [])])
     copy = RdsRestoreCopy(env, tls_postgres, tls_postgres_restored, drill_db)
     rds.meta.events.register("provide-client-params.rds.RestoreDBInstanceToPointInTime", copy)
+    asked_events_of: list[str] = []
+    rds.meta.events.register("provide-client-params.rds.DescribeEvents",
+                             lambda params, **_: asked_events_of.append(params.get("SourceIdentifier")))
     scenario = get("pitr-restore", "aws")
     options = DrillOptions()
     stub = allow_all(env, drill_aws.required_actions(env, scenario))
@@ -184,6 +187,7 @@ def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_c
     # the copy was removed: only what the drill created
     ids = [i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]]
     assert ids == [STAGING_DB]
+    assert {STAGING_DB, new_id} <= set(asked_events_of)  # both instances' events for the timeline
 
 
 @pytest.mark.real
@@ -270,3 +274,36 @@ def test_metric_data_shape():
     data = {d["MetricName"]: d for d in drill_aws.metric_data(rep)}
     assert data["RTOSeconds"]["Value"] == 41.5 and data["RTOSeconds"]["Unit"] == "Seconds"
     assert data["TargetsMet"]["Value"] == 1.0 and data["LostWrites"]["Unit"] == "Count"
+
+
+def test_snapshot_restore_preflight_predicts_the_database_rpo_miss(staging_aws, ops_config):
+    from fixtures_aws import FakeClock
+
+    boto3.client("rds", region_name=REGION).create_db_snapshot(DBInstanceIdentifier=STAGING_DB,
+                                                               DBSnapshotIdentifier="ten-minutes-old")
+    env = aws_env(ops_config, clock=FakeClock(datetime.now(UTC) + timedelta(minutes=10)))
+    checks = get("snapshot-restore", "aws").checks(env, DrillOptions())
+    predictions = [c.detail for c in checks if c.name == "prediction"]
+    assert len(predictions) == 1 and c_status(checks, "prediction") == "warn"
+    assert predictions[0].startswith("snapshot-only recovery cannot meet the 300 s database RPO target: the newest "
+                                     "snapshot is 60") and "only a point-in-time restore can" in predictions[0]
+
+
+def c_status(checks, name):
+    return next(c.status for c in checks if c.name == name)
+
+
+def test_the_shipped_iam_policy_allows_every_action_a_drill_checks_for(ops_config):
+    """deploy/iam/drills-policy.json is what the preflight's 'denied' hint points at: it must cover them all."""
+    from conftest import ROOT
+
+    from spywatcher_ops.drills.registry import load
+
+    policy = json.loads((ROOT / "deploy" / "iam" / "drills-policy.json").read_text())
+    allowed = {a for st in policy["Statement"] if st["Effect"] == "Allow" for a in st["Action"]}
+    ops_config.ops.aws.sns_topic_arn = "arn:aws:sns:us-east-1:123456789012:dr-drills"
+    env = aws_env(ops_config)
+    for name, scenario in load().items():
+        if "aws" in scenario.kinds:
+            missing = set(drill_aws.required_actions(env, scenario)) - allowed
+            assert not missing, (name, missing)

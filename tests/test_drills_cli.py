@@ -83,3 +83,28 @@ def test_a_configured_suite_is_checked_before_anything_runs(state_dir, tmp_path,
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert not (state_dir / "sandbox").exists() and not (state_dir / "journal").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args, message", [
+    (["--scenario", "db-stall", "--param", "stall_s=abc"], "--param stall_s=abc: not a number of seconds"),
+    (["--scenario", "db-failover", "--param", "bogus=1"], "--param bogus=1: no scenario here reads bogus; accepted: none"),
+    (["--scenario", "pitr-restore", "--param", "after_mark_s=-1"], "--param after_mark_s=-1: use 0 to 60 seconds"),
+    (["--report-dir", "/proc/version"], "--report-dir /proc/version: is a file, not a folder"),
+])
+def test_bad_params_and_report_dir_are_exit_2_before_anything(state_dir, args, message):
+    for task in (["dr.drill"], ["dr.preflight"]):
+        if task == ["dr.preflight"] and "--report-dir" in args:
+            continue
+        done = inv(state_dir, *task, *args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert message in done.stderr
+        assert not (state_dir / "sandbox").exists() and not (state_dir / "journal").exists()
+
+
+@pytest.mark.e2e
+def test_history_checks_its_filters(state_dir):
+    done = inv(state_dir, "dr.history", "--scenario", "nope")
+    assert done.returncode == 2 and "--scenario nope: unknown scenario; known: db-failover" in done.stderr
+    done = inv(state_dir, "dr.history", "--env", "qa")
+    assert done.returncode == 2 and "--env qa: unknown environment" in done.stderr

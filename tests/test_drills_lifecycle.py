@@ -215,3 +215,56 @@ def test_ctrl_c_mid_drill_becomes_an_abort_with_rollback(env):
     run = run_scenario(env, scenario, options())
     assert run.outcome == "aborted" and run.error.exit_code == 4 and "Ctrl-C" in str(run.error)
     assert scenario.calls == ["inject", "rollback"]
+
+
+def test_cleanup_leaves_a_running_drill_alone_and_retries_what_failed(env):
+    """A drill that is still running holds the lock: its pending undo entries are not leftovers yet."""
+    import subprocess
+
+    from spywatcher_ops.drills.cleanup import clean_up, process_start_time
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(sleeper.pid, signal.SIGSTOP)
+        journal = env.journal
+        journal.write({"event": "start", "op_id": "live1", "op": "dr.drill", "env": "sandbox", "args": {}})
+        journal.write({"event": "step", "op_id": "live1", "op": "dr.drill", "env": "sandbox", "step": "undo",
+                       "status": "pending", "undo": {"id": "u1", "kind": "sigcont",
+                                                     "pids": [[sleeper.pid, process_start_time(sleeper.pid)]]}})
+        journal.write({"event": "step", "op_id": "live1", "op": "dr.drill", "env": "sandbox", "step": "undo",
+                       "status": "pending", "undo": {"id": "u2", "kind": "no-such-kind"}})
+        with env.parts.lock().hold("someone", "dr.drill"):  # the live drill
+            assert clean_up(env) == []
+            assert _state(sleeper.pid) == "T"  # still stopped: its own rollback will resume it
+        (done,) = clean_up(env)  # the drill died without rolling back
+        assert [(a["undo_id"], a["status"]) for a in done["actions"]] == [("u2", "failed"), ("u1", "ok")]
+        assert _state(sleeper.pid) in ("S", "R")  # resumed
+        (again,) = clean_up(env)  # the failed entry is tried again, the done one is not
+        assert [(a["undo_id"], a["status"]) for a in again["actions"]] == [("u2", "failed")]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_sigterm_during_the_rollback_lets_the_drill_finish_then_stops_the_suite(env, tmp_path):
+    class TermDuringRecheck(MemOutage):
+        def recheck(self, env_):
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the rollback is shielded
+            return []
+
+    first, second = TermDuringRecheck(outage_s=0.2), MemOutage(outage_s=0.2)
+    second.name = "mem-outage-2"
+    checked = [suite.Preflighted(first, []), suite.Preflighted(second, [])]
+    result = suite.run_suite(env, checked, options(), report_dir=tmp_path, publish=False)
+    assert [r.scenario for r in result.rows] == ["mem-outage"]  # the second was never injected
+    assert second.calls == []
+    assert result.rows[0].outcome == "met" and result.rows[0].rto_s is not None  # the measurement stands
+    err = result.exit_error()
+    assert isinstance(err, RolledBack) and err.exit_code == 4 and "SIGTERM during the rollback" in str(err)
+    steps = [r.get("step") for r in read(env.journal.path)]
+    assert "interrupted" in steps

@@ -235,7 +235,7 @@ def test_a_killed_drill_still_renders_and_says_so():
     assert report.build(cleaned)["outcome"] == "killed"
 
 
-def test_leftovers_lists_pending_undo_entries_of_killed_drills_only():
+def test_leftovers_lists_what_killed_drills_and_failed_rollbacks_left_pending():
     base = {"op": "dr.drill", "env": "sandbox"}
     records = [
         {"event": "start", "op_id": "a", **base},
@@ -248,5 +248,19 @@ def test_leftovers_lists_pending_undo_entries_of_killed_drills_only():
         {"event": "start", "op_id": "c", "op": "db.restore", "env": "sandbox"},
     ]
     found = leftovers(records)
-    assert [(s["op_id"], [u["id"] for u in pending]) for s, pending in found] == [("a", ["u2"])]
-    assert leftovers(records + [{"event": "cleaned", "op_id": "a"}]) == []
+    # a: killed, u2 never undone; b: ended, but its rollback left u3 pending; c: not a drill
+    assert [(s["op_id"], [u["id"] for u in pending]) for s, pending in found] == [("a", ["u2"]), ("b", ["u3"])]
+    cleaned = records + [{"event": "cleaned", "op_id": "a", "actions": [{"undo_id": "u2", "status": "ok"}]},
+                         {"event": "cleaned", "op_id": "b", "actions": [{"undo_id": "u3", "status": "failed"}]}]
+    assert [(s["op_id"], [u["id"] for u in p]) for s, p in leftovers(cleaned)] == [("b", ["u3"])]  # retried
+    legacy = records + [{"event": "cleaned", "op_id": "a", "actions": [{"kind": "delete-instance", "status": "ok"}]}]
+    assert [s["op_id"] for s, _ in leftovers(legacy)] == ["b"]
+    killed_clean = [{"event": "start", "op_id": "k", **base}]
+    assert [s["op_id"] for s, _ in leftovers(killed_clean)] == ["k"]  # listed once, to be closed
+    assert leftovers(killed_clean + [{"event": "cleaned", "op_id": "k", "actions": []}]) == []
+
+
+def test_one_more_lost_write_than_usual_is_a_regression():
+    runs = [run(i, 0.1, lost_writes=2) for i in range(3)] + [run(3, 0.1, lost_writes=3)]
+    assert history.regressions(runs) == ["lost_writes 3 vs median 2 of the 3 runs before"]
+    assert history.regressions(runs[:3] + [run(3, 0.1, lost_writes=2)]) == []

@@ -70,8 +70,8 @@ def test_an_asynchronous_loss_of_n_writes_is_counted_exactly(pg_pair_factory):
 
 @pytest.mark.real
 @pytest.mark.e2e
-def test_a_drill_killed_halfway_is_cleaned_up_by_the_next_run(pg_pair):
-    state_dir = pg_pair.state_dir
+def _kill_a_drill_halfway(state_dir):
+    """Start a db-stall drill (primary frozen for 30 s), SIGKILL it mid-freeze; (fault record, frozen pids)."""
     journal = state_dir / "journal" / "sandbox.jsonl"
     before = len(read(journal))
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "dr.drill", "--scenario", "db-stall", "--param",
@@ -93,10 +93,19 @@ def test_a_drill_killed_halfway_is_cleaned_up_by_the_next_run(pg_pair):
             proc.kill()
     time.sleep(0.2)
     assert all(process_state(p) == "T" for p in frozen), "the killed drill's SIGSTOP should still be in force"
+    return fault, frozen
+
+
+@pytest.mark.real
+@pytest.mark.e2e
+def test_a_drill_killed_halfway_is_cleaned_up_by_the_next_run(pg_pair):
+    state_dir = pg_pair.state_dir
+    journal = state_dir / "journal" / "sandbox.jsonl"
+    fault, frozen = _kill_a_drill_halfway(state_dir)
 
     done = inv(state_dir, "dr.preflight", "--scenario", "db-failover")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"cleaned up after killed drill {fault['op_id']}" in done.stdout
+    assert f"cleaned up after drill {fault['op_id']}" in done.stdout
     assert process_state(frozen[0]) not in ("T", "Z", None)  # the postmaster runs again
     assert not any(process_state(p) == "T" for p in frozen)  # (backends of the dead drill may have exited)
     cleaned = [r for r in read(journal) if r.get("event") == "cleaned" and r["op_id"] == fault["op_id"]]
@@ -105,6 +114,21 @@ def test_a_drill_killed_halfway_is_cleaned_up_by_the_next_run(pg_pair):
     assert "cleaned up" not in again.stdout  # once only
     shown = inv(state_dir, "dr.report", fault["op_id"], "--json")
     assert json.loads(shown.stdout)["outcome"] == "killed"
+
+
+@pytest.mark.real
+@pytest.mark.e2e
+def test_the_next_drill_cleans_up_before_it_brings_the_sandbox_up(pg_pair_factory):
+    """Without the cleanup first, sandbox.up would wait for a standby of a frozen primary."""
+    state_dir = pg_pair_factory().state_dir
+    try:
+        fault, frozen = _kill_a_drill_halfway(state_dir)
+        done = inv(state_dir, "dr.drill", "--scenario", "db-failover")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"cleaned up after drill {fault['op_id']}" in done.stdout
+        assert done.stdout.index("cleaned up after drill") < done.stdout.index("db-failover ")
+    finally:
+        inv(state_dir, "sandbox.down", "--purge", "--yes")  # dr.drill's sandbox.up added Redis
 
 
 @pytest.mark.real
@@ -141,6 +165,21 @@ def test_inv_dr_drill_on_a_fresh_machine_prints_a_scorecard_and_three_reports(tm
         assert abs(db["rto"]["achieved_s"] - promoted) <= 0.3, (promoted, db["rto"])
         hist = inv(state_dir, "dr.history", "--json")
         assert len(json.loads(hist.stdout)["groups"]) == 4
+        from spywatcher_ops.drills.cleanup import leftovers
+
+        # every drill settled everything it journalled as to-undo: nothing for the next run to clean
+        assert leftovers(read(state_dir / "journal" / "sandbox.jsonl")) == []
+        # the restore drills removed the instances they made; --keep keeps one
+        instances = lambda: set(sandbox_environment(state_dir).database.box.statefile.load()["instances"])  # noqa: E731
+        before = instances()
+        assert not [i for i in before if "-drill-" in i], before
+        kept = inv(state_dir, "dr.drill", "--scenario", "pitr-restore", "--keep", "--no-up", "--json")
+        assert kept.returncode == 0, kept.stdout + kept.stderr
+        (new,) = instances() - before
+        assert "-drill-" in new
+        report_id = json.loads(kept.stdout)["scorecard"][0]["report_id"]
+        shown = json.loads(inv(state_dir, "dr.report", report_id, "--json").stdout)
+        assert shown["details"]["restore"] == {**shown["details"]["restore"], "instance": new, "kept": True}
     finally:
         from spywatcher_ops.backends.sandbox import lifecycle
 
@@ -203,7 +242,24 @@ def test_an_instance_left_by_a_killed_restore_drill_is_removed_by_the_next_run(p
                        "status": "pending", "undo": {"id": "u1", "kind": "delete-instance", "instance": new_id}})
     (done,) = clean_up(env)
     assert done["op_id"] == "deadbeef0001"
-    assert done["actions"] == [{"kind": "delete-instance", "status": "ok", "detail": f"deleted instance {new_id}"}]
+    assert done["actions"] == [{"kind": "delete-instance", "undo_id": "u1", "status": "ok",
+                                "detail": f"deleted instance {new_id}"}]
     with pytest.raises(BadInput):
         db.describe(new_id)
     assert clean_up(env) == []
+
+
+@pytest.mark.real
+def test_preflight_fails_when_the_standby_is_configured_but_dead(pg_pair_factory):
+    from spywatcher_ops.drills.preflight import standby_ready
+
+    pair = pg_pair_factory()
+    assert standby_ready(pair.environment).status == "ok"
+    state = pair.state()
+    standby = state["nodes"][state["instances"][state["main"]]["standby"]]
+    os.kill(standby["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_state(standby["pid"]) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check = standby_ready(pair.environment)
+    assert check.status == "failed" and "Multi-AZ on but status degraded" in check.detail, check

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..core.environment import Environment
 
 PUBLISH_ACTIONS = ("cloudwatch:PutMetricData",)
+# Every drill on aws: who am I (journal, simulation), the environment lock (DynamoDB).
+COMMON_ACTIONS = ("sts:GetCallerIdentity", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
+                  "dynamodb:DeleteItem")
 
 
 def _clients(env: Environment) -> Any:
@@ -37,8 +40,9 @@ def test_failover_quota(env: Environment) -> Check:
 
 
 def required_actions(env: Environment, scenario: Any) -> list[str]:
-    actions = list(getattr(scenario, "aws_actions", ()))
-    actions += PUBLISH_ACTIONS
+    actions_for = getattr(scenario, "aws_actions_for", None)  # actions that depend on the environment's set-up
+    actions = list(actions_for(env) if actions_for else getattr(scenario, "aws_actions", ()))
+    actions += PUBLISH_ACTIONS + COMMON_ACTIONS
     if env.settings.section("aws").get("sns_topic_arn"):
         actions.append("sns:Publish")
     return sorted(set(actions))
@@ -67,7 +71,7 @@ def permissions(env: Environment, scenario: Any) -> Check:
                      hint="the caller needs iam:SimulatePrincipalPolicy on itself, or check the policy by hand")
     if denied:
         return Check("IAM permissions", "failed", "denied: " + ", ".join(denied),
-                     hint="attach deploy/iam policy to the role that runs drills")
+                     hint="allow these actions to the role that runs drills (deploy/iam/drills-policy.json lists them all)")
     return Check("IAM permissions", "ok", f"{len(actions)} action(s) allowed for {principal}")
 
 

@@ -1,9 +1,10 @@
 """Clean up after drills that died halfway (SIGKILL, power loss).
 
 A drill journals everything it must undo as an `undo` step (ctx.undo) and an
-`undone` step once its rollback undid it. A `dr.drill` operation with a
-`start` and no `end` (core.journal.unfinished) was killed: its pending undo
-entries are undone here, newest first, and a `cleaned` record closes it.
+`undone` step once its rollback undid it. Entries still pending afterwards
+(the drill was killed, or its rollback failed) are undone here, newest first,
+under the environment's lock; a `cleaned` record lists each attempt, and a
+failed one is tried again by the next run.
 Handlers are registered per kind; another module can add its own with
 `@undo_handler("uncordon")`.
 """
@@ -101,34 +102,73 @@ def _cache_key(env: Environment, data: dict[str, Any]) -> str:
 
 
 def leftovers(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(start record, pending undo entries) for each killed drill, oldest first. Pure."""
+    """(start record, pending undo entries) per drill that left something behind, oldest first. Pure.
+
+    Pending: journalled as `undo`, neither `undone` by the drill's own rollback nor
+    undone by a later cleanup. That covers drills that were killed (no `end`) and
+    drills whose rollback failed (an `end`, but entries still pending): both are
+    retried until an undo succeeds. A killed drill with nothing pending is listed
+    once, so a `cleaned` record closes it.
+    """
+    done: set[Any] = set()
+    cleaned_ops: set[Any] = set()
+    for r in records:
+        if r.get("event") == "step" and r.get("step") == "undone":
+            done.add(r.get("undo_id"))
+        elif r.get("event") == "cleaned":
+            cleaned_ops.add(r.get("op_id"))
+            actions = r.get("actions") or []
+            if actions and not any("undo_id" in a for a in actions):
+                done.add(("op", r.get("op_id")))  # written before undo ids were recorded: all handled
+            done |= {a.get("undo_id") for a in actions if a.get("status") == "ok"}
+    killed = {r["op_id"] for r in unfinished(records)}
     out = []
-    for start in unfinished(records):
-        if not str(start.get("op", "")).startswith("dr."):
-            continue
+    for start in (r for r in records if r.get("event") == "start" and str(r.get("op", "")).startswith("dr.")):
         op_id = start["op_id"]
-        steps = [r for r in records if r.get("op_id") == op_id and r.get("event") == "step"]
-        done = {r.get("undo_id") for r in steps if r.get("step") == "undone"}
-        pending = [r["undo"] for r in steps if r.get("step") == "undo" and r["undo"]["id"] not in done]
-        out.append((start, pending))
+        if ("op", op_id) in done:
+            continue
+        pending = [r["undo"] for r in records if r.get("op_id") == op_id and r.get("event") == "step"
+                   and r.get("step") == "undo" and r["undo"]["id"] not in done]
+        if pending or op_id in killed:
+            out.append((start, pending))
     return out
 
 
 def clean_up(env: Environment) -> list[dict[str, Any]]:
-    """Undo what killed drills left behind; returns what was done, per drill."""
+    """Undo what earlier drills left behind; returns what was done, per drill.
+
+    Only while holding the environment's lock: a drill that is still running holds
+    it, and its undo entries are pending because it has not rolled back YET. When
+    another operation holds the lock, nothing is touched (the caller's preflight
+    then says who holds it).
+    """
+    from ..core.errors import Locked
+
+    journal = env.journal
+    try:
+        with env.parts.lock().hold(journal.who.get("os_user", "?"), "dr.cleanup"):
+            return _clean_up(env)
+    except Locked:
+        return []
+
+
+def _clean_up(env: Environment) -> list[dict[str, Any]]:
     journal = env.journal
     results = []
     for start, pending in leftovers(read(journal.path)):
         actions = []
         for entry in reversed(pending):
-            handler = _HANDLERS.get(entry.get("kind", ""))
+            kind = entry.get("kind", "")
+            handler = _HANDLERS.get(kind)
             if handler is None:
-                actions.append({"kind": entry.get("kind"), "status": "failed", "detail": "no handler for this kind"})
+                actions.append({"kind": kind, "undo_id": entry["id"], "status": "failed",
+                                "detail": "no handler for this kind"})
                 continue
             try:
-                actions.append({"kind": entry["kind"], "status": "ok", "detail": handler(env, entry)})
-            except Exception as exc:  # noqa: BLE001 - recorded; the other undo entries still run
-                actions.append({"kind": entry["kind"], "status": "failed", "detail": f"{type(exc).__name__}: {exc}"})
+                actions.append({"kind": kind, "undo_id": entry["id"], "status": "ok", "detail": handler(env, entry)})
+            except Exception as exc:  # noqa: BLE001 - recorded and retried next time; the others still run
+                actions.append({"kind": kind, "undo_id": entry["id"], "status": "failed",
+                                "detail": f"{type(exc).__name__}: {exc}"})
         journal.write({"event": "cleaned", "op_id": start["op_id"], "op": start.get("op"), "env": env.name,
                        "actions": actions})
         results.append({"op_id": start["op_id"], "started": start.get("at"), "actions": actions})

@@ -13,7 +13,7 @@ from .measure import percentile
 METRICS = ("rto_s", "rpo_s", "lost_writes")
 # A run regresses when a metric is worse than REGRESSION_FACTOR x the median of the
 # earlier runs AND worse by more than the absolute slack (so 0.07 s -> 0.09 s is noise).
-REGRESSION_FACTOR = 1.5
+REGRESSION_FACTOR = {"rto_s": 1.5, "rpo_s": 1.5, "lost_writes": 1.0}  # any lost write more is a regression
 ABSOLUTE_SLACK = {"rto_s": 0.25, "rpo_s": 0.25, "lost_writes": 0}
 MIN_BASELINE = 3
 
@@ -96,7 +96,7 @@ def regressions(runs: list[dict[str, Any]]) -> list[str]:
             continue
         median = percentile(values, 50) or 0.0
         value = float(newest[metric])
-        if value > median * REGRESSION_FACTOR and value - median > ABSOLUTE_SLACK[metric]:
+        if value > median * REGRESSION_FACTOR[metric] and value - median > ABSOLUTE_SLACK[metric]:
             found.append(f"{metric} {value:g} vs median {median:g} of the {len(values)} runs before")
     for key in ("rto_verdict", "rpo_verdict"):
         if newest.get(key) == "missed" and all(r.get(key) == "met" for r in before[-MIN_BASELINE:]):

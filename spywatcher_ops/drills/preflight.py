@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import Locked, OpsError
+from ..core.errors import BadInput, Locked, OpsError
 from .probes import Cadence, RedisTarget, pg_connect
 from .scenario import Check, DrillOptions, Scenario
 
@@ -89,14 +89,18 @@ def standby_ready(env: Environment, deadline_s: float = 0.0) -> Check:
     while True:
         try:
             inst = env.database.describe()
-            if inst.multi_az:
+            # Multi-AZ configured is not enough: a dead standby (sandbox "degraded") or an
+            # instance mid-modification (RDS) has nowhere healthy to fail over to.
+            if inst.multi_az and inst.status == "available":
                 return Check("standby / Multi-AZ", "ok", f"{inst.id}: Multi-AZ on, status {inst.status}")
-            last = f"{inst.id}: no standby (Multi-AZ off), status {inst.status}"
+            last = (f"{inst.id}: Multi-AZ on but status {inst.status}" if inst.multi_az
+                    else f"{inst.id}: no standby (Multi-AZ off), status {inst.status}")
         except OpsError as exc:
             return Check("standby / Multi-AZ", "failed", exc.message, hint=exc.hint)
         if time.monotonic() >= end:
             return Check("standby / Multi-AZ", "failed", last,
-                         hint="a failover needs a standby: enable Multi-AZ (RDS) or `inv sandbox.up`")
+                         hint="a failover needs a healthy standby: enable Multi-AZ and wait until the instance is "
+                              "available (RDS), or `inv sandbox.up` to repair the sandbox")
         time.sleep(0.2)
 
 
@@ -151,6 +155,8 @@ def preflight(env: Environment, scenario: Scenario, options: DrillOptions) -> li
             from .aws import permissions
 
             checks.append(permissions(env, scenario))
+    except BadInput:
+        raise  # a value the user gave (e.g. --param node=...) is bad input, exit 2, not a failed check
     except OpsError as exc:
         checks.append(Check(f"{scenario.name} checks", "failed", exc.message, hint=exc.hint))
     return checks

@@ -73,7 +73,7 @@ class Probe(Protocol):
     def writes(self) -> list[Write]: ...
     def surviving(self, deadline_s: float) -> set[int] | None: ...
     def cpu_seconds(self) -> float: ...
-    def cleanup(self) -> None: ...
+    def cleanup(self) -> bool: ...  # False: what it should remove is left for the next cleanup
 
 
 class ProbeThread:
@@ -143,8 +143,8 @@ class ProbeThread:
     def surviving(self, deadline_s: float) -> set[int] | None:
         return None
 
-    def cleanup(self) -> None:
-        return None
+    def cleanup(self) -> bool:
+        return True
 
     # subclass hooks --------------------------------------------------------
     def once(self) -> None:
@@ -275,13 +275,16 @@ class PgWriter(PgProbe):
     def surviving(self, deadline_s: float) -> set[int] | None:
         return read_surviving(self.info, self.run_id, self.cadence, deadline_s)
 
-    def cleanup(self) -> None:
-        """Remove this run's rows (the table stays: later drills use it)."""
+    undoes = "drill-rows"  # the undo kind this probe's cleanup settles
+
+    def cleanup(self) -> bool:
+        """Remove this run's rows (the table stays: later drills use it). False: left for the next cleanup."""
         try:
             with pg_connect(self.info, self.cadence) as conn:
                 conn.execute(f"DELETE FROM {DRILL_TABLE} WHERE run_id = %s", (self.run_id,))
-        except Exception:  # noqa: BLE001 - best effort; a few leftover drill rows harm nothing
-            pass
+            return True
+        except Exception:  # noqa: BLE001 - the undo entry stays pending; the next run removes them
+            return False
 
 
 class PgReader(PgProbe):
@@ -402,15 +405,18 @@ class RedisWriter(RedisProbe):
                     return None
                 time.sleep(0.05)
 
-    def cleanup(self) -> None:
+    undoes = "cache-key"
+
+    def cleanup(self) -> bool:
         try:
             client = self.target.connect()
             try:
                 client.delete(self.key)
             finally:
                 client.close()
-        except Exception:  # noqa: BLE001 - best effort; the key is ours and small
-            pass
+            return True
+        except Exception:  # noqa: BLE001 - the undo entry stays pending; the next run removes the key
+            return False
 
 
 class RedisReader(RedisProbe):

@@ -11,6 +11,7 @@ report.py renders the report from those records, not from memory.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -67,6 +68,7 @@ class DrillRun:
     error: OpsError | None = None
     measured: Measured | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False  # a signal came during the rollback: the suite must stop
 
 
 # the lifecycle ----------------------------------------------------------------
@@ -157,7 +159,7 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
         except Exception as exc:  # noqa: BLE001 - any crash still gets its rollback and a report
             abort, cause = f"crashed: {type(exc).__name__}: {exc}", exc
         finally:
-            with shielded():
+            with shielded() as deferred:
                 if abort:
                     ctx.step("aborted", "failed", reason=abort, signals=list(received))
                 ctx.cancelled.set()
@@ -170,7 +172,9 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
                 _rollback(ctx, scenario, fault)
                 measured = _measure(ctx, scenario, fault, probes) if fault is not None else None
                 for p in probes:
-                    p.cleanup()
+                    undoes = getattr(p, "undoes", None)
+                    if p.cleanup() and undoes:
+                        ctx.undone_kind(undoes, f"removed by the {p.name} probe's cleanup")
                 recheck = steady_state(env, scenario.part, ctx.options)
                 try:
                     recheck += scenario.recheck(env)
@@ -180,6 +184,14 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
                          checks=[c.to_dict() for c in recheck])
                 _provider_events(ctx, scenario, started)
     outcome = _outcome(env, scenario, measured, abort)
+    late = [signal.Signals(s).name for s in deferred]
+    if late and not abort:
+        # Asked to stop while this drill rolled back: its measurement stands, but
+        # nothing more may be injected; the suite stops here with exit 4.
+        why = f"interrupted by {', '.join(late)} during the rollback; the drill finished, no further drill runs"
+        ctx.step("interrupted", "failed", reason=why, signals=list(deferred))
+        return DrillRun("", env.name, scenario.name, outcome, measured=measured, interrupted=True,
+                        error=RolledBack(f"drill {scenario.name} on {env.name}: {why}"))
     error: OpsError | None = None
     if isinstance(cause, NotReady) and fault is None:
         error, outcome = cause, "not-ready"

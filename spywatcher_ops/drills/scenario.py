@@ -115,6 +115,7 @@ class DrillContext:
     scratch: dict[str, Any] = field(default_factory=dict)
     probes: list[Probe] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)  # set when the drill aborts
+    pending_undo: dict[str, str] = field(default_factory=dict)  # undo id -> kind, until undone
 
     def now(self) -> float:
         return self.anchor.now()
@@ -140,10 +141,18 @@ class DrillContext:
         """Journal something to undo if this drill dies before its rollback."""
         undo_id = uuid.uuid4().hex[:8]
         self.op.step("undo", "pending", undo={"id": undo_id, "kind": kind, **data})
+        self.pending_undo[undo_id] = kind
         return undo_id
 
     def undone(self, undo_id: str, detail: str = "") -> None:
         self.op.step("undone", "ok", undo_id=undo_id, detail=detail)
+        self.pending_undo.pop(undo_id, None)
+
+    def undone_kind(self, kind: str, detail: str) -> None:
+        """Mark every pending entry of `kind` undone (what a probe's own cleanup removed)."""
+        for undo_id, k in list(self.pending_undo.items()):
+            if k == kind:
+                self.undone(undo_id, detail)
 
     def probe(self, name: str) -> Probe | None:
         return next((p for p in self.probes if p.name == name), None)
@@ -172,6 +181,8 @@ class Scenario:
     kinds: tuple[str, ...] = ("sandbox", "aws")  # environment kinds that support it
     default_for: tuple[str, ...] = ()  # kinds whose default suite includes it
     unsupported: dict[str, str] = {}  # kind -> why it cannot run there, for the error message
+    # --param keys it reads -> what is accepted; `check_params` validates them before anything runs
+    params: dict[str, str] = {}
     probes: tuple[str, ...] = ("db-write", "db-read")
     judged_by: tuple[str, ...] = ("db-write",)  # probes whose recovery is the RTO
     timeout_s = 120.0  # hard timeout after the fault, per environment kind below
@@ -181,6 +192,10 @@ class Scenario:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "injects": self.injects, "part": self.part, "rto_target": self.rto_key,
                 "rpo_target": self.rpo_key, "environments": list(self.kinds), "probes": list(self.probes)}
+
+    def check_params(self, params: dict[str, str]) -> None:
+        """Raise BadInput for a value of one of self.params that can never work (no environment needed).
+        Unknown keys are checked by the caller, across the whole suite."""
 
     def in_default_suite(self, env: Environment) -> bool:
         """Whether `inv dr.drill` without --scenario runs it on `env`."""

@@ -68,7 +68,8 @@ class DbFailover(_DbScenario):
     probes = ("db-write", "db-read")
     judged_by = ("db-write", "db-read")
     timeout_s = 60.0
-    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:DescribeEvents")
+    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:DescribeEvents",
+                                    "secretsmanager:GetSecretValue")  # the probes' credentials
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         return [standby_ready(env)]
@@ -89,7 +90,8 @@ class DbFailover(_DbScenario):
         return fault
 
     def recheck(self, env: Environment) -> list[Check]:
-        return [standby_ready(env, deadline_s=30.0)]
+        # the sandbox rebuilds its standby in seconds; RDS reports "available" again within minutes
+        return [standby_ready(env, deadline_s=30.0 if env.kind == "sandbox" else 600.0)]
 
 
 @register
@@ -104,7 +106,8 @@ class CacheFailover(Scenario):
     probes = ("cache-write", "cache-read")
     judged_by = ("cache-write", "cache-read")
     timeout_s = 60.0
-    aws_actions: tuple[str, ...] = ("elasticache:DescribeReplicationGroups", "elasticache:TestFailover", "elasticache:DescribeEvents")
+    aws_actions: tuple[str, ...] = ("elasticache:DescribeReplicationGroups", "elasticache:DescribeCacheClusters",
+                                    "elasticache:TestFailover", "elasticache:DescribeEvents")
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         checks = [cache_replica(env)]
@@ -142,7 +145,8 @@ class _RestoreScenario(_DbScenario):
     timeout_s = 300.0
     timeout_aws_s = 7200.0
     aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:DeleteDBInstance", "rds:AddTagsToResource",
-                   "rds:DescribeEvents")
+                                    "rds:ModifyDBInstance", "rds:DescribeDBInstanceAutomatedBackups",
+                                    "rds:DescribeEvents", "secretsmanager:GetSecretValue")
 
     def new_instance_id(self, ctx: DrillContext) -> str:
         base = ctx.env.database.instance_id()
@@ -168,6 +172,14 @@ class _RestoreScenario(_DbScenario):
         ctx.event("verified", f"{new_id}: {len(surviving)} drill write(s) of this run present", source="drill")
         return surviving
 
+    def provider_events(self, ctx: DrillContext, since: datetime) -> list[Any]:
+        """The source's events and, on RDS, the restored instance's (creating, available, deleted)."""
+        events = list(ctx.env.database.events(since))
+        restored = ctx.scratch.get("restored")
+        if restored and ctx.env.kind == "aws":
+            events += ctx.env.database.events(since, instance_id=restored[0])
+        return sorted(events, key=lambda e: e.at)
+
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
         restored = ctx.scratch.get("restored")
         if not restored:
@@ -191,6 +203,20 @@ class PitrRestore(_RestoreScenario):
     kinds = ("sandbox", "aws")
     default_for = ("sandbox",)
     aws_actions = _RestoreScenario.aws_actions + ("rds:RestoreDBInstanceToPointInTime",)
+    params = {"after_mark_s": "seconds of writes after the corruption mark that must not survive, 0-60, e.g. 0.3"}
+
+    def check_params(self, params: dict[str, str]) -> None:
+        self.after_mark_s(DrillOptions(params=params))
+
+    def after_mark_s(self, options: DrillOptions) -> float:
+        raw = options.params.get("after_mark_s", "0.3")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise BadInput(f"--param after_mark_s={raw}: not a number of seconds, e.g. after_mark_s=0.3") from None
+        if not 0 <= value <= 60:
+            raise BadInput(f"--param after_mark_s={raw}: use 0 to 60 seconds")
+        return value
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         checks = [backups_enabled(env)]
@@ -218,7 +244,7 @@ class PitrRestore(_RestoreScenario):
         fault = mark_fault(ctx, "corruption marked: restore to just before this instant")
         restore_point = fault.at - 0.001
         # Keep writing a little past the mark: those writes must NOT be in the copy.
-        if not ctx.sleep(float(ctx.options.params.get("after_mark_s", 0.3))):
+        if not ctx.sleep(self.after_mark_s(ctx.options)):
             return fault
         if ctx.env.kind == "aws":
             latest = ctx.env.database.restorable_window().latest.timestamp()
@@ -281,6 +307,13 @@ class SnapshotRestore(_RestoreScenario):
             checks.append(Check("prediction", "warn",
                                 f"snapshot-only recovery cannot meet the {target:.0f} s RPO target: the newest "
                                 f"snapshot is already {age:.0f} s old"))
+        db_target = env.settings.targets.rpo.get("database")
+        if db_target is not None and age > db_target and db_target != target:
+            # what the issue asks preflight to say: snapshots alone cannot meet the database RPO
+            checks.append(Check("prediction", "warn",
+                                f"snapshot-only recovery cannot meet the {db_target:.0f} s database RPO target: the "
+                                f"newest snapshot is {age:.0f} s old; only a point-in-time restore can (this drill "
+                                f"is judged by targets.rpo.{self.rpo_key})"))
         return checks
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
@@ -354,6 +387,10 @@ class DbStall(_DbScenario):
     probes = ("db-write", "db-read")
     judged_by = ("db-write", "db-read")
     timeout_s = 60.0
+    params = {"stall_s": "seconds to freeze the primary, 0 < stall_s <= 300, e.g. 3"}
+
+    def check_params(self, params: dict[str, str]) -> None:
+        self.stall_s(DrillOptions(params=params))
 
     def stall_s(self, options: DrillOptions) -> float:
         try:
@@ -406,6 +443,10 @@ class DbAsyncLoss(_DbScenario):
     probes = ("db-write", "db-read")
     judged_by = ("db-write", "db-read")
     timeout_s = 60.0
+    params = {"writes": "acknowledged writes to lose, 1 to 1000, e.g. 5"}
+
+    def check_params(self, params: dict[str, str]) -> None:
+        self.writes(DrillOptions(params=params))
 
     def writes(self, options: DrillOptions) -> int:
         try:

@@ -38,16 +38,18 @@ def terminate_as_exception() -> Iterator[list[int]]:
 
 
 @contextmanager
-def shielded() -> Iterator[None]:
-    """Defer SIGTERM/SIGHUP/SIGINT while the block (a rollback) runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def shielded() -> Iterator[list[int]]:
+    """Defer SIGTERM/SIGHUP/SIGINT while the block (a rollback) runs. Yields the
+    signals that arrived meanwhile: the caller must act on them afterwards (stop
+    the suite), not forget them."""
     pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
     sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
     previous = {sig: signal.signal(sig, lambda s, _f: pending.append(s)) for sig in sigs}
     try:
-        yield
+        yield pending
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

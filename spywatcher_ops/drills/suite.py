@@ -123,7 +123,7 @@ def run_suite(
         result.rows.append(row)
         if publish and env.kind == "aws" and rep is not None:
             result.published.append(_publish(env, rep))
-        if run.outcome in ("aborted", "not-ready") and run.error is not None:
+        if run.interrupted or (run.outcome in ("aborted", "not-ready") and run.error is not None):
             result.error = run.error  # stop the suite: something is wrong with the environment
             break
     return result

@@ -66,14 +66,44 @@ def _scenarios(e: Any, scenario: str | None) -> list[Any]:
     return suite
 
 
+def _check_params(scenarios: list[Any], params: dict[str, str]) -> None:
+    """Every --param key is read by one of the scenarios, and each value can work: checked before anything runs."""
+    known = {k: v for sc in scenarios for k, v in sc.params.items()}
+    for key in params:
+        if key not in known:
+            accepted = ", ".join(f"{k} ({v})" for k, v in sorted(known.items())) or "none for these scenarios"
+            raise BadInput(f"--param {key}={params[key]}: no scenario here reads {key}; accepted: {accepted}")
+    for sc in scenarios:
+        sc.check_params(params)
+
+
 def _report_dir(c: Context, report_dir: str | None) -> Path:
     return Path(report_dir).expanduser().resolve() if report_dir else settings(c).state_dir / "reports"
+
+
+def _writable_dir(folder: Path, flag: str) -> Path:
+    """Checked before any fault: a report that cannot be written would lose the measurement."""
+    import os
+
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{flag} {folder}: is a file, not a folder")
+    if probe is None or not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {folder}: cannot write there; use a folder you can write, e.g. /tmp/reports")
+    return folder
 
 
 def _fmt(value: float | None) -> str:
     from spywatcher_ops.drills.report import fmt_seconds  # one format for the scorecard and the reports
 
     return fmt_seconds(value)
+
+
+def _render_cleaned(out: Any, cleaned: list[dict[str, Any]]) -> None:
+    for item in cleaned:
+        details = "; ".join(f"{a['detail']}" + ("" if a["status"] == "ok" else " (FAILED: tried again next run)")
+                            for a in item["actions"])
+        out.print(f"cleaned up after drill {item['op_id']}: {details or 'nothing was left'}")
 
 
 def _render_checks(out: Any, name: str, checks: list[Any]) -> None:
@@ -142,26 +172,26 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
     e = environment(c, env)
     options = _options(timeout, keep, param, stable)
     scenarios = _scenarios(e, scenario)
-    folder = _report_dir(c, report_dir)
+    _check_params(scenarios, options.params)
+    folder = _writable_dir(_report_dir(c, report_dir), "--report-dir")
     if not e.env.allow_drills:
         raise Refused(f"drills are not allowed on {e.name} (allow_drills: false)",
                       hint=f"set ops.environments.{e.name}.allow_drills: true for it first")
     with out.progress(f"drills on {e.name}") as progress:
+        # Leftovers first: a process a killed drill froze would make sandbox.up fail.
+        if dry_run:
+            cleaned = []
+            for start, pending in suite.pending_leftovers(e):
+                out.info(f"would clean up after drill {start['op_id']}: "
+                         + (", ".join(u.get("kind", "?") for u in pending) or "nothing to undo"))
+        else:
+            cleaned = suite.cleanup_leftovers(e)
+        _render_cleaned(out, cleaned)
         if e.kind == "sandbox" and not no_up and not dry_run:
             from spywatcher_ops.backends.sandbox import lifecycle
 
             with e.operation("sandbox.up", {"by": "dr.drill"}):
                 lifecycle.up(e, progress)
-        if dry_run:
-            cleaned = []
-            for start, pending in suite.pending_leftovers(e):
-                out.info(f"would clean up after killed drill {start['op_id']}: "
-                         + (", ".join(u.get("kind", "?") for u in pending) or "nothing to undo"))
-        else:
-            cleaned = suite.cleanup_leftovers(e)
-        for item in cleaned:
-            out.info(f"cleaned up after killed drill {item['op_id']}: "
-                     + "; ".join(a["detail"] for a in item["actions"]) or "nothing left")
         checked = suite.preflight_all(e, scenarios, options)
     for pre in checked:
         if not out.json_mode and (not pre.ok or any(ch.status == "warn" for ch in pre.checks)):
@@ -205,7 +235,7 @@ def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
         if kind and kind not in sc.kinds:
             continue
         rto_k, rpo_k = target_key(s.targets.rto, sc.rto_key), target_key(s.targets.rpo, sc.rpo_key)
-        rto = f"RTO {rto_k} {_fmt(s.targets.rto.get(rto_k)) if rto_k else '-'}"
+        rto = f"RTO {rto_k} {_fmt(s.targets.rto.get(rto_k))}" if rto_k else "RTO not judged"
         rpo = f"RPO {rpo_k} {_fmt(s.targets.rpo.get(rpo_k))}" if rpo_k else "RPO not judged"
         suites = (", ".join(sc.default_for) or "-") + (f" (when {sc.default_needs} is set)" if sc.default_for and
                                                         getattr(sc, "default_needs", None) else "")
@@ -234,14 +264,14 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
     e = environment(c, env)
     options = _options(0, False, param, 5)
     scenarios_ = _scenarios(e, scenario)
+    _check_params(scenarios_, options.params)
     with out.progress(f"preflight on {e.name}"):
         cleaned = suite.cleanup_leftovers(e)
         checked = suite.preflight_all(e, scenarios_, options)
     out.emit_json({"env": e.name, "cleaned_up": cleaned,
                    "scenarios": {p.scenario.name: {"ok": p.ok, "checks": [ch.to_dict() for ch in p.checks]}
                                  for p in checked}})
-    for item in cleaned:
-        out.print(f"cleaned up after killed drill {item['op_id']}: " + "; ".join(a["detail"] for a in item["actions"]))
+    _render_cleaned(out, cleaned)
     if not out.json_mode:
         for pre in checked:
             _render_checks(out, pre.scenario.name, pre.checks)
@@ -284,6 +314,14 @@ def history(c: Context, scenario: str | None = None, env: str | None = None, las
         raise BadInput(f"--last {last}: use 1 or more, e.g. 10")
     out = console(json)
     s = settings(c)
+    if env is not None:
+        s.env(env)  # an unknown name is bad input listing the known ones
+    if scenario is not None:
+        from spywatcher_ops.drills import registry
+
+        known = registry.load(s.section("drills").get("scenario_modules") or [])
+        if scenario not in known:
+            raise BadInput(f"--scenario {scenario}: unknown scenario; known: {', '.join(known)}")
     runs = hist.read(hist.history_path(s.state_dir))
     trend = hist.trend(runs, scenario=scenario, env=env, last=last)
     out.emit_json(trend)

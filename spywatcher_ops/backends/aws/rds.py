@@ -281,10 +281,11 @@ class RdsDatabase:
         autos = [s.created for s in self.list_snapshots() if s.kind == "automated" and s.created]
         return min(autos) if autos else None
 
-    def events(self, since: datetime) -> list[ProviderEvent]:
+    def events(self, since: datetime, instance_id: str | None = None) -> list[ProviderEvent]:
+        """RDS events of the instance (default: the environment's) since `since`."""
         out: list[ProviderEvent] = []
         pages = self.rds.get_paginator("describe_events").paginate(
-            SourceIdentifier=self.instance_id(), SourceType="db-instance", StartTime=since
+            SourceIdentifier=instance_id or self.instance_id(), SourceType="db-instance", StartTime=since
         )
         for page in pages:
             for event in page.get("Events", []):
