@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import datetime, timedelta
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fixtures_sandbox import server_pids_under, tracked_pids
 
+from spywatcher_ops.backends.sandbox.paths import MARKER
 from spywatcher_ops.backends.sandbox.state import pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +31,7 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
         up = inv(state_dir, "sandbox.up")
         assert up.returncode == 0, up.stderr
         assert "target_session_attrs=read-write" in up.stdout and "created" in up.stdout
+        assert (state_dir / "sandbox" / "redis" / MARKER).is_file()
 
         status = inv(state_dir, "sandbox.status", "--json")
         assert status.returncode == 0, status.stderr
@@ -51,6 +54,15 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
         refused = inv(state_dir, "db.restore", "--to", too_early, "--yes")
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "window" in refused.stderr and earliest.strftime("%Y-%m-%dT%H:%M") in refused.stderr
+        # a time after the newest WAL, in the future: also exit 2 showing the window, nothing created
+        instances = set(json.loads((state_dir / "sandbox" / "state.json").read_text())["instances"])
+        future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        refused = inv(state_dir, "db.restore", "--to", future, "--yes")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        errors = [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and future in errors[0] and "in the future" in errors[0]
+        assert "restorable window" in errors[0] and earliest.strftime("%Y-%m-%dT%H:%M") in errors[0]
+        assert set(json.loads((state_dir / "sandbox" / "state.json").read_text())["instances"]) == instances
 
         snap = inv(state_dir, "db.snapshot", "--label", "e2e", "--yes")
         assert snap.returncode == 0, snap.stderr
@@ -97,6 +109,24 @@ def test_missing_postgres_binaries_is_one_line_naming_the_package(tmp_path):
     assert result.returncode == 3
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "apt-get install postgresql-15" in errors[0]
+
+
+@pytest.mark.e2e
+def test_missing_redis_server_is_found_before_postgres_is_set_up(tmp_path):
+    """A PATH with only the virtualenv hides redis-server (the PostgreSQL binaries are found by path)."""
+    state_dir = tmp_path / "state"
+    venv_bin = Path(sys.executable).parent
+    result = subprocess.run([str(venv_bin / "inv"), "sandbox.up"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PATH": str(venv_bin), "INVOKE_OPS_STATE_DIR": str(state_dir)},
+                            timeout=60)
+    assert result.returncode == 3, result.stdout + result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "apt-get install redis-server" in errors[0], result.stderr
+    assert not (state_dir / "sandbox" / "state.json").exists()
+    assert server_pids_under(state_dir) == []
+    from spywatcher_ops.backends.sandbox.provision import default_pg_base
+
+    assert not default_pg_base(state_dir / "sandbox").exists()
 
 
 @pytest.mark.e2e

@@ -77,6 +77,7 @@ def test_synchronous_failover_loses_no_acknowledged_write_and_rebuilds_the_stand
     assert result.old_primary == before.details["primary"]["node"]
     assert result.new_primary == before.details["standby"]["node"]
     assert {"fault", "promote", "rebuilt"} <= {e.code for e in result.events}
+    assert result.lost_commits is not None  # counted from the old primary's WAL (none acknowledged)
     assert "data-loss" not in {e.code for e in result.events} or "none of them was acknowledged" in next(
         e.message for e in result.events if e.code == "data-loss")
     # redundancy is back: the old primary streams, synchronously, from the new one
@@ -104,7 +105,8 @@ def _failover_and_check_loss(pair, kept: list[int], lost: list[int]) -> None:
     assert present == kept  # exactly the N acknowledged writes are gone
     loss = [e for e in result.events if e.code == "data-loss"]
     assert loss, "the loss was not reported"
-    assert int(loss[0].message.split()[0]) >= len(lost)
+    assert result.lost_commits is not None and result.lost_commits >= len(lost)
+    assert f"{result.lost_commits} transaction(s)" in loss[0].message
     assert "asynchronous" in loss[0].message
     assert any(e.code == "data-loss" for e in db.events(started))
     assert _standby_streaming(pair, expect_sync=False)

@@ -111,6 +111,9 @@ def test_leftover_postgres_data_without_state_is_a_clear_error(tmp_path):
     leftover = box.choose_pg_base()
     assert leftover in (box.root / "postgres", default_pg_base(box.root))
     (leftover / "nodes" / "n1").mkdir(parents=True)
+    from spywatcher_ops.backends.sandbox.paths import mark
+
+    mark(leftover)  # ours (a sandbox whose state file was lost); someone else's: see the purge test
     try:
         with pytest.raises(NotReady) as caught:
             box.up()
@@ -168,3 +171,94 @@ def test_up_applies_a_changed_replication_mode(pg_pair):
     assert sync_state(relaxed) == "async"
     pg_pair.box.up()  # and back: the shared pair stays synchronous
     assert sync_state(pg_pair) == "sync"
+
+
+def test_window_answers_at_once_when_the_synchronous_standby_is_down(pg_pair_factory):
+    """The heartbeat commit must not wait for a missing synchronous standby (it held the state lock)."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from spywatcher_ops.backends.sandbox import postgres as pg
+
+    pair = pg_pair_factory("synchronous")
+    state = pair.state()
+    standby = state["nodes"][state["instances"][state["main"]]["standby"]]
+    pg.kill_tree(standby["pid"], Path(standby["data"]))
+    before = datetime.now(UTC)
+    answer: dict = {}
+    # in a thread: a regression hangs forever, and the test must fail, not hang
+    worker = threading.Thread(target=lambda: answer.update(window=pair.database.restorable_window()), daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "db.window hangs while the synchronous standby is down"
+    assert time.monotonic() - started < 10
+    assert answer["window"].latest >= before  # a new heartbeat reached the archive
+    # the lock is free again: up repairs the standby
+    actions = {r.name: r.action for r in pair.box.up()}
+    assert actions[state["instances"][state["main"]]["standby"]] in ("started", "rebuilt (it would not start as a standby)")
+
+
+def test_purge_deletes_only_folders_the_toolkit_created(tmp_path):
+    from spywatcher_ops.backends.sandbox import lifecycle
+    from spywatcher_ops.backends.sandbox.provision import default_pg_base
+
+    env = sandbox_environment(tmp_path / "state")
+    root = env.database.box.root
+    foreign = [root / "redis", root / "postgres", default_pg_base(root)]
+    try:
+        for folder in foreign:  # no state file, no marker: someone else's folders at our paths
+            folder.mkdir(parents=True)
+            (folder / "precious.txt").write_text("not yours")
+        assert all(str(f) in json.dumps(lifecycle.plan_down(env, purge=True).notes) for f in foreign)
+        result = lifecycle.down(env, purge=True)
+        for folder in foreign:
+            assert (folder / "precious.txt").read_text() == "not yours"
+            assert any(str(folder) in note and "not created by spywatcher-ops" in note for note in result["kept"])
+        assert all("\n" not in note for note in result["kept"])
+        # and up refuses to build into them rather than adopt someone else's files
+        with pytest.raises(NotReady) as caught:
+            env.database.box.up()
+        assert "not created by spywatcher-ops" in str(caught.value)
+    finally:
+        for folder in foreign:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_provisioned_folders_carry_the_marker(pg_pair):
+    from spywatcher_ops.backends.sandbox.paths import MARKER
+
+    assert (pg_pair.pg_base() / MARKER).is_file()
+
+
+def test_postgres_servers_run_with_the_postgres_group_only(pg_pair):
+    """Run as root, a server must not keep root's group (nor root's supplementary groups)."""
+    if os.geteuid() != 0:
+        pytest.skip("the servers run as ourselves when we are not root")
+    import pwd
+
+    gid = pwd.getpwnam("postgres").pw_gid
+    state = pg_pair.state()
+    for name in (state["instances"][state["main"]]["primary"], state["instances"][state["main"]]["standby"]):
+        status = Path(f"/proc/{state['nodes'][name]['pid']}/status").read_text().splitlines()
+        fields = {line.split(":", 1)[0]: line.split(":", 1)[1].split() for line in status}
+        assert fields["Gid"] == [str(gid)] * 4, (name, fields["Gid"])
+        assert fields["Groups"] in ([], [str(gid)]), (name, fields["Groups"])
+
+
+def test_down_and_reset_on_a_folder_owned_by_someone_else_are_clear_errors(tmp_path):
+    from spywatcher_ops.backends.sandbox import lifecycle
+
+    env = sandbox_environment(tmp_path / "state")
+    root = env.database.box.root
+    (root / "postgres").mkdir(parents=True)
+    (root / "postgres" / "theirs.txt").write_text("keep")
+    os.chown(root, 65534, 65534)  # nobody
+    for action in (lambda: lifecycle.down(env, purge=True), lambda: lifecycle.reset(env),
+                   lambda: lifecycle.down(env, purge=False), lambda: env.database.describe()):
+        with pytest.raises(NotReady) as caught:
+            action()
+        assert "owned by uid 65534" in str(caught.value)
+        assert caught.value.hint and "chown" in caught.value.hint
+    assert (root / "postgres" / "theirs.txt").read_text() == "keep"

@@ -110,3 +110,31 @@ def test_restore_to_latest_has_every_acknowledged_row(pg_pair):
     db.restore(db.plan_restore("latest-one", to_time=None, snapshot_id=None))
     assert {i for i, _ in acked} <= set(_ids(pg_pair, "latest-one"))
     db.delete_instance(db.plan_delete_instance("latest-one"))
+
+
+def test_a_failed_restore_is_saved_as_failed_not_creating(pg_pair):
+    """The state lock saves only on success: the failure path must save "failed" itself."""
+    import json
+
+    db = pg_pair.database
+    db.create_snapshot(db.plan_snapshot("broken-copy", {}, None), wait=True)
+    manifest = next(s for s in db.list_snapshots() if s.id == "broken-copy")
+    assert manifest.ours
+    folder = pg_pair.pg_base() / "backups" / "broken-copy" / "data"
+    (folder / "global" / "pg_control").unlink()  # a corrupted copy: the server cannot start from it
+    try:
+        with pytest.raises(OperationFailed) as caught:
+            db.restore(db.plan_restore("broken-one", to_time=None, snapshot_id="broken-copy"))
+        assert "restore broken-one failed" in str(caught.value)
+        on_disk = json.loads((pg_pair.box.root / "state.json").read_text())
+        assert on_disk["instances"]["broken-one"]["status"] == "failed"
+        assert db.describe("broken-one").status == "failed"
+        assert {i.id: i.status for i in db.instances()}["broken-one"] == "failed"
+        assert "restore-failed" in {e.code for e in db.events(datetime.now(UTC) - timedelta(minutes=5))}
+        node = on_disk["nodes"][on_disk["instances"]["broken-one"]["primary"]]
+        assert node["pid"] is None
+    finally:
+        if "broken-one" in pg_pair.state()["instances"]:
+            db.delete_instance(db.plan_delete_instance("broken-one"))
+        db.delete_snapshots(db.plan_delete_snapshots(["broken-copy"]))
+    assert "broken-one" not in pg_pair.state()["instances"]

@@ -51,6 +51,15 @@ def run(
 ) -> Completed:
     """Run a command to completion; raise CommandFailed on a code not in ok_codes."""
     argv = [str(a) for a in argv]
+    group: int | None = None
+    extra_groups: list[int] | None = None
+    if user is not None:
+        import pwd
+
+        # user= alone keeps our groups (root's): take the user's primary group and drop the rest
+        group = pwd.getpwnam(user).pw_gid
+        if os.geteuid() == 0:
+            extra_groups = []  # setgroups() needs root
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -63,6 +72,8 @@ def run(
             cwd=cwd,
             timeout=timeout,
             user=user,
+            group=group,
+            extra_groups=extra_groups,
             input=input,
         )
     except FileNotFoundError as exc:

@@ -109,6 +109,7 @@ class FailoverResult:
     started: datetime
     finished: datetime
     events: list[ProviderEvent] = field(default_factory=list)
+    lost_commits: int | None = None  # transactions committed on the old primary and lost; None: not known
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from .errors import BadInput
 TIME_HELP = "use ISO 8601 with a zone, e.g. 2026-11-25T14:03:00Z, or 'latest'"
 
 
-def parse_restore_time(value: str, *, flag: str, now: datetime) -> datetime | None:
-    """'latest' -> None; otherwise an aware UTC datetime not in the future."""
+def parse_restore_time(value: str, *, flag: str, now: datetime, future_ok: bool = False) -> datetime | None:
+    """'latest' -> None; otherwise an aware UTC datetime not in the future (unless `future_ok`:
+    the caller refuses it itself, e.g. with the restorable window in the message)."""
     text = value.strip()
     if text.lower() == "latest":
         return None
@@ -22,7 +23,7 @@ def parse_restore_time(value: str, *, flag: str, now: datetime) -> datetime | No
     if moment.tzinfo is None:
         raise BadInput(f"{flag} {value}: the time has no zone; {TIME_HELP}")
     moment = moment.astimezone(UTC)
-    if moment > now:
+    if moment > now and not future_ok:
         raise BadInput(f"{flag} {value}: the time is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})")
     return moment
 

@@ -35,6 +35,7 @@ class FailoverOutcome:
             "started": iso(r.started) if r else None,
             "finished": iso(r.finished) if r else None,
             "duration_s": self.duration_s,
+            "lost_commits": r.lost_commits if r else None,  # None: the provider cannot tell
             "events": [{"at": iso(e.at), "code": e.code, "source": e.source, "message": e.message}
                        for e in (r.events if r else [])],
         }
@@ -50,5 +51,6 @@ def failover(environment: Environment, *, approve: Approver, progress: Progress)
         for event in result.events:
             op.step("provider-event", "seen", at=iso(event.at), code=event.code, message=event.message)
         op.result = {"old_primary": result.old_primary, "new_primary": result.new_primary,
-                     "duration_s": round((result.finished - result.started).total_seconds(), 1)}
+                     "duration_s": round((result.finished - result.started).total_seconds(), 1),
+                     "lost_commits": result.lost_commits}
     return FailoverOutcome(plan, True, result)

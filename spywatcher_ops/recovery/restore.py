@@ -6,6 +6,7 @@ new name against RDS rules and the instances that exist.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from ..core.clock import iso
 from ..core.errors import BadInput
 from ..core.plan import Plan
-from ..core.ports import Instance, Progress
+from ..core.ports import Instance, Progress, RestoreWindow
 from ..core.timeparse import check_db_identifier, parse_restore_time
 from .common import Approver, free_name
 from .snapshots import newest_first
-from .window import check_inside
+from .window import check_inside, describe
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
@@ -63,15 +64,29 @@ class RestoreOutcome:
         }
 
 
-def check_request(request: RestoreRequest, *, now: datetime) -> Checked:
-    """The checks that need no provider: presence, exclusivity, time syntax, name syntax."""
+def check_request(request: RestoreRequest, *, now: datetime,
+                  window: Callable[[], RestoreWindow] | None = None) -> Checked:
+    """The checks that need no provider: presence, exclusivity, time syntax, name syntax.
+
+    With `window`, a time in the future is refused showing the restorable window, like
+    every other time outside it (the window is read only for that refusal).
+    """
     if request.to and request.from_snapshot:
         raise BadInput(f"--to {request.to} with --from-snapshot {request.from_snapshot}: choose one; "
                        "a snapshot restores to the snapshot's own time")
     if not request.to and not request.from_snapshot:
         raise BadInput("give --to TIME (ISO 8601 with a zone, e.g. 2026-11-25T14:03:00Z, or 'latest') "
                        "or --from-snapshot ID")
-    to_time = parse_restore_time(request.to, flag="--to", now=now) if request.to else None
+    to_time = parse_restore_time(request.to, flag="--to", now=now, future_ok=True) if request.to else None
+    if to_time is not None and to_time > now:
+        future = f"--to {request.to}: the time is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})"
+        known = None
+        if window is not None:
+            try:
+                known = window()
+            except Exception:  # noqa: BLE001 - window unknown (nothing provisioned, no access): the plain refusal
+                known = None
+        raise BadInput(f"{future}; outside the restorable window {describe(known)}" if known else future)
     name = check_db_identifier(request.name) if request.name else None
     return Checked(to_time=to_time, snapshot_id=request.from_snapshot, name=name)
 
@@ -80,7 +95,8 @@ def restore(
     environment: Environment, request: RestoreRequest, *, approve: Approver, progress: Progress
 ) -> RestoreOutcome:
     clock = environment.clock
-    checked = check_request(request, now=clock.now())
+    # the window is read (lazily) only to show it when --to is in the future
+    checked = check_request(request, now=clock.now(), window=lambda: environment.database.restorable_window())
     database = environment.database
     source = database.instance_id()
     existing = {i.id.lower() for i in database.instances()}

@@ -408,4 +408,5 @@ class SandboxDatabase:
             started=outcome.started,
             finished=outcome.promoted_at,
             events=events,
+            lost_commits=outcome.lost_commits,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import Unsupported
+from ...core.errors import NotReady, Unsupported
 from ...core.plan import Plan, Step
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
@@ -121,9 +121,14 @@ def plan_up(environment: Environment) -> Plan:
 def up(environment: Environment, progress: Progress = no_progress) -> SandboxReport:
     """Provision from nothing, or report what runs and repair what does not."""
     box = _box(environment)
+    redis = _redis(environment)
+    # every binary and folder of both halves first: a missing redis-server must not
+    # be found only after PostgreSQL is fully set up
+    box.preflight()
+    redis.preflight()
     db_reports = box.up(progress)
     progress("redis")
-    cache_nodes = _redis(environment).up()
+    cache_nodes = redis.up()
     rows = [r.to_dict() for r in db_reports]
     return report(environment, rows, cache_nodes)
 
@@ -144,26 +149,41 @@ def plan_down(environment: Environment, *, purge: bool) -> Plan:
                 plan.add(Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node["pid"], "mode": "fast"}))
     plan.add(Step("sandbox", "redis_down", {"folder": str(box.root / "redis")}))
     if purge:
-        targets = [str(box.root)] + ([state["pg_base"]] if state else [])
-        plan.add(Step("sandbox", "delete_folders", {"paths": targets},
-                      why="every database, WAL archive, base backup and Redis file of the sandbox is deleted"))
+        from pathlib import Path
+
+        from .paths import is_ours, not_ours_note
+        from .provision import default_pg_base
+
+        folders = [box.root / "redis"] + ([Path(state["pg_base"])] if state
+                                          else [box.root / "postgres", default_pg_base(box.root)])
+        folders = [f for f in folders if f.exists()]
+        plan.add(Step("sandbox", "delete_folders", {
+            "paths": [str(f) for f in folders if is_ours(f)],
+            "state_files": [str(box.root / n) for n in ("state.json", "state.lock", "events.jsonl")],
+        }, why="every database, WAL archive, base backup and Redis file of the sandbox is deleted"))
+        plan.notes += [not_ours_note(f) for f in folders if not is_ours(f)]
     return plan
 
 
 def down(environment: Environment, *, purge: bool) -> dict[str, Any]:
+    """Stop (and with `purge` delete) the sandbox; `kept` lists folders left because they are not ours."""
     box = _box(environment)
+    box.check_root()  # before the Redis half is touched
     redis = _redis(environment)
     if purge:
-        redis.purge()
-        box.purge()
+        kept = [note for note in (redis.purge(), *box.purge()) if note]
         if box.root.exists() and not any(box.root.iterdir()):
             box.root.rmdir()
-        return {"stopped": "all", "purged": True}
+        return {"stopped": "all", "purged": True, "kept": kept}
     stopped = box.down()
     redis.down()
     return {"stopped": stopped, "purged": False}
 
 
 def reset(environment: Environment, progress: Progress = no_progress) -> SandboxReport:
-    down(environment, purge=True)
+    _box(environment).check_root()  # a folder we may not use: say so before deleting anything
+    result = down(environment, purge=True)
+    if result["kept"]:
+        raise NotReady(f"sandbox deleted, but not rebuilt: {result['kept'][0]}",
+                       hint="move that folder away, then run `inv sandbox.up`")
     return up(environment, progress)

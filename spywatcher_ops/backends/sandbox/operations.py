@@ -84,7 +84,6 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
         box.heartbeat(state)
         backup = choose_backup(state, req.to_time)
         origin = f"point in time {iso(req.to_time) or 'latest'} from base backup {backup['id']}"
-    user = box.user(state)
     state["instances"][req.new_id] = {
         "primary": None, "standby": None, "lineage": None, "created_by_us": True,
         "created": iso(box.now()), "origin": origin, "status": "creating",
@@ -92,8 +91,32 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
     name = box.new_node(state, req.new_id, "single")
     state["instances"][req.new_id]["primary"] = name
     node = state["nodes"][name]
-    data = Path(node["data"])
     box.statefile.save(state)  # registered before anything is built: an interrupted restore is visible
+    try:
+        _build_restored(box, state, req, backup, name, progress)
+    except BaseException as exc:
+        # the caller's state lock saves only on success: record the failure ourselves, or the
+        # instance would stay "creating" forever
+        state["instances"][req.new_id]["status"] = "failed"
+        try:
+            box.stop_node(state, name)
+        finally:
+            box.event("restore-failed", f"{req.new_id} ({origin}): {pg.one_line(str(exc), 1)}")
+            box.statefile.save(state)
+        if isinstance(exc, OperationFailed):
+            raise OperationFailed(f"restore {req.new_id} failed: {exc}",
+                                  hint=f"it is kept, marked failed; its server log is {node['log']}") from exc
+        raise
+    state["instances"][req.new_id]["status"] = "available"
+    box.event("restored", f"{req.new_id} ({origin}) on port {node['port']}")
+    return name
+
+
+def _build_restored(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
+                    name: str, progress: Progress) -> None:
+    user = box.user(state)
+    node = state["nodes"][name]
+    data = Path(node["data"])
     progress(f"copying base backup {backup['id']}")
     user.run(["cp", "-a", backup["path"], str(data)], timeout=3600)
     (data / "backup_manifest").unlink(missing_ok=True)
@@ -110,17 +133,9 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
     pg.set_signal_file(user, data, "recovery.signal", True)
     progress("replaying WAL")
     pid = box.start_node(state, name, wait=False, extra=extra)
-    try:
-        pg.wait_ready(node["port"], pid, Path(node["log"]), read_write=True, timeout=3600, interval=0.01,
-                      progress=progress, data=data)
-    except OperationFailed as exc:
-        box.stop_node(state, name)
-        state["instances"][req.new_id]["status"] = "failed"
-        raise OperationFailed(f"restore {req.new_id} failed: {exc}") from exc
+    pg.wait_ready(node["port"], pid, Path(node["log"]), read_write=True, timeout=3600, interval=0.01,
+                  progress=progress, data=data)
     box.configure(state, name)  # later restarts are plain starts, without recovery targets
-    state["instances"][req.new_id]["status"] = "available"
-    box.event("restored", f"{req.new_id} ({origin}) on port {node['port']}")
-    return name
 
 
 # -- failover ------------------------------------------------------------------
@@ -188,7 +203,13 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
                 else "asynchronous replication: acknowledged writes may be among them")
         note(box.now(), "data-loss", f"{lost} transaction(s) committed on {old} never reached {new} and are lost; {why}")
     progress(f"rebuilding {old} as a standby of {new}")
-    how = rebuild_standby(box, state, old, progress)
+    try:
+        how = rebuild_standby(box, state, old, progress)
+    except BaseException as exc:
+        # the promotion stands; save what the rebuild changed (ports, pids), `sandbox.up` finishes it
+        note(box.now(), "rebuild-failed", f"{old} was not rebuilt as a standby: {pg.one_line(str(exc), 1)}")
+        box.statefile.save(state)
+        raise
     note(box.now(), "rebuilt", f"{old} rebuilt as a standby of {new} ({how}) and streaming")
     return FailoverOutcome(old, new, killed_at, started, promoted_at, lost, events)
 
@@ -267,12 +288,25 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
         raise BadInput(f"instance {new_id}: not a restored or replaced instance; see `inv db.instances`")
     if replaced_as in state["instances"]:
         raise BadInput(f"--replaced-as {replaced_as}: an instance with that name exists already")
+    try:
+        _swap(box, state, new_id, replaced_as, progress)
+    except BaseException as exc:
+        # the caller's state lock saves only on success, but what was stopped, moved or started
+        # is real: save it, so `sandbox.up` repairs from the truth
+        box.event("swap-failed", f"swap of {new_id} in as {main_id} failed: {pg.one_line(str(exc), 1)}")
+        box.statefile.save(state)
+        raise
+
+
+def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, progress: Progress) -> None:
+    main_id = state["main"]
     incoming = state["instances"][new_id]
     old = state["instances"][main_id]
     old_primary, old_standby = state["nodes"][old["primary"]], state["nodes"].get(old["standby"] or "")
     ports = [old_primary["port"], old_standby["port"] if old_standby else None]
     # 1. the old pair stops and is kept under its new name
     progress(f"stopping {main_id}")
+    state["instances"][replaced_as] = {**old, "replaced": iso(box.now())}  # first: a node never names a missing one
     for name in (old["primary"], old["standby"]):
         if name:
             box.stop_node(state, name)
@@ -281,7 +315,6 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
     for name in (old["primary"], old["standby"]):
         if name:  # ports stay unique in the state: the endpoint's ports go to the incoming instance
             state["nodes"][name]["port"] = pick_port(box.taken_ports(state) | {p for p in ports if p})
-    state["instances"][replaced_as] = {**old, "replaced": iso(box.now())}
     # 2. the incoming instance takes the endpoint's ports
     newp = incoming["primary"]
     box.stop_node(state, newp)

@@ -28,6 +28,7 @@ from ...core.clock import iso
 from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
+from .paths import MARKER, is_ours, mark, not_ours_note
 from .state import EventLog, StateFile, node_alive, pid_alive
 
 REPLICATION_MODES = ("synchronous", "asynchronous")
@@ -100,7 +101,7 @@ class PgSandbox:
         self.db_name = db_name
         self.db_user = db_user
         self.now = now
-        self.statefile = StateFile(root)
+        self.statefile = StateFile(root, check=self.check_root)
         self.events = EventLog(root)
         self.run_as = "postgres" if os.geteuid() == 0 else None
 
@@ -258,12 +259,16 @@ class PgSandbox:
         self.user(state).mkdir(Path(state["pg_base"]) / "archive" / lineage)
         return lineage
 
-    def up(self, progress: Progress = no_progress) -> list[NodeReport]:
-        """Provision from nothing, or repair what is not running. Idempotent."""
+    def preflight(self) -> None:
+        """What `up` needs, checked before anything is created or started."""
         self.check_root()
         if self.run_as:
             pg.require_user(self.run_as)
         pg.ServerUser(self.bin_dir, self.run_as, self.root).check_tools()
+
+    def up(self, progress: Progress = no_progress) -> list[NodeReport]:
+        """Provision from nothing, or repair what is not running. Idempotent."""
+        self.preflight()
         self.root.mkdir(parents=True, exist_ok=True)
         with self.statefile.editing() as state:
             if not state:
@@ -280,13 +285,19 @@ class PgSandbox:
     def _provision(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
         user = self.user(state)
         base = Path(state["pg_base"])
-        if base.exists() and any(base.iterdir()):
+        if base.exists() and any(base.iterdir()) and not is_ours(base):
+            raise NotReady(
+                f"PostgreSQL folder {base} exists and was not created by spywatcher-ops",
+                hint="move it away, or set the sandbox's state_dir elsewhere",
+            )
+        if base.exists() and any(p.name != MARKER for p in base.iterdir()):
             raise NotReady(
                 f"PostgreSQL folder {base} exists but no sandbox state refers to it (half-deleted sandbox?)",
                 hint=f"remove it (`rm -rf {base}`) or run `inv sandbox.reset --yes`",
             )
         for sub in ("nodes", "logs", "backups", "archive"):
             user.mkdir(base / sub)
+        self._mark(state, base)  # new, or empty (checked above): everything in it is ours
         lineage = self.new_lineage(state)
         inst_id = self.instance_id
         state["instances"][inst_id] = {
@@ -369,8 +380,17 @@ class PgSandbox:
             self.configure(state, primary_name, sync_names=want)
             self.reload(state, primary_name)
 
+    def _mark(self, state: dict[str, Any], base: Path) -> None:
+        mark(base)
+        self.user(state).own(base / MARKER)
+
     def _repair(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
         reports: list[NodeReport] = []
+        base = Path(state["pg_base"])
+        if base.is_dir() and not is_ours(base):
+            # provisioned before markers existed: our state names it and provisioning
+            # refuses a non-empty folder, so it is ours; mark it so purge can delete it
+            self._mark(state, base)
         main = state["instances"][state["main"]]
         primary_name, standby_name = main["primary"], main["standby"]
         primary = state["nodes"][primary_name]
@@ -497,9 +517,13 @@ class PgSandbox:
 
         try:
             with pg.connect(primary["port"]) as conn:
-                at = conn.execute(
-                    "INSERT INTO spywatcher_ops_heartbeat VALUES (clock_timestamp()) RETURNING at"
-                ).fetchone()[0]  # type: ignore[index]
+                with conn.transaction():
+                    # the heartbeat only has to reach the WAL archive: never wait for a (missing)
+                    # synchronous standby, or db.window/db.restore hang holding the state lock
+                    conn.execute("SET LOCAL synchronous_commit = local")
+                    at = conn.execute(
+                        "INSERT INTO spywatcher_ops_heartbeat VALUES (clock_timestamp()) RETURNING at"
+                    ).fetchone()[0]  # type: ignore[index]
                 wal = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]  # type: ignore[index]
         except psycopg.Error:
             return None
@@ -543,25 +567,34 @@ class PgSandbox:
                 return []
             return self._stop_all(state)
 
-    def purge(self) -> None:
-        """Stop everything and delete the PostgreSQL data, archive, backups and state."""
+    def purge(self) -> list[str]:
+        """Stop everything and delete the PostgreSQL data, archive, backups and state.
+
+        Only folders carrying our marker are deleted; returns one line per folder kept.
+        """
+        self.check_root()  # before anything: load() below turns its NotReady into "no state"
         try:
             state = self.statefile.load()
         except NotReady:
             state = {}
         if state:
             self._stop_all(state, kill=True)  # everything is deleted next: no need to shut down cleanly
-            base = Path(state["pg_base"])
-            if base.exists() and (base == self.root / "postgres" or base.name.startswith("spywatcher-ops-")):
-                shutil.rmtree(base)
+            bases = [Path(state["pg_base"])]
         else:
-            fallback = default_pg_base(self.root)
-            for base in (self.root / "postgres", fallback):
-                if base.exists():
-                    _kill_servers_in(base)
-                    shutil.rmtree(base)
+            bases = [self.root / "postgres", default_pg_base(self.root)]
+        kept = []
+        for base in bases:
+            if not base.exists():
+                continue
+            if not is_ours(base):
+                kept.append(not_ours_note(base))
+                continue
+            if not state:
+                _kill_servers_in(base)  # servers whose state file is lost
+            shutil.rmtree(base)
         for name in ("state.json", "state.lock", "events.jsonl"):
             (self.root / name).unlink(missing_ok=True)
+        return kept
 
 
 def _kill_servers_in(base: Path) -> None:

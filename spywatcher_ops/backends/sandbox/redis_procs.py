@@ -25,6 +25,7 @@ from typing import Any
 from ...core.commands import require_binary, run
 from ...core.errors import NotReady, OperationFailed
 from ...core.ports import CacheNode, ProviderEvent
+from .paths import is_ours, mark, not_ours_note
 
 HOST = "127.0.0.1"
 DATA_NODES = ("redis-1", "redis-2")
@@ -162,7 +163,8 @@ class RedisSandbox:
     # lifecycle ---------------------------------------------------------------
     def up(self) -> list[CacheNode]:
         """Start what is missing; leave what runs alone. Returns status()."""
-        binary = require_binary("redis-server", package="redis-server")
+        binary = self.preflight()
+        self._claim()
         state = self._load()
         if state is None or not any(
             pid_alive(spec.get("pid"), spec["port"]) for spec in state["nodes"].values()
@@ -171,6 +173,34 @@ class RedisSandbox:
         else:
             self._repair(binary, state)
         return self.status()
+
+    def preflight(self) -> str:
+        """What `up` needs, checked before anything starts: the binary and a folder we may use."""
+        binary = require_binary("redis-server", package="redis-server")
+        if (self.root.exists() and not is_ours(self.root) and any(self.root.iterdir())
+                and not self._legacy_state()):
+            raise NotReady(
+                f"sandbox Redis folder {self.root} exists but was not created by spywatcher-ops",
+                hint="move it away, or set the sandbox's state_dir elsewhere",
+            )
+        return binary
+
+    def _claim(self) -> None:
+        """Create the folder with our marker; purge deletes only a folder that has it."""
+        if not self.root.exists():
+            self.root.mkdir(parents=True)
+        if not is_ours(self.root):
+            mark(self.root)  # new, empty, or made before markers existed (preflight checked)
+
+    def _legacy_state(self) -> bool:
+        """A state file in our own layout: the folder was made by an older spywatcher-ops."""
+        try:
+            state = self._load()
+        except NotReady:
+            return False
+        nodes = (state or {}).get("nodes")
+        return bool(state and "master_name" in state and isinstance(nodes, dict)
+                    and set(nodes) == {*DATA_NODES, *SENTINELS})
 
     def _cold_start(self, binary: str, old: dict[str, Any] | None) -> None:
         """Nothing runs: (re)create every process; reuse old ports when still free."""
@@ -291,10 +321,15 @@ class RedisSandbox:
             spec["pid"] = None
         self._save(state)
 
-    def purge(self) -> None:
+    def purge(self) -> str | None:
+        """Stop and delete everything, if the folder is ours; else touch nothing and say why (one line)."""
+        if not self.root.exists():
+            return None
+        if not is_ours(self.root):
+            return not_ours_note(self.root)  # its state.json may name someone else's servers: no down() either
         self.down()
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        shutil.rmtree(self.root)
+        return None
 
     # observation -------------------------------------------------------------
     def status(self) -> list[CacheNode]:

@@ -64,7 +64,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -81,15 +81,18 @@ VERSION = 1
 class StateFile:
     """Read, write (atomically) and lock `<root>/state.json`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, check: Callable[[], None] | None = None) -> None:
         self.root = root
         self.path = root / STATE_FILE
+        # run before every read or write: a folder we may not use is a clear error, not a PermissionError
+        self.check = check or (lambda: None)
 
     def exists(self) -> bool:
         return self.path.exists()
 
     def load(self) -> dict[str, Any]:
         """The state, or {} when there is none yet. A damaged file is a clear error."""
+        self.check()
         try:
             text = self.path.read_text()
         except FileNotFoundError:
@@ -124,7 +127,12 @@ class StateFile:
 
     @contextmanager
     def editing(self) -> Iterator[dict[str, Any]]:
-        """Read-modify-write under an flock, so two of our processes never interleave."""
+        """Read-modify-write under an flock, so two of our processes never interleave.
+
+        The state is saved only when the block succeeds; a failure path that changed
+        something real (a process stopped, an instance failed) must save it itself.
+        """
+        self.check()
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / "state.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:

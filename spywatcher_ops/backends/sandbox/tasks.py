@@ -115,7 +115,13 @@ def down(c: Context, env: str | None = None, purge: bool = False, dry_run: bool 
         result = run_down(e, purge=purge)
         op.result = result
     out.emit_json(result)
-    out.print("sandbox stopped and deleted" if purge else "sandbox stopped; `inv sandbox.up` starts it again")
+    kept = result.get("kept", [])
+    if purge:
+        out.print("sandbox stopped; what it created is deleted" + (", except:" if kept else ""))
+    else:
+        out.print("sandbox stopped; `inv sandbox.up` starts it again")
+    for note in kept:
+        out.print(note)
 
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
