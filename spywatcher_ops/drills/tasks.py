@@ -177,14 +177,13 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
     if not e.env.allow_drills:
         raise Refused(f"drills are not allowed on {e.name} (allow_drills: false)",
                       hint=f"set ops.environments.{e.name}.allow_drills: true for it first")
+    confirm = e.kind != "sandbox"  # the sandbox is ours to break; anything else asks
     with out.progress(f"drills on {e.name}") as progress:
-        # Leftovers first: a process a killed drill froze would make sandbox.up fail.
-        if dry_run:
-            cleaned = []
-            for start, pending in suite.pending_leftovers(e):
-                out.info(f"would clean up after drill {start['op_id']}: "
-                         + (", ".join(u.get("kind", "?") for u in pending) or "nothing to undo"))
-        else:
+        # Sandbox: leftovers first (a process a killed drill froze would make sandbox.up fail).
+        # Elsewhere the cleanup is a change too: it waits for the confirmation, with the drills.
+        cleaned: list[dict[str, Any]] = []
+        later = suite.pending_leftovers(e) if dry_run or confirm else []
+        if not later and not dry_run and not confirm:
             cleaned = suite.cleanup_leftovers(e)
         _render_cleaned(out, cleaned)
         if e.kind == "sandbox" and not no_up and not dry_run:
@@ -202,10 +201,16 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
                                                     for p in checked}, "exit_code": 3})
         raise failed
     plan = suite.suite_plan(e, scenarios, options)
-    confirm = e.kind != "sandbox"  # the sandbox is ours to break; anything else asks
+    for start, pending in later:
+        plan.notes.insert(0, f"first, clean up after drill {start['op_id']}: "
+                             + (", ".join(f"{u.get('kind')} {u.get('instance') or u.get('nodes') or ''}".strip()
+                                          for u in pending) or "close its record"))
     if not approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=confirm):
         out.emit_json({"dry_run": True, "plan": plan.to_dict()})
         return
+    if later:
+        cleaned = suite.cleanup_leftovers(e)
+        _render_cleaned(out, cleaned)
     with out.progress(f"drills on {e.name}") as progress:
         result = suite.run_suite(e, checked, options, report_dir=folder, progress=progress)
     result.cleaned = cleaned
