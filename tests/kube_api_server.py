@@ -83,10 +83,17 @@ def _json_patch(doc: Obj, ops: list[Obj]) -> Obj:
         elif op["op"] == "test":
             value = parent[int(last)] if isinstance(parent, list) else parent.get(last)
             if value != op["value"]:
-                raise ValueError(f"test failed at {op['path']}")
+                raise _patch_rejected(f"testing value {op['path']} failed: test failed")
         else:
-            raise ValueError(f"unsupported json-patch op {op['op']}")
+            raise _patch_rejected(f"Unexpected kind: {op['op']}")
     return doc
+
+
+def _patch_rejected(why: str) -> ApiError:
+    """What the API server answers when a JSON patch cannot be applied (a failed `test` op
+    included): 422 Invalid, with the json-patch error as the cause."""
+    return ApiError(422, "Invalid", "the server rejected our request due to an error in our request",
+                    {"causes": [{"reason": "UnexpectedServerResponse", "message": why}]})
 
 
 def _matches(labels: dict[str, str], selector: str | None) -> bool:
@@ -167,6 +174,10 @@ class FakeKube:
         self.authorize: Callable[[str | None], bool] | None = None
         self.evictions: list[str] = []
         self.refused_evictions = 0
+        self.not_started: dict[tuple[str, str], str] = {}  # (namespace, pod) -> why its container waits
+        self.log_reads: list[tuple[str, str | None]] = []  # (pod, container asked for)
+        # handler name (e.g. "patch_node") -> called once, just before the next such request is served
+        self.before: dict[str, Callable[[], None]] = {}
         self._counter = 0
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
@@ -287,6 +298,40 @@ class FakeKube:
             self.store["events"][(namespace, event["metadata"]["name"])] = event
         return event
 
+    def add_pod(self, name: str, node: str, *, namespace: str = "spywatcher", labels: dict[str, str] | None = None,
+                containers: list[str] | None = None, annotations: dict[str, str] | None = None) -> Obj:
+        """A pod without a controller (what `kubectl run` makes): nothing re-creates it if it goes."""
+        spec = {"containers": [{"name": c, "image": "registry.example/debug:1"} for c in containers or ["main"]],
+                "nodeName": node}
+        meta = self._meta(name, namespace, labels or {"run": name}, annotations)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
+               "status": {"phase": "Running", "startTime": _now_iso()}}
+        with self.lock:
+            self._start(pod)
+            self.store["pods"][(namespace, name)] = pod
+            self.logs.setdefault((namespace, name), []).append((time.time(), f"{name} starting"))
+        return pod
+
+    def add_replica_on(self, deployment: str, node: str, *, namespace: str = "spywatcher") -> Obj:
+        """One more replica, placed by the scheduler on `node` (e.g. just before it is cordoned)."""
+        with self.lock:
+            dep = self.store["deployments"][(namespace, deployment)]
+            dep["spec"]["replicas"] = int(dep["spec"]["replicas"]) + 1
+            self._reconcile_deployment(dep)  # the current ReplicaSet now wants one more
+            rs = max(self._owned("replicasets", dep["metadata"]["uid"]),
+                     key=lambda r: int(r["metadata"]["annotations"].get(REVISION, "0")))
+            self._counter += 1
+            name = f"{rs['metadata']['name']}-late{self._counter}"
+            return self._create_pod(namespace, name, rs["spec"]["template"]["metadata"]["labels"],
+                                    rs["spec"]["template"]["spec"],
+                                    owner={"kind": "ReplicaSet", "name": rs["metadata"]["name"],
+                                           "uid": rs["metadata"]["uid"]}, node=node)
+
+    def hold_start(self, name: str, *, namespace: str = "spywatcher", reason: str = "ContainerCreating") -> None:
+        """The pod's containers stay waiting (image pull, volume mount...): not ready, and no logs (400)."""
+        with self.lock:
+            self.not_started[(namespace, name)] = reason
+
     def add_log(self, namespace: str, pod: str, line: str, *, ago: float = 0.0) -> None:
         with self.lock:
             self.logs.setdefault((namespace, pod), []).append((time.time() - ago, line))
@@ -304,6 +349,8 @@ class FakeKube:
 
     # -- controllers ------------------------------------------------------
     def _pod_ready(self, pod: Obj) -> bool:
+        if (pod["metadata"].get("namespace"), pod["metadata"]["name"]) in self.not_started:
+            return False
         node = self.store["nodes"].get(("", pod["spec"].get("nodeName") or ""))
         if node is None or not _node_ready(node):
             return False
@@ -439,9 +486,11 @@ class FakeKube:
             {"type": "Ready", "status": "True" if ready else "False"},
             {"type": "ContainersReady", "status": "True" if ready else "False"},
         ]
+        waiting = self.not_started.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        state = {"waiting": {"reason": waiting}} if waiting else {"running": {"startedAt": pod["status"]["startTime"]}}
         pod["status"]["containerStatuses"] = [
             {"name": c["name"], "image": c["image"], "ready": ready, "restartCount": 0,
-             "started": bool(pod["spec"].get("nodeName")), "state": {"running": {"startedAt": pod["status"]["startTime"]}}}
+             "started": bool(pod["spec"].get("nodeName")) and not waiting, "state": state}
             for c in pod["spec"].get("containers", [])
         ]
 
@@ -605,6 +654,9 @@ class FakeKube:
             if verb == method and match:
                 with self.lock:
                     self.reconcile()
+                    hook = self.before.pop(handler, None)
+                    if hook is not None:
+                        hook()
                     result = getattr(self, "_h_" + handler)(query=query, body=body, content_type=content_type,
                                                             **match.groupdict())
                     self.reconcile()
@@ -674,7 +726,21 @@ class FakeKube:
         return 200, pod
 
     def _h_pod_log(self, ns: str, name: str, query: dict[str, str], **_: Any) -> tuple[int, str]:
-        self._find("pods", ns, name, "pods")
+        pod = self._find("pods", ns, name, "pods")
+        containers = [c["name"] for c in pod["spec"].get("containers") or []]
+        container = query.get("container")
+        self.log_reads.append((name, container))
+        # the API server's own 400s, same wording
+        if not container and len(containers) > 1:
+            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                              f"choose one of: [{' '.join(containers)}]")
+        if container and container not in containers:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        if not pod["spec"].get("nodeName"):
+            raise ApiError(400, "BadRequest", f"pod {name} does not have a host assigned")
+        if (ns, name) in self.not_started:
+            raise ApiError(400, "BadRequest", f'container "{container or containers[0]}" in pod "{name}" '
+                                              f"is waiting to start: {self.not_started[(ns, name)]}")
         lines = self.logs.get((ns, name), [])
         if "sinceSeconds" in query:
             cutoff = time.time() - int(query["sinceSeconds"])

@@ -79,6 +79,25 @@ def test_restart_and_logs(inv_kube, fake_kube):
     assert proc.returncode == 2 and "--since soon: not a duration" in one_line_error(proc)
 
 
+@pytest.mark.parametrize("task,args", [("app.scale", ["--replicas", "4"]), ("app.restart", []), ("app.rollback", [])])
+@pytest.mark.parametrize("timeout", ["0", "-5"])
+def test_a_timeout_that_is_not_positive_is_exit_2_before_any_change(inv_kube, fake_kube, task, args, timeout):
+    proc = inv_kube(task, "--env", ENV_NAME, "--deployment", "backend", *args, "--timeout", timeout)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line_error(proc) == f"error: --timeout {timeout}: must be a positive number of seconds, e.g. 300"
+    assert not [r for r in fake_kube.requests if r[0] in ("PATCH", "POST", "DELETE")]
+
+
+def test_logs_say_which_pod_has_none_and_print_the_others(inv_kube, fake_kube):
+    first, second = [p["metadata"]["name"] for p in fake_kube.pods(selector="app=frontend")]
+    fake_kube.hold_start(first)  # the API answers 400 for its log
+    proc = inv_kube("app.logs", "--env", ENV_NAME, "--deployment", "frontend")
+    assert proc.returncode == 0, proc.stderr
+    assert f'[{first}] (no logs: container "app" in pod "{first}" is waiting to start: ContainerCreating)' in proc.stdout
+    assert f"{second} starting" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
 def test_unknown_deployment_is_exit_2_and_lists_known(inv_kube, fake_kube):
     proc = inv_kube("app.restart", "--env", ENV_NAME, "--deployment", "worker")
     assert proc.returncode == 2

@@ -10,7 +10,7 @@ from fixtures_kube import ENV_NAME
 
 from spywatcher_ops.backends.kube import pick_revision, rollout_state
 from spywatcher_ops.cluster import deployments
-from spywatcher_ops.core.errors import BadInput, TimedOut
+from spywatcher_ops.core.errors import BadInput, Refused, TimedOut
 
 BACKEND = f"spywatcher-{ENV_NAME}-backend"
 FRONTEND = f"spywatcher-{ENV_NAME}-frontend"
@@ -123,6 +123,52 @@ def test_rollback_to_a_revision_that_does_not_exist(kube_env, fake_kube):
     assert patches(fake_kube) == []
 
 
+def test_rollback_to_the_current_revision_says_so_in_one_sentence(kube_env, fake_kube):
+    deploy_image(fake_kube, BACKEND, "registry.example/spywatcher-backend:1.5.0")
+    with pytest.raises(BadInput) as err:
+        deployments.rollback(kube_env, "backend", to_revision=2, approve=yes)
+    assert str(err.value) == (f"--to-revision 2: {BACKEND} is already at revision 2, the current one; "
+                              "give an earlier one; known: [1, 2]")
+    assert patches(fake_kube) == []
+
+
+def test_rollback_refuses_when_the_deployment_changed_after_the_plan(kube_env, fake_kube):
+    deploy_image(fake_kube, BACKEND, "registry.example/spywatcher-backend:1.5.0-bad")
+    fake_kube.reconcile()
+    kube = kube_env.cluster.kube
+    planned = {}
+
+    def someone_scales_meanwhile(plan):
+        planned["rv"] = plan.steps[0].params["body"][0]["value"]  # the plan's `test` op
+        kube.execute(kube.step_scale(BACKEND, 4))  # another operator, between the plan and its apply
+        return True
+
+    with pytest.raises(Refused) as err:
+        deployments.rollback(kube_env, "backend", approve=someone_scales_meanwhile, interval=0.05)
+    now = fake_kube.get("deployments", BACKEND)
+    assert str(err.value) == (f"{BACKEND} changed since the plan was made (resourceVersion {planned['rv']}, "
+                              f"now {now['metadata']['resourceVersion']}); nothing was applied; run the rollback again")
+    assert err.value.exit_code == 2
+    # the API rejected the whole patch: the bad image stays, only the other operator's change landed
+    assert now["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.5.0-bad")
+    assert now["spec"]["replicas"] == 4
+    journal = (kube_env.settings.state_dir / "journal" / f"{ENV_NAME}.jsonl").read_text().splitlines()
+    assert json.loads(journal[-1])["outcome"] == "Refused"
+
+
+def test_the_api_answers_a_failed_json_patch_test_like_the_real_one(kube_env, fake_kube):
+    from spywatcher_ops.backends.kube import KubeError
+
+    body = [{"op": "test", "path": "/metadata/resourceVersion", "value": "1"}]
+    with pytest.raises(KubeError) as err:
+        kube_env.cluster.kube.call("AppsV1Api", "patch_namespaced_deployment", name=BACKEND,
+                                   namespace="spywatcher", body=body)
+    assert (err.value.status, err.value.reason, err.value.body["kind"], err.value.body["code"]) == (
+        422, "Invalid", "Status", 422)
+    assert err.value.api_message == "the server rejected our request due to an error in our request"
+    assert err.value.causes == ["testing value /metadata/resourceVersion failed: test failed"]
+
+
 def test_rollback_without_history_is_bad_input(kube_env, fake_kube):
     with pytest.raises(BadInput, match="no revision before the current 1"):
         deployments.rollback(kube_env, "frontend", approve=yes)
@@ -147,6 +193,29 @@ def test_logs_since(kube_env, fake_kube):
     assert len(data) == 2
 
 
+def test_logs_of_a_pod_not_started_yet_do_not_hide_the_others(kube_env, fake_kube):
+    first, second = [p["metadata"]["name"] for p in fake_kube.pods(selector="app=frontend")]
+    fake_kube.add_log("spywatcher", second, "GET /health 200", ago=5)
+    fake_kube.hold_start(first)  # the API answers 400 for its log
+    data = {p["pod"]: p for p in deployments.logs(kube_env, "frontend", since_seconds=600)}
+    assert data[first]["lines"] == []
+    assert data[first]["error"] == f'container "app" in pod "{first}" is waiting to start: ContainerCreating'
+    assert data[second]["error"] is None and data[second]["lines"][-1].endswith("GET /health 200")
+
+
+def test_logs_read_the_default_container_of_multi_container_pods(kube_env, fake_kube):
+    node = fake_kube.pods(selector="app=frontend")[0]["spec"]["nodeName"]
+    # without a container name the API answers 400 for these
+    fake_kube.add_pod("frontend-debug", node, labels={"app": "frontend"}, containers=["proxy", "web"])
+    fake_kube.add_pod("frontend-annotated", node, labels={"app": "frontend"}, containers=["proxy", "web"],
+                      annotations={"kubectl.kubernetes.io/default-container": "web"})
+    data = {p["pod"]: p for p in deployments.logs(kube_env, "frontend", since_seconds=600)}
+    assert (data["frontend-debug"]["container"], data["frontend-debug"]["error"]) == ("proxy", None)
+    assert (data["frontend-annotated"]["container"], data["frontend-annotated"]["error"]) == ("web", None)
+    assert data["frontend-annotated"]["lines"][-1].endswith("frontend-annotated starting")
+    assert ("frontend-annotated", "web") in fake_kube.log_reads and ("frontend-debug", "proxy") in fake_kube.log_reads
+
+
 def test_rollout_state_follows_kubectl():
     dep = {"metadata": {"generation": 2}, "spec": {"replicas": 3},
            "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}}
@@ -165,5 +234,5 @@ def test_pick_revision_ignores_replicasets_of_other_deployments():
                              "ownerReferences": [{"uid": uid}]}}
 
     assert pick_revision(dep, [rs(1), rs(2), rs(3), rs(9, "other")], 0)["metadata"]["name"] == "rs2"
-    with pytest.raises(LookupError, match="is the current one"):
+    with pytest.raises(LookupError, match="is already at revision 3, the current one"):
         pick_revision(dep, [rs(1), rs(3)], 3)

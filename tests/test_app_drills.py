@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fixtures_kube import ENV_NAME
 
-from spywatcher_ops.core.errors import BadInput
+from spywatcher_ops.core.errors import BadInput, Refused
 from spywatcher_ops.drills import app_scenarios, registry, report
 from spywatcher_ops.drills.measure import Stability
 from spywatcher_ops.drills.probes import Cadence
@@ -38,7 +38,8 @@ def allow_iam(env, scenario):
     from spywatcher_ops.drills.aws import required_actions
 
     actions = required_actions(env, scenario)
-    assert "eks:DescribeCluster" in actions
+    # the kubetest environment reaches its cluster through a kubeconfig context: no EKS call to allow
+    assert "eks:DescribeCluster" not in actions and "cloudwatch:PutMetricData" in actions
     stub = Stubber(env.parts.clients.client("iam"))
     stub.add_response("simulate_principal_policy",
                       {"EvaluationResults": [{"EvalActionName": a, "EvalDecision": "allowed"} for a in actions]})
@@ -183,7 +184,8 @@ def test_a_killed_node_drill_is_uncordoned_by_the_next_cleanup(drill_env, fake_k
     with fake_kube.lock:
         fake_kube.store["nodes"][("", NODES[1])]["spec"]["unschedulable"] = True
     done = clean_up(drill_env)
-    assert done[0]["actions"] == [{"kind": "uncordon", "status": "ok", "detail": f"uncordoned {NODES[1]}"}]
+    (action,) = done[0]["actions"]
+    assert (action["kind"], action["status"], action["detail"]) == ("uncordon", "ok", f"uncordoned {NODES[1]}")
     assert cordoned(fake_kube) == []
 
 
@@ -193,7 +195,7 @@ def test_plans_show_the_calls(drill_env, fake_kube):
     assert actions[0] == "CoreV1Api.patch_node" and "CoreV1Api.create_namespaced_pod_eviction" in actions
     plan = registry.get("app-pod-loss", "aws").plan(drill_env, options(share=1))
     assert [s.action for s in plan.steps] == ["CoreV1Api.delete_namespaced_pod"] * 3
-    with pytest.raises(BadInput, match="--param share=2.0"):
+    with pytest.raises(BadInput, match="--param share=2: out of range"):
         registry.get("app-pod-loss", "aws").plan(drill_env, options(share=2))
 
 
@@ -207,3 +209,84 @@ def test_steady_state_recheck(drill_env, fake_kube):
     checks = {c.name: c for c in scenario.recheck(drill_env)}
     assert checks["health URL"].status == "failed" and "503" in checks["health URL"].detail
     assert checks["backend ready"].status == "failed" and checks["frontend ready"].ok
+
+
+def mutations(fake):
+    return [r for r in fake.requests if r[0] in ("POST", "PATCH", "DELETE")]
+
+
+def test_params_are_declared_and_share_is_checked_before_anything_runs():
+    scenarios = registry.load()
+    assert set(scenarios["app-pod-loss"].params) == {"share"}
+    assert set(scenarios["node-loss"].params) == {"node"}
+    assert set(scenarios["zone-loss"].params) == {"zone"}
+    pod_loss = app_scenarios.AppPodLoss()
+    with pytest.raises(BadInput) as err:
+        pod_loss.check_params({"share": "half"})
+    assert str(err.value) == "--param share=half: not a number; use more than 0 and at most 1, e.g. share=0.5"
+    for bad in ("0", "1.5", "nan", "-0.2"):
+        with pytest.raises(BadInput, match=f"--param share={bad}: out of range; use more than 0 and at most 1"):
+            pod_loss.check_params({"share": bad})
+    pod_loss.check_params({"share": "0.25"})
+    pod_loss.check_params({"zone": "us-east-1a"})  # not its key: the caller checks unknown keys
+
+
+def test_iam_actions_depend_on_how_the_cluster_is_reached(kube_config, kube_aws):
+    from spywatcher_ops.core.config import load
+    from spywatcher_ops.core.environment import build
+    from spywatcher_ops.drills.aws import required_actions
+
+    scenario = registry.get("node-loss", "aws")
+    through_kubeconfig = build(load(kube_config), ENV_NAME)
+    assert scenario.aws_actions_for(through_kubeconfig) == ()
+    actions = required_actions(through_kubeconfig, scenario)
+    assert "eks:DescribeCluster" not in actions and "cloudwatch:PutMetricData" in actions
+    del kube_config.ops.environments[ENV_NAME]["kube_context"]  # the EKS way: DescribeCluster for endpoint and CA
+    through_eks = build(load(kube_config), ENV_NAME)
+    assert scenario.aws_actions_for(through_eks) == ("eks:DescribeCluster",)
+    assert "eks:DescribeCluster" in required_actions(through_eks, scenario)
+
+
+def _orphan(fake):
+    fake.add_pod("debug-shell", NODES[1])  # `kubectl run`: no controller would re-create it
+
+
+def _strict_pdb(fake):
+    with fake.lock:  # needs all 3 backend pods healthy: no eviction can ever be allowed
+        fake.store["pdbs"][("spywatcher", f"spywatcher-{ENV_NAME}-backend-pdb")]["spec"] = {
+            "selector": {"matchLabels": {"app": "backend"}}, "maxUnavailable": 0}
+
+
+@pytest.mark.parametrize("blocker,expected", [
+    (_orphan, "pods without a controller would be lost: spywatcher/debug-shell"),
+    (_strict_pdb, f"PodDisruptionBudget spywatcher/spywatcher-{ENV_NAME}-backend-pdb needs all 3 pods healthy"),
+])
+@pytest.mark.parametrize("name,param", [("zone-loss", {"zone": "us-east-1b"}), ("node-loss", {"node": NODES[1]})])
+def test_a_drain_that_could_never_finish_fails_preflight_and_touches_nothing(drill_env, fake_kube, blocker, expected,
+                                                                             name, param):
+    from spywatcher_ops.drills import suite
+
+    blocker(fake_kube)
+    scenario = registry.get(name, "aws")
+    opts = options(**param)
+    allow_iam(drill_env, scenario)
+    (checked,) = suite.preflight_all(drill_env, [scenario], opts)
+    assert not checked.ok
+    failed = [c for c in checked.checks if c.status == "failed"]
+    assert [c.name for c in failed] == ["drain possible"] and failed[0].detail.startswith(expected)
+    assert isinstance(suite.not_ready([checked]), Exception)  # dr.preflight / dr.drill: exit 3
+    with pytest.raises(Refused, match=expected):  # and the plan refuses it, like cluster.drain
+        scenario.plan(drill_env, opts)
+    assert cordoned(fake_kube) == [] and mutations(fake_kube) == []
+
+
+def test_a_pod_scheduled_just_before_the_cordon_is_evicted_too(drill_env, fake_kube):
+    late = []
+    # the scheduler places one more backend pod on the node right before the drill cordons it
+    fake_kube.before["patch_node"] = lambda: late.append(
+        fake_kube.add_replica_on(f"spywatcher-{ENV_NAME}-backend", NODES[1]))
+    row, records, _ = run(drill_env, "node-loss", node=NODES[1])
+    assert row.outcome == "met", row.summary
+    assert late and late[0]["metadata"]["name"] in fake_kube.evictions
+    assert not [p for p in fake_kube.pods() if p["spec"]["nodeName"] == NODES[1]]
+    assert cordoned(fake_kube) == []

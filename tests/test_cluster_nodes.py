@@ -101,6 +101,23 @@ def test_interrupted_drain_uncordons(kube_env, fake_kube):
     assert not cordoned(fake_kube, NODES[1])
 
 
+def test_a_pod_scheduled_between_the_plan_and_the_cordon_is_evicted_too(kube_env, fake_kube):
+    late = []
+    fake_kube.before["patch_node"] = lambda: late.append(fake_kube.add_replica_on(BACKEND, NODES[0]))
+    result = nodes.drain(kube_env, NODES[0], approve=yes, interval=0.05, timeout=10)
+    name = late[0]["metadata"]["name"]
+    assert name not in result["evict"]  # not in the plan: it did not exist yet
+    assert f"spywatcher/{name}" in result["evicted"] and app_pods_on(fake_kube, NODES[0]) == []
+
+
+def test_a_pod_without_controller_appearing_before_the_cordon_rolls_the_drain_back(kube_env, fake_kube):
+    fake_kube.before["patch_node"] = lambda: fake_kube.add_pod("debug-shell", NODES[0])
+    with pytest.raises(RolledBack, match=f"--node {NODES[0]}: pods without a controller would be lost: "
+                                         "spywatcher/debug-shell; .*; node uncordoned"):
+        nodes.drain(kube_env, NODES[0], approve=yes, interval=0.05, timeout=10)
+    assert not cordoned(fake_kube, NODES[0]) and "debug-shell" not in fake_kube.evictions
+
+
 def test_uncordon(kube_env, fake_kube):
     with fake_kube.lock:
         fake_kube.store["nodes"][("", NODES[2])]["spec"]["unschedulable"] = True
@@ -135,9 +152,62 @@ def test_cli_drain_and_uncordon(inv_kube, fake_kube):
 
 
 @pytest.mark.e2e
+def test_cli_drain_and_uncordon_take_the_node_as_positional(inv_kube, fake_kube):
+    proc = inv_kube("cluster.drain", NODES[1], "--env", ENV_NAME, "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert f"OK {NODES[1]} drained" in proc.stdout and cordoned(fake_kube, NODES[1])
+    proc = inv_kube("cluster.uncordon", "--env", ENV_NAME, NODES[1])
+    assert proc.returncode == 0, proc.stderr
+    assert f"OK {NODES[1]} is schedulable again" in proc.stdout and not cordoned(fake_kube, NODES[1])
+    help_text = inv_kube("--help", "cluster.drain").stdout
+    assert "inv cluster.drain ip-10-0-1-10.ec2.internal" in help_text and "(positional, or --node NAME)" in help_text
+
+
+@pytest.mark.e2e
 def test_cli_drain_bad_input(inv_kube, fake_kube):
-    proc = inv_kube("cluster.drain", "--env", ENV_NAME, "--node", "ip-nope")
+    proc = inv_kube("cluster.drain", "ip-nope", "--env", ENV_NAME)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: --node ip-nope: no such node; known: {', '.join(NODES)}"
+    proc = inv_kube("cluster.drain", "", "--env", ENV_NAME)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: NODE '': give a node name, e.g. inv cluster.drain ip-10-0-1-10.ec2.internal; "
+                                   "list them with `inv cluster.nodes`")
+    # no NODE at all: invoke's own parser refuses it before the task runs (its exit code, 1)
     proc = inv_kube("cluster.drain", "--env", ENV_NAME)
-    assert proc.returncode == 2 and "--node is required" in proc.stderr
+    assert proc.returncode == 1 and "did not receive required positional arguments: 'node'" in proc.stderr
+    proc = inv_kube("cluster.drain", NODES[0], "--env", ENV_NAME, "--timeout", "0")
+    assert proc.returncode == 2 and "--timeout 0: must be a positive number of seconds" in proc.stderr
+    assert not [r for r in fake_kube.requests if r[0] in ("PATCH", "POST", "DELETE")]
+
+
+@pytest.mark.e2e
+def test_cli_drain_of_the_last_schedulable_node_is_exit_2(inv_kube, fake_kube):
+    with fake_kube.lock:
+        for name in NODES[1:]:
+            fake_kube.store["nodes"][("", name)]["spec"]["unschedulable"] = True
+    proc = inv_kube("cluster.drain", NODES[0], "--env", ENV_NAME, "--yes")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"error: --node {NODES[0]}: it is the last schedulable node; "
+                                   "its pods would have nowhere to go")
+    assert not cordoned(fake_kube, NODES[0]) and fake_kube.evictions == []
+
+
+@pytest.mark.e2e
+def test_cli_drain_blocked_past_its_deadline_is_rolled_back_exit_4(inv_kube, fake_kube):
+    from kube_api_server import wait_ready
+
+    # 6 backend pods, two per node, the PDB keeps 5 healthy and replacements never get ready:
+    # the first eviction is allowed, the second stays refused (429) until the deadline
+    fake_kube.ready_after = 0
+    with fake_kube.lock:
+        fake_kube.store["deployments"][("spywatcher", BACKEND)]["spec"]["replicas"] = 6
+    wait_ready(fake_kube)
+    with fake_kube.lock:
+        fake_kube.store["pdbs"][("spywatcher", f"{BACKEND}-pdb")]["spec"]["minAvailable"] = 5
+    fake_kube.ready_after = 60
+    proc = inv_kube("cluster.drain", NODES[0], "--env", ENV_NAME, "--yes", "--timeout", "1")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: --node {NODES[0]}: could not evict spywatcher/{BACKEND}-")
+    assert f"blocked by PodDisruptionBudget spywatcher/{BACKEND}-pdb" in error and "node uncordoned" in error
+    assert not cordoned(fake_kube, NODES[0]) and fake_kube.refused_evictions >= 2

@@ -29,6 +29,7 @@ Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 # Annotations kubectl does not copy from a ReplicaSet back onto the deployment on undo.
 _ROLLBACK_SKIP = {REVISION, "deployment.kubernetes.io/revision-history",
@@ -244,6 +245,15 @@ def controller_kind(pod: Obj) -> str | None:
     return None
 
 
+def default_container(pod: Obj) -> str | None:
+    """The container kubectl logs reads: the default-container annotation's (if the pod has it), else the first."""
+    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    named = (pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER)
+    if named in names:
+        return str(named)
+    return names[0] if names else None
+
+
 def pod_ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
@@ -285,7 +295,8 @@ def rollout_state(dep: Obj) -> RolloutState:
 def pick_revision(deployment: Obj, replicasets: list[Obj], to_revision: int) -> Obj:
     """The ReplicaSet to roll back to: the given revision, or (0) the one before the current.
 
-    Raises LookupError with the known revisions when there is none.
+    Raises LookupError with the known revisions when there is none; its message is a
+    predicate ("has no revision 7; ...") that reads on after the deployment's name.
     """
     mine = sorted((rs for rs in replicasets if owned_by(rs, deployment)), key=revision_of)
     current = revision_of(deployment) or (revision_of(mine[-1]) if mine else 0)
@@ -294,12 +305,13 @@ def pick_revision(deployment: Obj, replicasets: list[Obj], to_revision: int) -> 
         for rs in mine:
             if revision_of(rs) == to_revision:
                 if to_revision == current:
-                    raise LookupError(f"revision {to_revision} is the current one; known: {known}")
+                    raise LookupError(f"is already at revision {to_revision}, the current one; "
+                                      f"give an earlier one; known: {known}")
                 return rs
-        raise LookupError(f"no revision {to_revision}; known: {known}")
+        raise LookupError(f"has no revision {to_revision}; known: {known}")
     older = [rs for rs in mine if revision_of(rs) < current]
     if not older:
-        raise LookupError(f"no revision before the current {current}; known: {known}")
+        raise LookupError(f"has no revision before the current {current}; known: {known}")
     return older[-1]
 
 

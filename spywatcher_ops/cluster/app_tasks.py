@@ -17,6 +17,14 @@ def _interval(c: Context) -> float:
     return float((settings(c).section("aws")).get("poll_seconds", 3))
 
 
+def _check_timeout(timeout: int) -> None:
+    """The same rule as cluster.drain, checked before any call (a 0 s wait would fail after the change)."""
+    from ..core.errors import BadInput
+
+    if timeout <= 0:
+        raise BadInput(f"--timeout {timeout}: must be a positive number of seconds, e.g. 300")
+
+
 def _approver(env: Any, con: Any, *, dry_run: bool, yes: bool) -> Any:
     from ..core.guards import approve
 
@@ -50,6 +58,7 @@ def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None 
         raise BadInput("--deployment is required; known: backend, frontend")
     if replicas < 0:
         raise BadInput(f"--replicas {replicas}: give the replica count to set, e.g. --replicas 5")
+    _check_timeout(timeout)
     con = console(json)
     environ = environment(c, env)
     full_name(environ.cluster, deployment)
@@ -71,6 +80,7 @@ def restart(c: Context, deployment: str = "", env: str | None = None, timeout: i
 
     if not deployment:
         raise BadInput("--deployment is required; known: backend, frontend")
+    _check_timeout(timeout)
     con = console(json)
     environ = environment(c, env)
     full_name(environ.cluster, deployment)
@@ -93,6 +103,7 @@ def rollback(c: Context, deployment: str = "", to_revision: int = 0, env: str | 
 
     if not deployment:
         raise BadInput("--deployment is required; known: backend, frontend")
+    _check_timeout(timeout)
     con = console(json)
     environ = environment(c, env)
     full_name(environ.cluster, deployment)
@@ -128,6 +139,8 @@ def logs(c: Context, deployment: str = "", since: str = "10m", tail: int = 0, en
     data = app_logs(environ, deployment, since_seconds=seconds, tail=tail or None)
     con.emit_json(data)
     for pod in data:
+        if pod.get("error"):  # one unreadable pod (not started yet...) does not hide the others
+            con.print(f"[{pod['pod']}] (no logs: {pod['error']})")
         for line in pod["lines"]:
             con.print(f"[{pod['pod']}] {line}")
     if not any(p["lines"] for p in data):

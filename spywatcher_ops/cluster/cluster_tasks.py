@@ -7,7 +7,9 @@ from invoke import Context
 from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, environment, ops_task, settings
 from . import render
 
-NODE_HELP = "node name as `inv cluster.nodes` shows it, e.g. --node ip-10-0-1-10.ec2.internal"
+# NODE is positional (the issue's `inv cluster.drain NODE`); invoke still accepts `--node NODE`.
+NODE_HELP = ("node name as `inv cluster.nodes` shows it, e.g. ip-10-0-1-10.ec2.internal "
+             "(positional, or --node NAME)")
 
 
 @ops_task(auto_shortflags=False, help={"env": ENV_HELP, "json": JSON_HELP})
@@ -21,18 +23,23 @@ def nodes(c: Context, env: str | None = None, json: bool = False) -> None:
     render.nodes(con, data)
 
 
-@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "node": NODE_HELP,
+# `node` defaults to None: invoke only fills a positional whose value is still None
+@ops_task(auto_shortflags=False, positional=["node"], help={"env": ENV_HELP, "node": NODE_HELP,
                 "timeout": "seconds to get every pod evicted and running elsewhere before uncordoning and giving up, e.g. 600 (default 300)",
                 "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def drain(c: Context, node: str = "", env: str | None = None, timeout: int = 300, dry_run: bool = False,
+def drain(c: Context, node: str | None = None, env: str | None = None, timeout: int = 300, dry_run: bool = False,
           yes: bool = False, json: bool = False) -> None:
-    """Cordon a node and evict its pods, respecting PDBs; uncordon if it cannot finish."""
+    """Cordon a node and evict its pods, respecting PDBs; uncordon if it cannot finish.
+
+    Example: inv cluster.drain ip-10-0-1-10.ec2.internal --env staging
+    """
     from ..core.errors import BadInput
     from ..core.guards import approve
     from .nodes import drain as do_drain
 
-    if not node:
-        raise BadInput("--node is required; list them with `inv cluster.nodes`")
+    if not node or not node.strip():
+        raise BadInput(f"NODE {node!r}: give a node name, e.g. inv cluster.drain ip-10-0-1-10.ec2.internal; "
+                       "list them with `inv cluster.nodes`")
     if timeout <= 0:
         raise BadInput(f"--timeout {timeout}: must be a positive number of seconds, e.g. 300")
     con = console(json)
@@ -46,16 +53,21 @@ def drain(c: Context, node: str = "", env: str | None = None, timeout: int = 300
                                f"{len(data['left_alone'])} DaemonSet/static pods left; the node stays cordoned")
 
 
-@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "node": NODE_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def uncordon(c: Context, node: str = "", env: str | None = None, dry_run: bool = False, yes: bool = False,
+@ops_task(auto_shortflags=False, positional=["node"],
+          help={"env": ENV_HELP, "node": NODE_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
+def uncordon(c: Context, node: str | None = None, env: str | None = None, dry_run: bool = False, yes: bool = False,
              json: bool = False) -> None:
-    """Make a cordoned node schedulable again."""
+    """Make a cordoned node schedulable again.
+
+    Example: inv cluster.uncordon ip-10-0-1-10.ec2.internal --env staging
+    """
     from ..core.errors import BadInput
     from ..core.guards import approve
     from .nodes import uncordon as do_uncordon
 
-    if not node:
-        raise BadInput("--node is required; list them with `inv cluster.nodes`")
+    if not node or not node.strip():
+        raise BadInput(f"NODE {node!r}: give a node name, e.g. inv cluster.uncordon ip-10-0-1-10.ec2.internal; "
+                       "list them with `inv cluster.nodes`")
     con = console(json)
     environ = environment(c, env)
     data = do_uncordon(environ, node, approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..core.errors import BadInput
+from ..core.errors import BadInput, Refused
 from ..core.plan import Plan
 from ..core.ports import Progress, no_progress
 from .rollout import DEFAULT_TIMEOUT, wait_rollout
@@ -133,12 +133,25 @@ def _event_time(event: Obj) -> datetime:
 def _apply(env: Any, plan: Plan, op_name: str, args: Obj, approve: Approve, name: str, *,
            timeout: float, interval: float, progress: Progress, result: Obj) -> Obj:
     """Guard, journal + lock, the plan's calls, then wait for the rollout."""
+    from ..backends.kube import KubeError
+
     if not approve(plan):
         return {**result, "dry_run": True, "plan": plan.to_dict()}
     cluster = env.cluster
     with env.operation(op_name, args) as op:
         for step in plan.steps:
-            cluster.kube.execute(step)
+            try:
+                cluster.kube.execute(step)
+            except KubeError as exc:
+                planned = _tested_version(step)
+                if exc.status != 422 or planned is None:
+                    raise
+                # 422 is also a validation error: only a moved resourceVersion means "changed under us"
+                now = cluster.kube.deployment(name)["metadata"].get("resourceVersion")
+                if now == planned:
+                    raise
+                raise Refused(f"{name} changed since the plan was made (resourceVersion {planned}, now {now}); "
+                              f"nothing was applied; run the {op_name.split('.')[-1]} again") from None
             op.step(step.action, "ok", target=step.params.get("name"), why=step.why)
         dep = wait_rollout(cluster.kube, name, clock=env.clock, timeout=timeout, interval=interval, progress=progress)
         st = dep.get("status") or {}
@@ -147,6 +160,17 @@ def _apply(env: Any, plan: Plan, op_name: str, args: Obj, approve: Approve, name
         op.result = done
         op.step("rollout", "ok", ready=done["ready"])
     return done
+
+
+def _tested_version(step: Any) -> str | None:
+    """The resourceVersion a JSON-patch step's `test` op requires, if it has one."""
+    body = step.params.get("body")
+    if not isinstance(body, list):
+        return None
+    for op in body:
+        if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion":
+            return str(op.get("value"))
+    return None
 
 
 def scale(env: Any, short: str, replicas: int, *, force: bool, approve: Approve, timeout: float = DEFAULT_TIMEOUT,
@@ -200,7 +224,7 @@ def rollback(env: Any, short: str, *, to_revision: int = 0, approve: Approve, ti
         target = pick_revision(dep, cluster.kube.replicasets(selector_of(dep)), to_revision)
     except LookupError as exc:
         flag = f"--to-revision {to_revision}" if to_revision else "--deployment " + short
-        raise BadInput(f"{flag}: {name} has {exc}") from None
+        raise BadInput(f"{flag}: {name} {exc}") from None  # exc reads as the rest of the sentence
     current_images = images(dep["spec"]["template"])
     target_images = images(target["spec"]["template"])
     plan = Plan(f"roll back {name} from revision {revision_of(dep)} ({', '.join(current_images)}) "
@@ -214,8 +238,13 @@ def rollback(env: Any, short: str, *, to_revision: int = 0, approve: Approve, ti
 
 
 def logs(env: Any, short: str, *, since_seconds: int, tail: int | None = None) -> list[Obj]:
-    """Recent log lines of every pod of the deployment: [{pod, node, lines}]."""
-    from ..backends.kube import matches
+    """Recent log lines of every pod of the deployment: [{pod, node, container, lines, error}].
+
+    One container per pod (kubectl's default: the kubectl.kubernetes.io/default-container
+    annotation, else the first). A pod whose log the API will not give (400: not started
+    yet; 404: gone meanwhile) gets `error` and no lines; the other pods are still read.
+    """
+    from ..backends.kube import KubeError, default_container, matches
 
     cluster = env.cluster
     dep = _read(cluster, short)
@@ -224,7 +253,17 @@ def logs(env: Any, short: str, *, since_seconds: int, tail: int | None = None) -
     for pod in cluster.kube.pods():
         if not matches(pod["metadata"].get("labels") or {}, match):
             continue
-        text = cluster.kube.pod_log(pod["metadata"]["name"], since_seconds=since_seconds, tail=tail)
-        out.append({"pod": pod["metadata"]["name"], "node": pod["spec"].get("nodeName"),
-                    "lines": [line for line in text.splitlines() if line]})
+        container = default_container(pod)
+        entry: Obj = {"pod": pod["metadata"]["name"], "node": pod["spec"].get("nodeName"), "container": container,
+                      "lines": [], "error": None}
+        try:
+            text = cluster.kube.pod_log(pod["metadata"]["name"], since_seconds=since_seconds, tail=tail,
+                                        container=container)
+        except KubeError as exc:
+            if exc.status not in (400, 404):
+                raise
+            entry["error"] = exc.api_message
+        else:
+            entry["lines"] = [line for line in text.splitlines() if line]
+        out.append(entry)
     return out

@@ -72,9 +72,50 @@ def _skip_reason(pod: Obj) -> str | None:
     return None
 
 
+def evictable(kube: Any, nodes: list[str]) -> tuple[list[Obj], list[Obj]]:
+    """(pods a drain of `nodes` evicts, pods it leaves alone: DaemonSet, mirror, finished)."""
+    evict: list[Obj] = []
+    skipped: list[Obj] = []
+    for node in nodes:
+        for pod in kube.pods(node=node, all_namespaces=True):
+            (skipped if _skip_reason(pod) else evict).append(pod)
+    return evict, skipped
+
+
+def drain_blockers(kube: Any, evict: list[Obj]) -> list[str]:
+    """Why evicting these pods could never finish, or would lose one (empty: it can)."""
+    from ..backends.kube import controller_kind, pdb_for
+
+    out = []
+    orphans = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in evict
+               if controller_kind(p) is None and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    if orphans:
+        out.append(f"pods without a controller would be lost: {', '.join(orphans)}; move or delete them first")
+    pdbs = kube.pdbs(all_namespaces=True)
+    for pod in evict:
+        for pdb in pdb_for(pod, pdbs):
+            st = pdb.get("status") or {}
+            if int(st.get("expectedPods") or 0) and int(st.get("desiredHealthy") or 0) >= int(st.get("expectedPods") or 0):
+                out.append(f"PodDisruptionBudget {pdb['metadata']['namespace']}/{pdb['metadata']['name']} "
+                           f"needs all {st.get('expectedPods')} pods healthy, so pod {pod['metadata']['name']} can "
+                           "never be evicted; scale the deployment up or relax the budget first")
+                return out
+    return out
+
+
+def pods_to_evict(kube: Any, nodes: list[str]) -> list[Obj]:
+    """The pods to evict, listed once the nodes are cordoned: a pod scheduled between
+    the plan (or preflight) and the cordon is evicted too. Refused if one can never be."""
+    evict, _ = evictable(kube, nodes)
+    blockers = drain_blockers(kube, evict)
+    if blockers:
+        raise Refused(blockers[0])
+    return evict
+
+
 def plan_drain(env: Any, node_name: str) -> tuple[Plan, list[Obj], list[Obj]]:
     """(plan, pods to evict, pods left alone). Refuses what can never finish, before any change."""
-    from ..backends.kube import controller_kind, pdb_for, schedulable
+    from ..backends.kube import schedulable
 
     kube = env.cluster.kube
     nodes = kube.nodes()
@@ -82,26 +123,10 @@ def plan_drain(env: Any, node_name: str) -> tuple[Plan, list[Obj], list[Obj]]:
     others = [n for n in nodes if n is not node and schedulable(n)]
     if not others:
         raise Refused(f"--node {node_name}: it is the last schedulable node; its pods would have nowhere to go")
-    on_node = kube.pods(node=node_name, all_namespaces=True)
-    evict: list[Obj] = []
-    skipped: list[Obj] = []
-    for pod in on_node:
-        (skipped if _skip_reason(pod) else evict).append(pod)
-    orphans = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in evict
-               if controller_kind(p) is None and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-    if orphans:
-        raise Refused(f"--node {node_name}: pods without a controller would be lost: {', '.join(orphans)}; "
-                      "move or delete them first")
-    pdbs = kube.pdbs(all_namespaces=True)
-    for pod in evict:
-        for pdb in pdb_for(pod, pdbs):
-            st = pdb.get("status") or {}
-            if int(st.get("expectedPods") or 0) and int(st.get("desiredHealthy") or 0) >= int(st.get("expectedPods") or 0):
-                raise Refused(
-                    f"--node {node_name}: PodDisruptionBudget {pdb['metadata']['namespace']}/{pdb['metadata']['name']} "
-                    f"needs all {st.get('expectedPods')} pods healthy, so pod {pod['metadata']['name']} can never be evicted; "
-                    "scale the deployment up or relax the budget first"
-                )
+    evict, skipped = evictable(kube, [node_name])
+    blockers = drain_blockers(kube, evict)
+    if blockers:
+        raise Refused(f"--node {node_name}: {blockers[0]}")
     plan = Plan(f"drain node {node_name}: cordon, then evict {len(evict)} pods")
     plan.add(kube.step_cordon(node_name))
     if (node.get("spec") or {}).get("unschedulable"):
@@ -121,10 +146,20 @@ class Evictions:
 
     def __init__(self, kube: Any, pods: list[Obj]) -> None:
         self.kube = kube
-        self.pending = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
+        self.pending: dict[tuple[str, str], Obj] = {}
+        self.pods: list[Obj] = []  # every pod ever added
         self.evicted: list[str] = []
         self.blocked: dict[tuple[str, str], str] = {}
         self._pdbs: list[Obj] | None = None
+        self.add(pods)
+
+    def add(self, pods: list[Obj]) -> None:
+        """Pods to evict too (the ones already added or evicted are ignored)."""
+        for pod in pods:
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if key not in self.pending and f"{key[0]}/{key[1]}" not in self.evicted:
+                self.pending[key] = pod
+                self.pods.append(pod)
 
     def round(self) -> tuple[bool, None, str]:
         """One pass over the pods still to evict; a `core.waiting.wait_for` probe."""
@@ -190,6 +225,7 @@ def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAUL
         kube.execute(plan.steps[0])
         op.step("cordon", "ok", node=node_name)
         try:
+            evictions.add(pods_to_evict(kube, [node_name]))  # and what was scheduled since the plan
             evictions.run(clock=clock, timeout=timeout, interval=interval, progress=progress,
                           what=f"evictions from {node_name}")
             op.step("evict", "ok", pods=evictions.evicted)
@@ -199,7 +235,7 @@ def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAUL
             for dep in kube.deployments():
                 match = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
                 if any(p["metadata"]["namespace"] == kube.namespace and matches(p["metadata"].get("labels") or {}, match)
-                       for p in evict):
+                       for p in evictions.pods):
                     wait_rollout(kube, dep["metadata"]["name"], clock=clock,
                                  timeout=max(1.0, deadline - clock.monotonic()), interval=interval, progress=progress)
         except BaseException as exc:
@@ -210,8 +246,8 @@ def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAUL
                     kube.execute(kube.step_cordon(node_name, cordon=False))
                     undone = "node uncordoned"
                 except OpsError as again:
-                    undone, failed = (f"uncordoning FAILED ({again}); run: inv cluster.uncordon --env {env.name} "
-                                      f"--node {node_name}"), True
+                    undone, failed = (f"uncordoning FAILED ({again}); run: inv cluster.uncordon {node_name} "
+                                      f"--env {env.name}"), True
             op.step("uncordon", "failed" if failed else "rolled-back", evicted=evictions.evicted,
                     blocked=list(evictions.blocked.values()), detail=undone)
             if not isinstance(exc, OpsError):

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..cluster.deployments import SHORT_NAMES
-from ..core.errors import BadInput, NotReady, OpsError, TimedOut
+from ..core.errors import BadInput, NotReady, OpsError, Refused, TimedOut
 from ..core.plan import Plan
 from ..core.ports import ProviderEvent
 from .cleanup import undo_handler
@@ -120,6 +120,30 @@ def _count(values: list[str]) -> dict[str, int]:
     return out
 
 
+def _share(raw: Any) -> float:
+    """app-pod-loss's `share`: more than 0, at most 1."""
+    accepted = "use more than 0 and at most 1, e.g. share=0.5"
+    try:
+        share = float(raw)
+    except (TypeError, ValueError):
+        raise BadInput(f"--param share={raw}: not a number; {accepted}") from None
+    if not 0 < share <= 1:  # NaN fails this too
+        raise BadInput(f"--param share={raw}: out of range; {accepted}")
+    return share
+
+
+def _drain_checks(env: Environment, nodes: list[str]) -> list[Check]:
+    """What cluster.drain refuses, checked before the drill touches anything: one failed check per blocker."""
+    from ..cluster.nodes import drain_blockers, evictable
+
+    kube = env.cluster.kube
+    blockers = drain_blockers(kube, evictable(kube, nodes)[0])
+    if not blockers:
+        return [Check("drain possible", "ok", f"every pod on {', '.join(nodes)} can be evicted")]
+    return [Check("drain possible", "failed", why, hint="the drill would stall on it or lose the pod")
+            for why in blockers]
+
+
 def _busiest(counts: dict[str, int], allowed: list[str]) -> str | None:
     """The allowed key holding the most pods (ties: the first name)."""
     ranked = sorted(allowed, key=lambda k: (-counts.get(k, 0), k))
@@ -141,7 +165,12 @@ class AppScenario(Scenario):
     timeout_s = 600.0
     timeout_aws_s = 900.0
     predicts: tuple[str, ...] = ("replicas", "readiness", "pdb")
-    aws_actions = ("eks:DescribeCluster",)  # the EKS way in; Kubernetes RBAC is checked by the calls themselves
+    # the EKS way in; Kubernetes RBAC is checked by the calls themselves
+    aws_actions: tuple[str, ...] = ("eks:DescribeCluster",)
+
+    def aws_actions_for(self, env: Environment) -> tuple[str, ...]:
+        """A kubeconfig context (`kube_context`) never calls eks:DescribeCluster: don't ask IAM for it."""
+        return () if env.env.raw.get("kube_context") else self.aws_actions
 
     # preflight ---------------------------------------------------------------
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
@@ -303,19 +332,21 @@ class AppScenario(Scenario):
 
     # shared by node-loss and zone-loss -----------------------------------------
     def _drain(self, ctx: DrillContext, nodes: list[str], description: str, **details: Any) -> Fault:
-        from ..cluster.nodes import Evictions, _skip_reason, pods_gone
+        from ..cluster.nodes import Evictions, pods_gone, pods_to_evict
         from ..core.waiting import wait_for
 
         kube = ctx.env.cluster.kube
-        pods = [p for n in nodes for p in kube.pods(node=n, all_namespaces=True) if not _skip_reason(p)]
         # only nodes we cordon are uncordoned afterwards; one cordoned before stays so
         ours = [n for n in nodes if not (kube.node(n).get("spec") or {}).get("unschedulable")]
         if ours:  # journaled first: a drill killed after this line is uncordoned by the next run's cleanup
             ctx.scratch["undo_id"] = ctx.undo("uncordon", nodes=ours)
-        fault = mark_fault(ctx, description, nodes=nodes, pods=len(pods), **details)
+        fault = mark_fault(ctx, description, nodes=nodes, **details)
         for node in ours:
             kube.execute(kube.step_cordon(node))
             ctx.scratch.setdefault("cordoned", []).append(node)
+        # listed only now: a pod scheduled before the cordon landed would otherwise never be evicted
+        pods = pods_to_evict(kube, nodes)
+        fault.details["pods"] = len(pods)
         evictions = Evictions(kube, pods)
         timeout = self.hard_timeout(ctx.env, ctx.options)
         interval = max(ctx.options.cadence.interval, API_PROBE_FLOOR_S)
@@ -350,14 +381,17 @@ class AppPodLoss(AppScenario):
     default_for = ("aws",)
     default_needs = "health_url"
     predicts = ("replicas", "readiness", "pdb")
+    params = {"share": "the share of backend pods to delete, more than 0 and at most 1 (default 0.5)"}
+
+    def check_params(self, params: dict[str, str]) -> None:
+        if "share" in params:
+            _share(params["share"])
 
     def in_default_suite(self, env: Environment) -> bool:
         return super().in_default_suite(env) and health_url(env) is not None
 
     def _victims(self, env: Environment, options: DrillOptions) -> tuple[list[Obj], int]:
-        share = float(options.params.get("share", 0.5))
-        if not 0 < share <= 1:
-            raise BadInput(f"--param share={share}: must be more than 0 and at most 1, e.g. share=0.5")
+        share = _share(options.params.get("share", 0.5))
         cluster = env.cluster
         dep = cluster.kube.deployment(cluster.deployment_name("backend"))
         pods = sorted(_pods_of(dep, cluster.kube.pods()), key=lambda p: p["metadata"]["name"])
@@ -389,6 +423,7 @@ class NodeLoss(AppScenario):
     name = "node-loss"
     injects = "drains one node (cordon + evictions, PDBs respected): the node with most backend pods by default"
     predicts = ("replicas", "nodes", "pdb", "readiness", "toleration")
+    params = {"node": "a node name (default: the node with most backend pods)"}
 
     def _node(self, env: Environment, options: DrillOptions, state: Obj | None = None) -> str:
         from ..backends.kube import schedulable
@@ -415,7 +450,8 @@ class NodeLoss(AppScenario):
         if not others:
             return [Check("another schedulable node", "failed", f"{node} is the only schedulable node: its pods would have nowhere to go")]
         return [Check("another schedulable node", "ok", f"drains {node} ({state['zones'].get(node)}); "
-                                                         f"{len(others)} other schedulable node(s)")]
+                                                         f"{len(others)} other schedulable node(s)"),
+                *_drain_checks(env, [node])]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         from ..cluster.nodes import plan_drain
@@ -436,6 +472,7 @@ class ZoneLoss(AppScenario):
     name = "zone-loss"
     injects = "cordons and drains every node in one zone: the zone with most backend pods by default"
     predicts = ("replicas", "zones", "pdb", "readiness", "toleration")
+    params = {"zone": "a zone name (default: the zone with most backend pods)"}
 
     def _zone(self, env: Environment, options: DrillOptions, state: Obj) -> tuple[str, list[str]]:
         from ..backends.kube import schedulable
@@ -465,21 +502,24 @@ class ZoneLoss(AppScenario):
         if not others:
             return [Check("another zone", "failed", f"every schedulable node is in {zone}: nothing would be left")]
         return [Check("another zone", "ok", f"drains {len(nodes)} node(s) in {zone}; "
-                                            f"{len(others)} schedulable node(s) in other zones")]
+                                            f"{len(others)} schedulable node(s) in other zones"),
+                *_drain_checks(env, nodes)]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        from ..cluster.nodes import _skip_reason
+        from ..cluster.nodes import drain_blockers, evictable
 
         state = _app_state(env)
         zone, nodes = self._zone(env, options, state)
         kube = env.cluster.kube
+        evict, _ = evictable(kube, nodes)
+        blockers = drain_blockers(kube, evict)
+        if blockers:  # like cluster.drain: refuse what could never finish, before any change
+            raise Refused(f"zone {zone}: {blockers[0]}")
         plan = Plan(f"drill {self.name} on {env.name}: cordon {len(nodes)} node(s) in {zone}, then evict their pods")
         for node in nodes:
             plan.add(kube.step_cordon(node))
-        for node in nodes:
-            for pod in kube.pods(node=node, all_namespaces=True):
-                if not _skip_reason(pod):
-                    plan.add(kube.step_evict(pod))
+        for pod in evict:
+            plan.add(kube.step_evict(pod))
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
