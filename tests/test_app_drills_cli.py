@@ -133,3 +133,47 @@ def test_the_default_aws_suite_includes_app_pod_loss_only_with_a_health_url(inv_
     assert "not found in us-east-1" in proc.stderr
     names = json.dumps(json.loads(proc.stdout))
     assert "db-failover" in names and "app-pod-loss" not in names
+
+
+def test_leftovers_of_an_earlier_drill_are_part_of_the_plan_and_wait_for_the_answer(app_drills, fake_kube, inv_kube):
+    import json as _json
+
+    node = NODES[2]
+    journal = inv_kube.state_dir / "journal" / f"{ENV_NAME}.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with journal.open("a") as fh:  # what a node-loss drill killed after its cordon leaves behind
+        for record in ({"event": "start", "op_id": "dead1", "op": "dr.drill", "env": ENV_NAME, "args": {}},
+                       {"event": "step", "op_id": "dead1", "op": "dr.drill", "env": ENV_NAME, "step": "undo",
+                        "status": "pending", "undo": {"id": "u1", "kind": "uncordon", "nodes": [node]}}):
+            fh.write(_json.dumps(record) + "\n")
+    with fake_kube.lock:
+        fake_kube.store["nodes"][("", node)]["spec"]["unschedulable"] = True
+
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss", "--dry-run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"first, clean up after drill dead1: uncordon ['{node}']" in proc.stdout
+    assert fake_kube.get("nodes", node)["spec"].get("unschedulable")  # a dry run changes nothing
+    assert mutations(fake_kube) == []
+
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss")  # no --yes, no terminal
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert fake_kube.get("nodes", node)["spec"].get("unschedulable")  # refused: nothing cleaned either
+    assert mutations(fake_kube) == []
+
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"cleaned up after drill dead1: uncordoned {node}" in proc.stdout
+    assert not fake_kube.get("nodes", node)["spec"].get("unschedulable")
+
+
+def test_production_drills_need_the_typed_name_or_the_opt_in(app_drills, fake_kube, inv_kube):
+    config = yaml.safe_load(inv_kube.config_file.read_text())
+    config["ops"]["environments"][ENV_NAME]["production"] = True
+    inv_kube.config_file.write_text(yaml.safe_dump(config))
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss", "--yes")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "SPYWATCHER_OPS_CONFIRM" in proc.stderr and mutations(fake_kube) == []
+    proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss", "--yes",
+                      env={"SPYWATCHER_OPS_CONFIRM": ENV_NAME})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [r for r in mutations(fake_kube) if r[0] == "DELETE"]  # the drill deleted pods
