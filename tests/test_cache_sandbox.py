@@ -76,6 +76,32 @@ def test_up_repairs_killed_processes_and_down_leaves_none(tmp_path: Path) -> Non
 
 
 @pytest.mark.real
+def test_a_dead_node_whose_port_was_taken_comes_back_on_another_port(tmp_path: Path) -> None:
+    import socket
+
+    sandbox = RedisSandbox(tmp_path / "redis", master_name="spywatcher")
+    holder = socket.socket()
+    try:
+        nodes = _by_id(sandbox.up())
+        busy = nodes["redis-2"].port
+        os.kill(nodes["redis-2"].details["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while not port_free(busy) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", busy))  # another program took the replica's port
+        holder.listen()
+        repaired = _by_id(sandbox.up())
+        assert all(n.alive for n in repaired.values()), repaired
+        assert repaired["redis-2"].port != busy and repaired["redis-2"].details["link"] == "up"
+        assert repaired["sentinel-1"].details["other_sentinels"] == 2
+    finally:
+        holder.close()
+        sandbox.down()
+        sandbox.purge()
+
+
+@pytest.mark.real
 def test_failover_is_refused_before_any_kill_when_no_replica_can_take_over(sandbox_cache_env) -> None:
     cache = SandboxCache(sandbox_cache_env)
     nodes = _by_id(cache.status())

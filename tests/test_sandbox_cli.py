@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,6 +71,22 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
         assert listed.returncode == 0, listed.stderr
         assert "-e2e-" in listed.stdout and "automated" in listed.stdout
 
+        # restore -> swap -> reverse swap, on real servers
+        restored = inv(state_dir, "db.restore", "--to", "latest", "--name", "fix-e2e", "--yes")
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        swapped = inv(state_dir, "db.swap", "--instance", "fix-e2e", "--yes")
+        assert swapped.returncode == 0, swapped.stdout + swapped.stderr
+        reverse = next(line for line in swapped.stdout.splitlines() if line.startswith("to reverse: "))
+        back = inv(state_dir, *reverse.removeprefix("to reverse: inv ").split(), "--yes")
+        assert back.returncode == 0, back.stdout + back.stderr
+        state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+        main = state["instances"][state["main"]]
+        primary_port = state["nodes"][main["primary"]]["port"]
+        slots = _query(state_dir, primary_port, "SELECT slot_name, active FROM pg_replication_slots ORDER BY 1")
+        # the only slot is the new standby's, in use: none left behind for the discarded standby
+        assert slots == [(main["standby"].replace("-", "_"), True)], slots
+        assert inv(state_dir, "sandbox.status").returncode == 0
+
         failover = inv(state_dir, "db.failover", "--yes")
         assert failover.returncode == 0, failover.stderr
         assert "promote" in failover.stdout and "rebuilt" in failover.stdout
@@ -98,6 +115,17 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
     assert not (state_dir / "sandbox").exists()
     assert base is not None and not base.exists()
     assert server_pids_under(base) == [] and server_pids_under(state_dir) == []
+
+
+def _query(state_dir, port, sql):
+    from spywatcher_ops.backends.sandbox import postgres as pg
+
+    deadline = time.monotonic() + 10  # the new standby may still be connecting
+    while True:
+        rows = pg.query(port, sql)
+        if all(r[1] for r in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 @pytest.mark.e2e

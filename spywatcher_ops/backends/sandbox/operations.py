@@ -28,7 +28,7 @@ from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.ports import Progress
 from . import postgres as pg
 from .backups import all_backups, backups_of, find_backup
-from .provision import PgSandbox, ensure_slot, pick_port, slot_name
+from .provision import PgSandbox, drop_slot, ensure_slot, pick_port, slot_name
 from .state import node_alive
 
 
@@ -334,6 +334,7 @@ def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, 
     if discard and discard in state["nodes"]:
         shutil.rmtree(state["nodes"][discard]["data"], ignore_errors=True)
         del state["nodes"][discard]
+        drop_slot(ports[0], slot_name(discard))  # (a reverse swap) the primary kept a slot for it
     standby = box.new_node(state, main_id, "standby")
     if ports[1] and ports[1] not in box.taken_ports(state, but=standby):
         state["nodes"][standby]["port"] = ports[1]

@@ -614,6 +614,15 @@ def slot_name(node_name: str) -> str:
     return node_name.replace("-", "_")
 
 
+def drop_slot(port: int, slot: str) -> None:
+    """Drop an inactive slot if it exists: a slot nobody reads makes the server keep WAL forever."""
+    pg.query(
+        port,
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+        (slot,),
+    )
+
+
 def ensure_slot(port: int, slot: str) -> None:
     pg.query(
         port,

@@ -247,8 +247,17 @@ class RedisSandbox:
         self._wait_converged(state)
 
     def _repair(self, binary: str, state: dict[str, Any]) -> None:
-        """Some processes run: restart only the dead ones, in their old ports and roles."""
+        """Some processes run: restart only the dead ones, in their old ports and roles.
+        If another program took a dead node's port, start the whole set again on free
+        ports instead (the sentinels and replicas know each other by port; a cache may
+        lose its contents, a sandbox may)."""
         nodes = state["nodes"]
+        blocked = [n for n, spec in nodes.items()
+                   if not pid_alive(spec.get("pid"), spec["port"]) and not port_free(spec["port"])]
+        if blocked:
+            self.down()
+            self._cold_start(binary, state)  # keeps the ports that are still free
+            return
         for name in SENTINELS:  # sentinels first: they decide who the master is
             spec = nodes[name]
             if not pid_alive(spec.get("pid"), spec["port"]):
