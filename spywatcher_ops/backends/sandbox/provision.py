@@ -524,6 +524,8 @@ class PgSandbox:
                     at = conn.execute(
                         "INSERT INTO spywatcher_ops_heartbeat VALUES (clock_timestamp()) RETURNING at"
                     ).fetchone()[0]  # type: ignore[index]
+                    # the commit in the WAL is what counts; old rows only grow the table
+                    conn.execute("DELETE FROM spywatcher_ops_heartbeat WHERE at < clock_timestamp() - interval '1 day'")
                 wal = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]  # type: ignore[index]
         except psycopg.Error:
             return None
