@@ -272,3 +272,26 @@ def _tls_postgres_server(prefix: str) -> Iterator[PgServer]:
         subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], user=user, capture_output=True,
                        cwd=str(root), check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+CALLER_ARN = "arn:aws:sts::123456789012:user/moto"  # what moto's STS says the caller is
+
+
+def stub_iam_simulation(env: Any, scenario: Any, *, deny: tuple[str, ...] = (), caller: str = CALLER_ARN) -> Any:
+    """botocore Stubber for the drills' IAM policy simulation (moto lacks it): one call per
+    service, with the resource ARNs the toolkit must send; `deny` answers implicitDeny."""
+    from botocore.stub import Stubber
+
+    from spywatcher_ops.drills import aws as drill_aws
+
+    actions = drill_aws.required_actions(env, scenario)
+    resources = drill_aws.resource_arns(env, caller)
+    stub = Stubber(env.parts.clients.client("iam"))
+    for service, acts in drill_aws._by_service(actions):
+        expected: dict[str, Any] = {"PolicySourceArn": drill_aws._policy_source(caller), "ActionNames": acts}
+        if service in resources:
+            expected["ResourceArns"] = [resources[service]]
+        stub.add_response("simulate_principal_policy", {"EvaluationResults": [
+            {"EvalActionName": a, "EvalDecision": "implicitDeny" if a in deny else "allowed"} for a in acts]}, expected)
+    stub.activate()
+    return stub

@@ -7,7 +7,7 @@ parses a real reply. Point a subprocess at it with AWS_ENDPOINT_URL_IAM; every
 other service keeps AWS_ENDPOINT_URL (moto).
 
 `deny` names the actions to answer `implicitDeny`; everything else is `allowed`.
-`requests` keeps each simulation asked for (PolicySourceArn, ActionNames).
+`requests` keeps each simulation asked for (PolicySourceArn, ActionNames, ResourceArns).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class IamSimulation:
                          f"<RequestId>{request_id}</RequestId></ErrorResponse>")
         source = (form.get("PolicySourceArn") or [""])[0]
         actions = _member_list(form, "ActionNames")
-        self.requests.append({"PolicySourceArn": source, "ActionNames": actions})
+        self.requests.append({"PolicySourceArn": source, "ActionNames": actions,
+                              "ResourceArns": _member_list(form, "ResourceArns")})
         members = "".join(
             f"<member><EvalActionName>{escape(a)}</EvalActionName><EvalResourceName>*</EvalResourceName>"
             f"<EvalDecision>{'implicitDeny' if a in self.deny else 'allowed'}</EvalDecision>"

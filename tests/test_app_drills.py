@@ -33,18 +33,14 @@ def drill_env(kube_config, kube_aws, health, fake_kube):
 
 def allow_iam(env, scenario):
     """The engine's IAM policy simulation (moto lacks iam:SimulatePrincipalPolicy): allow everything asked."""
-    from botocore.stub import Stubber
+    from fixtures_aws import stub_iam_simulation
 
     from spywatcher_ops.drills.aws import required_actions
 
     actions = required_actions(env, scenario)
     # the kubetest environment reaches its cluster through a kubeconfig context: no EKS call to allow
     assert "eks:DescribeCluster" not in actions and "cloudwatch:PutMetricData" in actions
-    stub = Stubber(env.parts.clients.client("iam"))
-    stub.add_response("simulate_principal_policy",
-                      {"EvaluationResults": [{"EvalActionName": a, "EvalDecision": "allowed"} for a in actions]})
-    stub.activate()
-    return stub
+    return stub_iam_simulation(env, scenario)
 
 
 def run(env, name, **params):

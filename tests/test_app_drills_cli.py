@@ -66,9 +66,14 @@ def test_the_suite_runs_all_three_drills_and_measures_the_application_rto(app_dr
     # everything the drills cordoned is schedulable again, the deployments whole
     assert not [n for n in NODES if fake_kube.get("nodes", n)["spec"].get("unschedulable")]
     assert len(fake_kube.pods(selector="app=backend")) == 3
-    # the permissions were simulated for the caller, once per scenario
+    # the permissions were simulated for the caller: per scenario, one call per service,
+    # against the resource itself where the toolkit knows its ARN (the lock table)
     # kubetest reaches its cluster through a kubeconfig context: eks:DescribeCluster is never called, nor asked for
-    assert len(iam_sim.requests) == 3 and "cloudwatch:PutMetricData" in iam_sim.requests[0]["ActionNames"]
+    services = [sorted({a.split(":")[0] for a in r["ActionNames"]}) for r in iam_sim.requests]
+    assert services == [["cloudwatch"], ["dynamodb"], ["sts"]] * 3, services
+    lock = next(r for r in iam_sim.requests if r["ActionNames"][0].startswith("dynamodb:"))
+    assert lock["ResourceArns"] == ["arn:aws:dynamodb:us-east-1:123456789012:table/spywatcher-ops-locks"]
+    assert iam_sim.requests[0]["ResourceArns"] == []  # cloudwatch: simulated on "*"
     assert not [r for r in iam_sim.requests if "eks:DescribeCluster" in r["ActionNames"]]
     assert iam_sim.requests[0]["PolicySourceArn"].startswith("arn:aws:iam::")
     history = app_drills("dr.history", "--env", ENV_NAME, "--scenario", "node-loss", "--json")

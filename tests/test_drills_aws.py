@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.stub import Stubber
-from fixtures_aws import APP_PASSWORD, APP_USER, REGION, SECRET, STAGING_DB, aws_env
+from fixtures_aws import APP_PASSWORD, APP_USER, REGION, SECRET, STAGING_DB, aws_env, stub_iam_simulation
 
 from spywatcher_ops.drills import aws as drill_aws
 from spywatcher_ops.drills import report, suite
@@ -41,15 +41,8 @@ def staging(ops_config, tls_postgres, drill_db, clock=None, **aws):
     return aws_env(ops_config, clock=clock)
 
 
-def allow_all(env, actions, decision="allowed"):
-    iam = env.parts.clients.client("iam")
-    stub = Stubber(iam)
-    stub.add_response("simulate_principal_policy",
-                      {"EvaluationResults": [{"EvalActionName": a, "EvalDecision": decision if a == actions[-1] else "allowed"}
-                                             for a in actions]},
-                      {"PolicySourceArn": CALLER, "ActionNames": actions})
-    stub.activate()
-    return stub
+def allow_all(env, scenario, deny=()):
+    return stub_iam_simulation(env, scenario, deny=deny)
 
 
 @pytest.mark.real
@@ -65,7 +58,7 @@ def test_db_failover_on_rds_runs_end_to_end_and_publishes(staging_aws, ops_confi
     options = DrillOptions()
     actions = drill_aws.required_actions(env, scenario)
     assert {"rds:RebootDBInstance", "cloudwatch:PutMetricData", "sns:Publish"} <= set(actions)
-    stub = allow_all(env, actions)
+    stub = allow_all(env, scenario)
 
     checked = suite.preflight_all(env, [scenario], options)
     stub.assert_no_pending_responses()
@@ -163,7 +156,7 @@ def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_c
                              lambda params, **_: asked_events_of.append(params.get("SourceIdentifier")))
     scenario = get("pitr-restore", "aws")
     options = DrillOptions()
-    stub = allow_all(env, drill_aws.required_actions(env, scenario))
+    stub = allow_all(env, scenario)
 
     (checked,) = suite.preflight_all(env, [scenario], options)
     stub.assert_no_pending_responses()
@@ -204,7 +197,7 @@ def test_snapshot_restore_on_rds_counts_every_write_since_the_snapshot_as_lost(
     rds.meta.events.register("provide-client-params.rds.RestoreDBInstanceFromDBSnapshot", copy)
     scenario = get("snapshot-restore", "aws")
     options = DrillOptions()
-    allow_all(env, drill_aws.required_actions(env, scenario))
+    allow_all(env, scenario)
 
     (checked,) = suite.preflight_all(env, [scenario], options)
     assert checked.ok, [c.to_dict() for c in checked.checks]
@@ -229,11 +222,11 @@ def test_snapshot_restore_on_rds_counts_every_write_since_the_snapshot_as_lost(
 def test_denied_permissions_fail_preflight(staging_aws, ops_config):
     env = aws_env(ops_config)
     scenario = get("db-failover", "aws")
-    actions = drill_aws.required_actions(env, scenario)
-    stub = allow_all(env, actions, decision="implicitDeny")
+    stub = allow_all(env, scenario, deny=("rds:RebootDBInstance", "dynamodb:PutItem"))
     check = drill_aws.permissions(env, scenario)
     stub.assert_no_pending_responses()
-    assert check.status == "failed" and f"{actions[-1]} (implicitDeny)" in check.detail
+    assert check.status == "failed"
+    assert check.detail == "denied: dynamodb:PutItem (implicitDeny), rds:RebootDBInstance (implicitDeny)"
 
 
 def test_assumed_role_sessions_are_simulated_as_their_role():
@@ -307,3 +300,14 @@ def test_the_shipped_iam_policy_allows_every_action_a_drill_checks_for(ops_confi
         if "aws" in scenario.kinds:
             missing = set(drill_aws.required_actions(env, scenario)) - allowed
             assert not missing, (name, missing)
+
+
+def test_permissions_are_simulated_on_the_resources_the_drills_touch(staging_aws, ops_config):
+    """A policy scoped to the lock table, the cluster or the secret must not be reported as denied."""
+    env = aws_env(ops_config)
+    arns = drill_aws.resource_arns(env, "arn:aws:sts::123456789012:assumed-role/dr-runner/ci-42")
+    assert arns == {
+        "dynamodb": "arn:aws:dynamodb:us-east-1:123456789012:table/spywatcher-ops-locks",
+        "eks": "arn:aws:eks:us-east-1:123456789012:cluster/spywatcher-staging-eks",
+        "secretsmanager": staging_aws["secret"],  # the real ARN, random suffix included
+    }

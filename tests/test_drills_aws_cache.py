@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.stub import ANY, Stubber
-from fixtures_aws import aws_env
+from fixtures_aws import aws_env, stub_iam_simulation
 from test_cache_aws import GROUP, moto_group, swapped
 
 from spywatcher_ops.drills import report, suite
@@ -161,13 +161,10 @@ def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_a
         threading.Timer(OUTAGE_S, back).start()
 
     env.cache.client.meta.events.register("provide-client-params.elasticache.TestFailover", primary_endpoint_moves)
-    iam = Stubber(env.parts.clients.client("iam"))
     scenario = get("cache-failover", "aws")
     actions = required_actions(env, scenario)
     assert {"elasticache:TestFailover", "elasticache:DescribeEvents"} <= set(actions)
-    iam.add_response("simulate_principal_policy",
-                     {"EvaluationResults": [{"EvalActionName": a, "EvalDecision": "allowed"} for a in actions]})
-    iam.activate()
+    stub_iam_simulation(env, scenario)
     options = DrillOptions()
 
     (checked,) = suite.preflight_all(env, [scenario], options)

@@ -59,11 +59,17 @@ def permissions(env: Environment, scenario: Any) -> Check:
         arn = clients.client("sts").get_caller_identity()["Arn"]
         principal = _policy_source(arn)
         denied = []
-        paginator_args = {"PolicySourceArn": principal, "ActionNames": actions}
-        reply = clients.client("iam").simulate_principal_policy(**paginator_args)
-        for result in reply.get("EvaluationResults", []):
-            if result.get("EvalDecision") != "allowed":
-                denied.append(f"{result['EvalActionName']} ({result.get('EvalDecision')})")
+        resources = resource_arns(env, arn)
+        for service, acts in _by_service(actions):
+            # Simulated against the resource the drill touches, where its ARN is known: a
+            # least-privilege policy scoped to it would be "denied" against the default "*".
+            kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": acts}
+            if service in resources:
+                kwargs["ResourceArns"] = [resources[service]]
+            for page in clients.client("iam").get_paginator("simulate_principal_policy").paginate(**kwargs):
+                for result in page.get("EvaluationResults", []):
+                    if result.get("EvalDecision") != "allowed":
+                        denied.append(f"{result['EvalActionName']} ({result.get('EvalDecision')})")
     except (ClientError, BotoCoreError, ResponseParserError) as exc:
         # ResponseParserError: an endpoint that does not implement the simulation
         # (moto) answers with a body botocore cannot parse; report it, don't crash.
@@ -73,6 +79,41 @@ def permissions(env: Environment, scenario: Any) -> Check:
         return Check("IAM permissions", "failed", "denied: " + ", ".join(denied),
                      hint="allow these actions to the role that runs drills (deploy/iam/drills-policy.json lists them all)")
     return Check("IAM permissions", "ok", f"{len(actions)} action(s) allowed for {principal}")
+
+
+def resource_arns(env: Environment, caller_arn: str) -> dict[str, str]:
+    """service -> the ARN of the one resource of it the drills touch, where the name fixes it.
+    RDS and ElastiCache act on several (source, restored copy, members): simulated on "*"."""
+    parts = caller_arn.split(":")
+    partition, account = parts[1], parts[4]
+    region = env.env.region or "us-east-1"
+    project = env.settings.project
+    table = str(env.settings.section("aws").get("lock_table") or "spywatcher-ops-locks")
+    return {
+        "dynamodb": f"arn:{partition}:dynamodb:{region}:{account}:table/{table}",
+        "eks": f"arn:{partition}:eks:{region}:{account}:cluster/{env.env.resource(project, 'eks')}",
+        "secretsmanager": _secret_arn(env, f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+                                           f"{env.env.resource(project, 'db-credentials')}"),
+    }
+
+
+def _secret_arn(env: Environment, prefix: str) -> str:
+    """The credentials secret's real ARN (it ends in 6 random characters), read with the one
+    call the drills make anyway; if that is refused, a stand-in a `...-*` policy pattern matches."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    name = prefix.rsplit(":", 1)[1]
+    try:
+        return str(_clients(env).client("secretsmanager").get_secret_value(SecretId=name)["ARN"])
+    except (ClientError, BotoCoreError):
+        return f"{prefix}-AbCdEf"
+
+
+def _by_service(actions: list[str]) -> list[tuple[str, list[str]]]:
+    groups: dict[str, list[str]] = {}
+    for action in actions:
+        groups.setdefault(action.split(":")[0], []).append(action)
+    return sorted(groups.items())
 
 
 def _policy_source(arn: str) -> str:
