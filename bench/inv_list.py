@@ -34,7 +34,10 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=1.5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    inv = shutil.which("inv") or shutil.which("invoke")
+    # the inv of this interpreter's environment: one found on PATH may be a shim (pyenv's
+    # are shell scripts) that adds its own start-up time to every run
+    local = Path(sys.executable).parent / "inv"
+    inv = str(local) if local.exists() else (shutil.which("inv") or shutil.which("invoke"))
     if inv is None:
         print("inv not found on PATH; install the project (pip install -e .)", file=sys.stderr)
         return 2

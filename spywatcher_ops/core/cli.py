@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Context, Exit, task
 
-from .config import Settings, load
-from .console import Console
-from .environment import Environment, build
 from .errors import OpsError
+
+if TYPE_CHECKING:  # imported when a task runs: `inv --list` pays only for invoke and the task modules
+    from .config import Settings
+    from .console import Console
+    from .environment import Environment
 
 
 def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,14 +45,20 @@ def ops_task(*args: Any, **kwargs: Any) -> Any:
 
 
 def settings(c: Context) -> Settings:
+    from .config import load
+
     return load(c.config)
 
 
 def environment(c: Context, name: str | None) -> Environment:
+    from .environment import build
+
     return build(settings(c), name)
 
 
 def console(json: bool = False) -> Console:
+    from .console import Console
+
     return Console(json_mode=json)
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Context
 
 from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, environment, ops_task
 from ..core.clock import iso
-from ..core.console import Console
-from ..core.guards import approve
-from ..core.ports import CacheNode, FailoverResult
+
+if TYPE_CHECKING:  # `inv --list` imports this module: keep it to invoke and core.cli
+    from ..core.console import Console
+    from ..core.ports import CacheNode, FailoverResult
 
 NODE_GROUP_HELP = (
     "node group (shard) to fail over, e.g. 0001; needed only when the replication group has "
@@ -45,6 +46,8 @@ def failover(c: Context, env: str | None = None, node_group: str | None = None, 
     environment_ = environment(c, env)
     cache = environment_.cache
     plan = cache.plan_failover(node_group=node_group)
+    from ..core.guards import approve
+
     if not approve(plan, environment_.env, out, dry_run=dry_run, yes=yes, confirm=True):
         out.emit_json({"dry_run": True, "plan": plan.to_dict()})
         return

@@ -10,7 +10,6 @@ from invoke import Context
 from ..core.cli import ENV_HELP, JSON_HELP, console, environment, ops_task, settings
 from ..core.config import PROJECT_ROOT
 from ..core.errors import BadInput, OperationFailed
-from .model import BUILTINS
 
 PATH_HELP = (
     "an extra folder of runbook .md files (repeatable; config: ops.runbooks.paths), e.g. --path ./my-runbooks"
@@ -179,6 +178,8 @@ def builtins(environ: Any, incident: str) -> dict[str, str]:
 
 
 def _parse_vars(items: list[str]) -> dict[str, str]:
+    from .model import BUILTINS
+
     out: dict[str, str] = {}
     for item in items:
         key, eq, value = item.partition("=")
