@@ -309,5 +309,6 @@ def test_permissions_are_simulated_on_the_resources_the_drills_touch(staging_aws
     assert arns == {
         "dynamodb": "arn:aws:dynamodb:us-east-1:123456789012:table/spywatcher-ops-locks",
         "eks": "arn:aws:eks:us-east-1:123456789012:cluster/spywatcher-staging-eks",
-        "secretsmanager": staging_aws["secret"],  # the real ARN, random suffix included
+        # a stand-in suffix: the real one is only known by reading the secret (a password)
+        "secretsmanager": "arn:aws:secretsmanager:us-east-1:123456789012:secret:spywatcher-staging-db-credentials-AbCdEf",
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from spywatcher_ops.core.clock import SystemClock
 from spywatcher_ops.core.config import load
 from spywatcher_ops.core.environment import build
 from spywatcher_ops.core.errors import NotReady, RolledBack, TargetMissed
@@ -112,7 +113,8 @@ def env(ops_config):
 
 
 def options(**kw) -> DrillOptions:
-    return DrillOptions(stability=Stability(stable_count=3), cadence=FAST, steady_timeout_s=1.0, **kw)
+    kw.setdefault("steady_timeout_s", 1.0)
+    return DrillOptions(stability=Stability(stable_count=3), cadence=FAST, **kw)
 
 
 def test_a_drill_measures_the_outage_and_writes_reports_and_history(env, tmp_path):
@@ -268,3 +270,32 @@ def test_sigterm_during_the_rollback_lets_the_drill_finish_then_stops_the_suite(
     assert isinstance(err, RolledBack) and err.exit_code == 4 and "SIGTERM during the rollback" in str(err)
     steps = [r.get("step") for r in read(env.journal.path)]
     assert "interrupted" in steps
+
+
+def test_a_watch_only_probe_does_not_hold_up_the_steady_state():
+    from types import SimpleNamespace
+
+    from spywatcher_ops.drills.runner import _wait_steady
+
+    class AlwaysDown(ProbeThread):
+        name, part, kind = "app-health", "application", "read"
+        watch_only = True
+
+        def once(self) -> None:
+            raise ConnectionError("HTTP 503")
+
+    anchor = Anchor.from_clock(SystemClock())
+    service = MemoryService()
+    good, watcher = MemWriter(service, anchor), AlwaysDown(anchor, FAST)
+    ctx = SimpleNamespace(options=options(), progress=lambda _s: None)
+    for p in (good, watcher):
+        p.start()
+    try:
+        _wait_steady(ctx, [good, watcher])  # returns: only the judged probe must be steady
+        watcher.watch_only = False
+        with pytest.raises(NotReady, match="app-health: .*HTTP 503"):
+            _wait_steady(SimpleNamespace(options=options(steady_timeout_s=0.3), progress=lambda _s: None),
+                         [good, watcher])
+    finally:
+        for p in (good, watcher):
+            p.stop()

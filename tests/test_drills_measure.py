@@ -264,3 +264,17 @@ def test_one_more_lost_write_than_usual_is_a_regression():
     runs = [run(i, 0.1, lost_writes=2) for i in range(3)] + [run(3, 0.1, lost_writes=3)]
     assert history.regressions(runs) == ["lost_writes 3 vs median 2 of the 3 runs before"]
     assert history.regressions(runs[:3] + [run(3, 0.1, lost_writes=2)]) == []
+
+
+def test_probe_owned_entries_of_a_drill_that_ended_are_settled():
+    """Older journals never marked drill rows / cache keys undone: an ended drill is not a leftover for them."""
+    base = {"op": "dr.drill", "env": "sandbox"}
+    records = [
+        {"event": "start", "op_id": "old", **base},
+        {"event": "step", "op_id": "old", "step": "undo", "undo": {"id": "r1", "kind": "drill-rows", "run_id": "x"}},
+        {"event": "step", "op_id": "old", "step": "undo", "undo": {"id": "k1", "kind": "cache-key", "key": "k"}},
+        {"event": "end", "op_id": "old", **base},
+        {"event": "start", "op_id": "dead", **base},
+        {"event": "step", "op_id": "dead", "step": "undo", "undo": {"id": "r2", "kind": "drill-rows", "run_id": "y"}},
+    ]
+    assert [(s["op_id"], [u["id"] for u in p]) for s, p in leftovers(records)] == [("dead", ["r2"])]

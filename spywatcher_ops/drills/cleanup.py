@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..core.environment import Environment
 
 UndoHandler = Callable[["Environment", dict[str, Any]], str]
+PROBE_OWNED = ("drill-rows", "cache-key")  # removed by the probes' own cleanup when a drill ends
 _HANDLERS: dict[str, UndoHandler] = {}
 
 
@@ -122,13 +123,17 @@ def leftovers(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[
                 done.add(("op", r.get("op_id")))  # written before undo ids were recorded: all handled
             done |= {a.get("undo_id") for a in actions if a.get("status") == "ok"}
     killed = {r["op_id"] for r in unfinished(records)}
+    ended = {r.get("op_id") for r in records if r.get("event") == "end"}
     out = []
     for start in (r for r in records if r.get("event") == "start" and str(r.get("op", "")).startswith("dr.")):
         op_id = start["op_id"]
         if ("op", op_id) in done:
             continue
         pending = [r["undo"] for r in records if r.get("op_id") == op_id and r.get("event") == "step"
-                   and r.get("step") == "undo" and r["undo"]["id"] not in done]
+                   and r.get("step") == "undo" and r["undo"]["id"] not in done
+                   # a drill that ended ran its probes' cleanup (older journals never marked it);
+                   # a few leftover drill rows or a cache key are not worth a cleanup on every run
+                   and not (op_id in ended and r["undo"].get("kind") in PROBE_OWNED)]
         if pending or op_id in killed:
             out.append((start, pending))
     return out

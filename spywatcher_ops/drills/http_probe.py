@@ -27,6 +27,7 @@ class HttpHealthProbe(ProbeThread):
     name = "app-health"
     part = "application"
     kind = "read"
+    watch_only = False  # True: on the timeline and in the report, but not part of the steady state
 
     def __init__(self, url: str, anchor: Anchor, cadence: Cadence) -> None:
         super().__init__(anchor, cadence)

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,12 @@ def api_watch(ctx: DrillContext, names: tuple[str, ...]) -> list[Probe]:
     url = health_url(ctx.env)
     if ctx.env.kind != "aws" or not url or "app-health" in names:
         return []
-    return [HttpHealthProbe(url, ctx.anchor, ctx.options.cadence)]
+    # a watcher: not part of the steady state (a slow API must not stop a database drill), and
+    # polite to a production endpoint: failures are retried at the normal pace, not every 10 ms
+    cadence = replace(ctx.options.cadence, retry_interval=max(ctx.options.cadence.interval, 0.25))
+    probe = HttpHealthProbe(url, ctx.anchor, cadence)
+    probe.watch_only = True
+    return [probe]
 
 
 class DrillTimeout(OpsError):
@@ -189,6 +194,9 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
         # Asked to stop while this drill rolled back: its measurement stands, but
         # nothing more may be injected; the suite stops here with exit 4.
         why = f"interrupted by {', '.join(late)} during the rollback; the drill finished, no further drill runs"
+        if not all(c.ok for c in recheck):
+            outcome = "failed"
+            why += "; the steady-state re-check FAILED, see the report"
         ctx.step("interrupted", "failed", reason=why, signals=list(deferred))
         return DrillRun("", env.name, scenario.name, outcome, measured=measured, interrupted=True,
                         error=RolledBack(f"drill {scenario.name} on {env.name}: {why}"))
@@ -248,7 +256,8 @@ def _wait_steady(ctx: DrillContext, probes: list[Probe]) -> None:
     need = ctx.options.steady_count
     deadline = time.monotonic() + ctx.options.steady_timeout_s
     while True:
-        lagging = [p for p in probes if not _tail_good(p.attempts(), need, ctx.options.stability.slow_s)]
+        lagging = [p for p in probes if not getattr(p, "watch_only", False)
+                   and not _tail_good(p.attempts(), need, ctx.options.stability.slow_s)]
         if not lagging:
             return
         if time.monotonic() >= deadline:
