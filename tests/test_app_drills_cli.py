@@ -154,6 +154,11 @@ def test_leftovers_of_an_earlier_drill_are_part_of_the_plan_and_wait_for_the_ans
     with fake_kube.lock:
         fake_kube.store["nodes"][("", node)]["spec"]["unschedulable"] = True
 
+    proc = app_drills("dr.preflight", "--env", ENV_NAME, "--scenario", "app-pod-loss")
+    assert f"left by drill dead1: uncordon ['{node}'] (inv dr.drill cleans it up, after confirmation)" in proc.stdout
+    assert fake_kube.get("nodes", node)["spec"].get("unschedulable")  # a preflight changes nothing here
+    assert mutations(fake_kube) == []
+
     proc = app_drills("dr.drill", "--env", ENV_NAME, "--scenario", "app-pod-loss", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"first, clean up after drill dead1: uncordon ['{node}']" in proc.stdout

@@ -99,6 +99,22 @@ def _fmt(value: float | None) -> str:
     return fmt_seconds(value)
 
 
+def _undo_list(pending: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{u.get('kind')} {u.get('instance') or u.get('nodes') or ''}".strip()
+                     for u in pending) or "close its record"
+
+
+def _cleanup_plan(e: Any, leftovers: list[Any]) -> Any:
+    from spywatcher_ops.core.plan import Plan, Step
+
+    plan = Plan(f"clean up after {len(leftovers)} earlier drill(s) on {e.name}")
+    for start, pending in leftovers:
+        for u in pending or [{"kind": "close-record"}]:
+            plan.add(Step("drill", f"undo {u.get('kind')}", {k: v for k, v in u.items() if k not in ("id", "kind")},
+                          why=f"left by drill {start['op_id']} (killed, or its rollback failed)"))
+    return plan
+
+
 def _render_cleaned(out: Any, cleaned: list[dict[str, Any]]) -> None:
     for item in cleaned:
         details = "; ".join(f"{a['detail']}" + ("" if a["status"] == "ok" else " (FAILED: tried again next run)")
@@ -178,14 +194,19 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
         raise Refused(f"drills are not allowed on {e.name} (allow_drills: false)",
                       hint=f"set ops.environments.{e.name}.allow_drills: true for it first")
     confirm = e.kind != "sandbox"  # the sandbox is ours to break; anything else asks
-    with out.progress(f"drills on {e.name}") as progress:
-        # Sandbox: leftovers first (a process a killed drill froze would make sandbox.up fail).
-        # Elsewhere the cleanup is a change too: it waits for the confirmation, with the drills.
-        cleaned: list[dict[str, Any]] = []
-        later = suite.pending_leftovers(e) if dry_run or confirm else []
-        if not later and not dry_run and not confirm:
+    # Leftovers of earlier drills first: they can fail the preflight (a frozen primary, a
+    # cordoned node). On the sandbox at once; elsewhere the cleanup is a change too, so it
+    # is shown and confirmed on its own before anything else (a dry run only lists it).
+    cleaned: list[dict[str, Any]] = []
+    later = suite.pending_leftovers(e) if dry_run or confirm else []
+    if later and not dry_run:
+        if approve(_cleanup_plan(e, later), e.env, out, dry_run=False, yes=yes, confirm=True):
+            later = []
             cleaned = suite.cleanup_leftovers(e)
-        _render_cleaned(out, cleaned)
+    elif not dry_run and not confirm:
+        cleaned = suite.cleanup_leftovers(e)
+    _render_cleaned(out, cleaned)
+    with out.progress(f"drills on {e.name}") as progress:
         if e.kind == "sandbox" and not no_up and not dry_run:
             from spywatcher_ops.backends.sandbox import lifecycle
 
@@ -201,16 +222,11 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
                                                     for p in checked}, "exit_code": 3})
         raise failed
     plan = suite.suite_plan(e, scenarios, options)
-    for start, pending in later:
-        plan.notes.insert(0, f"first, clean up after drill {start['op_id']}: "
-                             + (", ".join(f"{u.get('kind')} {u.get('instance') or u.get('nodes') or ''}".strip()
-                                          for u in pending) or "close its record"))
+    for start, pending in later:  # a dry run: what would be cleaned up first
+        plan.notes.insert(0, f"first, clean up after drill {start['op_id']}: {_undo_list(pending)}")
     if not approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=confirm):
         out.emit_json({"dry_run": True, "plan": plan.to_dict()})
         return
-    if later:
-        cleaned = suite.cleanup_leftovers(e)
-        _render_cleaned(out, cleaned)
     with out.progress(f"drills on {e.name}") as progress:
         result = suite.run_suite(e, checked, options, report_dir=folder, progress=progress)
     result.cleaned = cleaned
@@ -260,7 +276,8 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
 
     Steady state, drills allowed, lock free, standby / Multi-AZ, backups,
     TestFailover quota, IAM permissions (aws) and predictions where the
-    configuration cannot meet a target. First cleans up after drills that were killed.
+    configuration cannot meet a target. On the sandbox it first cleans up after
+    drills that were killed; elsewhere it only lists what dr.drill would clean up.
     Example: inv dr.preflight --scenario db-failover
     """
     from spywatcher_ops.drills import suite
@@ -271,12 +288,18 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
     scenarios_ = _scenarios(e, scenario)
     _check_params(scenarios_, options.params)
     with out.progress(f"preflight on {e.name}"):
-        cleaned = suite.cleanup_leftovers(e)
+        # Only the sandbox is cleaned up here; elsewhere a preflight changes nothing and
+        # lists what `inv dr.drill` will offer to clean up (with confirmation).
+        cleaned = suite.cleanup_leftovers(e) if e.kind == "sandbox" else []
+        pending = [] if e.kind == "sandbox" else suite.pending_leftovers(e)
         checked = suite.preflight_all(e, scenarios_, options)
     out.emit_json({"env": e.name, "cleaned_up": cleaned,
+                   "pending_cleanup": [{"op_id": s["op_id"], "undo": p} for s, p in pending],
                    "scenarios": {p.scenario.name: {"ok": p.ok, "checks": [ch.to_dict() for ch in p.checks]}
                                  for p in checked}})
     _render_cleaned(out, cleaned)
+    for start, undo in pending:
+        out.print(f"left by drill {start['op_id']}: {_undo_list(undo)} (inv dr.drill cleans it up, after confirmation)")
     if not out.json_mode:
         for pre in checked:
             _render_checks(out, pre.scenario.name, pre.checks)
