@@ -286,3 +286,40 @@ def test_a_pod_scheduled_just_before_the_cordon_is_evicted_too(drill_env, fake_k
     assert late and late[0]["metadata"]["name"] in fake_kube.evictions
     assert not [p for p in fake_kube.pods() if p["spec"]["nodeName"] == NODES[1]]
     assert cordoned(fake_kube) == []
+
+
+def test_the_cleanup_uncordons_only_what_the_drill_cordoned(drill_env, fake_kube):
+    from spywatcher_ops.backends.kube import CORDONED_BY
+    from spywatcher_ops.drills.cleanup import clean_up
+
+    journal = drill_env.journal
+    journal.write({"event": "start", "op_id": "dead2", "op": "dr.drill", "env": ENV_NAME, "args": {}})
+    journal.write({"event": "step", "op_id": "dead2", "op": "dr.drill", "env": ENV_NAME, "step": "undo",
+                   "status": "pending", "undo": {"id": "u1", "kind": "uncordon", "by": "dead2",
+                                                 "nodes": [NODES[0], NODES[1], "ip-10-0-9-99.ec2.internal"]}})
+    with fake_kube.lock:
+        for node, mark in ((NODES[0], "dead2"), (NODES[1], "maintenance-ticket-7")):
+            obj = fake_kube.store["nodes"][("", node)]
+            obj["spec"]["unschedulable"] = True
+            obj["metadata"].setdefault("annotations", {})[CORDONED_BY] = mark
+    (done,) = clean_up(drill_env)
+    (action,) = done["actions"]
+    assert action["status"] == "ok", action
+    assert action["detail"] == (f"uncordoned {NODES[0]}; ip-10-0-9-99.ec2.internal no longer exist(s); "
+                                f"left {NODES[1]} alone (cordoned since by someone else)")
+    assert cordoned(fake_kube) == [NODES[1]]  # someone else's cordon stands
+    assert CORDONED_BY not in (fake_kube.get("nodes", NODES[0])["metadata"].get("annotations") or {})
+    assert clean_up(drill_env) == []  # settled: not retried
+
+
+def test_a_drill_marks_the_nodes_it_cordons(drill_env, fake_kube):
+    from spywatcher_ops.backends.kube import CORDONED_BY
+
+    row, records, _ = run(drill_env, "node-loss")
+    assert row.outcome == "met", row.summary
+    patches = [r for r in fake_kube.requests if r[0] == "PATCH" and "/nodes/" in r[1]]
+    assert patches, fake_kube.requests
+    op_id = records[0]["op_id"]
+    undo = next(r["undo"] for r in records if r.get("step") == "undo" and r["undo"]["kind"] == "uncordon")
+    assert undo["by"] == op_id
+    assert not [n for n in NODES if (fake_kube.get("nodes", n)["metadata"].get("annotations") or {}).get(CORDONED_BY)]

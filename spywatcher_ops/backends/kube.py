@@ -37,6 +37,9 @@ _ROLLBACK_SKIP = {REVISION, "deployment.kubernetes.io/revision-history",
                   "kubectl.kubernetes.io/last-applied-configuration"}
 
 
+CORDONED_BY = "spywatcher-ops/cordoned-by"  # node annotation: the drill that cordoned it
+
+
 class KubeError(OperationFailed):
     """The API answered with an error status."""
 
@@ -179,9 +182,13 @@ class Kube:
                     why=f"restore the pod template of ReplicaSet {replicaset['metadata']['name']} "
                         f"(revision {revision_of(replicaset)}, image {', '.join(images(template))})")
 
-    def step_cordon(self, node: str, *, cordon: bool = True) -> Step:
-        return Step("kubernetes", "CoreV1Api.patch_node",
-                    {"name": node, "body": {"spec": {"unschedulable": True if cordon else None}}},
+    def step_cordon(self, node: str, *, cordon: bool = True, by: str | None = None) -> Step:
+        """`by`: a drill's operation id, kept on the node (CORDONED_BY) while it is cordoned, so a
+        later cleanup uncordons only a node that drill cordoned, not one cordoned since by someone else."""
+        body: Obj = {"spec": {"unschedulable": True if cordon else None}}
+        if by is not None:
+            body["metadata"] = {"annotations": {CORDONED_BY: by if cordon else None}}
+        return Step("kubernetes", "CoreV1Api.patch_node", {"name": node, "body": body},
                     why=("mark the node unschedulable" if cordon else "make the node schedulable again"))
 
     def step_evict(self, pod: Obj) -> Step:

@@ -321,14 +321,15 @@ class AppScenario(Scenario):
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
         cordoned: list[str] = ctx.scratch.get("cordoned", [])
         if not cordoned:
+            if ctx.scratch.get("undo_id"):  # journalled, but the first cordon never happened
+                ctx.undone(ctx.scratch["undo_id"], "nothing was cordoned")
             return
-        kube = ctx.env.cluster.kube
+        detail = _uncordon_ours(ctx.env, cordoned, ctx.op.id)
         for node in cordoned:
-            kube.execute(kube.step_cordon(node, cordon=False))
             ctx.step("uncordon", "ok", node=node)
-        ctx.event("rollback", f"uncordoned {', '.join(cordoned)}", source="kubernetes")
+        ctx.event("rollback", detail, source="kubernetes")
         if ctx.scratch.get("undo_id"):
-            ctx.undone(ctx.scratch["undo_id"], f"uncordoned {', '.join(cordoned)}")
+            ctx.undone(ctx.scratch["undo_id"], detail)
 
     # shared by node-loss and zone-loss -----------------------------------------
     def _drain(self, ctx: DrillContext, nodes: list[str], description: str, **details: Any) -> Fault:
@@ -339,10 +340,10 @@ class AppScenario(Scenario):
         # only nodes we cordon are uncordoned afterwards; one cordoned before stays so
         ours = [n for n in nodes if not (kube.node(n).get("spec") or {}).get("unschedulable")]
         if ours:  # journaled first: a drill killed after this line is uncordoned by the next run's cleanup
-            ctx.scratch["undo_id"] = ctx.undo("uncordon", nodes=ours)
+            ctx.scratch["undo_id"] = ctx.undo("uncordon", nodes=ours, by=ctx.op.id)
         fault = mark_fault(ctx, description, nodes=nodes, **details)
         for node in ours:
-            kube.execute(kube.step_cordon(node))
+            kube.execute(kube.step_cordon(node, by=ctx.op.id))
             ctx.scratch.setdefault("cordoned", []).append(node)
         # listed only now: a pod scheduled before the cordon landed would otherwise never be evicted
         pods = pods_to_evict(kube, nodes)
@@ -365,10 +366,34 @@ class AppScenario(Scenario):
 @undo_handler("uncordon")
 def _uncordon(env: Environment, data: dict[str, Any]) -> str:
     """Make nodes a killed node/zone drill cordoned schedulable again."""
+    return _uncordon_ours(env, list(data.get("nodes", [])), data.get("by"))
+
+
+def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> str:
+    """Uncordon the nodes this drill (`by`) cordoned. A node that is gone (autoscaler) counts
+    as done; one cordoned since by someone else (no longer our mark) is left alone."""
+    from ..backends.kube import CORDONED_BY, KubeError
+
     kube = env.cluster.kube
-    for node in data.get("nodes", []):
-        kube.execute(kube.step_cordon(node, cordon=False))
-    return f"uncordoned {', '.join(data.get('nodes', []))}"
+    done, gone, kept = [], [], []
+    for node in nodes:
+        try:
+            obj = kube.node(node)
+        except KubeError as exc:
+            if exc.status == 404:
+                gone.append(node)
+                continue
+            raise
+        marked = ((obj.get("metadata") or {}).get("annotations") or {}).get(CORDONED_BY)
+        if by is not None and marked != by:
+            kept.append(node)
+            continue
+        kube.execute(kube.step_cordon(node, cordon=False, by=by))
+        done.append(node)
+    parts = [f"uncordoned {', '.join(done)}"] if done else []
+    parts += [f"{', '.join(gone)} no longer exist(s)"] if gone else []
+    parts += [f"left {', '.join(kept)} alone (cordoned since by someone else)"] if kept else []
+    return "; ".join(parts) or "nothing to uncordon"
 
 
 @register
