@@ -226,6 +226,24 @@ def test_purge_deletes_only_folders_the_toolkit_created(tmp_path):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_a_sandbox_made_before_the_marker_is_still_purged_whole(tmp_path):
+    from spywatcher_ops.backends.sandbox import lifecycle
+    from spywatcher_ops.backends.sandbox.paths import MARKER
+
+    env = sandbox_environment(tmp_path / "state")
+    lifecycle.up(env)
+    root = env.database.box.root
+    base = Path(json.loads((root / "state.json").read_text())["pg_base"])
+    pids = tracked_pids(tmp_path / "state")
+    for folder in (base, root / "redis"):  # as an older spywatcher-ops left them
+        (folder / MARKER).unlink()
+    result = lifecycle.down(env, purge=True)
+    assert result["kept"] == []
+    assert not base.exists() and not (root / "redis").exists()
+    assert not [p for p in pids if pid_alive(p)]
+    assert server_pids_under(base) == []
+
+
 def test_provisioned_folders_carry_the_marker(pg_pair):
     from spywatcher_ops.backends.sandbox.paths import MARKER
 

@@ -138,3 +138,39 @@ def test_a_failed_restore_is_saved_as_failed_not_creating(pg_pair):
             db.delete_instance(db.plan_delete_instance("broken-one"))
         db.delete_snapshots(db.plan_delete_snapshots(["broken-copy"]))
     assert "broken-one" not in pg_pair.state()["instances"]
+
+
+@pytest.mark.real
+def test_an_interrupted_swap_leaves_one_name_for_the_live_servers(pg_pair_factory):
+    from spywatcher_ops.backends.sandbox.operations import swap
+    from spywatcher_ops.core.errors import Refused
+
+    pair = pg_pair_factory()
+    db, box = pair.database, pair.box
+    db.restore(db.plan_restore("fix-1", to_time=None, snapshot_id=None))
+    state = pair.state()
+    main = state["main"]
+    real_stop = box.stop_node
+
+    def interrupted(state_, name):  # Ctrl-C while the old pair is being stopped
+        real_stop(state_, name)
+        raise KeyboardInterrupt
+
+    box.stop_node = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            swap(box, state, "fix-1", "old-main", lambda _s: None)
+    finally:
+        del box.stop_node
+    saved = pair.state()
+    assert "old-main" not in saved["instances"]  # no second name for the main instance's servers
+    for name in (saved["instances"][main]["primary"], saved["instances"][main]["standby"]):
+        assert saved["nodes"][name]["instance"] == main
+    box.up()  # repairs what the interruption stopped
+    assert db.describe().status == "available"
+    # and whatever the state says, servers shared by two instances are never deleted
+    current = pair.state()
+    current["instances"]["alias"] = {**current["instances"][main], "created_by_us": True}
+    box.statefile.save(current)
+    with pytest.raises(Refused, match="its servers also belong to"):
+        db.plan_delete_instance("alias")

@@ -321,6 +321,12 @@ class SandboxDatabase:
             raise Refused(f"instance {instance_id}: it serves the database endpoint; it is never deleted")
         if not inst.get("created_by_us"):
             raise Refused(f"instance {instance_id}: not created by spywatcher-ops; it is never deleted")
+        mine = {inst["primary"], inst.get("standby")} - {None}
+        shared = [other for other, o in state["instances"].items()
+                  if other != instance_id and mine & {o.get("primary"), o.get("standby")}]
+        if shared:  # never delete servers another instance (the endpoint's, above all) still uses
+            raise Refused(f"instance {instance_id}: its servers also belong to {', '.join(shared)}; not deleted",
+                          hint="run `inv sandbox.status`; repair with `inv sandbox.up`")
         plan = Plan(f"delete instance {instance_id}")
         for name in (inst["primary"], inst.get("standby")):
             if name:

@@ -288,11 +288,21 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
         raise BadInput(f"instance {new_id}: not a restored or replaced instance; see `inv db.instances`")
     if replaced_as in state["instances"]:
         raise BadInput(f"--replaced-as {replaced_as}: an instance with that name exists already")
+    old_nodes = (state["instances"][main_id]["primary"], state["instances"][main_id].get("standby"))
     try:
         _swap(box, state, new_id, replaced_as, progress)
     except BaseException as exc:
         # the caller's state lock saves only on success, but what was stopped, moved or started
         # is real: save it, so `sandbox.up` repairs from the truth
+        main = state["instances"].get(main_id) or {}
+        if (main.get("primary"), main.get("standby")) == old_nodes and replaced_as in state["instances"]:
+            # interrupted before the endpoint changed hands: the old pair is still the main
+            # instance; a second name for the same servers would let `db.delete` remove them
+            del state["instances"][replaced_as]
+            for name in old_nodes:
+                if name and name in state["nodes"]:
+                    state["nodes"][name]["instance"] = main_id
+                    state["nodes"][name].pop("desired", None)
         box.event("swap-failed", f"swap of {new_id} in as {main_id} failed: {pg.one_line(str(exc), 1)}")
         box.statefile.save(state)
         raise

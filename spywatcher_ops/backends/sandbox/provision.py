@@ -588,7 +588,10 @@ class PgSandbox:
         for base in bases:
             if not base.exists():
                 continue
-            if not is_ours(base):
+            # a sandbox made before the marker existed: its own state names the folder, in our layout
+            legacy = bool(state) and base == Path(state["pg_base"]) and all(
+                (base / sub).is_dir() for sub in ("nodes", "archive"))
+            if not is_ours(base) and not legacy:
                 kept.append(not_ours_note(base))
                 continue
             if not state:

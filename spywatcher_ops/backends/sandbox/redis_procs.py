@@ -334,8 +334,10 @@ class RedisSandbox:
         """Stop and delete everything, if the folder is ours; else touch nothing and say why (one line)."""
         if not self.root.exists():
             return None
-        if not is_ours(self.root):
-            return not_ours_note(self.root)  # its state.json may name someone else's servers: no down() either
+        if not is_ours(self.root) and not self._legacy_state():
+            # its state.json may name someone else's servers: no down() either
+            # (a state in our own layout is a sandbox made before the marker existed: ours)
+            return not_ours_note(self.root)
         self.down()
         shutil.rmtree(self.root)
         return None
