@@ -306,7 +306,7 @@ def test_the_cleanup_uncordons_only_what_the_drill_cordoned(drill_env, fake_kube
     (action,) = done["actions"]
     assert action["status"] == "ok", action
     assert action["detail"] == (f"uncordoned {NODES[0]}; ip-10-0-9-99.ec2.internal no longer exist(s); "
-                                f"left {NODES[1]} alone (cordoned since by someone else)")
+                                f"left {NODES[1]} alone (not cordoned by this drill, or since by someone else)")
     assert cordoned(fake_kube) == [NODES[1]]  # someone else's cordon stands
     assert CORDONED_BY not in (fake_kube.get("nodes", NODES[0])["metadata"].get("annotations") or {})
     assert clean_up(drill_env) == []  # settled: not retried
@@ -323,3 +323,24 @@ def test_a_drill_marks_the_nodes_it_cordons(drill_env, fake_kube):
     undo = next(r["undo"] for r in records if r.get("step") == "undo" and r["undo"]["kind"] == "uncordon")
     assert undo["by"] == op_id
     assert not [n for n in NODES if (fake_kube.get("nodes", n)["metadata"].get("annotations") or {}).get(CORDONED_BY)]
+
+
+def test_an_uncordon_and_cordon_by_anyone_else_clears_the_drills_mark(drill_env, fake_kube):
+    """Drill dead3 is killed; the on-call uncordons the node, later drains it for maintenance:
+    the next cleanup must not uncordon it in the middle of that."""
+    from spywatcher_ops.backends.kube import CORDONED_BY
+    from spywatcher_ops.drills.cleanup import clean_up
+
+    kube = drill_env.cluster.kube
+    node = NODES[2]
+    journal = drill_env.journal
+    journal.write({"event": "start", "op_id": "dead3", "op": "dr.drill", "env": ENV_NAME, "args": {}})
+    journal.write({"event": "step", "op_id": "dead3", "op": "dr.drill", "env": ENV_NAME, "step": "undo",
+                   "status": "pending", "undo": {"id": "u1", "kind": "uncordon", "by": "dead3", "nodes": [node]}})
+    kube.execute(kube.step_cordon(node, by="dead3"))  # what the drill did
+    assert fake_kube.get("nodes", node)["metadata"]["annotations"][CORDONED_BY] == "dead3"
+    kube.execute(kube.step_cordon(node, cordon=False))  # inv cluster.uncordon
+    kube.execute(kube.step_cordon(node))  # inv cluster.drain, later
+    assert CORDONED_BY not in (fake_kube.get("nodes", node)["metadata"].get("annotations") or {})
+    (done,) = clean_up(drill_env)
+    assert "left" in done["actions"][0]["detail"] and cordoned(fake_kube) == [node]

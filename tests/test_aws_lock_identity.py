@@ -61,9 +61,9 @@ def test_a_live_holder_renews_its_lock(staging_aws, ops_config):
         acquired = _item()  # (on a loaded machine the first renewal may already have happened)
         time.sleep(1.2)
         item = _item()
-        # 1.2 s later it was renewed again: a later renewal time, an expiry at least a second later
+        # 1.2 s later it was renewed again: a later renewal time, an expiry no earlier
         assert float(item["renewed_at"]["N"]) > float((acquired.get("renewed_at") or acquired["acquired_at"])["N"])
-        assert int(item["expires_at"]["N"]) > int(acquired["expires_at"]["N"])
+        assert int(item["expires_at"]["N"]) >= int(acquired["expires_at"]["N"])  # (whole seconds)
 
 
 def test_missing_lock_table_says_how_to_create_it(staging_aws, ops_config):

@@ -278,3 +278,14 @@ def test_probe_owned_entries_of_a_drill_that_ended_are_settled():
         {"event": "step", "op_id": "dead", "step": "undo", "undo": {"id": "r2", "kind": "drill-rows", "run_id": "y"}},
     ]
     assert [(s["op_id"], [u["id"] for u in p]) for s, p in leftovers(records)] == [("dead", ["r2"])]
+
+
+def test_a_drill_whose_probe_cleanup_failed_leaves_its_rows_for_the_next_run():
+    base = {"op": "dr.drill", "env": "sandbox"}
+    records = [
+        {"event": "start", "op_id": "flap", **base},
+        {"event": "step", "op_id": "flap", "step": "undo", "undo": {"id": "r1", "kind": "drill-rows", "run_id": "x"}},
+        {"event": "step", "op_id": "flap", "step": "probe-cleanup", "status": "failed", "probe": "db-write"},
+        {"event": "end", "op_id": "flap", **base},
+    ]
+    assert [(s["op_id"], [u["id"] for u in p]) for s, p in leftovers(records)] == [("flap", ["r1"])]

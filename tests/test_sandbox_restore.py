@@ -149,6 +149,7 @@ def test_an_interrupted_swap_leaves_one_name_for_the_live_servers(pg_pair_factor
     db, box = pair.database, pair.box
     db.restore(db.plan_restore("fix-1", to_time=None, snapshot_id=None))
     state = pair.state()
+    state_before = pair.state()
     main = state["main"]
     real_stop = box.stop_node
 
@@ -165,7 +166,8 @@ def test_an_interrupted_swap_leaves_one_name_for_the_live_servers(pg_pair_factor
     saved = pair.state()
     assert "old-main" not in saved["instances"]  # no second name for the main instance's servers
     for name in (saved["instances"][main]["primary"], saved["instances"][main]["standby"]):
-        assert saved["nodes"][name]["instance"] == main
+        assert saved["nodes"][name]["instance"] == main and saved["nodes"][name]["desired"] == "running"
+        assert saved["nodes"][name]["port"] == state_before["nodes"][name]["port"]  # the endpoint's ports
     box.up()  # repairs what the interruption stopped
     assert db.describe().status == "available"
     # and whatever the state says, servers shared by two instances are never deleted

@@ -185,9 +185,10 @@ class Kube:
     def step_cordon(self, node: str, *, cordon: bool = True, by: str | None = None) -> Step:
         """`by`: a drill's operation id, kept on the node (CORDONED_BY) while it is cordoned, so a
         later cleanup uncordons only a node that drill cordoned, not one cordoned since by someone else."""
-        body: Obj = {"spec": {"unschedulable": True if cordon else None}}
-        if by is not None:
-            body["metadata"] = {"annotations": {CORDONED_BY: by if cordon else None}}
+        # Every cordon or uncordon made any other way clears the mark: a drill's cleanup must
+        # not uncordon a node someone has cordoned again since (cluster.drain for maintenance).
+        body: Obj = {"spec": {"unschedulable": True if cordon else None},
+                     "metadata": {"annotations": {CORDONED_BY: by if cordon and by else None}}}
         return Step("kubernetes", "CoreV1Api.patch_node", {"name": node, "body": body},
                     why=("mark the node unschedulable" if cordon else "make the node schedulable again"))
 

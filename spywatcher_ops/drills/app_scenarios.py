@@ -319,14 +319,14 @@ class AppScenario(Scenario):
         return out
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
-        cordoned: list[str] = ctx.scratch.get("cordoned", [])
-        if not cordoned:
-            if ctx.scratch.get("undo_id"):  # journalled, but the first cordon never happened
-                ctx.undone(ctx.scratch["undo_id"], "nothing was cordoned")
+        # Every node journalled as to-uncordon, not only those whose cordon call returned: a
+        # PATCH whose answer was lost may still have landed. The mark check makes this safe.
+        ours: list[str] = ctx.scratch.get("ours", [])
+        if not ours:
             return
-        detail = _uncordon_ours(ctx.env, cordoned, ctx.op.id)
-        for node in cordoned:
-            ctx.step("uncordon", "ok", node=node)
+        detail, outcome = _uncordon_ours(ctx.env, ours, ctx.op.id)
+        for node, status in outcome.items():
+            ctx.step("uncordon", "ok" if status in ("uncordoned", "gone") else "skipped", node=node, result=status)
         ctx.event("rollback", detail, source="kubernetes")
         if ctx.scratch.get("undo_id"):
             ctx.undone(ctx.scratch["undo_id"], detail)
@@ -341,6 +341,7 @@ class AppScenario(Scenario):
         ours = [n for n in nodes if not (kube.node(n).get("spec") or {}).get("unschedulable")]
         if ours:  # journaled first: a drill killed after this line is uncordoned by the next run's cleanup
             ctx.scratch["undo_id"] = ctx.undo("uncordon", nodes=ours, by=ctx.op.id)
+            ctx.scratch["ours"] = ours
         fault = mark_fault(ctx, description, nodes=nodes, **details)
         for node in ours:
             kube.execute(kube.step_cordon(node, by=ctx.op.id))
@@ -366,12 +367,13 @@ class AppScenario(Scenario):
 @undo_handler("uncordon")
 def _uncordon(env: Environment, data: dict[str, Any]) -> str:
     """Make nodes a killed node/zone drill cordoned schedulable again."""
-    return _uncordon_ours(env, list(data.get("nodes", [])), data.get("by"))
+    return _uncordon_ours(env, list(data.get("nodes", [])), data.get("by"))[0]
 
 
-def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> str:
+def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> tuple[str, dict[str, str]]:
     """Uncordon the nodes this drill (`by`) cordoned. A node that is gone (autoscaler) counts
-    as done; one cordoned since by someone else (no longer our mark) is left alone."""
+    as done; one without our mark (cordoned since by someone else, or never by us) is left
+    alone. Returns (one line, node -> uncordoned | gone | left alone)."""
     from ..backends.kube import CORDONED_BY, KubeError
 
     kube = env.cluster.kube
@@ -392,8 +394,9 @@ def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> str:
         done.append(node)
     parts = [f"uncordoned {', '.join(done)}"] if done else []
     parts += [f"{', '.join(gone)} no longer exist(s)"] if gone else []
-    parts += [f"left {', '.join(kept)} alone (cordoned since by someone else)"] if kept else []
-    return "; ".join(parts) or "nothing to uncordon"
+    parts += [f"left {', '.join(kept)} alone (not cordoned by this drill, or since by someone else)"] if kept else []
+    outcome = {**{n: "uncordoned" for n in done}, **{n: "gone" for n in gone}, **{n: "left alone" for n in kept}}
+    return "; ".join(parts) or "nothing to uncordon", outcome
 
 
 @register

@@ -124,6 +124,8 @@ def leftovers(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[
             done |= {a.get("undo_id") for a in actions if a.get("status") == "ok"}
     killed = {r["op_id"] for r in unfinished(records)}
     ended = {r.get("op_id") for r in records if r.get("event") == "end"}
+    # ...unless the drill said its probe cleanup failed: then those entries are real leftovers
+    ended -= {r.get("op_id") for r in records if r.get("step") == "probe-cleanup" and r.get("status") == "failed"}
     out = []
     for start in (r for r in records if r.get("event") == "start" and str(r.get("op", "")).startswith("dr.")):
         op_id = start["op_id"]

@@ -178,8 +178,11 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
                 measured = _measure(ctx, scenario, fault, probes) if fault is not None else None
                 for p in probes:
                     undoes = getattr(p, "undoes", None)
-                    if p.cleanup() and undoes:
-                        ctx.undone_kind(undoes, f"removed by the {p.name} probe's cleanup")
+                    if p.cleanup():
+                        if undoes:
+                            ctx.undone_kind(undoes, f"removed by the {p.name} probe's cleanup")
+                    elif undoes:  # left pending on purpose: the next run's cleanup retries it
+                        ctx.step("probe-cleanup", "failed", probe=p.name, undo_kind=undoes)
                 recheck = steady_state(env, scenario.part, ctx.options)
                 try:
                     recheck += scenario.recheck(env)

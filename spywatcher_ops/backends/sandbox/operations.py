@@ -289,6 +289,7 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
     if replaced_as in state["instances"]:
         raise BadInput(f"--replaced-as {replaced_as}: an instance with that name exists already")
     old_nodes = (state["instances"][main_id]["primary"], state["instances"][main_id].get("standby"))
+    old_ports = {name: state["nodes"][name]["port"] for name in old_nodes if name}
     try:
         _swap(box, state, new_id, replaced_as, progress)
     except BaseException as exc:
@@ -300,9 +301,8 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
             # instance; a second name for the same servers would let `db.delete` remove them
             del state["instances"][replaced_as]
             for name in old_nodes:
-                if name and name in state["nodes"]:
-                    state["nodes"][name]["instance"] = main_id
-                    state["nodes"][name].pop("desired", None)
+                if name and name in state["nodes"]:  # back as it was: name, endpoint port, running
+                    state["nodes"][name].update(instance=main_id, port=old_ports[name], desired="running")
         box.event("swap-failed", f"swap of {new_id} in as {main_id} failed: {pg.one_line(str(exc), 1)}")
         box.statefile.save(state)
         raise
