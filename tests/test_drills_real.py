@@ -263,3 +263,26 @@ def test_preflight_fails_when_the_standby_is_configured_but_dead(pg_pair_factory
         time.sleep(0.05)
     check = standby_ready(pair.environment)
     assert check.status == "failed" and "Multi-AZ on but status degraded" in check.detail, check
+
+
+@pytest.mark.real
+def test_ctrl_c_during_a_rollback_cuts_the_recheck_wait_short(pg_pair_factory):
+    from spywatcher_ops.drills.preflight import standby_ready
+    from spywatcher_ops.drills.signals import shielded
+
+    pair = pg_pair_factory()
+    state = pair.state()
+    standby = state["nodes"][state["instances"][state["main"]]["standby"]]
+    os.kill(standby["pid"], signal.SIGKILL)  # the re-check would wait its whole deadline for it
+    deadline = time.monotonic() + 10
+    while process_state(standby["pid"]) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert standby_ready(pair.environment).status == "failed"
+    with shielded() as deferred:
+        os.kill(os.getpid(), signal.SIGINT)  # the operator's Ctrl-C, held back by the rollback
+        started = time.monotonic()
+        check = standby_ready(pair.environment, deadline_s=30.0)
+        waited = time.monotonic() - started
+    assert deferred == [signal.SIGINT]
+    assert check.status == "failed" and check.detail.endswith("stopped waiting: interrupted"), check
+    assert waited < 2.0, waited

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import BadInput, Locked, OpsError
 from .probes import Cadence, RedisTarget, pg_connect
 from .scenario import Check, DrillOptions, Scenario
+from .signals import deferred_signal
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
@@ -97,6 +98,9 @@ def standby_ready(env: Environment, deadline_s: float = 0.0) -> Check:
                     else f"{inst.id}: no standby (Multi-AZ off), status {inst.status}")
         except OpsError as exc:
             return Check("standby / Multi-AZ", "failed", exc.message, hint=exc.hint)
+        if deferred_signal():  # the operator interrupted the rollback: report now, do not wait on
+            return Check("standby / Multi-AZ", "failed", f"{last}; stopped waiting: interrupted",
+                         hint="check again with inv dr.preflight, or inv sandbox.status")
         if time.monotonic() >= end:
             return Check("standby / Multi-AZ", "failed", last,
                          hint="a failover needs a healthy standby: enable Multi-AZ and wait until the instance is "

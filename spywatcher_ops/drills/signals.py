@@ -37,6 +37,15 @@ def terminate_as_exception() -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
+_deferred = threading.Event()  # set while a shielded block holds back a signal
+
+
+def deferred_signal() -> bool:
+    """True when a signal arrived during the current rollback: long waits in it (a re-check
+    polling for minutes) stop early instead of holding the operator's Ctrl-C for that long."""
+    return _deferred.is_set()
+
+
 @contextmanager
 def shielded() -> Iterator[list[int]]:
     """Defer SIGTERM/SIGHUP/SIGINT while the block (a rollback) runs. Yields the
@@ -47,9 +56,15 @@ def shielded() -> Iterator[list[int]]:
         yield pending
         return
     sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-    previous = {sig: signal.signal(sig, lambda s, _f: pending.append(s)) for sig in sigs}
+
+    def hold(signum: int, _frame: Any) -> None:
+        pending.append(signum)
+        _deferred.set()
+
+    previous = {sig: signal.signal(sig, hold) for sig in sigs}
     try:
         yield pending
     finally:
+        _deferred.clear()
         for sig, old in previous.items():
             signal.signal(sig, old)
