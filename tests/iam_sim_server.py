@@ -12,12 +12,13 @@ other service keeps AWS_ENDPOINT_URL (moto).
 
 from __future__ import annotations
 
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
+
+from loopback_http import QuietHandler, serve, stop
 
 NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 
@@ -60,29 +61,14 @@ class IamSimulation:
     def serve(self) -> str:
         sim = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: Any) -> None:
-                return None
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
-                code, body = sim.reply(form)
-                data = body.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                code, body = sim.reply(parse_qs(self.rfile.read(length).decode(), keep_blank_values=True))
+                self.reply(code, body.encode(), "text/xml")
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="iam-simulation", daemon=True).start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._server, self.url = serve(Handler, "iam-simulation")
         return self.url
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)

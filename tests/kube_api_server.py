@@ -25,9 +25,11 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from loopback_http import QuietHandler, serve, stop
 
 Obj = dict[str, Any]
 
@@ -562,19 +564,11 @@ class FakeKube:
     def serve(self, ssl_context: ssl.SSLContext | None = None) -> str:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *_: Any) -> None:
-                return None
-
             def _send(self, code: int, body: Any, content_type: str = "application/json") -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(code, body.encode() if isinstance(body, str) else json.dumps(body).encode(), content_type)
 
             def _handle(self, method: str) -> None:
                 url = urlparse(self.path)
@@ -611,21 +605,11 @@ class FakeKube:
             def do_DELETE(self) -> None:
                 self._handle("DELETE")
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        scheme = "http"
-        if ssl_context is not None:
-            server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
-            scheme = "https"
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="fake-kube", daemon=True).start()
-        self.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
+        self._server, self.url = serve(Handler, "fake-kube", ssl_context)
         return self.url
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)
 
     _ROUTES: list[tuple[str, str, str]] = [
         ("GET", r"^/version/?$", "version"),
@@ -859,28 +843,15 @@ class HealthServer:
     def serve(self) -> str:
         health = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: Any) -> None:
-                return None
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 code = 200 if self.path == "/health" and health.healthy() else 503
                 health.answers.append(code)
-                body = b'{"status":"ok"}' if code == 200 else b'{"status":"no ready backend"}'
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(code, b'{"status":"ok"}' if code == 200 else b'{"status":"no ready backend"}')
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="fake-health", daemon=True).start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        self._server, base = serve(Handler, "fake-health")
+        self.url = f"{base}/health"
         return self.url
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)

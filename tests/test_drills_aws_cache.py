@@ -57,14 +57,11 @@ def redis_primary():
 def api_on_the_cache(redis_primary):
     """The API's health URL, healthy while its cache answers PING (as the
     backend's /health does): the drill watches it alongside the cache probes."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from loopback_http import QuietHandler, serve, stop
 
     _, port = redis_primary
 
-    class Health(BaseHTTPRequestHandler):
-        def log_message(self, *_):
-            return None
-
+    class Health(QuietHandler):
         def do_GET(self):
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
@@ -73,16 +70,11 @@ def api_on_the_cache(redis_primary):
                     ok = sock.recv(16).startswith(b"+PONG")
             except OSError:
                 ok = False
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(200 if ok else 503, b"")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    server.shutdown()
-    server.server_close()
+    server, url = serve(Health, "api-on-the-cache")
+    yield f"{url}/health"
+    stop(server)
 
 
 def group_on(port: int) -> dict:

@@ -6,7 +6,17 @@ from typing import Any
 
 from invoke import Context
 
-from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, environment, ops_task, settings
+from ..core.cli import (
+    DRY_RUN_HELP,
+    ENV_HELP,
+    JSON_HELP,
+    YES_HELP,
+    check_timeout,
+    console,
+    environment,
+    ops_task,
+    settings,
+)
 from . import render
 
 DEPLOYMENT_HELP = "backend or frontend, e.g. --deployment backend"
@@ -17,12 +27,18 @@ def _interval(c: Context) -> float:
     return float((settings(c).section("aws")).get("poll_seconds", 3))
 
 
-def _check_timeout(timeout: int) -> None:
-    """The same rule as cluster.drain, checked before any call (a 0 s wait would fail after the change)."""
+def _mutating(c: Context, env: str | None, deployment: str, timeout: int, json: bool) -> tuple[Any, Any]:
+    """What scale, restart and rollback check before any call: (console, environment)."""
     from ..core.errors import BadInput
+    from .deployments import full_name
 
-    if timeout <= 0:
-        raise BadInput(f"--timeout {timeout}: must be a positive number of seconds, e.g. 300")
+    if not deployment:
+        raise BadInput("--deployment is required; known: backend, frontend")
+    check_timeout(timeout)
+    con = console(json)
+    environ = environment(c, env)
+    full_name(environ.cluster, deployment)  # an unknown deployment is bad input, listing the known ones
+    return con, environ
 
 
 def _approver(env: Any, con: Any, *, dry_run: bool, yes: bool) -> Any:
@@ -51,17 +67,11 @@ def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None 
           timeout: int = 300, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
     """Scale a deployment (within its HPA bounds) and wait for the rollout."""
     from ..core.errors import BadInput
-    from .deployments import full_name
     from .deployments import scale as do_scale
 
-    if not deployment:
-        raise BadInput("--deployment is required; known: backend, frontend")
-    if replicas < 0:
+    if deployment and replicas < 0:
         raise BadInput(f"--replicas {replicas}: give the replica count to set, e.g. --replicas 5")
-    _check_timeout(timeout)
-    con = console(json)
-    environ = environment(c, env)
-    full_name(environ.cluster, deployment)
+    con, environ = _mutating(c, env, deployment, timeout, json)
     with con.progress(f"scaling {deployment}") as update:
         data = do_scale(environ, deployment, replicas, force=force, timeout=timeout, interval=_interval(c),
                         approve=_approver(environ, con, dry_run=dry_run, yes=yes), progress=update)
@@ -74,16 +84,9 @@ def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None 
 def restart(c: Context, deployment: str = "", env: str | None = None, timeout: int = 300, dry_run: bool = False,
             yes: bool = False, json: bool = False) -> None:
     """Rolling restart of a deployment's pods (PDB-friendly) and wait for it."""
-    from ..core.errors import BadInput
-    from .deployments import full_name
     from .deployments import restart as do_restart
 
-    if not deployment:
-        raise BadInput("--deployment is required; known: backend, frontend")
-    _check_timeout(timeout)
-    con = console(json)
-    environ = environment(c, env)
-    full_name(environ.cluster, deployment)
+    con, environ = _mutating(c, env, deployment, timeout, json)
     with con.progress(f"restarting {deployment}") as update:
         data = do_restart(environ, deployment, timeout=timeout, interval=_interval(c),
                           approve=_approver(environ, con, dry_run=dry_run, yes=yes), progress=update)
@@ -97,16 +100,9 @@ def restart(c: Context, deployment: str = "", env: str | None = None, timeout: i
 def rollback(c: Context, deployment: str = "", to_revision: int = 0, env: str | None = None, timeout: int = 300,
              dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
     """Roll a deployment back to an earlier revision (image shown) and wait for it."""
-    from ..core.errors import BadInput
-    from .deployments import full_name
     from .deployments import rollback as do_rollback
 
-    if not deployment:
-        raise BadInput("--deployment is required; known: backend, frontend")
-    _check_timeout(timeout)
-    con = console(json)
-    environ = environment(c, env)
-    full_name(environ.cluster, deployment)
+    con, environ = _mutating(c, env, deployment, timeout, json)
     with con.progress(f"rolling back {deployment}") as update:
         data = do_rollback(environ, deployment, to_revision=to_revision, timeout=timeout, interval=_interval(c),
                            approve=_approver(environ, con, dry_run=dry_run, yes=yes), progress=update)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from invoke import Context
 
-from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, environment, ops_task, settings
+from ..core.cli import (
+    DRY_RUN_HELP,
+    ENV_HELP,
+    JSON_HELP,
+    YES_HELP,
+    check_timeout,
+    console,
+    environment,
+    ops_task,
+    settings,
+)
 from . import render
 
 # NODE is positional (the issue's `inv cluster.drain NODE`); invoke still accepts `--node NODE`.
@@ -40,8 +50,7 @@ def drain(c: Context, node: str | None = None, env: str | None = None, timeout: 
     if not node or not node.strip():
         raise BadInput(f"NODE {node!r}: give a node name, e.g. inv cluster.drain ip-10-0-1-10.ec2.internal; "
                        "list them with `inv cluster.nodes`")
-    if timeout <= 0:
-        raise BadInput(f"--timeout {timeout}: must be a positive number of seconds, e.g. 300")
+    check_timeout(timeout)
     con = console(json)
     environ = environment(c, env)
     interval = float(settings(c).section("aws").get("poll_seconds", 3))

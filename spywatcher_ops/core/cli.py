@@ -44,6 +44,14 @@ def ops_task(*args: Any, **kwargs: Any) -> Any:
     return decorate
 
 
+def check_timeout(timeout: int) -> None:
+    """--timeout of a task that waits for a change to finish: a 0 s wait would fail after the change."""
+    if timeout <= 0:
+        from .errors import BadInput
+
+        raise BadInput(f"--timeout {timeout}: must be a positive number of seconds, e.g. 300")
+
+
 def settings(c: Context) -> Settings:
     from .config import load
 

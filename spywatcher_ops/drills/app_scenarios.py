@@ -100,6 +100,12 @@ def _pods_of(dep: Obj, pods: list[Obj]) -> list[Obj]:
     return [p for p in pods if matches(p["metadata"].get("labels") or {}, match)]
 
 
+def _backend_pods(state: Obj) -> list[Obj]:
+    """The backend's pods; by its usual label when the deployment itself is missing."""
+    backend = state["deployments"].get("backend") or {"spec": {"selector": {"matchLabels": {"app": "backend"}}}}
+    return _pods_of(backend, state["pods"])
+
+
 def _toleration_s(template: Obj) -> int | None:
     """The pods' not-ready/unreachable toleration in seconds (None: tolerated forever)."""
     found: list[int | None] = []
@@ -345,7 +351,6 @@ class AppScenario(Scenario):
         fault = mark_fault(ctx, description, nodes=nodes, **details)
         for node in ours:
             kube.execute(kube.step_cordon(node, by=ctx.op.id))
-            ctx.scratch.setdefault("cordoned", []).append(node)
         # listed only now: a pod scheduled before the cordon landed would otherwise never be evicted
         pods = pods_to_evict(kube, nodes)
         fault.details["pods"] = len(pods)
@@ -463,8 +468,7 @@ class NodeLoss(AppScenario):
             if wanted not in names:
                 raise BadInput(f"--param node={wanted}: no such node; known: {', '.join(sorted(names))}")
             return str(wanted)
-        backend = state["deployments"].get("backend") or {"spec": {"selector": {"matchLabels": {"app": "backend"}}}}
-        counts = _count([p["spec"].get("nodeName") or "" for p in _pods_of(backend, state["pods"])])
+        counts = _count([p["spec"].get("nodeName") or "" for p in _backend_pods(state)])
         choice = _busiest(counts, [n["metadata"]["name"] for n in state["nodes"] if schedulable(n)])
         if choice is None:
             raise NotReady("no schedulable node to drain")
@@ -512,9 +516,7 @@ class ZoneLoss(AppScenario):
                 raise BadInput(f"--param zone={wanted}: no node in that zone; zones: {', '.join(zones)}")
             zone = str(wanted)
         else:
-            backend = state["deployments"].get("backend") or {"spec": {"selector": {"matchLabels": {"app": "backend"}}}}
-            counts = _count([state["zones"].get(p["spec"].get("nodeName") or "", "?")
-                             for p in _pods_of(backend, state["pods"])])
+            counts = _count([state["zones"].get(p["spec"].get("nodeName") or "", "?") for p in _backend_pods(state)])
             zone = _busiest(counts, zones) or "?"
         nodes = [n["metadata"]["name"] for n in state["nodes"]
                  if state["zones"][n["metadata"]["name"]] == zone and schedulable(n)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import OpsError
-from .scenario import Check
+from .scenario import Check, Scenario
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
@@ -39,16 +39,15 @@ def test_failover_quota(env: Environment) -> Check:
     return Check("TestFailover quota", "ok", f"{len(used)} of {quota} TestFailover calls used in the last 24 h")
 
 
-def required_actions(env: Environment, scenario: Any) -> list[str]:
-    actions_for = getattr(scenario, "aws_actions_for", None)  # actions that depend on the environment's set-up
-    actions = list(actions_for(env) if actions_for else getattr(scenario, "aws_actions", ()))
+def required_actions(env: Environment, scenario: Scenario) -> list[str]:
+    actions = list(scenario.aws_actions_for(env))
     actions += PUBLISH_ACTIONS + COMMON_ACTIONS
     if env.settings.section("aws").get("sns_topic_arn"):
         actions.append("sns:Publish")
     return sorted(set(actions))
 
 
-def permissions(env: Environment, scenario: Any) -> Check:
+def permissions(env: Environment, scenario: Scenario) -> Check:
     """IAM policy simulation of the caller for every action the scenario needs."""
     from botocore.exceptions import BotoCoreError, ClientError
     from botocore.parsers import ResponseParserError
@@ -88,20 +87,16 @@ def resource_arns(env: Environment, caller_arn: str) -> dict[str, str]:
     partition, account = parts[1], parts[4]
     region = env.env.region or "us-east-1"
     project = env.settings.project
-    table = str(env.settings.section("aws").get("lock_table") or "spywatcher-ops-locks")
+    from ..backends.aws.lock import lock_table
+
     return {
-        "dynamodb": f"arn:{partition}:dynamodb:{region}:{account}:table/{table}",
+        "dynamodb": f"arn:{partition}:dynamodb:{region}:{account}:table/{lock_table(env.settings.section('aws'))}",
         "eks": f"arn:{partition}:eks:{region}:{account}:cluster/{env.env.resource(project, 'eks')}",
-        "secretsmanager": _secret_arn(env, f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
-                                           f"{env.env.resource(project, 'db-credentials')}"),
+        # The real ARN ends in 6 random characters that only reading the secret (a password)
+        # would tell; a policy scoped with the usual `...-credentials-*` pattern matches this one.
+        "secretsmanager": (f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+                           f"{env.env.resource(project, 'db-credentials')}-AbCdEf"),
     }
-
-
-def _secret_arn(env: Environment, prefix: str) -> str:
-    """A stand-in for the credentials secret's ARN: the real one ends in 6 random characters
-    that only reading the secret would tell, and a preflight must not read a password.
-    A policy scoped with the usual `...-credentials-*` pattern matches it."""
-    return f"{prefix}-AbCdEf"
 
 
 def _by_service(actions: list[str]) -> list[tuple[str, list[str]]]:

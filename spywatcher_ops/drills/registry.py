@@ -45,16 +45,17 @@ def load(extra_modules: Iterable[str] = ()) -> dict[str, Scenario]:
     return dict(_REGISTRY)  # registration order: the default suite runs in this order
 
 
-def get(name: str, kind: str, extra_modules: Iterable[str] = ()) -> Scenario:
+def get(name: str, kind: str, extra_modules: Iterable[str] = (), *, source: str = "--scenario") -> Scenario:
+    """`source`: where the name came from, for the error (a flag, or a config key)."""
     scenarios = load(extra_modules)
     if name not in scenarios:
-        raise BadInput(f"--scenario {name}: unknown scenario; known: {', '.join(scenarios)}")
+        raise BadInput(f"{source} {name}: unknown scenario; known: {', '.join(scenarios)}")
     scenario = scenarios[name]
     if kind not in scenario.kinds:
         supported = ", ".join(n for n, s in scenarios.items() if kind in s.kinds)
         why = scenario.unsupported.get(kind) or f"not supported on {kind} environments"
         raise BadInput(
-            f"--scenario {name}: {why} (it runs on {', '.join(scenario.kinds)} environments); "
+            f"{source} {name}: {why} (it runs on {', '.join(scenario.kinds)} environments); "
             f"for {kind}: {supported}"
         )
     return scenario
@@ -67,8 +68,6 @@ def default_suite(env: Any, extra_modules: Iterable[str] = ()) -> list[Scenario]
     if configured:
         if isinstance(configured, str):
             configured = [n.strip() for n in configured.split(",") if n.strip()]
-        try:
-            return [get(str(n), env.kind, extra_modules) for n in configured]
-        except BadInput as exc:  # say where the name came from: config, not a flag
-            raise BadInput(exc.message.replace("--scenario", f"environments.{env.name}.drill_suite:", 1)) from None
+        return [get(str(n), env.kind, extra_modules, source=f"environments.{env.name}.drill_suite:")
+                for n in configured]
     return [s for s in load(extra_modules).values() if s.in_default_suite(env)]

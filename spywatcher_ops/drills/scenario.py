@@ -180,11 +180,13 @@ class Scenario:
     rpo_key: str | None = "database"  # key in ops.targets.rpo (None: RPO not judged)
     kinds: tuple[str, ...] = ("sandbox", "aws")  # environment kinds that support it
     default_for: tuple[str, ...] = ()  # kinds whose default suite includes it
+    default_needs: str | None = None  # a setting it needs to be in the default suite (shown by dr.scenarios)
     unsupported: dict[str, str] = {}  # kind -> why it cannot run there, for the error message
     # --param keys it reads -> what is accepted; `check_params` validates them before anything runs
     params: dict[str, str] = {}
     probes: tuple[str, ...] = ("db-write", "db-read")
     judged_by: tuple[str, ...] = ("db-write",)  # probes whose recovery is the RTO
+    aws_actions: tuple[str, ...] = ()  # IAM actions it calls on aws (the preflight simulates them)
     timeout_s = 120.0  # hard timeout after the fault, per environment kind below
     timeout_aws_s = 1800.0
 
@@ -196,6 +198,10 @@ class Scenario:
     def check_params(self, params: dict[str, str]) -> None:
         """Raise BadInput for a value of one of self.params that can never work (no environment needed).
         Unknown keys are checked by the caller, across the whole suite."""
+
+    def aws_actions_for(self, env: Environment) -> tuple[str, ...]:
+        """The IAM actions on this environment (some depend on its set-up)."""
+        return self.aws_actions
 
     def in_default_suite(self, env: Environment) -> bool:
         """Whether `inv dr.drill` without --scenario runs it on `env`."""

@@ -258,8 +258,8 @@ def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
         rto_k, rpo_k = target_key(s.targets.rto, sc.rto_key), target_key(s.targets.rpo, sc.rpo_key)
         rto = f"RTO {rto_k} {_fmt(s.targets.rto.get(rto_k))}" if rto_k else "RTO not judged"
         rpo = f"RPO {rpo_k} {_fmt(s.targets.rpo.get(rpo_k))}" if rpo_k else "RPO not judged"
-        suites = (", ".join(sc.default_for) or "-") + (f" (when {sc.default_needs} is set)" if sc.default_for and
-                                                        getattr(sc, "default_needs", None) else "")
+        suites = (", ".join(sc.default_for) or "-") + (
+            f" (when {sc.default_needs} is set)" if sc.default_for and sc.default_needs else "")
         rows.append([name, sc.injects, f"{rto}; {rpo}", ", ".join(sc.kinds), suites])
         data.append({**sc.describe(), "rto_target_s": s.targets.rto.get(rto_k) if rto_k else None,
                      "rpo_target_s": s.targets.rpo.get(rpo_k) if rpo_k else None, "default_suite_for": list(sc.default_for)})

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import Locked, NotReady
 
+DEFAULT_TABLE = "spywatcher-ops-locks"
+
 if TYPE_CHECKING:
     from ...core.environment import Environment
 
@@ -31,12 +33,17 @@ CREATE_HINT = (
 )
 
 
+def lock_table(aws_settings: dict[str, Any]) -> str:
+    """The DynamoDB table of the environment locks (ops.aws.lock_table)."""
+    return str(aws_settings.get("lock_table") or DEFAULT_TABLE)
+
+
 class DynamoLock:
     def __init__(self, environment: Environment, clients: Any) -> None:
         aws = environment.settings.section("aws")
         self.environment = environment
         self.clients = clients
-        self.table = str(aws.get("lock_table") or "spywatcher-ops-locks")
+        self.table = lock_table(aws)
         self.ttl = float(aws.get("lock_ttl_seconds", 900))
         self.lock_id = environment.name
 
