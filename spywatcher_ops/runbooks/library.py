@@ -1,5 +1,6 @@
-"""Where runbooks live: the shipped `library/` folder plus any extra folders
-(`ops.runbooks.paths` in config, `--path` on the command line)."""
+"""Where runbooks live: the shipped collection in `runbooks/` at the top of the
+repository (next to `tasks.py`, where people browse them) plus any extra
+folders (`ops.runbooks.paths` in config, `--path` on the command line)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from ..core.errors import BadInput
 from .model import Runbook, load_file
 
-SHIPPED = Path(__file__).resolve().parent / "library"
+SHIPPED = Path(__file__).resolve().parents[2] / "runbooks"
 # Files in a runbook folder that are about runbooks, not runbooks.
 NOT_RUNBOOKS = {"README.md", "FORMAT.md"}
 

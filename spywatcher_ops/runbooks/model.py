@@ -1,6 +1,6 @@
 """A runbook file -> a Runbook: front matter, numbered steps, runnable blocks.
 
-The Markdown is the single source. Format (see runbooks/library/README.md):
+The Markdown is the single source. Format (see runbooks/README.md):
 
     ---
     title: Database unavailable
