@@ -10,6 +10,7 @@ from spywatcher_ops.backends.sandbox import tasks as sandbox
 from spywatcher_ops.cluster import app_tasks as app
 from spywatcher_ops.cluster import cluster_tasks as cluster
 from spywatcher_ops.drills import tasks as dr
+from spywatcher_ops.maintenance import tasks as maint
 from spywatcher_ops.oncall import tasks as oncall
 from spywatcher_ops.recovery import cache_tasks as cache
 from spywatcher_ops.recovery import tasks as db
@@ -24,3 +25,4 @@ ns.add_collection(Collection.from_module(runbook), name="runbook")
 ns.add_collection(Collection.from_module(app), name="app")
 ns.add_collection(Collection.from_module(cluster), name="cluster")
 ns.add_task(oncall.oncall)  # top level: the first command after a page
+ns.add_collection(Collection.from_module(maint), name="maint")

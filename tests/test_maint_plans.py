@@ -1,0 +1,130 @@
+"""Maintenance plans are files: every problem is named with its file, line and what is accepted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spywatcher_ops.core.errors import BadInput
+from spywatcher_ops.maintenance import plans
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = {"sandbox": "sandbox", "staging": "aws", "production": "aws"}
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return [str(p) for p in plans.parse(text, path, KINDS)[1]]
+
+
+def test_the_shipped_plans_are_valid() -> None:
+    files, problems = plans.check_all(KINDS)
+    assert [p.name for p in files] == ["sunday.yaml"]
+    assert problems == []
+    plan = plans.load("sunday", KINDS)
+    sandbox = plan.for_env("sandbox")
+    assert [s.step for s in sandbox.steps] == ["db-housekeeping", "db-engine", "cache-restart", "tls-renew"]
+    assert sandbox.steps[0].settings["dead_tuples_min"] == 1000
+    assert sandbox.steps[0].settings["lock_timeout_ms"] == 2000  # defaults filled in
+    assert sandbox.window == "always"
+
+
+def test_unknown_step_names_line_and_accepted(tmp_path: Path) -> None:
+    text = "environments:\n  sandbox:\n    steps:\n      - step: db-housekeeping\n      - step: reboot-everything\n"
+    assert _problems(tmp_path, text) == [
+        "maintenance/p.yaml:5: environments.sandbox.steps[2]: unknown step 'reboot-everything'; "
+        "accepted: db-housekeeping, db-engine, cache-restart, tls-renew"
+    ]
+
+
+def test_bad_setting_and_unknown_setting(tmp_path: Path) -> None:
+    text = (
+        "environments:\n  sandbox:\n    steps:\n      - step: db-housekeeping\n        dead_ratio_min: 3\n"
+        "        lock_timeout: 5\n"
+    )
+    problems = _problems(tmp_path, text)
+    assert problems[0].startswith(
+        "maintenance/p.yaml:5: environments.sandbox.steps[1]: db-housekeeping.dead_ratio_min 3: above 1;"
+    )
+    assert problems[1].startswith(
+        "maintenance/p.yaml:6: environments.sandbox.steps[1]: step db-housekeeping "
+        "has no setting 'lock_timeout'; accepted: dead_tuples_min,"
+    )
+
+
+def test_step_the_environment_kind_cannot_do(tmp_path: Path) -> None:
+    text = "environments:\n  staging:\n    steps:\n      - db-housekeeping\n      - cache-restart\n"
+    assert _problems(tmp_path, text) == [
+        "maintenance/p.yaml:5: environments.staging.steps[2]: step cache-restart cannot run on a aws "
+        "environment (staging); it runs on: sandbox"
+    ]
+
+
+def test_yaml_that_does_not_parse_names_the_line(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "environments:\n  sandbox:\n    steps: [db-housekeeping\n  oops: 1\n")
+    assert len(problems) == 1 and problems[0].startswith("maintenance/p.yaml:4: not valid YAML")
+
+
+def test_unknown_environment_and_keys(tmp_path: Path) -> None:
+    text = (
+        "max_errors: -1\nenvironments:\n  qa:\n    steps: []\n  sandbox:\n    windw: always\n    steps: []\n"
+    )
+    assert _problems(tmp_path, text) == [
+        "maintenance/p.yaml:1: max_errors -1: use a whole number >= 0, e.g. 0",
+        "maintenance/p.yaml:3: unknown environment 'qa'; known: production, sandbox, staging",
+        "maintenance/p.yaml:6: environments.sandbox: unknown key 'windw'; accepted: window, max_errors, steps",
+    ]
+
+
+def test_load_raises_the_first_problem_and_unknown_plan(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("environments:\n  sandbox:\n    steps: [nope, nope2]\n")
+    with pytest.raises(BadInput, match=r"maintenance/bad.yaml:3: .*unknown step 'nope'.*and 1 more"):
+        plans.load("bad", KINDS, tmp_path)
+    with pytest.raises(BadInput, match="--plan weekly: no such plan in .*; known: bad"):
+        plans.load("weekly", KINDS, tmp_path)
+
+
+def _inv(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+
+
+def test_maint_check_and_window_through_inv(tmp_path: Path) -> None:
+    done = _inv("maint.check")
+    assert done.returncode == 0, done.stderr
+    assert "OK maintenance/sunday.yaml" in done.stdout
+    done = _inv("maint.window", "--env", "production", "--json")
+    assert done.returncode == 0, done.stderr
+    import json
+
+    data = json.loads(done.stdout)
+    assert data["start"].endswith("T02:00:00.000Z") and data["cutoff"].endswith("T03:45:00.000Z")
+    assert data["timezone"] == "UTC" and "inside_now" in data
+    done = _inv("maint.window", "--plan", "nightly")
+    assert done.returncode == 2 and "--plan nightly: no such plan" in done.stderr
+
+
+def test_maint_check_exit_2_with_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text("environments:\n  sandbox:\n    steps: [db-housekeeping]\n")
+    (tmp_path / "bad.yaml").write_text(
+        "environments:\n  sandbox:\n    steps:\n      - step: db-housekeeping\n"
+        "        dead_tuples_min: lots\n"
+    )
+    done = _inv("maint.check", INVOKE_OPS_MAINTENANCE_PLANS_DIR=str(tmp_path))
+    assert done.returncode == 2
+    assert (
+        "error: maintenance/bad.yaml:5: environments.sandbox.steps[1]: db-housekeeping.dead_tuples_min "
+        "'lots': not a whole number;"
+    ) in done.stderr
+    assert "OK maintenance/ok.yaml" not in done.stdout  # nothing claims OK when a plan is bad
