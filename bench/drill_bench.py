@@ -53,10 +53,10 @@ def cli_suite(state_dir: Path) -> tuple[float, int, str]:
 
 def ours(env) -> tuple[float | None, float]:
     """One db-failover drill: its measured RTO and the probes' CPU share of one core."""
-    from spywatcher_ops.drills import report
-    from spywatcher_ops.drills.registry import get
+    from spywatcher_ops.drills.reporting import report
     from spywatcher_ops.drills.runner import run_scenario
     from spywatcher_ops.drills.scenario import DrillOptions
+    from spywatcher_ops.drills.scenarios.registry import get
 
     run = run_scenario(env, get("db-failover", "sandbox"), DrillOptions())
     rep = report.build(run.records)

@@ -8,10 +8,12 @@ import pytest
 from fixtures_kube import ENV_NAME
 
 from spywatcher_ops.core.errors import BadInput, Refused
-from spywatcher_ops.drills import app_scenarios, registry, report
 from spywatcher_ops.drills.measure import Stability
 from spywatcher_ops.drills.probes import Cadence
+from spywatcher_ops.drills.reporting import report
 from spywatcher_ops.drills.scenario import DrillOptions
+from spywatcher_ops.drills.scenarios import application as app_scenarios
+from spywatcher_ops.drills.scenarios import registry
 
 NODES = ["ip-10-0-1-10.ec2.internal", "ip-10-0-2-10.ec2.internal", "ip-10-0-3-10.ec2.internal"]
 

@@ -14,9 +14,10 @@ from botocore.stub import Stubber
 from fixtures_aws import APP_PASSWORD, APP_USER, REGION, SECRET, STAGING_DB, aws_env, stub_iam_simulation
 
 from spywatcher_ops.drills import aws as drill_aws
-from spywatcher_ops.drills import report, suite
-from spywatcher_ops.drills.registry import get
+from spywatcher_ops.drills import suite
+from spywatcher_ops.drills.reporting import report
 from spywatcher_ops.drills.scenario import DrillOptions
+from spywatcher_ops.drills.scenarios.registry import get
 
 CALLER = "arn:aws:iam::123456789012:user/moto"
 
@@ -290,7 +291,7 @@ def test_the_shipped_iam_policy_allows_every_action_a_drill_checks_for(ops_confi
     """deploy/iam/drills-policy.json is what the preflight's 'denied' hint points at: it must cover them all."""
     from conftest import ROOT
 
-    from spywatcher_ops.drills.registry import load
+    from spywatcher_ops.drills.scenarios.registry import load
 
     policy = json.loads((ROOT / "deploy" / "iam" / "drills-policy.json").read_text())
     allowed = {a for st in policy["Statement"] if st["Effect"] == "Allow" for a in st["Action"]}

@@ -24,10 +24,11 @@ from botocore.stub import ANY, Stubber
 from fixtures_aws import aws_env, stub_iam_simulation
 from test_cache_aws import GROUP, moto_group, swapped
 
-from spywatcher_ops.drills import report, suite
+from spywatcher_ops.drills import suite
 from spywatcher_ops.drills.aws import required_actions
-from spywatcher_ops.drills.registry import get
+from spywatcher_ops.drills.reporting import report
 from spywatcher_ops.drills.scenario import DrillOptions
+from spywatcher_ops.drills.scenarios.registry import get
 
 OUTAGE_S = 1.0
 

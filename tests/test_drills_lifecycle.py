@@ -17,9 +17,10 @@ from spywatcher_ops.core.config import load
 from spywatcher_ops.core.environment import build
 from spywatcher_ops.core.errors import NotReady, RolledBack, TargetMissed
 from spywatcher_ops.core.journal import read
-from spywatcher_ops.drills import history, suite
+from spywatcher_ops.drills import suite
 from spywatcher_ops.drills.measure import Stability, Write
 from spywatcher_ops.drills.probes import Anchor, Cadence, ProbeThread, WriteLedger
+from spywatcher_ops.drills.reporting import history
 from spywatcher_ops.drills.runner import mark_fault, run_scenario
 from spywatcher_ops.drills.scenario import DrillOptions, Scenario
 

@@ -7,9 +7,7 @@ import re
 
 import pytest
 
-from spywatcher_ops.drills import history, report
 from spywatcher_ops.drills.cleanup import leftovers
-from spywatcher_ops.drills.htmlpage import to_html
 from spywatcher_ops.drills.measure import (
     Attempt,
     Stability,
@@ -21,6 +19,8 @@ from spywatcher_ops.drills.measure import (
     restore_check,
     verdict,
 )
+from spywatcher_ops.drills.reporting import history, report
+from spywatcher_ops.drills.reporting.htmlpage import to_html
 
 RULE = Stability(stable_count=3, stable_s=0.0, slow_s=0.5)
 

@@ -16,11 +16,11 @@ import pytest
 from fixtures_sandbox import sandbox_environment, server_pids_under
 
 from spywatcher_ops.core.journal import read
-from spywatcher_ops.drills import report
 from spywatcher_ops.drills.cleanup import process_state
-from spywatcher_ops.drills.registry import get
+from spywatcher_ops.drills.reporting import report
 from spywatcher_ops.drills.runner import run_scenario
 from spywatcher_ops.drills.scenario import DrillOptions
+from spywatcher_ops.drills.scenarios.registry import get
 
 ROOT = Path(__file__).resolve().parents[1]
 

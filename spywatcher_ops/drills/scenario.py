@@ -6,11 +6,11 @@ state -> `inject` -> wait for recovery or the hard timeout -> `rollback`
 (always) -> steady-state re-check -> report. A scenario only implements the
 parts that differ; `Scenario` gives defaults for the rest.
 
-Adding a scenario from another module (e.g. the application scenarios
-app-pod-loss, node-loss, zone-loss):
+Adding a scenario in a module of its own (the built-in ones live in
+drills/scenarios/, one module per family):
 
-    # spywatcher_ops/cluster/drill_scenarios.py
-    from spywatcher_ops.drills.registry import register
+    # my_package/my_scenarios.py
+    from spywatcher_ops.drills.scenarios.registry import register
     from spywatcher_ops.drills.scenario import Scenario, Fault
 
     @register

@@ -13,9 +13,9 @@ from ..core.errors import NotReady, OpsError, RolledBack, TargetMissed
 from ..core.journal import read
 from ..core.plan import Plan
 from ..core.ports import Progress, no_progress
-from . import history, report
 from .cleanup import clean_up
 from .preflight import preflight
+from .reporting import history, report
 from .runner import DrillRun, run_scenario, targets_for
 from .scenario import Check, DrillOptions, Scenario
 

@@ -53,7 +53,7 @@ def _options(timeout: int, keep: bool, param: list[str] | None, stable: int) -> 
 
 
 def _scenarios(e: Any, scenario: str | None) -> list[Any]:
-    from spywatcher_ops.drills import registry
+    from spywatcher_ops.drills.scenarios import registry
 
     extra = (e.settings.section("drills").get("scenario_modules") or [])
     if scenario:
@@ -94,7 +94,8 @@ def _writable_dir(folder: Path, flag: str) -> Path:
 
 
 def _fmt(value: float | None) -> str:
-    from spywatcher_ops.drills.report import fmt_seconds  # one format for the scorecard and the reports
+    # one format for the scorecard and the reports
+    from spywatcher_ops.drills.reporting.report import fmt_seconds
 
     return fmt_seconds(value)
 
@@ -244,8 +245,8 @@ def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
 
     Example: inv dr.scenarios --env staging
     """
-    from spywatcher_ops.drills import registry
     from spywatcher_ops.drills.runner import target_key
+    from spywatcher_ops.drills.scenarios import registry
 
     out = console(json)
     s = settings(c)
@@ -336,7 +337,7 @@ def history(c: Context, scenario: str | None = None, env: str | None = None, las
 
     Example: inv dr.history --scenario db-failover
     """
-    from spywatcher_ops.drills import history as hist
+    from spywatcher_ops.drills.reporting import history as hist
 
     if last < 1:
         raise BadInput(f"--last {last}: use 1 or more, e.g. 10")
@@ -345,7 +346,7 @@ def history(c: Context, scenario: str | None = None, env: str | None = None, las
     if env is not None:
         s.env(env)  # an unknown name is bad input listing the known ones
     if scenario is not None:
-        from spywatcher_ops.drills import registry
+        from spywatcher_ops.drills.scenarios import registry
 
         known = registry.load(s.section("drills").get("scenario_modules") or [])
         if scenario not in known:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .measure import percentile
+from ..measure import percentile
 
 METRICS = ("rto_s", "rpo_s", "lost_writes")
 # A run regresses when a metric is worse than REGRESSION_FACTOR x the median of the

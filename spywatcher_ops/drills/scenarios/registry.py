@@ -4,7 +4,7 @@
 add more (`ops.drills.scenario_modules: [package.module]`). A module listed
 here that does not exist yet is skipped (another team may list theirs before
 it lands); any other import error is raised, not hidden.
-See scenario.py for how to write one.
+See drills/scenario.py for how to write one.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import importlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from ..core.errors import BadInput
-from .scenario import Scenario
+from ...core.errors import BadInput
+from ..scenario import Scenario
 
-SCENARIO_MODULES: list[str] = [
-    "spywatcher_ops.drills.scenarios",  # db-failover, cache-failover, pitr-restore, snapshot-restore, ...
-    "spywatcher_ops.drills.app_scenarios",  # application scenarios on EKS (app-pod-loss, node-loss, zone-loss)
+SCENARIO_MODULES: list[str] = [  # one module per family; the default suite runs in this order
+    "spywatcher_ops.drills.scenarios.database",  # db-failover
+    "spywatcher_ops.drills.scenarios.cache",  # cache-failover
+    "spywatcher_ops.drills.scenarios.proofs",  # pitr-restore, snapshot-restore, db-stall, db-async-loss
+    "spywatcher_ops.drills.scenarios.application",  # on EKS: app-pod-loss, node-loss, zone-loss
 ]
 
 _REGISTRY: dict[str, Scenario] = {}

@@ -29,19 +29,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..cluster.deployments import SHORT_NAMES
-from ..core.errors import BadInput, NotReady, OpsError, Refused, TimedOut
-from ..core.plan import Plan
-from ..core.ports import ProviderEvent
-from .cleanup import undo_handler
-from .http_probe import HttpHealthProbe, health_url
-from .probes import Anchor, Cadence, ProbeThread
+from ...cluster.deployments import SHORT_NAMES
+from ...core.errors import BadInput, NotReady, OpsError, Refused, TimedOut
+from ...core.plan import Plan
+from ...core.ports import ProviderEvent
+from ..cleanup import undo_handler
+from ..http_probe import HttpHealthProbe, health_url
+from ..probes import Anchor, Cadence, ProbeThread
+from ..runner import failover_measure, mark_fault
+from ..scenario import Check, DrillContext, DrillOptions, Fault, Measured, Scenario
 from .registry import register
-from .runner import failover_measure, mark_fault
-from .scenario import Check, DrillContext, DrillOptions, Fault, Measured, Scenario
 
 if TYPE_CHECKING:
-    from ..core.environment import Environment
+    from ...core.environment import Environment
 
 Obj = dict[str, Any]
 DEFAULT_TOLERATION_S = 300  # what Kubernetes adds to every pod without its own
@@ -82,7 +82,7 @@ class DeploymentsReadyProbe(ProbeThread):
 
 def _app_state(env: Environment) -> Obj:
     """Deployments, their pods, nodes and PDBs, read once."""
-    from ..backends.kube import ZONE_LABEL
+    from ...backends.kube import ZONE_LABEL
 
     cluster = env.cluster
     kube = cluster.kube
@@ -94,7 +94,7 @@ def _app_state(env: Environment) -> Obj:
 
 
 def _pods_of(dep: Obj, pods: list[Obj]) -> list[Obj]:
-    from ..backends.kube import matches
+    from ...backends.kube import matches
 
     match = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     return [p for p in pods if matches(p["metadata"].get("labels") or {}, match)]
@@ -140,7 +140,7 @@ def _share(raw: Any) -> float:
 
 def _drain_checks(env: Environment, nodes: list[str]) -> list[Check]:
     """What cluster.drain refuses, checked before the drill touches anything: one failed check per blocker."""
-    from ..cluster.nodes import drain_blockers, evictable
+    from ...cluster.nodes import drain_blockers, evictable
 
     kube = env.cluster.kube
     blockers = drain_blockers(kube, evictable(kube, nodes)[0])
@@ -235,7 +235,7 @@ class AppScenario(Scenario):
                 out.append(Check(f"{short} node spread", "warn", f"all {len(pods)} pods on one node: losing it takes {short} down",
                                  hint="add pod anti-affinity or a topologySpreadConstraint on kubernetes.io/hostname"))
         if "pdb" in self.predicts:
-            from ..backends.kube import pdb_for
+            from ...backends.kube import pdb_for
 
             covering = pdb_for(pods[0], state["pdbs"]) if pods else []
             if not covering:
@@ -313,7 +313,7 @@ class AppScenario(Scenario):
         return measured
 
     def provider_events(self, ctx: DrillContext, since: datetime) -> list[ProviderEvent]:
-        from ..cluster.deployments import _event_time
+        from ...cluster.deployments import _event_time
 
         out = []
         for e in ctx.env.cluster.kube.events(warnings_only=False):
@@ -339,8 +339,8 @@ class AppScenario(Scenario):
 
     # shared by node-loss and zone-loss -----------------------------------------
     def _drain(self, ctx: DrillContext, nodes: list[str], description: str, **details: Any) -> Fault:
-        from ..cluster.nodes import Evictions, pods_gone, pods_to_evict
-        from ..core.waiting import wait_for
+        from ...cluster.nodes import Evictions, pods_gone, pods_to_evict
+        from ...core.waiting import wait_for
 
         kube = ctx.env.cluster.kube
         # only nodes we cordon are uncordoned afterwards; one cordoned before stays so
@@ -379,7 +379,7 @@ def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> tuple[
     """Uncordon the nodes this drill (`by`) cordoned. A node that is gone (autoscaler) counts
     as done; one without our mark (cordoned since by someone else, or never by us) is left
     alone. Returns (one line, node -> uncordoned | gone | left alone)."""
-    from ..backends.kube import CORDONED_BY, KubeError
+    from ...backends.kube import CORDONED_BY, KubeError
 
     kube = env.cluster.kube
     done, gone, kept = [], [], []
@@ -459,7 +459,7 @@ class NodeLoss(AppScenario):
     params = {"node": "a node name (default: the node with most backend pods)"}
 
     def _node(self, env: Environment, options: DrillOptions, state: Obj | None = None) -> str:
-        from ..backends.kube import schedulable
+        from ...backends.kube import schedulable
 
         state = state or _app_state(env)
         names = [n["metadata"]["name"] for n in state["nodes"]]
@@ -475,7 +475,7 @@ class NodeLoss(AppScenario):
         return choice
 
     def _scenario_checks(self, env: Environment, state: Obj, options: DrillOptions) -> list[Check]:
-        from ..backends.kube import schedulable
+        from ...backends.kube import schedulable
 
         node = self._node(env, options, state)
         others = [n for n in state["nodes"] if schedulable(n) and n["metadata"]["name"] != node]
@@ -486,7 +486,7 @@ class NodeLoss(AppScenario):
                 *_drain_checks(env, [node])]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        from ..cluster.nodes import plan_drain
+        from ...cluster.nodes import plan_drain
 
         node = self._node(env, options)
         drain_plan, _, _ = plan_drain(env, node)
@@ -507,7 +507,7 @@ class ZoneLoss(AppScenario):
     params = {"zone": "a zone name (default: the zone with most backend pods)"}
 
     def _zone(self, env: Environment, options: DrillOptions, state: Obj) -> tuple[str, list[str]]:
-        from ..backends.kube import schedulable
+        from ...backends.kube import schedulable
 
         zones = sorted(set(state["zones"].values()))
         wanted = options.params.get("zone")
@@ -523,7 +523,7 @@ class ZoneLoss(AppScenario):
         return zone, nodes
 
     def _scenario_checks(self, env: Environment, state: Obj, options: DrillOptions) -> list[Check]:
-        from ..backends.kube import schedulable
+        from ...backends.kube import schedulable
 
         zone, nodes = self._zone(env, options, state)
         others = [n for n in state["nodes"] if schedulable(n) and state["zones"][n["metadata"]["name"]] != zone]
@@ -536,7 +536,7 @@ class ZoneLoss(AppScenario):
                 *_drain_checks(env, nodes)]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        from ..cluster.nodes import drain_blockers, evictable
+        from ...cluster.nodes import drain_blockers, evictable
 
         state = _app_state(env)
         zone, nodes = self._zone(env, options, state)

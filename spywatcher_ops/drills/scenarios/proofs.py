@@ -1,13 +1,11 @@
-"""The built-in drill scenarios: the database and cache ones, on both backends.
+"""Proofs: restores that prove the backups, and scenarios that prove the measurement.
 
-| scenario       | injects                                                    | judged by         |
-|----------------|------------------------------------------------------------|-------------------|
-| db-failover    | sandbox: SIGKILL primary + promote; RDS: reboot ForceFailover | RTO/RPO database |
-| cache-failover | sandbox: SIGKILL Redis primary, sentinels promote; ElastiCache TestFailover | RTO/RPO cache (else application) |
-| pitr-restore   | marks a corruption instant, restores to just before it into a new instance | RTO/RPO database |
-| snapshot-restore | restores the newest snapshot into a new instance         | RTO database, RPO snapshot (falls back to database) |
-| db-stall       | SIGSTOP every primary process for --param stall_s (3 s)    | RTO database      |
-| db-async-loss  | stops WAL receipt on the standby, lets N writes through, kills the primary | RPO database |
+| scenario         | injects                                                           | judged by                    |
+|------------------|-------------------------------------------------------------------|------------------------------|
+| pitr-restore     | marks a corruption instant, restores to just before it into a new instance | RTO/RPO database    |
+| snapshot-restore | restores the newest snapshot into a new instance                  | RTO database, RPO snapshot (falls back to database) |
+| db-stall         | SIGSTOP every primary process for --param stall_s (3 s)           | RTO database                 |
+| db-async-loss    | stops WAL receipt on the standby, lets N writes through, kills the primary | RPO database        |
 
 db-stall and db-async-loss exist to prove the measurement itself (an outage
 and a loss of known size); they are not in the default suite.
@@ -21,125 +19,28 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadInput, NotReady, OperationFailed
-from ..core.plan import Plan, Step
-from . import measure
-from .cleanup import process_start_time
-from .preflight import backups_enabled, cache_replica, standby_ready
-from .probes import ensure_drill_table, read_surviving
+from ...core.errors import BadInput, NotReady, OperationFailed
+from ...core.plan import Plan, Step
+from .. import measure
+from ..cleanup import process_start_time
+from ..preflight import backups_enabled, standby_ready
+from ..probes import read_surviving
+from ..runner import mark_fault, targets_for
+from ..scenario import Check, DrillContext, DrillOptions, Fault, Measured
+from .database import DbScenario
 from .registry import register
-from .runner import mark_fault, targets_for
-from .scenario import Check, DrillContext, DrillOptions, Fault, Measured, Scenario
 
 if TYPE_CHECKING:
-    from ..core.environment import Environment
+    from ...core.environment import Environment
 
 
 def _targets(env: Environment) -> tuple[dict[str, float], dict[str, float]]:
     return env.settings.targets.rto, env.settings.targets.rpo
 
 
-def _at_provider_fault(ctx: DrillContext, fault: Fault, events: list[Any]) -> None:
-    """Move the fault instant from "we asked" to "it happened" when the provider
-    reports the instant (the sandbox's `fault` event: the SIGKILL itself)."""
-    killed = [e.at.timestamp() for e in events if e.code == "fault"]
-    if killed and fault.at <= killed[0] <= (fault.done_at or ctx.now()):
-        fault.details["requested_at"] = fault.at
-        fault.at = killed[0]
-        ctx.step("fault", "injected", t=fault.at, description=fault.description, **fault.details)
-
-
-class _DbScenario(Scenario):
-    part = "database"
-    rto_key = "database"
-    rpo_key = "database"
-
-    def setup(self, ctx: DrillContext) -> None:
-        ensure_drill_table(ctx.env.database.connection(), ctx.options.cadence)
-        ctx.undo("drill-rows", run_id=ctx.run_id)
-
-
-@register
-class DbFailover(_DbScenario):
-    name = "db-failover"
-    injects = "sandbox: SIGKILL the primary, promote the standby, rebuild; aws: RDS reboot with ForceFailover"
-    kinds = ("sandbox", "aws")
-    default_for = ("sandbox", "aws")
-    probes = ("db-write", "db-read")
-    judged_by = ("db-write", "db-read")
-    timeout_s = 60.0
-    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:DescribeEvents",
-                                    "secretsmanager:GetSecretValue")  # the probes' credentials
-
-    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
-        return [standby_ready(env)]
-
-    def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        return env.database.plan_failover()
-
-    def inject(self, ctx: DrillContext) -> Fault:
-        db = ctx.env.database
-        plan = db.plan_failover()
-        fault = mark_fault(ctx, plan.title)
-        result = db.failover(plan, progress=ctx.progress)
-        fault.done_at = ctx.now()
-        _at_provider_fault(ctx, fault, result.events)
-        fault.details.update(old_primary=result.old_primary, new_primary=result.new_primary)
-        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
-                 started=result.started, finished=result.finished)
-        return fault
-
-    def recheck(self, env: Environment) -> list[Check]:
-        # the sandbox rebuilds its standby in seconds; RDS reports "available" again within minutes
-        return [standby_ready(env, deadline_s=30.0 if env.kind == "sandbox" else 600.0)]
-
-
-@register
-class CacheFailover(Scenario):
-    name = "cache-failover"
-    injects = "sandbox: SIGKILL the Redis primary, the sentinels promote the replica; aws: ElastiCache TestFailover"
-    part = "cache"
-    rto_key = "cache"
-    rpo_key = "cache"
-    kinds = ("sandbox", "aws")
-    default_for = ("sandbox", "aws")
-    probes = ("cache-write", "cache-read")
-    judged_by = ("cache-write", "cache-read")
-    timeout_s = 60.0
-    aws_actions: tuple[str, ...] = ("elasticache:DescribeReplicationGroups", "elasticache:DescribeCacheClusters",
-                                    "elasticache:TestFailover", "elasticache:DescribeEvents")
-
-    def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
-        checks = [cache_replica(env)]
-        if env.kind == "aws":
-            from .aws import test_failover_quota
-
-            checks.append(test_failover_quota(env))
-        return checks
-
-    def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        return env.cache.plan_failover()
-
-    def setup(self, ctx: DrillContext) -> None:
-        from .probes import CACHE_KEY_PREFIX
-
-        ctx.undo("cache-key", key=CACHE_KEY_PREFIX + ctx.run_id)
-
-    def inject(self, ctx: DrillContext) -> Fault:
-        cache = ctx.env.cache
-        plan = cache.plan_failover()
-        fault = mark_fault(ctx, plan.title)
-        result = cache.failover(plan, progress=ctx.progress)
-        fault.done_at = ctx.now()
-        _at_provider_fault(ctx, fault, result.events)
-        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
-                 started=result.started, finished=result.finished)
-        return fault
-
-
 # restores ---------------------------------------------------------------------
 
-class _RestoreScenario(_DbScenario):
+class _RestoreScenario(DbScenario):
     probes = ("db-write",)
     judged_by = ()  # RTO is restore + verification, not a probe's recovery
     timeout_s = 300.0
@@ -192,7 +93,7 @@ class _RestoreScenario(_DbScenario):
             ctx.step("kept", "ok", instance=new_id, detail="--keep: the restored instance stays")
             ctx.undone(undo_id, f"kept {new_id} (--keep)")
             return
-        from .cleanup import _delete_instance
+        from ..cleanup import _delete_instance
 
         detail = _delete_instance(ctx.env, {"instance": new_id})
         ctx.undone(undo_id, detail)
@@ -369,7 +270,7 @@ def _db(env: Environment) -> Any:
 
 
 def _process_tree(pid: int) -> list[int]:
-    from ..backends.sandbox.state import children
+    from ...backends.sandbox.state import children
 
     return [pid, *children(pid)]
 
@@ -383,7 +284,7 @@ def _signal_all(pids: list[int], sig: int) -> None:
 
 
 @register
-class DbStall(_DbScenario):
+class DbStall(DbScenario):
     name = "db-stall"
     injects = "freezes every process of the primary (SIGSTOP) for --param stall_s=3, then SIGCONT: a hung server"
     kinds = ("sandbox",)
@@ -438,7 +339,7 @@ class DbStall(_DbScenario):
 
 
 @register
-class DbAsyncLoss(_DbScenario):
+class DbAsyncLoss(DbScenario):
     name = "db-async-loss"
     injects = ("stops WAL receipt on the standby (SIGSTOP its walreceiver), lets --param writes=5 acknowledged "
                "writes through, kills the primary and promotes: a loss of known size (asynchronous replication only)")
@@ -469,7 +370,7 @@ class DbAsyncLoss(_DbScenario):
             checks.append(Check("asynchronous replication", "failed",
                                 f"replication is {mode}: a synchronous standby has every acknowledged write", hint=hint))
             return checks
-        from ..backends.sandbox import postgres as pg
+        from ...backends.sandbox import postgres as pg
 
         port = _db(env).processes()["primary"]["port"]
         rows = pg.try_query(int(port), "SHOW synchronous_standby_names")
@@ -493,7 +394,7 @@ class DbAsyncLoss(_DbScenario):
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
-        from ..backends.sandbox import postgres as pg
+        from ...backends.sandbox import postgres as pg
 
         n = self.writes(ctx.options)
         db = _db(ctx.env)
@@ -556,7 +457,7 @@ class DbAsyncLoss(_DbScenario):
 
     @staticmethod
     def _wait_caught_up(port: int, timeout: float) -> None:
-        from ..backends.sandbox import postgres as pg
+        from ...backends.sandbox import postgres as pg
 
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -565,4 +466,3 @@ class DbAsyncLoss(_DbScenario):
                 return
             time.sleep(0.002)
         raise NotReady("the standby did not catch up with the primary within 2 s")
-
