@@ -10,11 +10,13 @@ from spywatcher_ops.backends.sandbox import tasks as sandbox
 from spywatcher_ops.cluster import app_tasks as app
 from spywatcher_ops.cluster import cluster_tasks as cluster
 from spywatcher_ops.drills import tasks as dr
+from spywatcher_ops.infra import tasks as infra
 from spywatcher_ops.maintenance import tasks as maint
 from spywatcher_ops.oncall import tasks as oncall
 from spywatcher_ops.recovery import cache_tasks as cache
 from spywatcher_ops.recovery import tasks as db
 from spywatcher_ops.runbooks import tasks as runbook
+from spywatcher_ops.status import tasks as status
 
 ns = Collection()
 ns.add_collection(Collection.from_module(db), name="db")
@@ -24,5 +26,7 @@ ns.add_collection(Collection.from_module(dr), name="dr")
 ns.add_collection(Collection.from_module(runbook), name="runbook")
 ns.add_collection(Collection.from_module(app), name="app")
 ns.add_collection(Collection.from_module(cluster), name="cluster")
+ns.add_collection(Collection.from_module(infra), name="infra")
 ns.add_task(oncall.oncall)  # top level: the first command after a page
+ns.add_task(status.status)  # top level: one screen with the health of every part
 ns.add_collection(Collection.from_module(maint), name="maint")

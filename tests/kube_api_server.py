@@ -177,6 +177,7 @@ class FakeKube:
         self.evictions: list[str] = []
         self.refused_evictions = 0
         self.not_started: dict[tuple[str, str], str] = {}  # (namespace, pod) -> why its container waits
+        self.restarted: dict[tuple[str, str], str] = {}  # (namespace, pod) -> when its container last ended
         self.log_reads: list[tuple[str, str | None]] = []  # (pod, container asked for)
         # handler name (e.g. "patch_node") -> called once, just before the next such request is served
         self.before: dict[str, Callable[[], None]] = {}
@@ -495,6 +496,10 @@ class FakeKube:
              "started": bool(pod["spec"].get("nodeName")) and not waiting, "state": state}
             for c in pod["spec"].get("containers", [])
         ]
+        ended = self.restarted.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        for status in pod["status"]["containerStatuses"] if ended else []:  # restarted once, at `ended`
+            status["restartCount"] = 1
+            status["lastState"] = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": ended}}
 
     def _deployment_status(self, dep: Obj) -> None:
         owned = self._owned("replicasets", dep["metadata"]["uid"])

@@ -1,0 +1,187 @@
+"""Lines from records and providers: alarms firing, the last drill, the last maintenance run,
+the restorable window."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .model import Line, failed, ok, skipped, warn
+from .thresholds import DRILL_AGE_DAYS
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+
+
+def _time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _ago(now: datetime, then: datetime) -> str:
+    s = (now - then).total_seconds()
+    if s < 7200:
+        return f"{int(s // 60)} min ago"
+    if s < 172800:
+        return f"{s / 3600:.1f} h ago"
+    return f"{s / 86400:.1f} d ago"
+
+
+def tail_lines(path: Path, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
+    """The JSON lines of the last `max_bytes` of an append-only file (journals grow for ever)."""
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - max_bytes))
+        data = f.read().decode(errors="replace").splitlines()
+    if size > max_bytes:
+        data = data[1:]  # the first line is cut
+    out = []
+    for line in data:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def alarms(environment: Environment) -> list[Line]:
+    if environment.kind != "aws":
+        return [skipped("alarms", "no CloudWatch on the sandbox")]
+    from ..oncall.alarms import read_alarms
+
+    firing = read_alarms(environment, ["ALARM"])
+    if not firing:
+        return [ok("alarms", "none in ALARM")]
+    names = ", ".join(sorted(a.name for a in firing)[:5]) + (" ..." if len(firing) > 5 else "")
+    return [failed("alarms", f"{len(firing)} in ALARM: {names}", f"inv oncall --env {environment.name}")]
+
+
+def last_drill(environment: Environment) -> list[Line]:
+    """The newest run in the drill history (`<state_dir>/drills/history.jsonl`): one line per scenario
+    of that run, so a suite is judged whole."""
+    rows = [
+        r
+        for r in tail_lines(environment.settings.state_dir / "drills" / "history.jsonl")
+        if r.get("env") == environment.name and _time(r.get("at"))
+    ]
+    if not rows:
+        return [
+            warn("drill", "no drill on record for this environment", f"inv dr.drill --env {environment.name}")
+        ]
+    rows.sort(key=lambda r: _time(r["at"]))  # type: ignore[arg-type, return-value]
+    newest = _time(rows[-1]["at"])
+    assert newest is not None
+    # a suite's scenarios start within minutes of each other
+    run = [r for r in rows if (newest - _time(r["at"])).total_seconds() <= 900]  # type: ignore[operator]
+    now = environment.clock.now()
+    missed = [r["scenario"] for r in run if r.get("outcome") != "met"]
+    scenarios = ", ".join(r["scenario"] for r in run)
+    when = f"{newest.strftime('%Y-%m-%d %H:%M')} UTC ({_ago(now, newest)})"
+    if missed:
+        return [
+            failed(
+                "drill",
+                f"last drill {when}: {', '.join(missed)} missed or failed (of {scenarios})",
+                f"runbook drill-failed; inv dr.report {run[-1].get('id', 'latest')}",
+            )
+        ]
+    if (now - newest).total_seconds() > DRILL_AGE_DAYS * 86400:
+        return [
+            warn(
+                "drill",
+                f"last drill {when}: all met ({scenarios}), but it is old",
+                f"inv dr.drill --env {environment.name}",
+            )
+        ]
+    return [ok("drill", f"last drill {when}: all met ({scenarios})")]
+
+
+def last_maintenance(environment: Environment) -> list[Line]:
+    """The newest `maintenance.*` operation in the journal, once the toolkit has the maintenance job."""
+    if importlib.util.find_spec("spywatcher_ops.maintenance") is None:
+        return [skipped("maintenance", "this toolkit has no maintenance job")]
+    path = environment.settings.state_dir / "journal" / f"{environment.name}.jsonl"
+    ends = [
+        r
+        for r in tail_lines(path, 4 << 20)
+        if r.get("event") == "end"
+        and str(r.get("op", "")).startswith("maintenance.")
+        and r.get("op") not in ("maintenance.plan", "maintenance.notice")
+    ]
+    if not ends:
+        return [
+            warn(
+                "maintenance",
+                "no maintenance run on record",
+                "the Sunday job runs from the scheduler (deploy/)",
+            )
+        ]
+    last = ends[-1]
+    at = _time(last.get("at"))
+    when = f"{at.strftime('%Y-%m-%d %H:%M')} UTC ({_ago(environment.clock.now(), at)})" if at else "?"
+    text = f"last run {last.get('op')} {when}: {last.get('outcome')}"
+    if last.get("outcome") not in ("ok", "dry-run"):
+        return [
+            failed(
+                "maintenance",
+                text + (f" ({last.get('error')})" if last.get("error") else ""),
+                "see the journal; the run can be resumed",
+            )
+        ]
+    return [ok("maintenance", text)]
+
+
+def window(environment: Environment) -> list[Line]:
+    now = environment.clock.now()
+    rpo = environment.settings.targets.rpo.get("database", 300.0)
+    if environment.kind == "sandbox":
+        earliest, latest, retention, gap = _sandbox_window(environment)
+    else:
+        w = environment.database.restorable_window()
+        earliest, latest, retention, gap = w.earliest, w.latest, w.retention_days, None
+    text = (
+        f"restorable from {earliest.strftime('%Y-%m-%d %H:%M')} to {latest.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+        f" (retention {retention} d)"
+    )
+    if gap:
+        return [
+            failed(
+                "window",
+                f"{text}; the WAL archive has a gap at {gap}: restores stop before it",
+                "inv db.snapshot takes a new base backup",
+            )
+        ]
+    behind = (now - latest).total_seconds()
+    if environment.kind == "aws" and behind > rpo:
+        return [
+            warn(
+                "window",
+                f"{text}; latest is {behind:.0f} s behind (RPO target {rpo:.0f} s)",
+                "RDS ships WAL every 5 min; longer means archiving is stuck",
+            )
+        ]
+    return [ok("window", text)]
+
+
+def _sandbox_window(environment: Environment) -> tuple[datetime, datetime, int, str | None]:
+    """Read-only: the window as recorded (db.window also writes a fresh heartbeat; status does not)."""
+    from ..backends.sandbox.operations import restore_window
+    from ..core.errors import NotReady
+
+    db: Any = environment.database
+    state = db.box.statefile.load()
+    if not state:
+        raise NotReady("the sandbox is not provisioned", hint="inv sandbox.up")
+    found = restore_window(state)
+    if found is None:
+        raise NotReady("the sandbox has no base backup yet", hint="inv db.snapshot")
+    if isinstance(found, tuple):  # the older shape of restore_window
+        return found[0], found[1], environment.settings.retention_days, None
+    return found.earliest, found.latest, environment.settings.retention_days, getattr(found, "gap", None)

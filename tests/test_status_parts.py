@@ -1,0 +1,296 @@
+"""`inv status`: parts read in parallel with a deadline; real sandbox; aws through moto and the in-test
+Kubernetes API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import ROOT
+
+from spywatcher_ops.status.model import Line, exit_code, failed, gather, ok, warn
+
+
+def _by_part(results: Any) -> dict[str, list[Line]]:
+    return {r.name: r.lines for r in results}
+
+
+def test_a_part_that_times_out_or_raises_is_failed_and_the_rest_still_shows():
+    def slow() -> list[Line]:
+        time.sleep(5)
+        return [ok("slow", "never seen")]
+
+    def broken() -> list[Line]:
+        raise RuntimeError("connection reset by peer")
+
+    started = time.monotonic()
+    results = gather({"fast": lambda: [ok("fast", "fine")], "slow": slow, "broken": broken}, 0.5)
+    assert time.monotonic() - started < 1.5  # the slow part did not hold the others
+    parts = _by_part(results)
+    assert [r.name for r in results] == ["fast", "slow", "broken"]
+    assert parts["fast"] == [ok("fast", "fine")]
+    assert parts["slow"][0].level == "FAILED" and "did not answer within 0.5 s" in parts["slow"][0].text
+    assert parts["broken"][0].text == "could not be read: connection reset by peer"
+    assert all(line.unreadable for line in parts["slow"] + parts["broken"])
+
+
+def test_exit_codes():
+    assert exit_code([ok("a", "x"), warn("b", "y")]) == 0
+    assert exit_code([ok("a", "x"), failed("b", "down")]) == 1
+    unreadable = Line("c", "FAILED", "did not answer", unreadable=True)
+    assert exit_code([ok("a", "x"), unreadable]) == 3
+    assert exit_code([failed("b", "down"), unreadable]) == 1
+
+
+# --- the real sandbox ----------------------------------------------------------------------
+
+
+def _inv(
+    state_dir: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), "COLUMNS": "200", **(extra_env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _history(state_dir: Path, env: str, outcome: str, at: datetime) -> None:
+    path = state_dir / "drills" / "history.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        for scenario in ("db-failover", "cache-failover"):
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"d-{scenario}",
+                        "at": at.isoformat(),
+                        "env": env,
+                        "scenario": scenario,
+                        "outcome": outcome if scenario == "cache-failover" else "met",
+                    }
+                )
+                + "\n"
+            )
+
+
+def test_status_of_the_real_sandbox(sandbox_env: Any):
+    state_dir = sandbox_env.settings.state_dir
+    done = _inv(state_dir, "status")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for expected in (
+        "OK      database     spywatcher-sandbox-db: primary",
+        "replication: n2 streaming (sync)",
+        "storage:",
+        "connections:",
+        "OK      cache",
+        "sentinels: 3 of 3 answer",
+        "memory:",
+        "SKIPPED application  the sandbox has no cluster",
+        "SKIPPED alarms",
+        "WARN    drill        no drill on record",
+        "OK      window       restorable from",
+    ):
+        assert expected in out, out
+    data = json.loads(_inv(state_dir, "status", "--json").stdout)
+    assert data["exit_code"] == 0 and [p["part"] for p in data["parts"]] == [
+        "database",
+        "cache",
+        "application",
+        "nodes",
+        "alarms",
+        "drill",
+        "maintenance",
+        "window",
+    ]
+
+    _history(state_dir, "sandbox", "missed", datetime.now(UTC) - timedelta(hours=2))
+    try:
+        done = _inv(state_dir, "status")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert (
+            "FAILED  drill        last drill" in done.stdout
+            and "cache-failover missed or failed" in done.stdout
+        )
+        assert "runbook drill-failed" in done.stdout
+        assert done.stderr.strip().endswith("error: 1 part(s) FAILED on sandbox: drill")
+    finally:
+        (state_dir / "drills" / "history.jsonl").unlink()
+
+
+def test_a_frozen_primary_times_out_and_the_rest_still_shows(sandbox_env: Any):
+    """SIGSTOP the PostgreSQL primary: connecting hangs; the database part is FAILED after --timeout,
+    the cache and the rest are read, exit 3."""
+    state_dir = sandbox_env.settings.state_dir
+    pid = sandbox_env.database.describe().details["primary"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        done = _inv(state_dir, "status", "--timeout", "1")
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "FAILED  database     did not answer within 1 s" in done.stdout
+    assert "sentinels: 3 of 3 answer" in done.stdout and "restorable from" in done.stdout
+    assert "error: could not read database on sandbox" in done.stderr
+    assert took < 10
+
+
+def test_bad_timeout_is_refused(state_dir: Path):
+    done = _inv(state_dir, "status", "--timeout", "0")
+    assert done.returncode == 2
+    assert "--timeout 0.0: must be a positive number of seconds" in done.stderr
+
+
+# --- aws: moto + the in-test Kubernetes API -------------------------------------------------
+
+
+def _aws_resources(now: datetime, *, free_gib: float) -> None:
+    import boto3
+
+    rds = boto3.client("rds", region_name="us-east-1")
+    rds.create_db_instance(
+        DBInstanceIdentifier="spywatcher-kubetest-db",
+        Engine="postgres",
+        EngineVersion="15.3",
+        DBInstanceClass="db.t3.medium",
+        AllocatedStorage=50,
+        MultiAZ=True,
+        BackupRetentionPeriod=7,
+        MasterUsername="postgres",
+        MasterUserPassword="master-Secret-1",
+    )
+    boto3.client("elasticache", region_name="us-east-1").create_replication_group(
+        ReplicationGroupId="spywatcher-kubetest-redis",
+        ReplicationGroupDescription="cache",
+        Engine="redis",
+        CacheNodeType="cache.t3.medium",
+        NumCacheClusters=2,
+        AutomaticFailoverEnabled=True,
+    )
+    cw = boto3.client("cloudwatch", region_name="us-east-1")
+    db = [{"Name": "DBInstanceIdentifier", "Value": "spywatcher-kubetest-db"}]
+    cw.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "FreeStorageSpace",
+                "Dimensions": db,
+                "Timestamp": now - timedelta(minutes=1),
+                "Value": free_gib * 2**30,
+                "Unit": "Bytes",
+            },
+            {
+                "MetricName": "DatabaseConnections",
+                "Dimensions": db,
+                "Timestamp": now - timedelta(minutes=1),
+                "Value": 400,
+                "Unit": "Count",
+            },
+        ],
+    )
+    cw.put_metric_data(
+        Namespace="AWS/ElastiCache",
+        MetricData=[
+            {
+                "MetricName": "DatabaseMemoryUsagePercentage",
+                "Timestamp": now - timedelta(minutes=1),
+                "Value": 42,
+                "Dimensions": [{"Name": "CacheClusterId", "Value": "spywatcher-kubetest-redis-001"}],
+            }
+        ],
+    )
+    cw.put_metric_alarm(
+        AlarmName="spywatcher-kubetest-api-5xx-rate",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Namespace="AWS/ApplicationELB",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=10,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cw.set_alarm_state(AlarmName="spywatcher-kubetest-api-5xx-rate", StateValue="ALARM", StateReason="5xx")
+
+
+def test_status_on_aws_reads_rds_elasticache_cloudwatch_and_the_cluster(kube_env: Any, fake_kube: Any):
+    from spywatcher_ops.status.collect import status
+
+    now = datetime.now(UTC)
+    _aws_resources(now, free_gib=4)
+    backend = "spywatcher-kubetest-backend"
+    pod = next(p for (ns, name), p in fake_kube.store["pods"].items() if name.startswith(backend))
+    fake_kube.restarted[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = (
+        now - timedelta(minutes=10)
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for (_ns, name), hpa in fake_kube.store["hpas"].items():
+        if name == backend:
+            hpa["spec"]["maxReplicas"] = 3  # backend runs 3: at its maximum
+    results = status(kube_env, 10)
+    parts = _by_part(results)
+    text = {name: " | ".join(f"{x.level} {x.text}" for x in lines) for name, lines in parts.items()}
+    assert text["database"].startswith("OK spywatcher-kubetest-db: available, primary in"), text["database"]
+    assert "Multi-AZ standby in" in text["database"]
+    assert "FAILED storage: 4.0 GiB free of 50.0 GiB (8% free)" in text["database"]
+    assert "OK connections: 400 of 405 (99%)".replace("OK", "FAILED") in text["database"]
+    assert "OK spywatcher-kubetest-redis-001/0001: primary" in text["cache"]
+    assert "OK memory of spywatcher-kubetest-redis-001: 42% used" in text["cache"]
+    assert "WARN backend: 3/3 ready, 1 restart(s) in the last hour" in text["application"]
+    assert "WARN backend: HPA at its maximum (3/3)" in text["application"]
+    assert "OK frontend: 2/2 ready, 0 restart(s) in the last hour" in text["application"]
+    assert text["nodes"] == "OK 3 of 3 ready"
+    assert text["alarms"] == "FAILED 1 in ALARM: spywatcher-kubetest-api-5xx-rate"
+    assert text["window"].startswith("OK restorable from")
+    storage = next(x for x in parts["database"] if x.text.startswith("storage"))
+    assert storage.hint and "low-disk-space" in storage.hint
+    assert exit_code([x for lines in parts.values() for x in lines]) == 1
+
+
+def test_status_on_aws_a_cordoned_node_and_a_deployment_down(kube_env: Any, fake_kube: Any):
+    from spywatcher_ops.status.collect import status
+
+    _aws_resources(datetime.now(UTC), free_gib=40)
+    node = sorted(name for (_ns, name) in fake_kube.store["nodes"])[0]
+    fake_kube.store["nodes"][("", node)].setdefault("spec", {})["unschedulable"] = True
+    frontend = "spywatcher-kubetest-frontend"
+    dep = next(d for k, d in fake_kube.store["deployments"].items() if k[-1] == frontend)
+    dep["spec"]["replicas"] = 0  # scaled to zero: ready 0/0 is not down
+    parts = _by_part(status(kube_env, 10))
+    assert parts["nodes"][0].level == "WARN" and f"cordoned: {node}" in parts["nodes"][0].text
+    assert any("40.0 GiB free of 50.0 GiB" in x.text and x.level == "OK" for x in parts["database"])
+    assert [(x.level, x.text) for x in parts["application"]][1] == (
+        "OK",
+        "frontend: 0/0 ready, 0 restart(s) in the last hour",
+    )
+
+
+def test_status_on_aws_without_a_cluster_skips_the_application(ops_config: Any):
+    """An aws environment whose EKS cluster does not exist: application and nodes SKIPPED."""
+    import boto3
+    from fixtures_aws import aws_env
+    from moto import mock_aws
+
+    from spywatcher_ops.status.collect import status
+
+    with mock_aws():
+        boto3.client("dynamodb", region_name="us-east-1")
+        _aws_resources(datetime.now(UTC), free_gib=40)
+        ops_config.ops.environments["kubetest"] = {"kind": "aws", "region": "us-east-1"}
+        parts = _by_part(status(aws_env(ops_config, name="kubetest"), 10))
+    for part in ("application", "nodes"):
+        assert parts[part][0].level == "SKIPPED", parts[part]
+        assert parts[part][0].text == "no cluster: EKS cluster spywatcher-kubetest-eks not found in us-east-1"
