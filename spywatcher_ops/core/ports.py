@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from .plan import Plan
@@ -45,6 +46,7 @@ class RestoreWindow:
     earliest: datetime
     latest: datetime
     retention_days: int
+    gap: str | None = None  # a missing WAL segment that bounds `latest` (sandbox archive), if any
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,9 @@ class Database(Protocol):
     def plan_restore(
         self, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
     ) -> Plan: ...
-    def restore(self, plan: Plan, *, progress: Progress) -> Instance: ...
+    def restore(self, plan: Plan, *, progress: Progress, keep_failed: bool = False) -> Instance: ...
 
-    def plan_delete_instance(self, instance_id: str) -> Plan: ...
+    def plan_delete_instance(self, instance_id: str, *, final_snapshot: str | None = None) -> Plan: ...
     def delete_instance(self, plan: Plan, *, progress: Progress) -> None: ...
 
     def plan_swap(self, new_id: str, replaced_as: str) -> Plan: ...
@@ -170,8 +172,9 @@ class CacheEndpoint:
     primary_port: int
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     master_name: str | None = None
-    password: str | None = None
+    password: str | None = None  # the data nodes' (AUTH); never journalled or printed
     tls: bool = False
+    sentinel_password: str | None = None  # the sentinels' own (sandbox), when they ask for one
 
 
 class Cache(Protocol):
@@ -197,7 +200,96 @@ class Cluster(Protocol):
     def api_client(self) -> Any: ...  # the kubernetes ApiClient (built once, token renewed)
 
 
-class Infrastructure(Protocol):
-    """Terraform on AWS; rebuild of the sandbox itself."""
+# --- infrastructure (Terraform) ---------------------------------------------
 
-    def plan_apply(self) -> Plan: ...
+
+@dataclass(frozen=True)
+class StateVersion:
+    """One stored version of the Terraform state (an S3 object version, or a local backup)."""
+
+    id: str
+    modified: datetime | None
+    size_bytes: int
+    serial: int | None
+    lineage: str | None
+    latest: bool
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What `terraform apply` did: resources it finished, and where it failed."""
+
+    code: int
+    output: str
+    applied: list[str] = field(default_factory=list)  # "terraform_data.web: created"
+    failed: list[str] = field(default_factory=list)  # addresses named in its errors
+    errors: list[str] = field(default_factory=list)  # the "Error: ..." summaries
+
+
+class Infrastructure(Protocol):
+    """Terraform (real CLI, state in S3 with versions, or a local state on the sandbox).
+
+    Plans go to files; only a saved plan is ever applied. State versions are
+    read-only except `push_state`, which goes through Terraform's own lock.
+    """
+
+    def describe(self) -> dict[str, Any]: ...  # terraform version, dir, workspace, backend
+    def workspace(self) -> str: ...
+    def stateful(self) -> list[str]: ...  # resource types or TYPE.NAME addresses guarded from destroy
+    def plans_dir(self) -> Path: ...
+    def prepare(self) -> None: ...  # init with the backend config (when it changed), select the workspace
+    def plan(self, out: Path, *, destroy: bool = False) -> bool: ...  # True when there are changes
+    def show(self, plan: Path) -> dict[str, Any]: ...  # `terraform show -json PLAN`
+    def apply(self, plan: Path, *, on_line: Progress) -> ApplyResult: ...
+    def state(self) -> dict[str, Any] | None: ...  # the current state document; None: no state yet
+    def versioning(self) -> str: ...  # "Enabled", "Suspended", "off"; "local" without a bucket
+    def state_versions(self) -> list[StateVersion]: ...
+    def state_version(self, version_id: str) -> dict[str, Any]: ...
+    def push_state(self, state: dict[str, Any]) -> None: ...
+    def backup_state(self, label: str) -> str | None: ...  # the version id to roll back to (S3: current)
+
+
+# --- data-tier maintenance (the Sunday job, issue 13) --------------------------
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A change the provider holds until a restart or a maintenance window."""
+
+    part: str  # "database" | "cache"
+    name: str  # the parameter, or the provider's action ("system-update", "db-upgrade")
+    current: str | None
+    pending: str | None
+    apply: str  # "pending-reboot" | "next-maintenance" | "immediate"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Certificate:
+    id: str  # ACM ARN, or the sandbox certificate's serial number
+    subject: str
+    not_after: datetime
+    source: str  # "sandbox-ca" | "acm-issued" | "imported"
+    served_at: str = ""  # host:port where it is served
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    events: list[ProviderEvent] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class DataMaintenance(Protocol):
+    """Engine-level maintenance of the database and cache: what the Sunday job's
+    data-tier steps ask the provider to do. Mutations come with a plan_* twin."""
+
+    def housekeeping_connection(self) -> ConnectionInfo: ...  # a role that may VACUUM and REINDEX
+    def pending_changes(self) -> list[PendingChange]: ...
+    def plan_database_maintenance(self) -> Plan: ...
+    def database_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult: ...
+    def plan_cache_maintenance(self) -> Plan: ...
+    def cache_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult: ...
+    def certificates(self) -> list[Certificate]: ...
+    def plan_renew_certificate(self, valid_days: int) -> Plan: ...
+    def renew_certificate(self, plan: Plan, *, progress: Progress) -> MaintenanceResult: ...

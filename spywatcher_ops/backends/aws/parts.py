@@ -36,7 +36,9 @@ class AwsParts:
         return EksCluster(self.environment, self.clients)
 
     def infrastructure(self) -> Any:
-        return None
+        from ..terraform import for_environment
+
+        return for_environment(self.environment)
 
     def lock(self) -> Any:
         from .lock import DynamoLock
@@ -48,6 +50,11 @@ class AwsParts:
         from .identity import caller_identity
 
         return caller_identity(self.clients)
+
+    def maintenance(self) -> Any:
+        from .maintenance import AwsMaintenance
+
+        return AwsMaintenance(self.environment, self.clients)
 
     def identity(self) -> dict[str, str]:
         return self._identity

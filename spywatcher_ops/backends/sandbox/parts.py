@@ -26,10 +26,17 @@ class SandboxParts:
         return None  # the sandbox has no Kubernetes cluster; Environment.cluster says so
 
     def infrastructure(self) -> Any:
-        return None
+        from ..terraform import for_environment
+
+        return for_environment(self.environment)
 
     def lock(self) -> Any:
         return self.environment.file_lock()
+
+    def maintenance(self) -> Any:
+        from .maintenance import SandboxMaintenance
+
+        return SandboxMaintenance(self.environment)
 
     def identity(self) -> dict[str, str]:
         return {}

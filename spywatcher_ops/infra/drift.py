@@ -1,0 +1,52 @@
+"""`infra.drift`: does the real infrastructure still match the code?
+
+`terraform plan -detailed-exitcode` into a throw-away plan file: exit 2 means
+something would change. The report lists every resource the plan would touch
+and the ones Terraform saw changed outside it (refresh). Nothing is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.clock import utc_stamp
+from .summary import PlanSummary, summarize
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+    from ..core.ports import Infrastructure
+
+
+@dataclass
+class DriftReport:
+    drifted: bool
+    summary: PlanSummary
+    duration_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drifted": self.drifted, "duration_s": self.duration_s, **self.summary.to_dict()}
+
+
+def detect_drift(environment: Environment, infra: Infrastructure) -> DriftReport:
+    clock = environment.clock
+    with environment.operation("infra.drift", {}, mutating=False) as op:
+        started = clock.monotonic()
+        infra.prepare()
+        folder = infra.plans_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"drift-{utc_stamp(clock.now())}.tfplan"
+        try:
+            changes = infra.plan(path)
+            summary = summarize(infra.show(path), infra.stateful(), []) if changes else PlanSummary()
+        finally:
+            path.unlink(missing_ok=True)
+        drifted = bool(changes and (summary.changes or summary.drift))
+        op.result = {
+            "drifted": drifted,
+            "resources": [c.address for c in summary.changes],
+            "changed_outside": [c.address for c in summary.drift],
+        }
+        if drifted:
+            op.outcome = "drift"
+    return DriftReport(drifted, summary, round(clock.monotonic() - started, 3))

@@ -1,0 +1,250 @@
+"""Terraform: plan, apply a saved plan, drift, state versions and rollback, timed redeploy."""
+
+# Only invoke and core.cli at module level: `inv --list` must not import boto3 or rich.
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import Context
+
+from spywatcher_ops.backends.table import environment
+from spywatcher_ops.core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, ops_task
+
+ALLOW_HELP = (
+    "a stateful resource the plan may destroy or replace, as the plan names it, e.g. "
+    "aws_db_instance.main; repeat for several"
+)
+
+
+def _infra(e: Any) -> Any:
+    from spywatcher_ops.core.errors import Unsupported
+
+    infra = e.parts.infrastructure()
+    if infra is None:
+        raise Unsupported(f"environment {e.name} has no Terraform configuration")
+    return infra
+
+
+def _render_summary(out: Any, summary: Any) -> None:
+    counts = summary.counts()
+    if counts:
+        out.table(
+            ["resource type", "add", "change", "replace", "destroy"],
+            [[t, c["add"], c["change"], c["replace"], c["destroy"]] for t, c in counts.items()],
+            whole=["resource type"],
+        )
+    else:
+        out.print("no changes: the infrastructure matches the configuration")
+    for c in summary.dangerous:
+        if c.allowed:
+            out.print(f"STATEFUL {c.action.upper()}: {c.address} (allowed by --allow-destroy)")
+        else:
+            out.failed(
+                f"STATEFUL {c.action.upper()}: {c.address}",
+                f"apply refuses it unless --allow-destroy {c.address}",
+            )
+    for c in summary.drift:
+        out.print(f"changed outside Terraform: {c.address} ({c.action})")
+
+
+@ops_task(help={"env": ENV_HELP, "allow_destroy": ALLOW_HELP, "json": JSON_HELP}, iterable=["allow_destroy"])
+def plan(
+    c: Context, env: str | None = None, allow_destroy: list[str] | None = None, json: bool = False
+) -> None:
+    """Terraform plan into a saved plan file; changes per resource type.
+
+    Runs init (with the environment's backend settings), `terraform plan -out`,
+    and reads `terraform show -json`: adds / changes / replaces / destroys per
+    resource type. A destroy or replace of a stateful resource (ops.terraform
+    .stateful) is highlighted; `inv infra.apply` refuses it unless
+    --allow-destroy names it. Example: inv infra.plan --env staging
+    """
+    from spywatcher_ops.infra.plans import make_plan
+
+    out = console(json)
+    e = environment(c, env)
+    infra = _infra(e)
+    info = infra.describe()
+    out.info(
+        f"terraform {info['terraform']} in {info['dir']}, workspace {info['workspace']}, state {info['state']}"
+    )
+    saved = make_plan(e, infra, allow_destroy=list(allow_destroy or []))
+    out.emit_json(saved.to_dict())
+    _render_summary(out, saved.summary)
+    if saved.changes:
+        flags = "".join(f" --allow-destroy {ch.address}" for ch in saved.summary.dangerous)
+        out.print(f"saved plan: {saved.path}")
+        out.print(f"apply it:   inv infra.apply --env {e.name}{flags}")
+
+
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "plan": "the saved plan file to apply (default: the newest from inv infra.plan), "
+        "e.g. .ops/terraform/staging/plans/20261125T140300Z.tfplan",
+        "allow_destroy": ALLOW_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+    iterable=["allow_destroy"],
+)
+def apply(
+    c: Context,
+    env: str | None = None,
+    plan: str | None = None,
+    allow_destroy: list[str] | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
+    """Apply a saved Terraform plan (never a fresh one), guarded and journalled.
+
+    Refused: a plan for another environment or workspace, a stale plan (the
+    state changed since), a stateful destroy not named by --allow-destroy, a
+    state bucket without versioning. Terraform's output is streamed.
+    Example: inv infra.apply --env staging --allow-destroy aws_db_instance.old
+    """
+    from spywatcher_ops.core.guards import approve
+
+    from .apply import apply_saved
+
+    out = console(json)
+    e = environment(c, env)
+    infra = _infra(e)
+    outcome = apply_saved(
+        e,
+        infra,
+        plan_file=plan,
+        allow_destroy=list(allow_destroy or []),
+        approve=lambda p: approve(p, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+        on_line=out.info,
+    )
+    out.emit_json({"dry_run": not outcome.applied, **outcome.to_dict()})
+    if not outcome.applied:
+        return
+    out.print(
+        f"applied {outcome.plan_file.name} in {outcome.duration_s:.1f} s: {len(outcome.done)} resource(s); "
+        f"state serial {outcome.backup.get('serial')} -> {outcome.new_serial}"
+    )
+    if outcome.backup.get("version"):
+        out.print(
+            f"state before it: version {outcome.backup['version']} "
+            f"(inv infra.state-restore --env {e.name} --version {outcome.backup['version']})"
+        )
+
+
+@ops_task(help={"env": ENV_HELP, "json": JSON_HELP})
+def drift(c: Context, env: str | None = None, json: bool = False) -> None:
+    """Check the infrastructure against its Terraform code; exit 1 on drift.
+
+    `terraform plan -detailed-exitcode` into a throw-away plan; lists every
+    resource that differs. Changes nothing. Example: inv infra.drift --env production
+    """
+    from spywatcher_ops.core.errors import VerificationFailed
+
+    from .drift import detect_drift
+
+    out = console(json)
+    e = environment(c, env)
+    report = detect_drift(e, _infra(e))
+    out.emit_json(report.to_dict())
+    if not report.drifted:
+        out.ok(f"{e.name}: no drift ({report.duration_s:.1f} s)")
+        return
+    changes = report.summary.changes
+    out.table(
+        ["resource", "type", "would"],
+        [[ch.address, ch.type, ch.action] for ch in changes],
+        title=f"{e.name}: {len(changes)} resource(s) differ",
+        whole=["resource"],
+    )
+    for ch in report.summary.drift:
+        out.print(f"changed outside Terraform: {ch.address} ({ch.action})")
+    raise VerificationFailed(
+        f"{e.name}: drift in {len(changes)} resource(s): " + ", ".join(ch.address for ch in changes[:10])
+    )
+
+
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "versions": "also list the state's stored versions (time, size, serial, lineage)",
+        "json": JSON_HELP,
+    }
+)
+def state(c: Context, env: str | None = None, versions: bool = False, json: bool = False) -> None:
+    """Show the Terraform state (serial, lineage, resources) and its versions.
+
+    Example: inv infra.state --env staging --versions
+    """
+    from spywatcher_ops.core.clock import iso
+
+    from .state import show_state
+
+    out = console(json)
+    e = environment(c, env)
+    view = show_state(_infra(e), versions=versions)
+    data = view.to_dict()
+    out.emit_json(data)
+    out.print(f"state:     {data['state']} (workspace {data['workspace']}, terraform {data['terraform']})")
+    if view.current is None:
+        out.print("no state yet (nothing applied)")
+    else:
+        out.print(f"serial {data['serial']}, lineage {data['lineage']}, {len(data['resources'])} resource(s)")
+        for addr in data["resources"]:
+            out.print(f"  {addr}")
+    if versions:
+        out.table(
+            ["version", "modified (UTC)", "size", "serial", "lineage", "current"],
+            [
+                [v.id, iso(v.modified), v.size_bytes, v.serial, v.lineage, "yes" if v.latest else ""]
+                for v in view.versions
+            ],
+            title=f"{len(view.versions)} version(s)",
+            whole=["version"],
+        )
+
+
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "version": "the state version to go back to, from inv infra.state --versions, "
+        "e.g. 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    }
+)
+def state_restore(
+    c: Context,
+    env: str | None = None,
+    version: str = "",
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
+    """Roll the Terraform state back to an earlier version; the current is kept.
+
+    Shows what differs first and asks. Only the state changes; the next
+    infra.plan shows what it takes to make the resources match it again.
+    Example: inv infra.state-restore --env staging --version 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
+    """
+    from spywatcher_ops.core.guards import approve
+
+    from .state import restore_state
+
+    out = console(json)
+    e = environment(c, env)
+    outcome = restore_state(
+        e,
+        _infra(e),
+        version=version,
+        approve=lambda p: approve(p, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+    )
+    out.emit_json({"dry_run": not outcome.applied, **outcome.to_dict()})
+    if outcome.applied:
+        out.print(
+            f"state rolled back to {version}: now serial {outcome.new_serial}; "
+            f"the version before it is kept: {outcome.kept}"
+        )
