@@ -1,0 +1,177 @@
+"""The application-incident runbooks: every configured alarm has one (and `inv oncall` finds it),
+the runbook README is generated and checked, and each new runbook is walked end to end through a
+real terminal on a real sandbox (its diagnostics run; the steps that need a cluster do not apply
+there: their diagnostics fail and are continued past, their changes are skipped)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+import yaml
+from conftest import ROOT
+
+from spywatcher_ops.oncall.triage import covering
+from spywatcher_ops.runbooks import index
+from spywatcher_ops.runbooks.library import SHIPPED, load_all
+
+NEW = ["service-down", "high-error-rate", "elevated-response-time", "high-cpu-memory", "low-disk-space"]
+ENVS = ["sandbox", "staging", "production"]
+
+
+def _alarms() -> list[str]:
+    return list(yaml.safe_load((ROOT / "invoke.yaml").read_text())["ops"]["alarms"])
+
+
+def test_every_platform_alert_has_an_alarm_and_a_runbook_oncall_finds():
+    alarms = _alarms()
+    runbooks = load_all()
+    expected = {  # platform.md, Alerting: the paging and the warning alerts
+        "service down": "api-unhealthy-hosts",
+        "database unavailable": "db-unavailable",
+        "high error rate": "api-5xx-rate",
+        "high CPU/memory": "backend-cpu-high",
+        "low disk space": "db-storage-low",
+        "elevated response time": "api-latency-p95",
+    }
+    for what, resource in expected.items():
+        assert f"spywatcher-production-{resource}" in alarms, what
+    for alarm in alarms:
+        names, _ = covering(alarm, runbooks, "spywatcher", ENVS)
+        assert names, f"{alarm} has no runbook"
+        staging = alarm.replace("-production-", "-staging-")
+        assert covering(staging, runbooks, "spywatcher", ENVS)[0] == names, staging
+    assert {n for a in alarms for n in covering(a, runbooks, "spywatcher", ENVS)[0]} >= set(NEW)
+
+
+def test_the_readme_list_is_generated_and_checked(tmp_path: Path):
+    runbooks = load_all()
+    assert index.check(SHIPPED / "README.md", runbooks) == []  # the shipped README is current
+    readme = tmp_path / "README.md"
+    readme.write_text((SHIPPED / "README.md").read_text())
+    fewer = [rb for rb in runbooks if rb.name != "low-disk-space"]
+    problems = index.check(readme, fewer)
+    assert len(problems) == 1 and "lists low-disk-space, which do not exist" in problems[0].message
+    assert "inv runbook.check --write-readme" in problems[0].message
+    before = readme.read_text()
+    assert index.write(readme, fewer) is True
+    assert index.check(readme, fewer) == []
+    after = readme.read_text()
+    assert "low-disk-space" not in after.split(index.BEGIN)[1].split(index.END)[0]
+    assert after.split(index.BEGIN)[0] == before.split(index.BEGIN)[0]  # hand-written text kept
+    assert after.split(index.END)[1] == before.split(index.END)[1]
+    readme.write_text("# Runbooks\n\nno list here\n")
+    assert "has no generated runbook list" in index.check(readme, runbooks)[0].message
+
+
+def test_runbook_check_fails_on_a_stale_readme_and_write_readme_fixes_it(tmp_path: Path, state_dir: Path):
+    """Through `inv`, on a copy of the repository's runbooks folder (the real one stays untouched)."""
+    import shutil
+
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            ".ops",
+            "__pycache__",
+            "*.egg-info",
+            ".mypy_cache",
+            ".ruff_cache",
+            ".pytest_cache",
+        ),
+    )
+    readme = copy / "runbooks" / "README.md"
+    readme.write_text(
+        readme.read_text().replace("| [service-down](service-down.md) |", "| [gone](gone.md) |")
+    )
+    environ = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), "PYTHONPATH": str(copy)}
+
+    def inv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=copy,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = inv("runbook.check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "runbooks/README.md:" in done.stdout and "missing service-down; lists gone" in done.stdout
+    done = inv("runbook.check", "--write-readme")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| [service-down](service-down.md) | critical |" in readme.read_text()
+
+
+# --- walked through a real terminal on the sandbox -----------------------------------------
+
+
+def _walk(state_dir: Path, name: str, incident: str) -> tuple[str, int | None]:
+    env = dict(os.environ, INVOKE_OPS_STATE_DIR=str(state_dir), TERM="dumb", NO_COLOR="1", COLUMNS="200")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "invoke", "runbook.run", name, "--env", "sandbox", "--incident", incident],
+        cwd=str(ROOT),
+        env=env,
+        encoding="utf-8",
+        timeout=90,
+        dimensions=(60, 220),
+    )
+    transcript: list[str] = []
+    answers = [
+        (r"Done\? ", "y"),  # a manual step, read
+        (r"Run it\? ", "skip"),  # a change for the cluster or RDS: does not apply to the sandbox
+        (r"\[retry / continue / abort", "c"),  # a diagnostic that needs a cluster failed: read, go on
+        (r"Value for \{node\}", "ip-10-0-1-10.ec2.internal"),
+    ]
+    while True:
+        i = child.expect([p for p, _ in answers] + [pexpect.EOF])
+        transcript.append(child.before + (child.after if isinstance(child.after, str) else ""))
+        if i == len(answers):
+            break
+        child.sendline(answers[i][1])
+    child.close()
+    return "".join(transcript), child.exitstatus
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_walk_each_new_runbook_on_the_sandbox(sandbox_env: Any, name: str):
+    state_dir = sandbox_env.settings.state_dir
+    incident = f"INC-{name}"
+    transcript, code = _walk(state_dir, name, incident)
+    runbook = next(rb for rb in load_all() if rb.name == name)
+    for step in runbook.steps:
+        assert f"Step {step.number}/{len(runbook.steps)}: {step.title}" in transcript, (
+            step.title,
+            transcript,
+        )
+    # `inv status` ran for real on the sandbox in the first look and in the verification
+    assert "$ inv status --env sandbox" in transcript
+    assert "OK      database     spywatcher-sandbox-db: primary" in transcript
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "runbook.timeline", "--incident", incident, "--format", "json"],
+        cwd=ROOT,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    records = records.get("records", records) if isinstance(records, dict) else records
+    commands = [r for r in records if r.get("kind", r.get("event")) == "command"]
+    ran = {(" ".join(r.get("argv") or []).split("invoke ")[-1], r.get("outcome")) for r in commands}
+    assert ("status --env sandbox", "ok") in ran, ran
+    skipped = [r for r in commands if r.get("outcome") == "skipped"]
+    assert len(skipped) == sum(1 for s in runbook.steps for b in s.runnable if b.run == "mutating")
+    assert code is not None  # the run ended by itself
