@@ -178,6 +178,18 @@ def test_restore_dry_run_then_restore_verify_swap_and_reverse(cli):
         DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]["TagList"]
     assert {"Key": "ManagedBy", "Value": "terraform"} in tags  # the original is back
 
+    # db.delete: never the live one; the restored one (swapped out again) after confirmation
+    live = cli("db.delete", "--env", "staging", "--instance", STAGING_DB, "--yes")
+    assert live.returncode == 2 and "it is the live instance" in live.stderr, live.stderr
+    (restored,) = [i for i in rds_state()["instances"] if "-replaced-" in i]
+    unconfirmed = cli("db.delete", "--env", "staging", "--instance", restored)
+    assert unconfirmed.returncode == 2 and "needs confirmation" in unconfirmed.stderr
+    gone = cli("db.delete", "--env", "staging", "--instance", restored, "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert f"deleted {restored}" in gone.stdout and "final snapshot" in gone.stdout
+    assert rds_state()["instances"] == [STAGING_DB]
+    assert any(s.startswith(f"{restored[:40]}") and "-final-" in s for s in rds_state()["snapshots"])
+
 
 def test_verify_failed_exits_1_with_a_hint(cli):
     boto3.client("rds", region_name=REGION).restore_db_instance_to_point_in_time(

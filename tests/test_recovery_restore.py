@@ -10,7 +10,7 @@ import pytest
 from fixtures_aws import REGION, STAGING_DB, FakeClock, aws_env
 from freezegun import freeze_time
 
-from spywatcher_ops.core.errors import BadInput
+from spywatcher_ops.core.errors import BadInput, Refused
 from spywatcher_ops.core.journal import read
 from spywatcher_ops.core.ports import RestoreWindow
 from spywatcher_ops.recovery import failover, restore, snapshot, swap, window
@@ -126,6 +126,14 @@ def test_snapshot_bad_input(staging_aws, ops_config, kwargs, message):
     assert [s["SnapshotType"] for s in snaps] == ["automated"]
 
 
+def _record_verify(env, instance: str, *, ok: bool) -> None:
+    """What `db.verify` journals (recovery.verify.verify), without a PostgreSQL to connect to."""
+    with env.operation("db.verify", {"instance": instance}, mutating=False) as op:
+        op.result = {"instance": instance, "ok": ok, "failed": [] if ok else ["connect"]}
+        if not ok:
+            op.outcome = "failed"
+
+
 def test_swap_checks_the_instance_then_renames(staging_aws, ops_config):
     env = aws_env(ops_config, FakeClock(NOW))
     with pytest.raises(BadInput, match="--instance nope: no such instance; instances: spywatcher-staging-db"):
@@ -133,6 +141,14 @@ def test_swap_checks_the_instance_then_renames(staging_aws, ops_config):
     with pytest.raises(BadInput, match="already the serving instance"):
         swap.swap(env, STAGING_DB, approve=_yes, progress=print)
     restore.restore(env, RestoreRequest(to="latest", name="fix-1"), approve=_yes, progress=print)
+    # the guard: not verified -> refused (exit 2), nothing renamed
+    with pytest.raises(Refused, match="no passed db.verify of it is recorded") as caught:
+        swap.swap(env, "fix-1", approve=_yes, progress=print)
+    assert caught.value.exit_code == 2 and _instances() == ["fix-1", STAGING_DB]
+    _record_verify(env, "fix-1", ok=False)  # a failed verification does not count either
+    with pytest.raises(Refused, match="no passed db.verify"):
+        swap.swap(env, "fix-1", approve=_yes, progress=print)
+    _record_verify(env, "fix-1", ok=True)
     outcome = swap.swap(env, "fix-1", approve=_yes, progress=print)
     assert outcome.result is not None
     assert outcome.replaced_as == "spywatcher-staging-db-replaced-20261126t120000z"

@@ -74,6 +74,10 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
         # restore -> swap -> reverse swap, on real servers
         restored = inv(state_dir, "db.restore", "--to", "latest", "--name", "fix-e2e", "--yes")
         assert restored.returncode == 0, restored.stdout + restored.stderr
+        unchecked = inv(state_dir, "db.swap", "--instance", "fix-e2e", "--yes")  # not verified yet: refused
+        assert unchecked.returncode == 2 and "no passed db.verify of it is recorded" in unchecked.stderr
+        checked = inv(state_dir, "db.verify", "--instance", "fix-e2e")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         swapped = inv(state_dir, "db.swap", "--instance", "fix-e2e", "--yes")
         assert swapped.returncode == 0, swapped.stdout + swapped.stderr
         reverse = next(line for line in swapped.stdout.splitlines() if line.startswith("to reverse: "))
@@ -119,10 +123,12 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
 
 def _query(state_dir, port, sql):
     from spywatcher_ops.backends.sandbox import postgres as pg
+    from spywatcher_ops.backends.sandbox.secrets import SandboxSecrets
 
+    password = SandboxSecrets(state_dir / "sandbox").postgres("superuser")
     deadline = time.monotonic() + 10  # the new standby may still be connecting
     while True:
-        rows = pg.query(port, sql)
+        rows = pg.query(port, sql, password=password)
         if all(r[1] for r in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)

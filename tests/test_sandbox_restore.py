@@ -112,27 +112,41 @@ def test_restore_to_latest_has_every_acknowledged_row(pg_pair):
     db.delete_instance(db.plan_delete_instance("latest-one"))
 
 
-def test_a_failed_restore_is_saved_as_failed_not_creating(pg_pair):
-    """The state lock saves only on success: the failure path must save "failed" itself."""
+def test_a_failed_restore_is_rolled_back_or_kept_marked_failed(pg_pair):
+    """By default a failed restore leaves nothing (server stopped, folder removed); with
+    keep_failed it is kept, stopped and marked failed, and the state on disk says so."""
     import json
+
+    from spywatcher_ops.core.errors import RolledBack
 
     db = pg_pair.database
     db.create_snapshot(db.plan_snapshot("broken-copy", {}, None), wait=True)
-    manifest = next(s for s in db.list_snapshots() if s.id == "broken-copy")
-    assert manifest.ours
     folder = pg_pair.pg_base() / "backups" / "broken-copy" / "data"
     (folder / "global" / "pg_control").unlink()  # a corrupted copy: the server cannot start from it
     try:
-        with pytest.raises(OperationFailed) as caught:
-            db.restore(db.plan_restore("broken-one", to_time=None, snapshot_id="broken-copy"))
-        assert "restore broken-one failed" in str(caught.value)
+        nodes_before = set(pg_pair.state()["nodes"])
+        with pytest.raises(RolledBack) as caught:
+            db.restore(db.plan_restore("broken-gone", to_time=None, snapshot_id="broken-copy"))
+        assert caught.value.exit_code == 4
+        message = str(caught.value)
+        assert "restore broken-gone failed while replaying WAL" in message and "rolled back" in message
+        on_disk = json.loads((pg_pair.box.root / "state.json").read_text())
+        assert "broken-gone" not in on_disk["instances"] and set(on_disk["nodes"]) == nodes_before
+        removed = message.split("its folder ")[1].split(" removed")[0]
+        assert not Path(removed).exists()
+        assert "restore-rolled-back" in {e.code for e in db.events(datetime.now(UTC) - timedelta(minutes=5))}
+
+        with pytest.raises(OperationFailed) as kept:
+            db.restore(db.plan_restore("broken-one", to_time=None, snapshot_id="broken-copy"), keep_failed=True)
+        assert "restore broken-one failed" in str(kept.value) and "kept, stopped and marked failed" in str(kept.value)
         on_disk = json.loads((pg_pair.box.root / "state.json").read_text())
         assert on_disk["instances"]["broken-one"]["status"] == "failed"
         assert db.describe("broken-one").status == "failed"
-        assert {i.id: i.status for i in db.instances()}["broken-one"] == "failed"
-        assert "restore-failed" in {e.code for e in db.events(datetime.now(UTC) - timedelta(minutes=5))}
         node = on_disk["nodes"][on_disk["instances"]["broken-one"]["primary"]]
-        assert node["pid"] is None
+        assert node["pid"] is None and node["desired"] == "stopped" and Path(node["data"]).is_dir()
+        assert "restore-failed" in {e.code for e in db.events(datetime.now(UTC) - timedelta(minutes=5))}
+        pg_pair.box.up()  # a kept failed restore is left alone: up neither starts nor fails on it
+        assert db.describe("broken-one").status == "failed"
     finally:
         if "broken-one" in pg_pair.state()["instances"]:
             db.delete_instance(db.plan_delete_instance("broken-one"))
@@ -152,17 +166,23 @@ def test_an_interrupted_swap_leaves_one_name_for_the_live_servers(pg_pair_factor
     state_before = pair.state()
     main = state["main"]
     real_stop = box.stop_node
+    calls = []
 
-    def interrupted(state_, name):  # Ctrl-C while the old pair is being stopped
+    def interrupted(state_, name):  # Ctrl-C while the old pair is being stopped (once)
         real_stop(state_, name)
-        raise KeyboardInterrupt
+        calls.append(name)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
 
     box.stop_node = interrupted
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as caught:
             swap(box, state, "fix-1", "old-main", lambda _s: None)
     finally:
         del box.stop_node
+    assert caught.value.exit_code == 4  # a RolledBack that is still an interrupt
+    assert "rolled back: spywatcher-sandbox-db serves again" in str(caught.value)
+    assert db.describe().status == "available"  # put back by itself, no `up` needed
     saved = pair.state()
     assert "old-main" not in saved["instances"]  # no second name for the main instance's servers
     for name in (saved["instances"][main]["primary"], saved["instances"][main]["standby"]):

@@ -29,6 +29,7 @@ class RestoreRequest:
     to: str | None = None
     from_snapshot: str | None = None
     name: str | None = None
+    keep_failed: bool = False  # keep a failed restore (marked failed) instead of rolling it back
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def restore(
     with environment.operation("db.restore", args) as op:
         started = clock.monotonic()
         op.step("restore", "started", new_instance=new_id)
-        instance = database.restore(plan, progress=progress)
+        instance = database.restore(plan, progress=progress, keep_failed=request.keep_failed)
         duration = round(clock.monotonic() - started, 1)
         op.step("restore", "available", endpoint=f"{instance.host}:{instance.port}")
         op.result = {"new_instance": instance.id, "endpoint": f"{instance.host}:{instance.port}",

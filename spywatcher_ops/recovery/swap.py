@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadInput
+from ..core.errors import BadInput, Refused
 from ..core.plan import Plan
-from ..core.ports import Progress, SwapResult
+from ..core.ports import Instance, Progress, SwapResult
 from .common import Approver, free_name, known_instance
 
 if TYPE_CHECKING:
@@ -36,19 +36,63 @@ class SwapOutcome:
                 "warnings": self.warnings, "plan": self.plan.to_dict()}
 
 
+def standing(records: list[dict[str, Any]], instance_id: str) -> str | None:
+    """What the journal says about `instance_id` now: "verified" (a passed db.verify since it
+    was last created, swapped or deleted), "replaced" (a successful db.swap took it out of
+    service, untouched since), or None."""
+    state: str | None = None
+    target = instance_id.lower()
+    for rec in records:
+        op, event = rec.get("op"), rec.get("event")
+        args, result = rec.get("args") or {}, rec.get("result") or {}
+        if event == "start" and op in ("db.restore", "db.swap", "db.delete") and target in {
+                str(args.get(k, "")).lower() for k in ("name", "instance", "replaced_as")}:
+            state = None  # rebuilt, moved or deleted: an earlier verification says nothing about it now
+        elif event == "end" and op == "db.verify" and str(result.get("instance", "")).lower() == target:
+            state = "verified" if rec.get("outcome") == "ok" and result.get("ok") else None
+        elif event == "end" and op == "db.swap" and rec.get("outcome") == "ok" \
+                and str(result.get("replaced_as", "")).lower() == target:
+            state = "replaced"
+    return state
+
+
+def check_swappable(environment: Environment, new: Instance) -> str:
+    """The guard: only an available instance with a recorded, passed `db.verify` (or a pair
+    this toolkit swapped out, to reverse a swap) is put in service. Refused otherwise (exit 2)."""
+    from ..core.journal import read
+
+    how = standing(read(environment.journal.path), new.id)
+    flag = f"--instance {new.id}"
+    if how == "replaced":
+        if new.status not in ("available", "stopped"):
+            raise Refused(f"{flag}: it was swapped out earlier but is {new.status} now; it is not put in service")
+        return "it served before and was swapped out by db.swap (reverse)"
+    if new.status != "available":
+        raise Refused(f"{flag}: the instance is {new.status}, not available; only an available, verified "
+                      "instance is put in service",
+                      hint=f"restore again, or inspect it; `inv db.delete --env {environment.name} --instance "
+                           f"{new.id}` removes it")
+    if how != "verified":
+        raise Refused(f"{flag}: no passed db.verify of it is recorded since it was created; "
+                      "it is not put in service unchecked",
+                      hint=f"run `inv db.verify --env {environment.name} --instance {new.id}` first")
+    return "available, and verified by db.verify"
+
+
 def swap(environment: Environment, instance: str | None, *, approve: Approver, progress: Progress) -> SwapOutcome:
     database = environment.database
     source = database.instance_id()
     new = known_instance(environment, instance, flag="--instance")
     if new.id.lower() == source.lower():
         raise BadInput(f"--instance {instance}: that is already the serving instance; name a restored one")
+    why = check_swappable(environment, new)
     clock = environment.clock
     taken = {i.id.lower() for i in database.instances()}
     replaced_as = free_name(source, "replaced", clock.now(), taken)
     plan = database.plan_swap(new.id, replaced_as)
     if not approve(plan):
         return SwapOutcome(plan, False, replaced_as)
-    with environment.operation("db.swap", {"instance": new.id, "replaced_as": replaced_as}) as op:
+    with environment.operation("db.swap", {"instance": new.id, "replaced_as": replaced_as, "guard": why}) as op:
         started = clock.monotonic()
         result = database.swap(plan, progress=progress)
         duration = round(clock.monotonic() - started, 1)

@@ -8,13 +8,13 @@ from typing import Any
 
 from invoke import Context
 
+from spywatcher_ops.backends.table import environment
 from spywatcher_ops.core.cli import (
     DRY_RUN_HELP,
     ENV_HELP,
     JSON_HELP,
     YES_HELP,
     console,
-    environment,
     ops_task,
 )
 from spywatcher_ops.core.errors import VerificationFailed
@@ -150,14 +150,16 @@ def window(c: Context, env: str | None = None, json: bool = False) -> None:
         "name": "identifier of the NEW instance (1-63 letters, digits, hyphens); "
                 "default {instance}-restored-{UTC stamp}",
         "verify": "run db.verify on the new instance when it is available",
+        "keep_failed": "if the restore fails or is interrupted, keep the new instance (stopped, marked failed) "
+                       "for inspection instead of rolling it back; remove it later with inv db.delete --instance NAME",
         "dry_run": DRY_RUN_HELP,
         "yes": YES_HELP,
         "json": JSON_HELP,
     }
 )
 def restore(c: Context, env: str | None = None, to: str | None = None, from_snapshot: str | None = None,
-            name: str | None = None, verify: bool = False, dry_run: bool = False, yes: bool = False,
-            json: bool = False) -> None:
+            name: str | None = None, verify: bool = False, keep_failed: bool = False, dry_run: bool = False,
+            yes: bool = False, json: bool = False) -> None:
     """Restore the database to a point in time, into a new instance with the source's settings.
 
     The source is never touched. The new instance gets the source's subnet
@@ -171,7 +173,7 @@ def restore(c: Context, env: str | None = None, to: str | None = None, from_snap
 
     out = console(json)
     e = environment(c, env)
-    request = RestoreRequest(to=to, from_snapshot=from_snapshot, name=name)
+    request = RestoreRequest(to=to, from_snapshot=from_snapshot, name=name, keep_failed=keep_failed)
     with out.progress(f"restore into a new instance on {e.name}") as progress:
         outcome = run_restore(e, request, approve=_approver(e, out, dry_run=dry_run, yes=yes), progress=progress)
     if _dry(out, outcome):
@@ -251,6 +253,34 @@ def swap(c: Context, env: str | None = None, instance: str | None = None, dry_ru
     for warning in outcome.warnings:
         out.warn(warning)
     out.print(f"to reverse: {result.reverse_command}")
+
+
+@ops_task(help={"env": ENV_HELP,
+                "instance": "the instance to delete: one this toolkit created, never the live one, "
+                            "e.g. spywatcher-staging-db-restored-20261125t150000z",
+                "final_snapshot": "take a final snapshot {instance}-final-{stamp} before deleting (AWS; default); "
+                                  "--no-final-snapshot skips it. The sandbox keeps none and says so",
+                "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
+def delete(c: Context, env: str | None = None, instance: str | None = None, final_snapshot: bool = True,
+           dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+    """Delete a database instance this toolkit created (a restore, a failed restore, a replaced one).
+
+    Refuses the live instance and any instance the toolkit did not create (exit 2).
+    Asks for confirmation; on AWS a final snapshot is taken unless --no-final-snapshot.
+    Example: inv db.delete --env staging --instance spywatcher-staging-db-restored-20261125t150000z
+    """
+    from .delete import delete as run_delete
+
+    out = console(json)
+    e = environment(c, env)
+    with out.progress(f"delete on {e.name}") as progress:
+        outcome = run_delete(e, instance, final_snapshot=final_snapshot,
+                             approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True), progress=progress)
+    if _dry(out, outcome):
+        return
+    out.emit_json(outcome.to_dict())
+    kept = f"; final snapshot {outcome.final_snapshot}" if outcome.final_snapshot else ""
+    out.print(f"deleted {outcome.instance} (took {outcome.duration_s:.1f} s){kept}")
 
 
 @ops_task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})

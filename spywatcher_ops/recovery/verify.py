@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.clock import iso
 from ..core.errors import BadInput
-from ..core.ports import ConnectionInfo
+from ..core.ports import ConnectionInfo, Instance
 from .common import known_instance
 
 if TYPE_CHECKING:
@@ -97,8 +97,21 @@ def _counts(conn: Any, schema: str, tables: list[str]) -> dict[str, int]:
 
 
 def verify(environment: Environment, instance_id: str | None, *, as_of: datetime | None = None) -> VerifyReport:
-    """Run the checks against `instance_id`; the report says OK/FAILED per check."""
+    """Run the checks against `instance_id`; the report says OK/FAILED per check.
+
+    The outcome is journalled (`db.verify`, result ok/failed): `db.swap` puts an instance in
+    service only after a passed verification of it, recorded there.
+    """
     instance = known_instance(environment, instance_id, flag="--instance")
+    with environment.operation("db.verify", {"instance": instance.id}, mutating=False) as op:
+        report = _verify(environment, instance, as_of)
+        op.result = {"instance": instance.id, "ok": report.ok, "failed": [c.name for c in report.failed]}
+        if not report.ok:
+            op.outcome = "failed"
+    return report
+
+
+def _verify(environment: Environment, instance: Instance, as_of: datetime | None) -> VerifyReport:
     database = environment.database
     settings = environment.settings.section("database")
     schema = str(settings.get("schema") or "public")
@@ -106,6 +119,15 @@ def verify(environment: Environment, instance_id: str | None, *, as_of: datetime
     info = database.connection(instance.id)
     report = VerifyReport(instance.id, info.redacted())
     checks = report.checks
+    recovery = instance.details.get("recovery") or {}
+    if instance.status == "failed":
+        detail = f"instance is {instance.status}"
+        if recovery and not recovery.get("reached", True):
+            detail += f": {recovery.get('summary')}"
+        checks.append(Check("status", False, detail, "restore again; `inv db.delete --instance "
+                            f"{instance.id}` removes this one"))
+    if recovery.get("ended_at") and as_of is None:
+        as_of = datetime.fromisoformat(str(recovery["ended_at"]).replace("Z", "+00:00"))
     try:
         conn = _connect(info, timeout=10)
     except Exception as exc:  # noqa: BLE001 - any connect failure is this check's FAILED, with its text
@@ -123,7 +145,7 @@ def verify(environment: Environment, instance_id: str | None, *, as_of: datetime
             checks.append(Check("tables", True, f"{len(tables)} table(s) in {schema}"))
             for spec in specs:
                 _check_freshness(conn, schema, spec, as_of or environment.clock.now(), checks)
-            _check_against_source(environment, instance.id, conn, schema, tables, checks)
+            _check_against_source(environment, instance.id, conn, schema, tables, checks, recovery)
         elif _source_is_empty(environment, instance.id, schema):
             checks.append(Check("tables", True, f"no tables in {schema}, and none in the source either"))
         else:
@@ -208,7 +230,7 @@ def _check_freshness(conn: Any, schema: str, spec: dict[str, Any], reference: da
 
 
 def _check_against_source(environment: Environment, instance_id: str, conn: Any, schema: str,
-                          tables: list[str], checks: list[Check]) -> None:
+                          tables: list[str], checks: list[Check], recovery: dict[str, Any]) -> None:
     database = environment.database
     source_id = database.instance_id()
     name = f"row counts vs {source_id}"
@@ -236,9 +258,19 @@ def _check_against_source(environment: Environment, instance_id: str, conn: Any,
                             "a restore point before the data was loaded?"))
         return
     differ = [f"{t} {mine[t]} vs {theirs[t]}" for t in sorted(mine) if t in theirs and mine[t] != theirs[t]]
+    if differ and recovery and not recovery.get("reached", True):
+        # the rows may well have been written before the restore point: recovery never got there
+        checks.append(Check(name, False, f"{len(differ)} table(s) differ ({'; '.join(differ[:5])}) and recovery "
+                            f"stopped short: {recovery.get('summary')}",
+                            "the difference is NOT explained by the restore point; restore again once the "
+                            "WAL archive is whole"))
+        return
     if differ:
+        # explained only by where recovery really ended (recorded by the restore), not by the request
+        end = recovery.get("ended_at")
+        point = f"the recovery's end point {end}" if end else "the restore point"
         detail = (f"{len(mine)} table(s); {len(differ)} differ ({'; '.join(differ[:5])}): "
-                  "expected for rows written after the restore point")
+                  f"expected only for rows written after {point}")
     else:
         detail = f"{len(mine)} table(s), all counts equal"
     checks.append(Check(name, True, detail))

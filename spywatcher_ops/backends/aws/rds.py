@@ -33,6 +33,10 @@ from .secrets import db_credentials
 if TYPE_CHECKING:
     from ...core.environment import Environment
 
+class SwapInterrupted(RolledBack, KeyboardInterrupt):
+    """Ctrl-C during a swap, after the original got its name back: exit 4, still an interrupt."""
+
+
 # Instance states from which RDS will not reach `available` on its own.
 DEAD_STATES = {
     "failed",
@@ -470,7 +474,9 @@ class RdsDatabase:
                           "checked on the new instance afterwards")
         return plan
 
-    def restore(self, plan: Plan, *, progress: Progress) -> Instance:
+    def restore(self, plan: Plan, *, progress: Progress, keep_failed: bool = False) -> Instance:
+        # keep_failed: RDS keeps a failed restore in its own state (restore-error) either way;
+        # `inv db.delete` removes it
         first, *rest = plan.steps
         new_id = first.params.get("TargetDBInstanceIdentifier") or first.params["DBInstanceIdentifier"]
         self._call(first)
@@ -522,16 +528,25 @@ class RdsDatabase:
         return problems
 
     # delete (only what we made) --------------------------------------------
-    def plan_delete_instance(self, instance_id: str) -> Plan:
+    def plan_delete_instance(self, instance_id: str, *, final_snapshot: str | None = None) -> Plan:
         raw = self._require(instance_id)
-        if _tags(raw.get("TagList")).get("ManagedBy") != MANAGED_BY or instance_id == self.instance_id():
-            raise Refused(f"{instance_id} was not created by {MANAGED_BY}; it is never deleted by it")
+        if instance_id == self.instance_id():
+            raise Refused(f"{instance_id} serves the database endpoint; it is never deleted by {MANAGED_BY}")
+        if _tags(raw.get("TagList")).get("ManagedBy") != MANAGED_BY:
+            raise Refused(f"{instance_id} was not created by {MANAGED_BY} (no tag ManagedBy={MANAGED_BY}); "
+                          "it is never deleted by it")
+        if final_snapshot and self._raw_snapshot(final_snapshot) is not None:
+            raise BadInput(f"final snapshot {final_snapshot}: a snapshot with that name exists already")
         plan = Plan(f"delete instance {instance_id}")
         if raw.get("DeletionProtection"):
             plan.add(Step("rds", "modify_db_instance", {"DBInstanceIdentifier": instance_id,
                                                         "DeletionProtection": False, "ApplyImmediately": True}))
-        plan.add(Step("rds", "delete_db_instance", {"DBInstanceIdentifier": instance_id,
-                                                    "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True}))
+        final: dict[str, Any] = ({"SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final_snapshot}
+                                 if final_snapshot else {"SkipFinalSnapshot": True})
+        plan.add(Step("rds", "delete_db_instance", {"DBInstanceIdentifier": instance_id, **final,
+                                                    "DeleteAutomatedBackups": True},
+                      why=f"a final snapshot {final_snapshot} is taken first" if final_snapshot
+                      else "no final snapshot"))
         return plan
 
     def delete_instance(self, plan: Plan, *, progress: Progress) -> None:
@@ -567,27 +582,46 @@ class RdsDatabase:
         return plan
 
     def swap(self, plan: Plan, *, progress: Progress) -> SwapResult:
+        """The two renames of the plan. If anything fails (or Ctrl-C) before the restored
+        instance took the name, the serving instance gets its name back by itself."""
         aside, promote = plan.steps
         source_id = aside.params["DBInstanceIdentifier"]
         replaced_as = aside.params["NewDBInstanceIdentifier"]
         new_id = promote.params["DBInstanceIdentifier"]
         new_resource = self._require(new_id).get("DbiResourceId")
         self._call(aside)
-        self._wait_instance(replaced_as, f"{source_id} to be renamed {replaced_as}", self.timeouts["rename"],
-                            progress, settled=False)
         try:
-            self._call(promote)
-        except Exception as exc:
-            back = Step("rds", "modify_db_instance", {"DBInstanceIdentifier": replaced_as,
-                                                      "NewDBInstanceIdentifier": source_id, "ApplyImmediately": True})
-            self._call(back)
-            self._wait_instance(source_id, f"{replaced_as} to get its name back", self.timeouts["rename"],
+            self._wait_instance(replaced_as, f"{source_id} to be renamed {replaced_as}", self.timeouts["rename"],
                                 progress, settled=False)
-            raise RolledBack(f"renaming {new_id} to {source_id} failed ({exc}); {source_id} has its name back") from exc
+            self._call(promote)
+        except BaseException as exc:  # noqa: BLE001 - the original name is given back, then raised as what happened
+            reason = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            self._put_back(source_id, replaced_as, new_id, reason, progress)
+            message = (f"swap of {new_id} failed ({reason}); rolled back: {source_id} has its name back "
+                       f"(it was {replaced_as} for a moment) and {new_id} is unchanged")
+            if isinstance(exc, KeyboardInterrupt):
+                raise SwapInterrupted(message) from exc
+            raise RolledBack(message) from exc
         self._wait_instance(source_id, f"{new_id} to be renamed {source_id}", self.timeouts["rename"],
                             progress, settled=False, resource_id=new_resource)
         return SwapResult(instance=source_id, replaced_as=replaced_as,
                           reverse_command=f"inv db.swap --env {self.env.name} --instance {replaced_as}")
+
+    def _put_back(self, source_id: str, replaced_as: str, new_id: str, reason: str, progress: Progress) -> None:
+        back = Step("rds", "modify_db_instance", {"DBInstanceIdentifier": replaced_as,
+                                                  "NewDBInstanceIdentifier": source_id, "ApplyImmediately": True})
+        try:
+            if self._raw(replaced_as) is not None:  # the aside rename happened (or is under way)
+                self._wait_instance(replaced_as, f"{replaced_as} to settle", self.timeouts["rename"], progress,
+                                    settled=False)
+                self._call(back)
+            self._wait_instance(source_id, f"{source_id} to get its name back", self.timeouts["rename"],
+                                progress, settled=False)
+        except Exception as again:  # noqa: BLE001 - raised below with both errors and the way out
+            raise OperationFailed(
+                f"swap of {new_id} failed ({reason}) and giving {source_id} its name back failed too ({again})",
+                hint=f"rename it back yourself: aws rds modify-db-instance --db-instance-identifier {replaced_as} "
+                     f"--new-db-instance-identifier {source_id} --apply-immediately") from again
 
     # failover ----------------------------------------------------------------
     def plan_failover(self) -> Plan:

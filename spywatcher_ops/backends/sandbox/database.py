@@ -29,7 +29,7 @@ from . import postgres as pg
 from .backups import all_backups, check_backup_id, delete_backup, find_backup, take_backup
 from .paths import sandbox_root
 from .provision import PgSandbox
-from .state import node_alive
+from .state import node_alive, node_pid
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
@@ -89,6 +89,10 @@ class SandboxDatabase:
         primary = state["nodes"][inst["primary"]]
         standby = state["nodes"].get(inst.get("standby") or "")
         alive = node_alive(primary)
+        if inst.get("status") == "creating" and not self.box.statefile.busy():
+            # registered, but the restore building it holds no lock any more: it was killed;
+            # `sandbox.up` finishes its rollback
+            inst = {**inst, "status": "failed", "interrupted": True}
         if inst.get("status") in ("creating", "failed"):
             status = inst["status"]
         elif primary.get("desired") == "stopped":
@@ -100,12 +104,16 @@ class SandboxDatabase:
         else:
             status = "available"
         details: dict[str, Any] = {
-            "primary": {"node": inst["primary"], "port": primary["port"], "pid": primary.get("pid"), "alive": alive},
+            "primary": {"node": inst["primary"], "port": primary["port"], "pid": node_pid(primary), "alive": alive},
             "origin": inst.get("origin"),
             "created": inst.get("created"),
         }
+        if inst.get("recovery"):
+            details["recovery"] = inst["recovery"]  # where recovery really ended (db.verify compares with it)
+        if inst.get("interrupted"):
+            details["interrupted"] = "its restore was killed; `inv sandbox.up` removes it"
         if standby is not None:
-            details["standby"] = {"node": inst["standby"], "port": standby["port"], "pid": standby.get("pid"),
+            details["standby"] = {"node": inst["standby"], "port": standby["port"], "pid": node_pid(standby),
                                   "alive": node_alive(standby)}
             details["replication"] = state["replication"]
         return Instance(
@@ -142,6 +150,7 @@ class SandboxDatabase:
             port=",".join(ports),
             dbname=self.box.db_name,
             user=self.box.db_user,
+            password=self.box.password("app"),  # the one place the password joins the connection info
             sslmode="disable",
             target_session_attrs="read-write" if multi else None,
         )
@@ -149,7 +158,7 @@ class SandboxDatabase:
     def admin_connection(self, instance_id: str | None = None) -> ConnectionInfo:
         """Like connection(), as the superuser (drills, verification)."""
         info = self.connection(instance_id)
-        return ConnectionInfo(info.host, info.port, info.dbname, pg.SUPERUSER, None, info.sslmode,
+        return ConnectionInfo(info.host, info.port, info.dbname, pg.SUPERUSER, self.box.password(), info.sslmode,
                               info.target_session_attrs)
 
     def processes(self) -> dict[str, Any]:
@@ -157,13 +166,13 @@ class SandboxDatabase:
         state = self._state()
         main = state["instances"][state["main"]]
         primary = state["nodes"][main["primary"]]
-        out: dict[str, Any] = {"primary": {"node": main["primary"], "pid": primary.get("pid"),
+        out: dict[str, Any] = {"primary": {"node": main["primary"], "pid": node_pid(primary),
                                            "port": primary["port"], "data": primary["data"]}}
         if main.get("standby"):
             standby = state["nodes"][main["standby"]]
             alive = node_alive(standby)
-            rows = pg.try_query(standby["port"], "SELECT pid FROM pg_stat_wal_receiver") if alive else None
-            out["standby"] = {"node": main["standby"], "pid": standby.get("pid"), "port": standby["port"],
+            rows = self.box.try_query(standby["port"], "SELECT pid FROM pg_stat_wal_receiver") if alive else None
+            out["standby"] = {"node": main["standby"], "pid": node_pid(standby), "port": standby["port"],
                               "data": standby["data"]}
             out["walreceiver"] = {"pid": rows[0][0] if rows else None}
         return out
@@ -189,7 +198,7 @@ class SandboxDatabase:
             self.box.reload(state, name)
             port = state["nodes"][name]["port"]
         deadline = time.monotonic() + timeout
-        while pg.try_query(port, "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"):
+        while self.box.try_query(port, "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"):
             if time.monotonic() > deadline:
                 raise OperationFailed(f"standby {name} still streams after {timeout:.0f} s")
             time.sleep(0.02)
@@ -209,7 +218,7 @@ class SandboxDatabase:
             window = restore_window(state)
         if window is None:
             raise NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
-        return RestoreWindow(window[0], window[1], self.environment.settings.retention_days)
+        return RestoreWindow(window.earliest, window.latest, self.environment.settings.retention_days, window.gap)
 
     def events(self, since: datetime) -> list[ProviderEvent]:
         out = []
@@ -286,13 +295,14 @@ class SandboxDatabase:
         window = restore_window(state)
         if window is None:
             raise NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
-        earliest, latest = window
+        earliest, latest = window.earliest, window.latest
         main = state["instances"][state["main"]]
-        if node_alive(state["nodes"][main["primary"]]):
+        if node_alive(state["nodes"][main["primary"]]) and window.gap is None:
             latest = max(latest, self.box.now())  # the restore archives the newest WAL first
         if to_time is not None and not (earliest <= to_time <= latest):
+            gap = f"; WAL segment {window.gap} is missing from the archive" if window.gap else ""
             raise BadInput(
-                f"restore time {iso(to_time)}: outside the restorable window {iso(earliest)} .. {iso(latest)}"
+                f"restore time {iso(to_time)}: outside the restorable window {iso(earliest)} .. {iso(latest)}{gap}"
             )
         backup = choose_backup(state, to_time)
         plan.add(Step("sandbox", "pg_switch_wal", {"instance": state["main"]}, why="archive the newest WAL first"))
@@ -302,17 +312,17 @@ class SandboxDatabase:
         }, why="copy the newest base backup before the target, replay archived WAL to it, promote"))
         return plan
 
-    def restore(self, plan: Plan, *, progress: Progress = no_progress) -> Instance:
+    def restore(self, plan: Plan, *, progress: Progress = no_progress, keep_failed: bool = False) -> Instance:
         from .operations import RestoreRequest, restore
 
         params = next(s.params for s in plan.steps if s.action == "restore_base_backup")
         to_time = _time(params.get("recovery_target_time"))
-        req = RestoreRequest(params["new_id"], to_time, params.get("snapshot_id"))
+        req = RestoreRequest(params["new_id"], to_time, params.get("snapshot_id"), keep_failed)
         with self.box.statefile.editing() as state:
             restore(self.box, state, req, progress)
             return self._instance(state, req.new_id)
 
-    def plan_delete_instance(self, instance_id: str) -> Plan:
+    def plan_delete_instance(self, instance_id: str, *, final_snapshot: str | None = None) -> Plan:
         state = self._state()
         inst = state["instances"].get(instance_id)
         if inst is None:
@@ -328,6 +338,9 @@ class SandboxDatabase:
             raise Refused(f"instance {instance_id}: its servers also belong to {', '.join(shared)}; not deleted",
                           hint="run `inv sandbox.status`; repair with `inv sandbox.up`")
         plan = Plan(f"delete instance {instance_id}")
+        if final_snapshot:
+            plan.notes.append(f"no final snapshot: sandbox snapshots are base backups of {state['main']} only; "
+                              f"the data of {instance_id} is deleted with it")
         for name in (inst["primary"], inst.get("standby")):
             if name:
                 node = state["nodes"][name]

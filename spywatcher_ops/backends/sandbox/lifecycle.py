@@ -13,7 +13,7 @@ from ...core.errors import NotReady, Unsupported
 from ...core.plan import Plan, Step
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
-from .state import node_alive
+from .state import node_alive, node_pid
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
@@ -48,6 +48,7 @@ class SandboxReport:
     cache_sentinels: list[str] = field(default_factory=list)
     pg_base: str | None = None
     replication: str | None = None
+    password_file: str | None = None  # where the passwords are (never the passwords themselves)
 
     @property
     def healthy(self) -> bool:
@@ -59,10 +60,22 @@ class SandboxReport:
             "pg_base": self.pg_base,
             "replication": self.replication,
             "database_url": self.database_url,
+            "password_file": self.password_file,
+            # which entry of the password file each connection uses
+            "passwords": PASSWORD_KEYS if self.password_file else {},
             "database": self.database,
             "cache_sentinels": self.cache_sentinels,
             "cache": self.cache,
         }
+
+
+PASSWORD_KEYS = {
+    "database_url": "postgres.app",
+    "postgres superuser": "postgres.superuser",
+    "replicator (replication)": "postgres.replication",
+    "redis primary and replica": "redis.default",
+    "sentinels": "redis.sentinel",
+}
 
 
 def database_url(state: dict[str, Any], db_name: str, db_user: str) -> str:
@@ -83,15 +96,31 @@ def report(environment: Environment, db_rows: list[dict[str, Any]] | None = None
     box = _box(environment)
     state = box.statefile.load()
     rep = SandboxReport(root=str(box.root))
-    if state:
+    if box.secrets.exists():
+        rep.password_file = str(box.secrets.path)
+    if state and not state.get("provisioning"):
         rep.pg_base = state["pg_base"]
         rep.replication = state["replication"]
         rep.database_url = database_url(state, box.db_name, box.db_user)
         if db_rows is None:
             db_rows = [r.to_dict() for r in box.status()]
+        building = None
         for row in db_rows:
-            row["desired"] = state["nodes"].get(row["name"], {}).get("desired", "running")
+            node = state["nodes"].get(row["name"], {})
+            row["desired"] = node.get("desired", "running")
+            if state["instances"].get(node.get("instance", ""), {}).get("status") == "creating":
+                # a restore's server: judged by the restore, not by status (a killed one is removed by `up`)
+                building = box.statefile.busy() if building is None else building
+                row["role"] = "restoring" if building else "interrupted restore (`inv sandbox.up` removes it)"
+                row["desired"] = "restoring"
+        from .processes import unrecorded
+
+        for extra in unrecorded(state):  # running in our folders, named by no node: `down` stops it
+            db_rows.append({"name": extra["name"], "role": "unrecorded", "port": None, "pid": extra["pid"],
+                            "alive": True, "desired": "stopped", "instance": ""})
         rep.database = db_rows
+    elif state:
+        rep.pg_base = state["pg_base"]  # a first `up` was interrupted: `up` starts over, `down --purge` deletes it
     if cache_nodes is None:
         cache_nodes = _redis(environment).status()
     rep.cache = _cache_rows(cache_nodes)
@@ -103,14 +132,17 @@ def plan_up(environment: Environment) -> Plan:
     box = _box(environment)
     state = box.statefile.load()
     plan = Plan(f"bring up the sandbox under {box.root}")
-    if not state:
+    if not state or state.get("provisioning"):
         plan.add(Step("sandbox", "provision_postgres", {
             "primary": "initdb --wal-segsize=1 + pg_ctl start", "standby": "pg_basebackup + streaming",
             "replication": box.replication, "archive": "archive_mode=always", "first_base_backup": True,
         }))
     else:
         for name, node in state["nodes"].items():
-            if node.get("desired") == "running" and not node_alive(node):
+            if state["instances"].get(node["instance"], {}).get("status") == "creating":
+                plan.add(Step("sandbox", "roll_back_restore", {"instance": node["instance"], "node": name},
+                              why="its restore was interrupted: its server is stopped and its folder removed"))
+            elif node.get("desired") == "running" and not node_alive(node):
                 plan.add(Step("sandbox", "pg_ctl_start", {"node": name, "role": node["role"], "port": node["port"]},
                               why="not running; repaired (a standby that cannot stream is rebuilt)"))
     plan.add(Step("sandbox", "redis_up", {"folder": str(box.root / "redis")},
@@ -144,9 +176,9 @@ def plan_down(environment: Environment, *, purge: bool) -> Plan:
     for name, node in (state or {}).get("nodes", {}).items():
         if node_alive(node):
             if purge:  # its data is deleted next: no clean shutdown needed
-                plan.add(Step("sandbox", "kill", {"node": name, "pid": node["pid"], "signal": "SIGKILL"}))
+                plan.add(Step("sandbox", "kill", {"node": name, "pid": node_pid(node), "signal": "SIGKILL"}))
             else:
-                plan.add(Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node["pid"], "mode": "fast"}))
+                plan.add(Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node_pid(node), "mode": "fast"}))
     plan.add(Step("sandbox", "redis_down", {"folder": str(box.root / "redis")}))
     if purge:
         from pathlib import Path
@@ -154,12 +186,13 @@ def plan_down(environment: Environment, *, purge: bool) -> Plan:
         from .paths import is_ours, not_ours_note
         from .provision import default_pg_base
 
-        folders = [box.root / "redis"] + ([Path(state["pg_base"])] if state
-                                          else [box.root / "postgres", default_pg_base(box.root)])
+        redis_base = _redis(environment).base()  # the Redis servers' own folder (in /var/tmp when we are root)
+        folders = [box.root / "redis"] + ([redis_base] if redis_base != box.root / "redis" else []) + (
+            [Path(state["pg_base"])] if state else [box.root / "postgres", default_pg_base(box.root)])
         folders = [f for f in folders if f.exists()]
         plan.add(Step("sandbox", "delete_folders", {
             "paths": [str(f) for f in folders if is_ours(f)],
-            "state_files": [str(box.root / n) for n in ("state.json", "state.lock", "events.jsonl")],
+            "state_files": [str(box.root / n) for n in ("state.json", "state.lock", "events.jsonl", "secrets.json")],
         }, why="every database, WAL archive, base backup and Redis file of the sandbox is deleted"))
         plan.notes += [not_ours_note(f) for f in folders if not is_ours(f)]
     return plan

@@ -13,6 +13,7 @@ meaning as RDS, done with the PostgreSQL tools on local processes.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -24,40 +25,55 @@ from pathlib import Path
 from typing import Any
 
 from ...core.clock import iso
-from ...core.errors import BadInput, NotReady, OperationFailed
+from ...core.errors import BadInput, NotReady, OperationFailed, RolledBack, VerificationFailed
 from ...core.ports import Progress
 from . import postgres as pg
+from .archive import first_gap, reachable, recovery_end
 from .backups import all_backups, backups_of, find_backup
 from .provision import PgSandbox, drop_slot, ensure_slot, pick_port, slot_name
-from .state import node_alive
+from .state import node_alive, node_pid
 
 
 # -- restore -----------------------------------------------------------------
-def restore_window(state: dict[str, Any]) -> tuple[datetime, datetime] | None:
-    """(earliest, latest) restorable times of the main instance's lineage, or None.
+@dataclass(frozen=True)
+class Window:
+    earliest: datetime
+    latest: datetime
+    gap: str | None  # the first WAL segment missing after the newest base backup
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def lineage_archive(state: dict[str, Any], lineage: str | None) -> Path:
+    return Path(state["pg_base"]) / "archive" / str(lineage)
+
+
+def restore_window(state: dict[str, Any]) -> Window | None:
+    """The main instance's restorable window, or None without a base backup.
 
     earliest: the end of the oldest base backup (a backup is consistent only from there);
-    latest: the newest heartbeat commit whose WAL segment is in the archive.
+    latest: the newest heartbeat commit reachable from the newest base backup through the
+    archive without a gap (recovery stops silently at the first missing segment).
     """
     main = state["instances"][state["main"]]
     lineage = main.get("lineage")
     backups = backups_of(state, lineage)
     if not backups:
         return None
-    archive = Path(state["pg_base"]) / "archive" / str(lineage)
-    marks = [h for h in state.get("heartbeats", []) if h.get("lineage") == lineage and (archive / h["wal"]).exists()]
-    earliest = datetime.fromisoformat(backups[0]["end"].replace("Z", "+00:00"))
-    latest = max(
-        [datetime.fromisoformat(h["at"].replace("Z", "+00:00")) for h in marks]
-        + [datetime.fromisoformat(backups[-1]["end"].replace("Z", "+00:00"))]
-    )
-    return earliest, latest
+    archive = lineage_archive(state, lineage)
+    gap = first_gap(archive, Path(backups[-1]["path"]))
+    marks = [h for h in state.get("heartbeats", []) if h.get("lineage") == lineage
+             and (archive / h["wal"]).exists() and reachable(h, gap)]
+    latest = max([_at(h["at"]) for h in marks] + [_at(backups[-1]["end"])])
+    return Window(_at(backups[0]["end"]), latest, gap)
 
 
 def choose_backup(state: dict[str, Any], to_time: datetime | None) -> dict[str, Any]:
     main = state["instances"][state["main"]]
     backups = backups_of(state, main.get("lineage"))
-    usable = [b for b in backups if to_time is None or datetime.fromisoformat(b["end"].replace("Z", "+00:00")) <= to_time]
+    usable = [b for b in backups if to_time is None or _at(b["end"]) <= to_time]
     if not usable:
         raise BadInput(f"no base backup ends before {iso(to_time)}")
     return usable[-1]
@@ -68,12 +84,32 @@ class RestoreRequest:
     new_id: str
     to_time: datetime | None
     snapshot_id: str | None
+    keep_failed: bool = False
+
+
+class RestoreShort(VerificationFailed):
+    """Recovery ended before the restore's target (a gap in the WAL archive): exit 1."""
+
+
+class RestoreInterrupted(RolledBack, KeyboardInterrupt):
+    """Ctrl-C during a restore, after its rollback: exit 4 with what was done, and still an
+    interrupt for callers (drills) that stop on one."""
+
+
+class RestoreInterruptedKept(OperationFailed, KeyboardInterrupt):
+    """Ctrl-C during a restore with --keep-failed: kept, marked failed (exit 1)."""
 
 
 def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress: Progress) -> str:
-    """Build and start the restored server; returns its node name (registered in `state`)."""
+    """Build and start the restored server; returns its node name (registered in `state`).
+
+    A restore that fails or is interrupted is rolled back (its server stopped, its folder
+    removed) unless `keep_failed`; one whose recovery ends short of its target is kept,
+    stopped and marked failed. Either way the message says exactly what was left.
+    """
     if req.new_id in state["instances"]:
         raise BadInput(f"instance {req.new_id}: exists already; choose another name")
+    heartbeat = None
     if req.snapshot_id:
         backup = find_backup(state, req.snapshot_id)
         if backup is None:
@@ -81,7 +117,7 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
         origin = f"snapshot {req.snapshot_id}"
     else:
         progress("archiving the newest WAL")
-        box.heartbeat(state)
+        heartbeat = box.heartbeat(state)
         backup = choose_backup(state, req.to_time)
         origin = f"point in time {iso(req.to_time) or 'latest'} from base backup {backup['id']}"
     state["instances"][req.new_id] = {
@@ -92,24 +128,123 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
     state["instances"][req.new_id]["primary"] = name
     node = state["nodes"][name]
     box.statefile.save(state)  # registered before anything is built: an interrupted restore is visible
+    phase = ["preparing"]
+
+    def step(label: str) -> None:
+        if not label.startswith("recovering"):
+            phase[0] = label
+        progress(label)
+
     try:
-        _build_restored(box, state, req, backup, name, progress)
-    except BaseException as exc:
-        # the caller's state lock saves only on success: record the failure ourselves, or the
-        # instance would stay "creating" forever
-        state["instances"][req.new_id]["status"] = "failed"
-        try:
-            box.stop_node(state, name)
-        finally:
-            box.event("restore-failed", f"{req.new_id} ({origin}): {pg.one_line(str(exc), 1)}")
-            box.statefile.save(state)
-        if isinstance(exc, OperationFailed):
-            raise OperationFailed(f"restore {req.new_id} failed: {exc}",
-                                  hint=f"it is kept, marked failed; its server log is {node['log']}") from exc
-        raise
+        _build_restored(box, state, req, backup, name, step)
+        phase[0] = "checking where recovery ended"
+        outcome = _recovery_outcome(state, req, backup, heartbeat, Path(node["log"]))
+        state["instances"][req.new_id]["recovery"] = outcome
+        if not outcome["reached"]:
+            raise RestoreShort(f"restore {req.new_id} stopped short of its target: {outcome['summary']}")
+        box.configure(state, name)  # later restarts are plain starts, without recovery targets
+    except BaseException as exc:  # noqa: BLE001 - rolled back (or kept) and re-raised as what happened
+        if isinstance(exc, OperationFailed) and not isinstance(exc, RestoreShort):
+            short = _short_from_log(state, req, backup, Path(node["log"]))
+            if short is not None:  # PostgreSQL stopped itself: the time target lies beyond a gap
+                state["instances"][req.new_id]["recovery"] = short
+                exc = RestoreShort(f"restore {req.new_id} stopped short of its target: {short['summary']}")
+        _give_up(box, state, req, name, exc, phase[0], origin)
     state["instances"][req.new_id]["status"] = "available"
     box.event("restored", f"{req.new_id} ({origin}) on port {node['port']}")
     return name
+
+
+def _give_up(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, name: str, exc: BaseException,
+             phase: str, origin: str) -> None:
+    """Roll the failed restore back (or keep it, marked failed), save, and raise what happened."""
+    node = state["nodes"][name]
+    data, log = Path(node["data"]), node["log"]
+    short = isinstance(exc, RestoreShort)
+    keep = req.keep_failed or short
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    pid = node_pid(node)
+    try:
+        box.stop_node(state, name)
+    finally:
+        server = f"its server (pid {pid}) was stopped" if pid else "no server of it was running"
+        if keep:
+            state["instances"][req.new_id]["status"] = "failed"
+            node["desired"] = "stopped"  # `sandbox.up`, status and drills leave it alone
+            left = (f"{req.new_id} is kept, stopped and marked failed ({server}; data {data}, log {log}); "
+                    f"delete it with `inv db.delete --instance {req.new_id}`")
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+            del state["nodes"][name]
+            del state["instances"][req.new_id]
+            left = (f"rolled back: {server} and its folder {data} removed; the source and every other "
+                    f"instance are untouched (--keep-failed keeps a failed restore for inspection)")
+        box.event("restore-failed" if keep else "restore-rolled-back",
+                  f"{req.new_id} ({origin}): {pg.one_line(str(exc), 1)}; {left}")
+        box.statefile.save(state)
+    what = "interrupted" if interrupted else "failed"
+    reason = pg.one_line(str(exc), 1) if not interrupted else "Ctrl-C"
+    if short:
+        assert isinstance(exc, RestoreShort)
+        raise RestoreShort(f"{exc.message}; {left}") from exc
+    message = f"restore {req.new_id} {what} while {phase}: {reason}; {left}"
+    if interrupted:
+        raise (RestoreInterruptedKept(message) if keep else RestoreInterrupted(message)) from exc
+    if keep:
+        raise OperationFailed(message) from exc
+    raise RolledBack(message) from exc
+
+
+def _recovery_outcome(state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
+                      heartbeat: dict[str, Any] | None, log: Path) -> dict[str, Any]:
+    """Where recovery really ended, against what it was asked for."""
+    end = recovery_end(_read(log))
+    ended = end["last_commit"]
+    out: dict[str, Any] = {"end_lsn": end["end_lsn"], "ended_at": iso(ended), "reached": True}
+    if req.snapshot_id:
+        out.update(target="the snapshot's end", summary=f"consistent at the end of snapshot {req.snapshot_id}")
+        return out
+    if req.to_time is not None:
+        # PostgreSQL itself refuses to finish short of a time target (see _short_from_log)
+        out.update(target=iso(req.to_time), ended_at=iso(end.get("stop_time") or ended),
+                   summary=f"stopped {end['stopped_by_target'] or 'at the end of the archive'}")
+        return out
+    out["target"] = f"latest (heartbeat committed at {heartbeat['at']})" if heartbeat else "latest"
+    if heartbeat is not None and (ended is None or ended < _at(heartbeat["at"])):
+        out["reached"] = False
+        out["summary"] = _why(state, backup, end, f"the newest commit archived before the restore "
+                              f"({heartbeat['at']}, in WAL segment {heartbeat['wal']})")
+    else:
+        out["summary"] = f"replayed to the newest archived commit ({iso(ended)})"
+    return out
+
+
+def _short_from_log(state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
+                    log: Path) -> dict[str, Any] | None:
+    end = recovery_end(_read(log))
+    if not end["target_not_reached"]:
+        return None
+    target = iso(req.to_time) if req.to_time else "latest"
+    return {"end_lsn": end["end_lsn"], "ended_at": iso(end["last_commit"]), "reached": False, "target": target,
+            "summary": _why(state, backup, end, f"the requested time {target}")}
+
+
+def _why(state: dict[str, Any], backup: dict[str, Any], end: dict[str, Any], target: str) -> str:
+    lineage = state["instances"][state["main"]].get("lineage")
+    archive = lineage_archive(state, lineage)
+    gap = first_gap(archive, Path(backup["path"]))
+    where = (f"recovery ended at {end['end_lsn'] or '?'} (last replayed commit "
+             f"{iso(end['last_commit']) or 'none'}), before {target}")
+    why = (f"WAL segment {gap} is missing from the archive {archive}" if gap
+           else "the archive holds no WAL beyond that point")
+    return f"{where}: {why}"
+
+
+def _read(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")
+    except (FileNotFoundError, PermissionError):
+        return ""
 
 
 def _build_restored(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
@@ -133,9 +268,28 @@ def _build_restored(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, 
     pg.set_signal_file(user, data, "recovery.signal", True)
     progress("replaying WAL")
     pid = box.start_node(state, name, wait=False, extra=extra)
-    pg.wait_ready(node["port"], pid, Path(node["log"]), read_write=True, timeout=3600, interval=0.01,
-                  progress=progress, data=data)
-    box.configure(state, name)  # later restarts are plain starts, without recovery targets
+    box.wait_ready(node["port"], pid, Path(node["log"]), read_write=True, timeout=3600, interval=0.01,
+                   progress=progress, data=data)
+
+
+def finish_interrupted_restores(box: PgSandbox, state: dict[str, Any]) -> list[str]:
+    """Restores still "creating" under the state lock were killed (a live one holds the lock):
+    finish their rollback (stop the server, remove the folder, drop the instance)."""
+    notes = []
+    for inst_id, inst in list(state["instances"].items()):
+        if inst.get("status") != "creating":
+            continue
+        for name in (inst.get("primary"), inst.get("standby")):
+            if name and name in state["nodes"]:
+                data = state["nodes"][name]["data"]
+                box.stop_node(state, name)
+                shutil.rmtree(data, ignore_errors=True)
+                del state["nodes"][name]
+        del state["instances"][inst_id]
+        note = f"{inst_id}: an interrupted restore (its process is gone); its server was stopped and its folder removed"
+        box.event("restore-rolled-back", note)
+        notes.append(note)
+    return notes
 
 
 # -- failover ------------------------------------------------------------------
@@ -156,7 +310,7 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
     if not new:
         raise NotReady("the sandbox database has no standby to fail over to", hint="run `inv sandbox.up`")
     old_node, new_node = state["nodes"][old], state["nodes"][new]
-    if not node_alive(new_node) or pg.in_recovery(new_node["port"]) is not True:
+    if not node_alive(new_node) or box.in_recovery(new_node["port"]) is not True:
         raise NotReady(f"standby {new} is not running as a standby", hint="run `inv sandbox.up` to repair it")
     events: list[tuple[datetime, str, str]] = []
 
@@ -166,10 +320,11 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
 
     started = box.now()
     killed_at = None
-    if node_alive(old_node):
-        pg.kill_tree(old_node["pid"], Path(old_node["data"]))
+    old_pid = node_pid(old_node)
+    if old_pid:
+        pg.kill_tree(old_pid, Path(old_node["data"]))
         killed_at = box.now()
-        note(killed_at, "fault", f"primary {old} (pid {old_node['pid']}) killed with SIGKILL")
+        note(killed_at, "fault", f"primary {old} (pid {old_pid}) killed with SIGKILL")
     else:
         note(started, "fault", f"primary {old} was already down")
     stopped = stopped_processes(Path(new_node["data"]))
@@ -185,7 +340,7 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
              f"stopped standby process(es) {stopped} resumed; a frozen walreceiver was ended unread (its WAL is lost)")
     user = box.user(state)
     user.pg("pg_ctl", "-D", new_node["data"], "-W", "promote")
-    pg.wait_ready(new_node["port"], new_node["pid"], Path(new_node["log"]), read_write=True, timeout=60,
+    box.wait_ready(new_node["port"], new_node["pid"], Path(new_node["log"]), read_write=True, timeout=60,
                   interval=0.002, data=Path(new_node["data"]))
     promoted_at = box.now()
     note(promoted_at, "promote", f"standby {new} promoted; it accepts writes on port {new_node['port']}")
@@ -262,14 +417,14 @@ def rebuild_standby(box: PgSandbox, state: dict[str, Any], name: str, progress: 
         pg.clear_stale_pid(data)
         # after a promotion the control file names the new timeline only after a checkpoint;
         # without one pg_rewind sees the same timeline and decides nothing needs rewinding
-        pg.query(primary["port"], "CHECKPOINT")
+        box.query(primary["port"], "CHECKPOINT")
         rewind = user.pg("pg_rewind", "--target-pgdata", data,
                          "--source-server", f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} dbname=postgres",
                          ok_codes=(0, 1), timeout=3600)
         if not rewind.ok:
             box.event("rewind-failed", f"pg_rewind of {name} failed ({pg.one_line(rewind.stderr)}); using a fresh base backup")
         if rewind.ok:
-            ensure_slot(primary["port"], slot_name(name))
+            ensure_slot(box, primary["port"], slot_name(name))
             try:
                 box.start_node(state, name)
                 box.after_standby_started(state, state["main"], progress)
@@ -282,30 +437,77 @@ def rebuild_standby(box: PgSandbox, state: dict[str, Any], name: str, progress: 
 
 
 # -- swap ----------------------------------------------------------------------
+class SwapInterrupted(RolledBack, KeyboardInterrupt):
+    """Ctrl-C during a swap, after the original was put back: exit 4, and still an interrupt."""
+
+
 def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, progress: Progress) -> None:
+    """Swap `new_id` in; if anything fails (or Ctrl-C) once it started, the original pair is
+    put back by itself (servers, ports, names) and the error says so."""
     main_id = state["main"]
     if new_id == main_id or new_id not in state["instances"]:
         raise BadInput(f"instance {new_id}: not a restored or replaced instance; see `inv db.instances`")
     if replaced_as in state["instances"]:
         raise BadInput(f"--replaced-as {replaced_as}: an instance with that name exists already")
-    old_nodes = (state["instances"][main_id]["primary"], state["instances"][main_id].get("standby"))
-    old_ports = {name: state["nodes"][name]["port"] for name in old_nodes if name}
+    before = copy.deepcopy(state)
+    incoming_ran = node_alive(state["nodes"][state["instances"][new_id]["primary"]])
+    phase = ["starting"]
+
+    def step(label: str) -> None:
+        phase[0] = label
+        progress(label)
+
     try:
-        _swap(box, state, new_id, replaced_as, progress)
-    except BaseException as exc:
-        # the caller's state lock saves only on success, but what was stopped, moved or started
-        # is real: save it, so `sandbox.up` repairs from the truth
-        main = state["instances"].get(main_id) or {}
-        if (main.get("primary"), main.get("standby")) == old_nodes and replaced_as in state["instances"]:
-            # interrupted before the endpoint changed hands: the old pair is still the main
-            # instance; a second name for the same servers would let `db.delete` remove them
-            del state["instances"][replaced_as]
-            for name in old_nodes:
-                if name and name in state["nodes"]:  # back as it was: name, endpoint port, running
-                    state["nodes"][name].update(instance=main_id, port=old_ports[name], desired="running")
-        box.event("swap-failed", f"swap of {new_id} in as {main_id} failed: {pg.one_line(str(exc), 1)}")
+        _swap(box, state, new_id, replaced_as, step)
+    except BaseException as exc:  # noqa: BLE001 - the original is put back, then what happened is raised
+        reason = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else pg.one_line(str(exc), 1)
+        try:
+            back = _put_back(box, state, before, new_id, incoming_ran, progress)
+        except BaseException as again:  # noqa: BLE001 - said, saved and raised as a failure
+            box.event("swap-failed", f"swap of {new_id} failed ({reason}) and so did putting {main_id} back: "
+                      f"{pg.one_line(str(again), 1)}")
+            box.statefile.save(state)
+            raise OperationFailed(
+                f"swap of {new_id} failed while {phase[0]}: {reason}; putting {main_id} back failed too: "
+                f"{pg.one_line(str(again), 1)}", hint="run `inv sandbox.status`, then `inv sandbox.up` to repair") from exc
+        message = f"swap of {new_id} failed while {phase[0]}: {reason}; rolled back: {back}"
+        box.event("swap-rolled-back", message)
         box.statefile.save(state)
-        raise
+        if isinstance(exc, KeyboardInterrupt):
+            raise SwapInterrupted(message) from exc
+        raise RolledBack(message) from exc
+
+
+def _put_back(box: PgSandbox, state: dict[str, Any], before: dict[str, Any], new_id: str, incoming_ran: bool,
+              progress: Progress) -> str:
+    """Stop what the swap started, restore the state as it was, start the original pair again."""
+    for name, node in list(state["nodes"].items()):
+        if name not in before["nodes"]:  # a standby the swap built: ours, new, removed
+            box.stop_node(state, name)
+            shutil.rmtree(node["data"], ignore_errors=True)
+    incoming = before["instances"][new_id]["primary"]
+    if incoming in state["nodes"]:
+        box.stop_node(state, incoming)  # it may hold the endpoint's port now
+    counters = {k: state.get(k) for k in ("next_node", "next_lineage")}
+    state.clear()
+    state.update(copy.deepcopy(before), **counters)  # names are never reused
+    main = state["instances"][state["main"]]
+    progress(f"putting {state['main']} back")
+
+    def running(name: str) -> None:  # a server the swap had not stopped yet keeps running
+        node = state["nodes"][name]
+        node["pid"] = node_pid(node) or box.start_node(state, name)
+
+    running(main["primary"])
+    standby = main.get("standby")
+    if standby and Path(state["nodes"][standby]["data"], "PG_VERSION").exists():
+        running(standby)
+        box.after_standby_started(state, state["main"], progress)
+    if incoming_ran:
+        running(incoming)
+    ports = "/".join(str(state["nodes"][n]["port"]) for n in (main["primary"], standby) if n)
+    return (f"{state['main']} serves again from {main['primary']}" + (f" and {standby}" if standby else "")
+            + f" on port(s) {ports}; {new_id} is as it was" + (" (running)" if incoming_ran else " (stopped)"))
 
 
 def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, progress: Progress) -> None:
@@ -344,7 +546,7 @@ def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, 
     if discard and discard in state["nodes"]:
         shutil.rmtree(state["nodes"][discard]["data"], ignore_errors=True)
         del state["nodes"][discard]
-        drop_slot(ports[0], slot_name(discard))  # (a reverse swap) the primary kept a slot for it
+        drop_slot(box, ports[0], slot_name(discard))  # (a reverse swap) the primary kept a slot for it
     standby = box.new_node(state, main_id, "standby")
     if ports[1] and ports[1] not in box.taken_ports(state, but=standby):
         state["nodes"][standby]["port"] = ports[1]
@@ -366,7 +568,7 @@ def wait_streaming(box: PgSandbox, state: dict[str, Any], timeout: float = 30) -
     deadline = time.monotonic() + timeout
     main = state["instances"][state["main"]]
     while time.monotonic() < deadline:
-        rows = pg.try_query(state["nodes"][main["primary"]]["port"],
+        rows = box.try_query(state["nodes"][main["primary"]]["port"],
                             "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")
         if rows:
             return

@@ -6,6 +6,12 @@ Layout under `pg_base` (see state.py for why it may live outside the state folde
     logs/<node>.log          its server log
     archive/<lineage>/       archived WAL of one primary lineage
     backups/<id>/            base backups (snapshots), each with ops.json
+    pgpass                   passwords for the tools and standbys (0600, the server user's)
+
+Authentication: every role logs in with a password (scram-sha-256 in pg_hba.conf,
+rewritten before every start; see postgres.hba_rules). The passwords are generated
+once into `<root>/secrets.json` (secrets.py); the methods `query`, `try_query` and
+`connect` below supply the superuser's, so callers never handle one.
 """
 
 from __future__ import annotations
@@ -29,9 +35,13 @@ from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
 from .paths import MARKER, is_ours, mark, not_ours_note
-from .state import EventLog, StateFile, node_alive, pid_alive
+from .secrets import REPLICATION_USER, SandboxSecrets, pgpass_text
+from .state import EventLog, StateFile, node_alive, node_pid
 
 REPLICATION_MODES = ("synchronous", "asynchronous")
+AUTH = "scram-sha-256"  # state["auth"]; absent in sandboxes made before passwords existed
+PGPASS = "pgpass"
+STATUS_TIMEOUT_S = 2.0  # a node that does not answer within this is "not answering" (frozen, overloaded)
 PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (measured.md)
 
 
@@ -103,12 +113,55 @@ class PgSandbox:
         self.now = now
         self.statefile = StateFile(root, check=self.check_root)
         self.events = EventLog(root)
+        self.secrets = SandboxSecrets(root)
         self.run_as = "postgres" if os.geteuid() == 0 else None
+        self._passwords: dict[str, Any] | None = None
 
     # -- helpers ----------------------------------------------------------
     def user(self, state: dict[str, Any] | None = None) -> pg.ServerUser:
         base = Path(state["pg_base"]) if state else self.root
-        return pg.ServerUser(self.bin_dir, (state or {}).get("run_as", self.run_as) if state else self.run_as, base)
+        passfile = base / PGPASS if state and state.get("auth") else None
+        return pg.ServerUser(self.bin_dir, (state or {}).get("run_as", self.run_as) if state else self.run_as, base,
+                             passfile)
+
+    def password(self, which: str = "superuser") -> str | None:
+        """A PostgreSQL password of this sandbox (superuser, replication, app); None for a
+        sandbox made before passwords existed (no password file: its servers ask for none)."""
+        if self._passwords is None:
+            if not self.secrets.exists():
+                return None
+            self._passwords = self.secrets.load()
+        return str(self._passwords["postgres"][which])
+
+    def query(self, port: int, sql: str, params: Any = (), *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+        """A query as the superuser, on one of this sandbox's servers."""
+        return pg.query(port, sql, params, dbname=dbname, password=self.password())
+
+    def try_query(self, port: int, sql: str, params: Any = ()) -> list[tuple[Any, ...]] | None:
+        """Like query(), or None when the server cannot be reached."""
+        return pg.try_query(port, sql, params, password=self.password())
+
+    def connect(self, port: int, *, dbname: str = "postgres") -> Any:
+        return pg.connect(port, dbname=dbname, password=self.password())
+
+    def in_recovery(self, port: int) -> bool | None:
+        return pg.in_recovery(port, password=self.password())
+
+    def wait_ready(self, port: int, pid: int, log: Path, **kwargs: Any) -> None:
+        pg.wait_ready(port, pid, log, password=self.password(), **kwargs)
+
+    def write_pgpass(self, state: dict[str, Any]) -> None:
+        """The server user's password file (tools it runs, standbys' primary_conninfo)."""
+        if not state.get("auth"):
+            return
+        path = Path(state["pg_base"]) / PGPASS
+        text = pgpass_text(self.secrets.load(), pg.HOST)
+        try:
+            if path.read_text() == text and path.stat().st_mode & 0o077 == 0:
+                return
+        except FileNotFoundError:
+            pass
+        pg.write_private(self.user(state), path, text)
 
     def event(self, code: str, message: str) -> None:
         self.events.add(self.now(), code, message)
@@ -151,9 +204,14 @@ class PgSandbox:
             settings["archive_command"] = pg.archive_command(archive)
         if node["role"] == "standby":
             primary = state["nodes"][inst["primary"]]
-            settings["primary_conninfo"] = (
-                f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} application_name={name}"
-            )
+            if state.get("auth"):  # the replication role, its password from the server user's pgpass
+                passfile = conninfo_quote(str(base / PGPASS))
+                settings["primary_conninfo"] = (f"host={pg.HOST} port={primary['port']} user={REPLICATION_USER} "
+                                                f"passfile={passfile} application_name={name}")
+            else:
+                settings["primary_conninfo"] = (
+                    f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} application_name={name}"
+                )
             settings["primary_slot_name"] = slot_name(name)
             if lineage:
                 settings["restore_command"] = pg.restore_command(base / "archive" / lineage)
@@ -173,7 +231,14 @@ class PgSandbox:
         user = self.user(state)
         data = Path(node["data"])
         pg.write_conf(user, data, settings)
+        if state.get("auth"):
+            pg.write_hba(user, data, self.hba_rules(state))
+            self.write_pgpass(state)
         pg.set_signal_file(user, data, "standby.signal", node["role"] == "standby")
+
+    def hba_rules(self, state: dict[str, Any]) -> list[str]:
+        """pg_hba.conf rules for every node (a TLS-serving sandbox would ask for hostssl here)."""
+        return pg.hba_rules()
 
     def reload(self, state: dict[str, Any], name: str) -> None:
         node = state["nodes"][name]
@@ -209,8 +274,11 @@ class PgSandbox:
             self.event("port-moved", f"{name}: port {old} was busy; now {node['port']}")
         for attempt in (1, 2):
             self.configure(state, name, extra=extra)
+            self.record_intent(state, name)
             try:
                 node["pid"] = pg.start(self.user(state), Path(node["data"]), Path(node["log"]), wait=wait)
+                node.pop("starting", None)
+                self.statefile.save(state)  # then the pid
                 return int(node["pid"])
             except OperationFailed as exc:
                 # taken between our check and the server's bind: once more on another port
@@ -220,6 +288,12 @@ class PgSandbox:
                 node["port"] = pick_port(self.taken_ports(state, but=name) | {old})
                 self.event("port-moved", f"{name}: port {old} was taken while starting; now {node['port']}")
         raise AssertionError("unreachable")
+
+    def record_intent(self, state: dict[str, Any], name: str) -> None:
+        """Save the state naming the node (its folder, port) before its server starts: a run
+        killed right after the start still leaves a record that finds the server."""
+        state["nodes"][name]["starting"] = iso(self.now())
+        self.statefile.save(state)
 
     def stop_node(self, state: dict[str, Any], name: str) -> None:
         node = state["nodes"][name]
@@ -242,6 +316,7 @@ class PgSandbox:
             "root": str(self.root),
             "pg_base": str(base),
             "run_as": self.run_as,
+            "auth": AUTH,
             "replication": self.replication,
             "main": self.instance_id,
             "instances": {},
@@ -262,6 +337,13 @@ class PgSandbox:
     def preflight(self) -> None:
         """What `up` needs, checked before anything is created or started."""
         self.check_root()
+        state = self.statefile.load()
+        if state and not state.get("auth"):
+            raise NotReady(
+                f"the sandbox under {self.root} was made by an earlier spywatcher-ops whose servers need no "
+                "password; it is not repaired as it is",
+                hint="`inv sandbox.reset --yes` rebuilds it with passwords (all sandbox data is lost)",
+            )
         if self.run_as:
             pg.require_user(self.run_as)
         pg.ServerUser(self.bin_dir, self.run_as, self.root).check_tools()
@@ -271,16 +353,35 @@ class PgSandbox:
         self.preflight()
         self.root.mkdir(parents=True, exist_ok=True)
         with self.statefile.editing() as state:
+            if state.get("provisioning"):
+                self._start_over(state, progress)
             if not state:
-                state.update(self.fresh_state())
+                state.update(self.fresh_state(), provisioning=True)  # saved with the first server's intent
                 try:
-                    return self._provision(state, progress)
+                    reports = self._provision(state, progress)
                 except BaseException:
                     self._stop_all(state)
                     raise
+                state.pop("provisioning", None)
+                return reports
             if state.get("replication") != self.replication:
                 state["replication"] = self.replication
+            from .operations import finish_interrupted_restores
+
+            for note in finish_interrupted_restores(self, state):
+                progress(note)
             return self._repair(state, progress)
+
+    def _start_over(self, state: dict[str, Any], progress: Progress) -> None:
+        """A first `up` was killed before it finished: what it made is incomplete; stop its
+        servers and delete its (marked) folder, then provision from nothing."""
+        progress("an earlier `sandbox.up` was interrupted while provisioning; starting over")
+        self._stop_all(state, kill=True)
+        base = Path(state["pg_base"])
+        if base.exists() and is_ours(base):
+            shutil.rmtree(base)
+        self.event("provision-restarted", f"an interrupted first `sandbox.up` left {base}; deleted and started over")
+        state.clear()
 
     def _provision(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
         user = self.user(state)
@@ -298,6 +399,10 @@ class PgSandbox:
         for sub in ("nodes", "logs", "backups", "archive"):
             user.mkdir(base / sub)
         self._mark(state, base)  # new, or empty (checked above): everything in it is ours
+        self.statefile.save(state)  # "provisioning": a run killed from here on is started over by `up`
+        self.secrets.ensure()
+        self._passwords = None
+        self.write_pgpass(state)
         lineage = self.new_lineage(state)
         inst_id = self.instance_id
         state["instances"][inst_id] = {
@@ -307,13 +412,13 @@ class PgSandbox:
         primary = self.new_node(state, inst_id, "primary")
         state["instances"][inst_id]["primary"] = primary
         progress(f"initdb {primary}")
-        pg.initdb(user, Path(state["nodes"][primary]["data"]))
+        pg.initdb(user, Path(state["nodes"][primary]["data"]), str(self.password()))
         progress(f"starting primary {primary}")
         self.start_node(state, primary)
         port = state["nodes"][primary]["port"]
-        pg.query(port, f'CREATE ROLE "{self.db_user}" LOGIN CREATEDB')
-        pg.query(port, f'CREATE DATABASE "{self.db_name}" OWNER "{self.db_user}"')
-        pg.query(port, "CREATE TABLE spywatcher_ops_heartbeat (at timestamptz NOT NULL)")
+        self.create_roles(port)
+        self.query(port, f'CREATE DATABASE "{self.db_name}" OWNER "{self.db_user}"')
+        self.query(port, "CREATE TABLE spywatcher_ops_heartbeat (at timestamptz NOT NULL)")
         self.event("created", f"primary {primary} on port {port}")
         reports = [self.report(state, primary, "created")]
         standby = self.build_standby(state, inst_id, progress)
@@ -326,6 +431,16 @@ class PgSandbox:
                     progress=progress)
         self.heartbeat(state)
         return reports
+
+    def create_roles(self, port: int) -> None:
+        """The application and replication roles, with their passwords. Only SCRAM verifiers
+        (computed here by libpq) reach the server: no plain password in its logs."""
+        with self.connect(port) as conn:
+            for role, which, options in ((self.db_user, "app", "LOGIN CREATEDB"),
+                                         (REPLICATION_USER, "replication", "LOGIN REPLICATION")):
+                verifier = conn.pgconn.encrypt_password(str(self.password(which)).encode(), role.encode(),
+                                                        AUTH.encode()).decode()
+                conn.execute(f"CREATE ROLE \"{role}\" {options} PASSWORD '{verifier}'")
 
     def build_standby(self, state: dict[str, Any], inst_id: str, progress: Progress,
                       name: str | None = None) -> str:
@@ -341,11 +456,12 @@ class PgSandbox:
         data = Path(node["data"])
         if data.exists():
             shutil.rmtree(data)
-        ensure_slot(primary["port"], slot_name(name))
+        ensure_slot(self, primary["port"], slot_name(name))
         # --no-sync: a standby is rebuilt, not trusted, if the machine crashes right now;
         # the server itself runs with fsync on (snapshots are synced, they are the backups)
         progress(f"base backup for standby {name}")
-        user.pg("pg_basebackup", "-h", pg.HOST, "-p", primary["port"], "-U", pg.SUPERUSER, "-D", data,
+        role = REPLICATION_USER if state.get("auth") else pg.SUPERUSER
+        user.pg("pg_basebackup", "-h", pg.HOST, "-p", primary["port"], "-U", role, "-D", data,
                 "-X", "stream", "-c", "fast", "--no-manifest", "--no-sync", "-l", f"standby {name}")
         progress(f"starting standby {name}")
         self.start_node(state, name)
@@ -355,7 +471,7 @@ class PgSandbox:
 
     def streaming(self, state: dict[str, Any], standby: str) -> bool:
         primary = state["nodes"][state["instances"][state["main"]]["primary"]]
-        rows = pg.try_query(primary["port"], "SELECT 1 FROM pg_stat_replication WHERE application_name = %s"
+        rows = self.try_query(primary["port"], "SELECT 1 FROM pg_stat_replication WHERE application_name = %s"
                             " AND state = 'streaming'", (standby,))
         return bool(rows)
 
@@ -366,7 +482,7 @@ class PgSandbox:
         primary = state["nodes"][primary_name]
         deadline = time.monotonic() + 30
         while True:
-            rows = pg.try_query(primary["port"], "SELECT state FROM pg_stat_replication WHERE application_name = %s",
+            rows = self.try_query(primary["port"], "SELECT state FROM pg_stat_replication WHERE application_name = %s",
                                 (standby_name,))
             if rows and rows[0][0] == "streaming":
                 break
@@ -450,8 +566,11 @@ class PgSandbox:
 
     def ensure_running(self, state: dict[str, Any], name: str, progress: Progress) -> NodeReport:
         node = state["nodes"][name]
-        if node_alive(node) and pg.postmaster_pid(Path(node["data"])) == node["pid"]:
-            return self.report(state, name, "running")
+        running = node_pid(node)
+        if running:
+            adopted = running != node.get("pid")
+            node["pid"] = running  # a server a killed run started but never recorded is adopted
+            return self.report(state, name, f"running (adopted pid {running})" if adopted else "running")
         progress(f"starting {name}")
         old = node["port"]
         self.start_node(state, name)
@@ -461,10 +580,19 @@ class PgSandbox:
 
     # -- status -----------------------------------------------------------
     def report(self, state: dict[str, Any], name: str, action: str = "") -> NodeReport:
+        """alive means answering a query within STATUS_TIMEOUT_S; `process` says whether the
+        postmaster exists (a SIGSTOPped one exists, and answers nothing)."""
         node = state["nodes"][name]
-        pid = node.get("pid")
-        alive = node_alive(node)
-        details: dict[str, Any] = {"instance": node["instance"]}
+        running = node_pid(node)
+        pid = running or node.get("pid")
+        process = process_state(running, Path(node["data"]))
+        answer = None
+        if running is not None:
+            answer = pg.answers(node["port"], password=self.password(), timeout=STATUS_TIMEOUT_S)
+        alive = answer is not None
+        details: dict[str, Any] = {"instance": node["instance"], "process": process, "answering": alive}
+        if answer is not None:
+            details["in_recovery"] = answer
         if node.get("notes"):
             details["notes"] = node["notes"]
         role = node["role"]
@@ -480,18 +608,13 @@ class PgSandbox:
         main = state["instances"][state["main"]]
         primary = state["nodes"][main["primary"]]
         rows = None
-        if node_alive(primary):
-            rows = pg.try_query(
+        if next(r for r in reports if r.name == main["primary"]).alive:
+            rows = self.try_query(
                 primary["port"],
                 "SELECT application_name, state, sync_state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,"
                 " extract(epoch FROM replay_lag) FROM pg_stat_replication",
             )
         for rep in reports:
-            if rep.alive:
-                answer = pg.try_query(rep.port, "SELECT pg_is_in_recovery()")
-                rep.details["answering"] = answer is not None
-                if answer is not None:
-                    rep.details["in_recovery"] = bool(answer[0][0])
             if rep.name == main["standby"]:
                 streaming = [r for r in rows or [] if r[0] == rep.name]
                 if streaming:
@@ -516,7 +639,7 @@ class PgSandbox:
         import psycopg
 
         try:
-            with pg.connect(primary["port"]) as conn:
+            with self.connect(primary["port"]) as conn:
                 with conn.transaction():
                     # the heartbeat only has to reach the WAL archive: never wait for a (missing)
                     # synchronous standby, or db.window/db.restore hang holding the state lock
@@ -542,32 +665,36 @@ class PgSandbox:
 
     # -- stop / purge -------------------------------------------------------
     def _stop_all(self, state: dict[str, Any], *, kill: bool = False) -> list[str]:
-        """Stop every server at once (fast shutdown, in parallel); with `kill`, SIGKILL (purge)."""
-        running = {name: node for name, node in state.get("nodes", {}).items() if node_alive(node)}
-        user = self.user(state)
-        for node in running.values():
-            if kill:
-                pg.kill_tree(node["pid"], Path(node["data"]))
-            else:
-                user.pg("pg_ctl", "-D", node["data"], "-m", "fast", "-W", "stop", ok_codes=(0, 1))
-        deadline = time.monotonic() + 30
-        for node in running.values():
-            while pid_alive(node["pid"]) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if pid_alive(node["pid"]):
-                pg.kill_tree(node["pid"], Path(node["data"]))
-        for node in state.get("nodes", {}).values():
-            node["pid"] = None
-        return list(running)
+        """Stop every server at once (fast shutdown, in parallel); with `kill`, SIGKILL (purge).
+        Servers are found by their data folders too, so one whose pid was never recorded stops."""
+        from .processes import stop_all
+
+        if not state.get("pg_base"):
+            return []
+        return stop_all(self.user(state), state, kill=kill)
 
     def down(self) -> list[str]:
         """Stop every PostgreSQL server the sandbox started; keep the data."""
         if not self.statefile.exists():
-            return []
+            return self._stop_unrecorded()
         with self.statefile.editing() as state:
             if not state:
-                return []
+                return self._stop_unrecorded()
             return self._stop_all(state)
+
+    def _stop_unrecorded(self) -> list[str]:
+        """No state (a first `up` killed before it saved one): stop servers found in our folders."""
+        from .processes import sweep
+        from .state import servers_under
+
+        stopped = []
+        for base in (self.root / "postgres", default_pg_base(self.root)):
+            if is_ours(base) or not base.exists():
+                found = servers_under(base)
+                if found:
+                    sweep(base)
+                    stopped.append(f"{len(found)} unrecorded process(es) under {base}")
+        return stopped
 
     def purge(self) -> list[str]:
         """Stop everything and delete the PostgreSQL data, archive, backups and state.
@@ -585,8 +712,11 @@ class PgSandbox:
         else:
             bases = [self.root / "postgres", default_pg_base(self.root)]
         kept = []
+        from .processes import sweep
+
         for base in bases:
             if not base.exists():
+                sweep(base)  # servers still running on a folder deleted under them
                 continue
             # a sandbox made before the marker existed: its own state names the folder, in our layout
             legacy = bool(state) and base == Path(state["pg_base"]) and all(
@@ -594,42 +724,48 @@ class PgSandbox:
             if not is_ours(base) and not legacy:
                 kept.append(not_ours_note(base))
                 continue
-            if not state:
-                _kill_servers_in(base)  # servers whose state file is lost
+            sweep(base)  # servers whose state file or pid was lost: found by their folders
             shutil.rmtree(base)
         for name in ("state.json", "state.lock", "events.jsonl"):
             (self.root / name).unlink(missing_ok=True)
+        self.secrets.delete()
+        self._passwords = None
         return kept
-
-
-def _kill_servers_in(base: Path) -> None:
-    """Servers whose state file is lost: find them by their postmaster.pid files."""
-    for pidfile in base.glob("nodes/*/postmaster.pid"):
-        pid = pg.postmaster_pid(pidfile.parent)
-        if pid and pid_alive(pid):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except FileNotFoundError:
-                continue
-            if b"postgres" in cmdline:
-                pg.kill_tree(pid)
 
 
 def slot_name(node_name: str) -> str:
     return node_name.replace("-", "_")
 
 
-def drop_slot(port: int, slot: str) -> None:
+def conninfo_quote(value: str) -> str:
+    """A libpq connection-string value, quoted (a path may hold spaces or quotes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def process_state(pid: int | None, data: Path) -> str:
+    """The postmaster as the process table shows it: running, stopped (SIGSTOP), not running."""
+    if pid is None:
+        return "not running"
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return "stopped by SIGSTOP"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return "not running"
+    return "running"
+
+
+def drop_slot(box: PgSandbox, port: int, slot: str) -> None:
     """Drop an inactive slot if it exists: a slot nobody reads makes the server keep WAL forever."""
-    pg.query(
+    box.query(
         port,
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
         (slot,),
     )
 
 
-def ensure_slot(port: int, slot: str) -> None:
-    pg.query(
+def ensure_slot(box: PgSandbox, port: int, slot: str) -> None:
+    box.query(
         port,
         "SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
         "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",

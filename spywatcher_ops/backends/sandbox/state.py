@@ -144,6 +144,21 @@ class StateFile:
             os.close(fd)
 
 
+    def busy(self) -> bool:
+        """Another run holds the state lock right now (e.g. a restore still building)."""
+        try:
+            fd = os.open(self.root / "state.lock", os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we got
+        return False
+
+
 class EventLog:
     """Append-only sandbox event log (the sandbox's RDS events)."""
 
@@ -205,17 +220,66 @@ def processes_in(folder: str) -> list[int]:
     return out
 
 
-def node_alive(node: dict[str, Any]) -> bool:
-    """The node's recorded postmaster is alive and really is that server (not a reused pid
-    after a reboot): its command line names the node's data folder."""
-    pid = node.get("pid")
-    if not pid_alive(pid):
+def serves(pid: int | None, data: str) -> bool:
+    """`pid` is alive and is the postmaster of `data` (its command line names the folder),
+    not a pid reused by another program after a reboot."""
+    if not pid or not pid_alive(pid):
         return False
     try:
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().split(b"\0")
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return str(node["data"]).encode() in cmdline
+    return str(data).encode() in cmdline
+
+
+def folder_pid(data: str) -> int | None:
+    """The postmaster serving `data`, read from its postmaster.pid and checked in the process table."""
+    try:
+        with open(Path(data) / "postmaster.pid") as fh:
+            pid = int(fh.readline().strip() or 0)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError):
+        return None
+    return pid if serves(pid, data) else None
+
+
+def node_pid(node: dict[str, Any]) -> int | None:
+    """The live postmaster of a node: the recorded pid, or else the one its data folder names.
+
+    A server started by a run that was killed before it could record the pid is still
+    found (and then adopted by `up`, stopped by `down`), never reported as stopped.
+    """
+    pid = node.get("pid")
+    if serves(pid, node["data"]):
+        return int(pid)  # type: ignore[arg-type]
+    return folder_pid(node["data"])
+
+
+def node_alive(node: dict[str, Any]) -> bool:
+    """The node's postmaster runs (found by its recorded pid or by its data folder)."""
+    return node_pid(node) is not None
+
+
+def servers_under(base: str | Path) -> list[int]:
+    """Every live process of the servers under `base`: a postmaster names its data folder on
+    its command line, its children work in it (also after the folder was deleted)."""
+    needle = str(base).rstrip("/") + "/"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if pid == os.getpid() or not pid_alive(pid):
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if (cwd + "/").startswith(needle) or f"-D {needle}" in cmd:
+            found.append(pid)
+    return found
 
 
 def children(pid: int) -> list[int]:
