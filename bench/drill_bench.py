@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 def environment(state_dir: Path):
     from invoke import Config
 
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
 
     config = Config(project_location=str(ROOT))
     config.load_project()

@@ -139,8 +139,8 @@ def staging_aws(ops_config: Any) -> Any:
 
 def aws_env(ops_config: Any, clock: Any = None, name: str = "staging") -> Any:
     """An Environment for `name` built from the test config (and a FakeClock by default)."""
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core import config as cfg
-    from spywatcher_ops.core.environment import build
 
     return build(cfg.load(ops_config), name, clock=clock or FakeClock())
 

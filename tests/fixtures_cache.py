@@ -45,8 +45,8 @@ def make_config(state_dir: Path) -> Any:
 
 
 def make_environment(state_dir: Path, name: str = "sandbox", clock: Any = None) -> Any:
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
 
     return build(load(make_config(state_dir)), name, clock=clock)
 

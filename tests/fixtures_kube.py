@@ -104,8 +104,8 @@ def kube_aws() -> Iterator[None]:
 @pytest.fixture
 def kube_env(kube_config: Any, kube_aws: None) -> Any:
     """An Environment (`kubetest`, kind aws) whose cluster is the fake API server."""
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
 
     return build(load(kube_config), ENV_NAME)
 

@@ -28,8 +28,8 @@ def sandbox_environment(state_dir: Path, *, replication: str = "synchronous", **
     """A core Environment for the `sandbox` environment, with its state under `state_dir`."""
     from invoke import Config
 
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
 
     config = Config(project_location=str(ROOT))
     config.load_project()

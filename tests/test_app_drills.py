@@ -25,8 +25,8 @@ def options(**params):
 
 @pytest.fixture
 def drill_env(kube_config, kube_aws, health, fake_kube):
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
 
     kube_config.ops.environments[ENV_NAME]["health_url"] = health.url
     fake_kube.ready_after = 0.4  # replacement pods take a moment to pass their readiness probe
@@ -132,8 +132,8 @@ def test_preflight_predicts_misses(kube_config, kube_aws):
     """One replica, no PDB, no readiness probe, default toleration, one zone: each is named."""
     from kube_api_server import FakeKube, HealthServer, wait_ready
 
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
     from spywatcher_ops.drills.scenario import Check
 
     fake = FakeKube(ready_after=0.05)
@@ -230,8 +230,8 @@ def test_params_are_declared_and_share_is_checked_before_anything_runs():
 
 
 def test_iam_actions_depend_on_how_the_cluster_is_reached(kube_config, kube_aws):
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
     from spywatcher_ops.drills.aws import required_actions
 
     scenario = registry.get("node-loss", "aws")

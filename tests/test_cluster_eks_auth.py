@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from fixtures_kube import ENV_NAME, write_kubeconfig
 
+from spywatcher_ops.backends.table import build
 from spywatcher_ops.core.config import load
-from spywatcher_ops.core.environment import build
 from spywatcher_ops.core.errors import BadInput, NotReady
 
 CLUSTER = f"spywatcher-{ENV_NAME}-eks"

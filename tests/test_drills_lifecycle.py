@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from spywatcher_ops.backends.table import build
 from spywatcher_ops.core.clock import SystemClock
 from spywatcher_ops.core.config import load
-from spywatcher_ops.core.environment import build
 from spywatcher_ops.core.errors import NotReady, RolledBack, TargetMissed
 from spywatcher_ops.core.journal import read
 from spywatcher_ops.drills import suite

@@ -42,8 +42,8 @@ def inv(args: list[str], state_dir: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def sandbox(state_dir: Path, ops_config) -> Iterator:
     """The sandbox Environment, up and running in this test's state folder."""
+    from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load
-    from spywatcher_ops.core.environment import build
 
     up = inv(["sandbox.up"], state_dir)
     try:

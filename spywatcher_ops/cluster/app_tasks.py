@@ -6,6 +6,7 @@ from typing import Any
 
 from invoke import Context
 
+from ..backends.table import environment
 from ..core.cli import (
     DRY_RUN_HELP,
     ENV_HELP,
@@ -13,7 +14,6 @@ from ..core.cli import (
     YES_HELP,
     check_timeout,
     console,
-    environment,
     ops_task,
     settings,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from invoke import Context
 
+from ..backends.table import environment
 from ..core.cli import (
     DRY_RUN_HELP,
     ENV_HELP,
@@ -11,7 +12,6 @@ from ..core.cli import (
     YES_HELP,
     check_timeout,
     console,
-    environment,
     ops_task,
     settings,
 )

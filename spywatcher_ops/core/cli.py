@@ -17,7 +17,6 @@ from .errors import OpsError
 if TYPE_CHECKING:  # imported when a task runs: `inv --list` pays only for invoke and the task modules
     from .config import Settings
     from .console import Console
-    from .environment import Environment
 
 
 def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,12 +55,6 @@ def settings(c: Context) -> Settings:
     from .config import load
 
     return load(c.config)
-
-
-def environment(c: Context, name: str | None) -> Environment:
-    from .environment import build
-
-    return build(settings(c), name)
 
 
 def console(json: bool = False) -> Console:

@@ -1,8 +1,12 @@
-"""Config -> Environment. The only place that knows which backend implements a part."""
+"""Config -> Environment.
+
+Which backend implements the parts of each kind of environment is not known
+here: the table (`backends/table.py`, the composition root) is handed to
+`build`. Core imports no backend (tests/test_layers.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,11 +30,16 @@ class Parts(Protocol):
     def identity(self) -> dict[str, str]: ...
 
 
+# Builds the parts of one environment; the table maps a kind ("sandbox", "aws") to one.
+PartsFactory = Callable[["Environment"], Parts]
+
+
 @dataclass
 class Environment:
     settings: Settings
     env: EnvSettings
     clock: Clock
+    backends: Mapping[str, PartsFactory] = field(default_factory=dict, repr=False)
     _parts: Parts | None = field(default=None, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
 
@@ -45,14 +54,13 @@ class Environment:
     @property
     def parts(self) -> Parts:
         if self._parts is None:
-            if self.env.kind == "sandbox":
-                from ..backends.sandbox.parts import SandboxParts
-
-                self._parts = SandboxParts(self)
-            else:
-                from ..backends.aws.parts import AwsParts
-
-                self._parts = AwsParts(self)
+            factory = self.backends.get(self.kind)
+            if factory is None:
+                raise Unsupported(
+                    f"environment {self.name}: no backend for kind {self.kind}; "
+                    f"known: {', '.join(self.backends) or 'none (build it through backends.table)'}"
+                )
+            self._parts = factory(self)
         return self._parts
 
     @property
@@ -97,5 +105,8 @@ class Environment:
         return FileLock(self.settings.state_dir / "locks" / f"{self.name}.lock")
 
 
-def build(settings: Settings, name: str | None, *, clock: Clock | None = None) -> Environment:
-    return Environment(settings=settings, env=settings.env(name), clock=clock or SystemClock())
+def build(
+    settings: Settings, name: str | None, *, backends: Mapping[str, PartsFactory], clock: Clock | None = None
+) -> Environment:
+    """`backends`: the table of backends (backends.table.BACKENDS in the toolkit; a test may hand its own)."""
+    return Environment(settings=settings, env=settings.env(name), clock=clock or SystemClock(), backends=backends)

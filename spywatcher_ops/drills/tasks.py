@@ -9,13 +9,13 @@ from typing import Any
 
 from invoke import Context
 
+from spywatcher_ops.backends.table import environment
 from spywatcher_ops.core.cli import (
     DRY_RUN_HELP,
     ENV_HELP,
     JSON_HELP,
     YES_HELP,
     console,
-    environment,
     ops_task,
     settings,
 )

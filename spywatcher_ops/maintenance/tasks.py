@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from invoke import Context
 
-from spywatcher_ops.core.cli import ENV_HELP, JSON_HELP, console, environment, ops_task, settings
+from spywatcher_ops.backends.table import environment
+from spywatcher_ops.core.cli import ENV_HELP, JSON_HELP, console, ops_task, settings
 
 PLAN_HELP = "plan name in maintenance/, e.g. sunday (default: ops.maintenance.plan)"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from invoke import Context
 
-from ..core.cli import ENV_HELP, JSON_HELP, console, environment, ops_task, settings
+from ..backends.table import environment
+from ..core.cli import ENV_HELP, JSON_HELP, console, ops_task, settings
 
 
 @ops_task(

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Context
 
-from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, environment, ops_task
+from ..backends.table import environment
+from ..core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, ops_task
 from ..core.clock import iso
 
 if TYPE_CHECKING:  # `inv --list` imports this module: keep it to invoke and core.cli

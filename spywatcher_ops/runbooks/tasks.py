@@ -7,7 +7,8 @@ from typing import Any
 
 from invoke import Context
 
-from ..core.cli import ENV_HELP, JSON_HELP, console, environment, ops_task, settings
+from ..backends.table import environment
+from ..core.cli import ENV_HELP, JSON_HELP, console, ops_task, settings
 from ..core.config import PROJECT_ROOT
 from ..core.errors import BadInput, OperationFailed
 

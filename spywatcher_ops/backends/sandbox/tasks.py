@@ -8,7 +8,8 @@ from typing import Any
 
 from invoke import Context
 
-from spywatcher_ops.core.cli import DRY_RUN_HELP, JSON_HELP, YES_HELP, console, environment, ops_task
+from spywatcher_ops.backends.table import environment
+from spywatcher_ops.core.cli import DRY_RUN_HELP, JSON_HELP, YES_HELP, console, ops_task
 
 SANDBOX_ENV_HELP = "sandbox environment name from invoke.yaml (default: sandbox)"
 
