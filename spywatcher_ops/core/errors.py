@@ -48,6 +48,11 @@ class Locked(NotReady):
     """Another mutating operation holds the environment's lock."""
 
 
+class LockLost(NotReady):
+    """The environment lock could not be kept (renewal failed until it was about to expire,
+    or another holder took it): the operation stopped at its next safe point."""
+
+
 class MissingTool(NotReady):
     """A binary the operation needs is not installed."""
 

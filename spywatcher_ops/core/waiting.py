@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from . import stop
 from .clock import Clock
 from .errors import TimedOut
 from .ports import Progress, no_progress
@@ -28,6 +29,7 @@ def wait_for(
     deadline = clock.monotonic() + timeout
     status = "starting"
     while True:
+        stop.check()  # a safe point: e.g. the environment lock was lost (core/stop.py)
         done, value, status = probe()
         progress(status)
         if done:

@@ -6,12 +6,24 @@ A holder that dies leaves an item that expires after `ops.aws.lock_ttl_seconds`
 (default 900); a live holder renews it every third of that, so a long restore
 keeps its lock. The table needs a string partition key `lock_id`
 (`expires_at` doubles as a DynamoDB TTL attribute).
+
+A renewal that fails (throttled, a 5xx, the network) is retried with capped,
+jittered exponential backoff until the lock is about to expire (a margin of a
+fifth of the TTL, at most 60 s, before `expires_at`): while it retries, the item
+is still ours and unexpired, so no one else can take it. When the margin is
+reached, or the item turns out to be someone else's, the lock is lost: renewing
+stops and the operation is told (core/stop.py) so it stops at its next safe
+point with LockLost (exit 3; 4 where its rollback runs). Every retry and the
+loss go to stderr and the journal.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -19,7 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import Locked, NotReady
+from ...core import stop
+from ...core.errors import Locked, LockLost, NotReady
 
 DEFAULT_TABLE = "spywatcher-ops-locks"
 
@@ -46,6 +59,10 @@ class DynamoLock:
         self.table = lock_table(aws)
         self.ttl = float(aws.get("lock_ttl_seconds", 900))
         self.lock_id = environment.name
+        self.interval = max(self.ttl / 3, 0.5)  # between renewals
+        self.margin = min(max(self.ttl / 5, 0.5), 60.0)  # stop retrying this long before expiry
+        self.expires_at = 0.0  # of the item as we last wrote it (epoch seconds)
+        self.lost: str | None = None  # why the lock was lost, once it is
 
     @property
     def _ddb(self) -> Any:
@@ -55,20 +72,31 @@ class DynamoLock:
     def hold(self, owner: str, operation: str) -> Iterator[None]:
         token = uuid.uuid4().hex
         self._acquire(token, owner, operation)
-        stop = threading.Event()
-        renewer = threading.Thread(target=self._renew_until, args=(token, stop), daemon=True)
+        self.lost = None
+        stop.clear()
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew_until, args=(token, done), daemon=True)
         renewer.start()
         try:
             yield
         finally:
-            stop.set()
+            done.set()
             renewer.join(timeout=5)
+            stop.clear()  # a request not raised (no safe point reached) is reported below instead
             self._release(token)
+        if self.lost is not None:
+            # The body finished without reaching a safe point: what it did, it did partly
+            # without the lock, and another operation may have run at the same time.
+            raise LockLost(
+                f"{operation} finished, but the lock on {self.lock_id} was lost while it ran ({self.lost}); "
+                "another operation may have run at the same time: check the journal and the environment"
+            )
 
     def _acquire(self, token: str, owner: str, operation: str) -> None:
         from botocore.exceptions import ClientError
 
         now = time.time()
+        expires = math.ceil(now + self.ttl)  # whole seconds (a DynamoDB TTL attribute), never early
         item = {
             "lock_id": {"S": self.lock_id},
             "token": {"S": token},
@@ -77,8 +105,9 @@ class DynamoLock:
             "host": {"S": socket.gethostname()},
             "pid": {"N": str(os.getpid())},
             "acquired_at": {"N": f"{now:.3f}"},
-            "expires_at": {"N": str(int(now + self.ttl))},
+            "expires_at": {"N": str(expires)},
         }
+        self.expires_at = float(expires)
         try:
             self._ddb.put_item(
                 TableName=self.table,
@@ -89,13 +118,20 @@ class DynamoLock:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise Locked(self._describe_holder(), hint="wait for it to finish; a dead holder's lock expires by itself") from None
+                raise Locked(
+                    self._describe_holder(),
+                    hint="wait for it to finish; a dead holder's lock expires by itself",
+                ) from None
             if code == "ResourceNotFoundException":
-                raise NotReady(f"lock table {self.table} does not exist", hint=CREATE_HINT.format(table=self.table)) from None
+                raise NotReady(
+                    f"lock table {self.table} does not exist", hint=CREATE_HINT.format(table=self.table)
+                ) from None
             raise NotReady(f"cannot take the lock in {self.table}: {code or exc}") from None
 
     def _describe_holder(self) -> str:
-        reply = self._ddb.get_item(TableName=self.table, Key={"lock_id": {"S": self.lock_id}}, ConsistentRead=True)
+        reply = self._ddb.get_item(
+            TableName=self.table, Key={"lock_id": {"S": self.lock_id}}, ConsistentRead=True
+        )
         item = reply.get("Item") or {}
 
         def field(name: str) -> str:
@@ -110,10 +146,20 @@ class DynamoLock:
             f"(host {field('host')}, pid {field('pid')}{left})"
         )
 
-    def _renew_until(self, token: str, stop: threading.Event) -> None:
+    def _renew_until(self, token: str, done: threading.Event) -> None:
+        while not done.wait(self.interval):
+            if not self._renew(token, done):
+                return
+
+    def _renew(self, token: str, done: threading.Event) -> bool:
+        """One renewal, retried through transient errors while the lock is safe. False: stop
+        renewing (lost, or the operation ended)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        while not stop.wait(max(self.ttl / 3, 0.5)):
+        delay, attempt = min(0.2, self.interval / 4), 0
+        while True:
+            attempt += 1
+            expires = math.ceil(time.time() + self.ttl)
             try:
                 self._ddb.update_item(
                     TableName=self.table,
@@ -122,13 +168,48 @@ class DynamoLock:
                     ConditionExpression="#t = :token",
                     ExpressionAttributeNames={"#t": "token"},
                     ExpressionAttributeValues={
-                        ":exp": {"N": str(int(time.time() + self.ttl))},
+                        ":exp": {"N": str(expires)},
                         ":now": {"N": f"{time.time():.3f}"},
                         ":token": {"S": token},
                     },
                 )
-            except (ClientError, BotoCoreError):
-                return  # lost or unreachable: the operation goes on; release is conditional anyway
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == "ConditionalCheckFailedException":
+                    self._lose("the lock item is no longer ours: it expired and another holder took it")
+                    return False
+                error = code or str(exc)
+            except BotoCoreError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                self.expires_at = float(expires)
+                if attempt > 1:
+                    self._say(f"lock {self.lock_id} renewed after {attempt} attempts")
+                return True
+            left = self.expires_at - time.time()
+            if left - delay <= self.margin:
+                self._lose(
+                    f"renewal failed {attempt} time(s) in a row (last: {error}) and the lock expires "
+                    f"in {max(left, 0):.1f} s"
+                )
+                return False
+            self._say(f"lock {self.lock_id}: renewal failed ({error}); retrying in {delay:.1f} s")
+            if done.wait(delay * random.uniform(0.5, 1.0)):
+                return False
+            delay = min(delay * 2, max(self.interval / 4, 0.2), 10.0)
+
+    def _lose(self, why: str) -> None:
+        self.lost = why
+        self._say(f"lock {self.lock_id} lost: {why}; the operation stops at its next safe point")
+        journal = self.environment.journal
+        if journal.current is not None:
+            journal.current.step("lock", "lost", reason=why)
+        stop.request(LockLost(f"the lock on {self.lock_id} was lost ({why}); stopped at a safe point"))
+
+    @staticmethod
+    def _say(text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
     def _release(self, token: str) -> None:
         from botocore.exceptions import ClientError
