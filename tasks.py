@@ -14,12 +14,15 @@ from spywatcher_ops.infra import tasks as infra
 from spywatcher_ops.maintenance import tasks as maint
 from spywatcher_ops.oncall import tasks as oncall
 from spywatcher_ops.recovery import cache_tasks as cache
+from spywatcher_ops.recovery import instance_tasks as db_instances
 from spywatcher_ops.recovery import tasks as db
 from spywatcher_ops.runbooks import tasks as runbook
 from spywatcher_ops.status import tasks as status
 
 ns = Collection()
-ns.add_collection(Collection.from_module(db), name="db")
+db_tasks = Collection.from_module(db)
+db_tasks.add_task(db_instances.instances)  # issue 16's database tasks live beside recovery/tasks.py
+ns.add_collection(db_tasks, name="db")
 ns.add_collection(Collection.from_module(cache), name="cache")
 ns.add_collection(Collection.from_module(sandbox), name="sandbox")
 ns.add_collection(Collection.from_module(dr), name="dr")
