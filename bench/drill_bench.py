@@ -87,7 +87,7 @@ def raw_baseline(env) -> float:
     while first is None and time.perf_counter() - killed < 30:
         try:
             with psycopg.connect(host="127.0.0.1", port=standby["port"], dbname=info.dbname, user=info.user,
-                                 connect_timeout=2, autocommit=True, target_session_attrs="read-write") as conn:
+                                 password=info.password, connect_timeout=2, autocommit=True, target_session_attrs="read-write") as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (at double precision)")
                 conn.execute("INSERT INTO bench_raw VALUES (%s)", (time.time(),))
                 first = time.perf_counter()

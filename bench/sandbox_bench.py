@@ -49,13 +49,13 @@ def load_data(env: Any, size_mb: int, wal_mb: int) -> datetime:
     state = db.box.load()
     port = state["nodes"][state["instances"][state["main"]]["primary"]]["port"]
     rows = max(1000, size_mb * 1024 * 1024 // 270)
-    with pg.connect(port, dbname="spywatcher") as conn:
+    with db.box.connect(port, dbname="spywatcher") as conn:
         conn.execute("CREATE TABLE big (g bigint PRIMARY KEY, pad text)")
         conn.execute("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, %s) g", (rows,))
         conn.execute("CHECKPOINT")
     print(f"  loaded {rows} rows ({size_mb} MB); base backup...", flush=True)
     db.create_snapshot(db.plan_snapshot("bench-base", {}, None), wait=True)
-    with pg.connect(port, dbname="spywatcher") as conn:
+    with db.box.connect(port, dbname="spywatcher") as conn:
         start = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
         step = max(1, rows // 20)
         low = 0
@@ -85,7 +85,8 @@ def raw_restore(env: Any, backup: Path, archive: Path, target: datetime, work: P
     pg.write_conf(user, data, settings)
     pg.set_signal_file(user, data, "recovery.signal", True)
     pid = pg.start(user, data, log, wait=False)
-    pg.wait_ready(port, pid, log, read_write=True, timeout=3600, interval=0.01, data=data)
+    pg.wait_ready(port, pid, log, password=env.database.box.password(), read_write=True, timeout=3600,
+                  interval=0.01, data=data)
     took = time.monotonic() - started
     pg.stop(user, data, pid)
     shutil.rmtree(data)

@@ -29,7 +29,9 @@ def _sentinel_client(endpoint):
     from redis.sentinel import Sentinel
 
     opts = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry": Retry(NoBackoff(), 0)}
-    return Sentinel(endpoint.sentinels, sentinel_kwargs=dict(opts), **opts).master_for(endpoint.master_name, **opts)
+    sentinel = Sentinel(endpoint.sentinels, sentinel_kwargs={**opts, "password": endpoint.sentinel_password},
+                        password=endpoint.password, **opts)
+    return sentinel.master_for(endpoint.master_name, **opts)
 
 
 def _by_id(nodes):

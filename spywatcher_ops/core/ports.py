@@ -69,7 +69,7 @@ class ConnectionInfo:
     port: str  # likewise
     dbname: str
     user: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # not in repr(): a logged object shows no secret
     sslmode: str = "prefer"
     target_session_attrs: str | None = None
     sslrootcert: str | None = None  # CA bundle that verify-ca / verify-full check the server against
@@ -131,7 +131,8 @@ class Database(Protocol):
 
     def list_snapshots(self) -> list[Snapshot]: ...
     def restorable_window(self) -> RestoreWindow: ...
-    def events(self, since: datetime) -> list[ProviderEvent]: ...
+    # instance_id: another instance's events (a restored one); default: the environment's
+    def events(self, since: datetime, instance_id: str | None = None) -> list[ProviderEvent]: ...
 
     def plan_snapshot(self, snapshot_id: str, tags: dict[str, str], copy_to_region: str | None) -> Plan: ...
     def create_snapshot(self, plan: Plan, *, wait: bool, progress: Progress) -> Snapshot: ...
@@ -172,9 +173,9 @@ class CacheEndpoint:
     primary_port: int
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     master_name: str | None = None
-    password: str | None = None  # the data nodes' (AUTH); never journalled or printed
+    password: str | None = field(default=None, repr=False)  # the data nodes' (AUTH); never journalled or printed
     tls: bool = False
-    sentinel_password: str | None = None  # the sentinels' own (sandbox), when they ask for one
+    sentinel_password: str | None = field(default=None, repr=False)  # the sentinels' own (sandbox)
 
 
 class Cache(Protocol):

@@ -331,7 +331,8 @@ class RedisTarget:
 
         problems = []
         for host, port in self.endpoint.sentinels:
-            sentinel = redis.Redis(host=host, port=port, socket_timeout=0.3, socket_connect_timeout=0.3,
+            sentinel = redis.Redis(host=host, port=port, password=self.endpoint.sentinel_password,
+                                   socket_timeout=0.3, socket_connect_timeout=0.3,
                                    retry=Retry(NoBackoff(), 0), decode_responses=True)
             try:
                 addr = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", self.endpoint.master_name)

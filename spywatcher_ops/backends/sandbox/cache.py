@@ -26,6 +26,7 @@ from ...core.ports import (
 from ...core.waiting import wait_for
 from .paths import sandbox_root
 from .redis_procs import DOWN_AFTER_MS, RedisSandbox, replicating
+from .secrets import SandboxSecrets
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
@@ -41,10 +42,12 @@ class SandboxCache:
         self.environment = environment
         section = environment.settings.section("cache")
         self.master_name = str(section.get("master_name") or "spywatcher")
+        root = sandbox_root(environment)
         self.redis = RedisSandbox(
-            sandbox_root(environment) / "redis",
+            root / "redis",
             master_name=self.master_name,
             down_after_ms=int(section.get("down_after_ms") or DOWN_AFTER_MS),
+            secrets=SandboxSecrets(root),
         )
 
     # read-only -----------------------------------------------------------------
@@ -62,7 +65,8 @@ class SandboxCache:
         return nodes
 
     def endpoint(self) -> CacheEndpoint:
-        """Sentinels + master name (what a client should follow) and the current primary."""
+        """Sentinels + master name (what a client should follow) and the current primary, with
+        the passwords: the one place they join the connection info (probes, drills use it)."""
         self.status()
         addr = self.redis.master_address()
         if addr is None:
@@ -76,6 +80,8 @@ class SandboxCache:
             primary_port=addr[1],
             sentinels=self.redis.sentinel_addresses(),
             master_name=self.master_name,
+            password=self.redis.data_password(),
+            sentinel_password=self.redis.sentinel_password(),
         )
 
     def events(self, since: datetime) -> list[ProviderEvent]:
@@ -206,7 +212,9 @@ class SandboxCache:
         from redis.sentinel import Sentinel
 
         no_retry = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry": Retry(NoBackoff(), 0)}
-        sentinel = Sentinel(self.redis.sentinel_addresses(), sentinel_kwargs=dict(no_retry), **no_retry)
+        sentinel = Sentinel(self.redis.sentinel_addresses(),
+                            sentinel_kwargs={**no_retry, "password": self.redis.sentinel_password()},
+                            password=self.redis.data_password(), **no_retry)
         master = sentinel.master_for(self.master_name, **no_retry)
         clock = self.environment.clock
 
@@ -235,7 +243,7 @@ class SandboxCache:
                 return False, None, f"{node} is not answering yet"
             if me.role != "replica" or me.details.get("master") != new_addr or me.details.get("link") != "up":
                 return False, None, f"{node} is {me.role}, link {me.details.get('link')}"
-            if not replicating(int(new_addr.rsplit(":", 1)[1])):
+            if not replicating(int(new_addr.rsplit(":", 1)[1]), password=self.redis.data_password()):
                 return False, None, f"{node} does not acknowledge writes yet"
             # the sentinels that were not the leader learn the new master from its hello messages
             behind = [n.id for n in nodes if n.role == "sentinel" and n.alive and n.details.get("master") != new_addr]

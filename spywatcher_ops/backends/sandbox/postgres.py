@@ -4,7 +4,9 @@ PostgreSQL refuses to run as root, so when we are root every server command
 runs as the `postgres` system user (see `ServerUser`). All sandbox settings
 live in one file we own, `spywatcher_sandbox.conf`, included from
 postgresql.conf and rewritten before every start, so a copied data folder
-(base backup, restore) never keeps its source's port or role.
+(base backup, restore) never keeps its source's port or role. pg_hba.conf is
+rewritten before every start too: every connection needs a password
+(scram-sha-256), whatever a copied folder held.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ HOST = "127.0.0.1"
 class ServerUser:
     """Runs PostgreSQL commands as the server's system user (postgres when we are root)."""
 
-    def __init__(self, bin_dir: Path, run_as: str | None, cwd: Path) -> None:
+    def __init__(self, bin_dir: Path, run_as: str | None, cwd: Path, passfile: Path | None = None) -> None:
         self.bin_dir = bin_dir
         self.run_as = run_as
         self.cwd = cwd
+        self.passfile = passfile  # pgpass (0600, the server user's) for pg_basebackup, pg_rewind
         if run_as:
             entry = pwd.getpwnam(run_as)
             self.uid, self.gid = entry.pw_uid, entry.pw_gid
@@ -62,6 +65,8 @@ class ServerUser:
         cwd = str(self.cwd) if self.cwd.is_dir() else "/"
         # PG* variables of the caller must not redirect our tools to another server.
         env = {k: "" for k in os.environ if k.startswith("PG")}
+        if self.passfile is not None:
+            env["PGPASSFILE"] = str(self.passfile)
         return commands.run(argv, ok_codes=ok_codes, user=self.run_as, cwd=cwd, timeout=timeout, env=env)
 
     def can_enter(self, folder: Path) -> bool:
@@ -129,16 +134,49 @@ def restore_command(archive: Path) -> str:
     return f'cp "{archive}/%f" "%p"'
 
 
+def write_private(user: ServerUser, path: Path, text: str) -> None:
+    """Write a file only the server user can read (mode 0600 from its creation)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    user.own(path)
+
+
 def write_conf(user: ServerUser, data: Path, settings: dict[str, Any]) -> None:
     """Rewrite our settings file and make sure postgresql.conf includes it."""
     conf = data / CONF_NAME
-    conf.write_text(conf_text(settings))
-    user.own(conf)
+    write_private(user, conf, conf_text(settings))  # primary_conninfo names the passfile
     main = data / "postgresql.conf"
     text = main.read_text()
     include = f"include_if_exists = '{CONF_NAME}'"
     if include not in text:
         main.write_text(text.rstrip("\n") + f"\n{include}\n")
+
+
+# Who may connect, and how: a password for everyone, superuser and replication included.
+# No `trust` and no `peer`: any local user could otherwise become the superuser (and,
+# through COPY ... TO PROGRAM, the postgres OS user). `local` covers the socket in case
+# one is configured; the sandbox listens on 127.0.0.1 only.
+AUTH_METHOD = "scram-sha-256"
+
+
+def hba_rules(*, tls: bool = False) -> list[str]:
+    """pg_hba.conf lines, first match wins. With `tls`, TCP connections must use TLS
+    (hostssl); the hook for a sandbox that serves certificates."""
+    host = "hostssl" if tls else "host"
+    return [
+        f"local   all          all                    {AUTH_METHOD}",
+        f"{host:<7} all          all          {HOST}/32   {AUTH_METHOD}",
+        f"{host:<7} replication  all          {HOST}/32   {AUTH_METHOD}",
+    ]
+
+
+def write_hba(user: ServerUser, data: Path, rules: list[str] | None = None) -> None:
+    """Rewrite pg_hba.conf (before every start: a copied folder never keeps another's rules)."""
+    lines = ["# Written by spywatcher-ops before every start; edits here are overwritten.",
+             *(rules if rules is not None else hba_rules())]
+    write_private(user, data / "pg_hba.conf", "\n".join(lines) + "\n")
 
 
 def set_signal_file(user: ServerUser, data: Path, name: str, present: bool) -> None:
@@ -150,11 +188,17 @@ def set_signal_file(user: ServerUser, data: Path, name: str, present: bool) -> N
         path.unlink()
 
 
-def initdb(user: ServerUser, data: Path) -> None:
-    user.pg(
-        "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C",
-        "--wal-segsize=1", "--no-instructions",
-    )
+def initdb(user: ServerUser, data: Path, superuser_password: str) -> None:
+    """initdb with the superuser's password set and password authentication from the start."""
+    pwfile = data.parent / f".pwfile-{data.name}"
+    write_private(user, pwfile, superuser_password + "\n")
+    try:
+        user.pg(
+            "initdb", "-D", data, "-U", SUPERUSER, f"--auth={AUTH_METHOD}", f"--pwfile={pwfile}",
+            "--encoding=UTF8", "--locale=C", "--wal-segsize=1", "--no-instructions",
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
 
 
 def postmaster_pid(data: Path) -> int | None:
@@ -239,32 +283,74 @@ def log_tail(log: Path, lines: int = 3) -> str:
     return " | ".join(tail) or f"empty log {log}"
 
 
-def connect(port: int, *, dbname: str = "postgres", user: str = SUPERUSER, timeout: int = 3) -> Any:
+def connect(port: int, *, password: str | None, dbname: str = "postgres", user: str = SUPERUSER,
+            timeout: float = 3) -> Any:
     import psycopg
 
-    return psycopg.connect(host=HOST, port=port, dbname=dbname, user=user, connect_timeout=timeout,
-                           autocommit=True)
+    # The sandbox always runs with passwords: None only reaches a server that asks for none
+    # (one made before passwords existed, which `sandbox.up` refuses to repair).
+    return psycopg.connect(host=HOST, port=port, dbname=dbname, user=user, password=password,
+                           connect_timeout=max(2, int(timeout)), autocommit=True)  # libpq: whole seconds, 2 at least
 
 
-def query(port: int, sql: str, params: Sequence[Any] = (), *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
-    with connect(port, dbname=dbname) as conn:
+def query(port: int, sql: str, params: Sequence[Any] = (), *, password: str | None,
+          dbname: str = "postgres") -> list[tuple[Any, ...]]:
+    with connect(port, dbname=dbname, password=password) as conn:
         cur = conn.execute(sql, params)  # type: ignore[arg-type]
         return list(cur.fetchall()) if cur.description else []
 
 
-def try_query(port: int, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
-    """Like query(), or None if the server cannot be reached."""
+def auth_refused(exc: BaseException) -> bool:
+    """The server answered and refused our password (not: it is down or still starting)."""
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError) and (
+        "password authentication failed" in str(exc) or "no password supplied" in str(exc))
+
+
+def try_query(port: int, sql: str, params: Sequence[Any] = (), *, password: str | None,
+              timeout: float = 3) -> list[tuple[Any, ...]] | None:
+    """Like query(), or None if the server cannot be reached (within `timeout` to connect).
+
+    A refused password is not "unreachable": waiting would never end, so it is an error.
+    """
     import psycopg
 
     try:
-        return query(port, sql, params)
-    except psycopg.Error:
+        with connect(port, password=password, timeout=timeout) as conn:
+            cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            return list(cur.fetchall()) if cur.description else []
+    except psycopg.Error as exc:
+        if auth_refused(exc):
+            raise NotReady(f"PostgreSQL on port {port} refused the sandbox's superuser password",
+                           hint="the password file does not match this server; "
+                                "`inv sandbox.reset --yes` rebuilds the sandbox") from None
         return None
 
 
-def in_recovery(port: int) -> bool | None:
-    rows = try_query(port, "SELECT pg_is_in_recovery()")
+def in_recovery(port: int, *, password: str | None) -> bool | None:
+    rows = try_query(port, "SELECT pg_is_in_recovery()", password=password)
     return None if rows is None else bool(rows[0][0])
+
+
+def answers(port: int, *, password: str | None, timeout: float = 2) -> bool | None:
+    """Does the server answer a query within `timeout`? Bounded, so a frozen (SIGSTOPped)
+    server reads as not answering instead of hanging the caller. Returns the answer to
+    pg_is_in_recovery(), or None when there is none."""
+    import psycopg
+
+    try:
+        with connect(port, password=password, timeout=timeout) as conn:
+            # the connection can open (TCP accept is the kernel's) while the server is stuck
+            conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            return bool(row[0]) if row else None
+    except psycopg.Error as exc:
+        if auth_refused(exc):
+            raise NotReady(f"PostgreSQL on port {port} refused the sandbox's superuser password",
+                           hint="the password file does not match this server; "
+                                "`inv sandbox.reset --yes` rebuilds the sandbox") from None
+        return None
 
 
 def pm_status(data: Path) -> str | None:
@@ -276,8 +362,8 @@ def pm_status(data: Path) -> str | None:
     return lines[7].strip() if len(lines) > 7 else None
 
 
-def wait_ready(port: int, pid: int, log: Path, *, read_write: bool, timeout: float, interval: float = 0.05,
-               progress: Any = None, data: Path | None = None) -> None:
+def wait_ready(port: int, pid: int, log: Path, *, password: str | None, read_write: bool, timeout: float,
+               interval: float = 0.05, progress: Any = None, data: Path | None = None) -> None:
     """Wait until the server answers (and, with read_write, has left recovery).
 
     With `data`, polls the postmaster's status file first (no connection attempts,
@@ -287,7 +373,7 @@ def wait_ready(port: int, pid: int, log: Path, *, read_write: bool, timeout: flo
     while True:
         status = pm_status(data) if data is not None else None
         if data is None or status == "ready" or (status == "standby" and not read_write):
-            state = in_recovery(port)
+            state = in_recovery(port, password=password)
             if state is not None and (not read_write or state is False):
                 return
         if not pid_alive(pid):

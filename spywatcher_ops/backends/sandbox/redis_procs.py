@@ -6,12 +6,23 @@ a pidfile and recorded in `<root>/state.json`; `down()` stops those pids and
 no others. Data nodes are named redis-1 and redis-2, not primary/replica,
 because sentinel swaps the roles on a failover; their role is always read
 from the servers themselves.
+
+Authentication: data nodes have `requirepass` (and `masterauth`, since either may
+become the replica), sentinels their own `requirepass` plus `sentinel auth-pass`
+for the master; the passwords come from the sandbox's secrets file (secrets.py)
+and reach clients through `SandboxCache.endpoint()`. Config files are 0600.
+When we are root the servers run as the `redis` system user (Debian's
+redis-server package creates it), in folders that user can enter: under the
+sandbox folder when it can, else `/var/tmp/spywatcher-ops-<hash>-redis` (the
+state records which, as `base`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -26,6 +37,7 @@ from ...core.commands import require_binary, run
 from ...core.errors import NotReady, OperationFailed
 from ...core.ports import CacheNode, ProviderEvent
 from .paths import is_ours, mark, not_ours_note
+from .secrets import SandboxSecrets
 
 HOST = "127.0.0.1"
 DATA_NODES = ("redis-1", "redis-2")
@@ -44,6 +56,7 @@ STOP_TIMEOUT_S = 5.0
 SYNC_PROBE_KEY = "spywatcher-ops:sync-probe"  # written by up() to prove replication flows
 # Below Linux's ephemeral range (32768-60999), where outgoing connections could take a port.
 PORT_RANGE = (21000, 32000)
+SERVER_USER = "redis"  # who the servers run as when we are root
 
 # 12345:X 26 Nov 2026 06:40:01.123 # +sdown master spywatcher 127.0.0.1 21001
 _LOG_LINE = re.compile(
@@ -51,7 +64,7 @@ _LOG_LINE = re.compile(
 )
 
 
-def client(port: int, *, timeout: float = 1.0) -> Any:
+def client(port: int, *, timeout: float = 1.0, password: str | None = None) -> Any:
     """A redis-py client with no hidden retries: one attempt, a short timeout.
 
     redis-py's default retry policy turns a 10 ms switch into a multi-second
@@ -64,6 +77,7 @@ def client(port: int, *, timeout: float = 1.0) -> Any:
     return redis.Redis(
         host=HOST,
         port=port,
+        password=password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
@@ -102,17 +116,61 @@ def _quote(value: str | Path) -> str:
     return json.dumps(str(value))  # redis config strings accept C-style double quotes
 
 
+def default_base(root: Path) -> Path:
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return Path("/var/tmp") / f"spywatcher-ops-{digest}-redis"
+
+
 def parse_log_time(text: str) -> datetime:
     """Redis logs local time with milliseconds; return it timezone-aware."""
     return datetime.strptime(text, "%d %b %Y %H:%M:%S.%f").astimezone()
 
 
 class RedisSandbox:
-    def __init__(self, root: Path, *, master_name: str, down_after_ms: int = DOWN_AFTER_MS) -> None:
+    def __init__(self, root: Path, *, master_name: str, down_after_ms: int = DOWN_AFTER_MS,
+                 secrets: SandboxSecrets | None = None) -> None:
         self.root = Path(root)
         self.master_name = master_name
         self.down_after_ms = int(down_after_ms)
         self.state_path = self.root / "state.json"
+        # the sandbox's one secrets file, in the sandbox folder (this one's parent)
+        self.secrets = secrets or SandboxSecrets(self.root.parent)
+        self.run_as = SERVER_USER if os.geteuid() == 0 else None
+
+    # credentials -------------------------------------------------------------
+    def _auth(self, state: dict[str, Any] | None) -> bool:
+        """Servers started with passwords (None: a set made before passwords existed)."""
+        if state is None:
+            state = self._load()
+        return bool(state and state.get("auth"))
+
+    def data_password(self, state: dict[str, Any] | None = None) -> str | None:
+        return self.secrets.redis("default") if self._auth(state) else None
+
+    def sentinel_password(self, state: dict[str, Any] | None = None) -> str | None:
+        return self.secrets.redis("sentinel") if self._auth(state) else None
+
+    # where the servers' files live ----------------------------------------------
+    def _server_ids(self) -> tuple[int, int] | None:
+        if not self.run_as:
+            return None
+        entry = pwd.getpwnam(self.run_as)
+        return entry.pw_uid, entry.pw_gid
+
+    def _own(self, path: Path) -> None:
+        ids = self._server_ids()
+        if ids:
+            os.chown(path, *ids)
+
+    def _choose_base(self) -> Path:
+        """The sandbox folder if the server user can enter it, else a folder of its own in /var/tmp."""
+        if not self.run_as or run(["test", "-x", str(self.root)], user=self.run_as, ok_codes=(0, 1)).ok:
+            return self.root
+        return default_base(self.root)
+
+    def base(self, state: dict[str, Any] | None = None) -> Path:
+        state = state if state is not None else self._load()
+        return Path(state["base"]) if state and state.get("base") else self.root
 
     # state -----------------------------------------------------------------
     def _load(self) -> dict[str, Any] | None:
@@ -135,8 +193,8 @@ class RedisSandbox:
     def exists(self) -> bool:
         return self.state_path.exists()
 
-    def node_dir(self, node: str) -> Path:
-        return self.root / node
+    def node_dir(self, node: str, state: dict[str, Any] | None = None) -> Path:
+        return self.base(state) / node
 
     def ports(self) -> dict[str, int]:
         state = self._load() or {"nodes": {}}
@@ -166,7 +224,11 @@ class RedisSandbox:
         binary = self.preflight()
         self._claim()
         state = self._load()
-        if state is None or not any(
+        if state is not None and not state.get("auth"):
+            # made before passwords existed: a cache may lose its contents, so start it again
+            self.down()
+            self._cold_start(binary, self._load())
+        elif state is None or not any(
             pid_alive(spec.get("pid"), spec["port"]) for spec in state["nodes"].values()
         ):
             self._cold_start(binary, state)
@@ -205,7 +267,20 @@ class RedisSandbox:
     def _cold_start(self, binary: str, old: dict[str, Any] | None) -> None:
         """Nothing runs: (re)create every process; reuse old ports when still free."""
         old_ports = {n: int(s["port"]) for n, s in (old or {}).get("nodes", {}).items()}
+        self.secrets.ensure()
+        base = self._choose_base()
+        if base != self.root:
+            if base.exists() and not is_ours(base) and any(base.iterdir()):
+                raise NotReady(f"sandbox Redis folder {base} exists but was not created by spywatcher-ops",
+                               hint="move it away, or set the sandbox's state_dir elsewhere")
+            base.mkdir(mode=0o700, exist_ok=True)
+            self._own(base)
+            if not is_ours(base):
+                mark(base)
         state: dict[str, Any] = {
+            "auth": "requirepass",
+            "base": str(base),
+            "run_as": self.run_as,
             "master_name": self.master_name,
             "host": HOST,
             "quorum": QUORUM,
@@ -217,7 +292,7 @@ class RedisSandbox:
         for name in (*DATA_NODES, *SENTINELS):
             # Sentinels rewrite their config with what they learned; a cold
             # start begins from a clean one.
-            conf = self.node_dir(name) / "redis.conf"
+            conf = self.node_dir(name, state) / "redis.conf"
             if conf.exists():
                 conf.unlink()
         master_port = 0
@@ -230,12 +305,12 @@ class RedisSandbox:
                 state["nodes"][name] = {"kind": _kind(name), "port": port, "pid": None}
                 self._save(state)
                 if name == DATA_NODES[0]:
-                    self._write_data_conf(name, port, replicaof=None)
+                    self._write_data_conf(state, name, port, replicaof=None)
                 elif name in DATA_NODES:
-                    self._write_data_conf(name, port, replicaof=master_port)
+                    self._write_data_conf(state, name, port, replicaof=master_port)
                 else:
-                    self._write_sentinel_conf(name, port, master_port)
-                started = self._start(binary, name, port, flexible_port=True)
+                    self._write_sentinel_conf(state, name, port, master_port)
+                started = self._start(binary, state, name, port, flexible_port=True)
                 if started is not None:
                     state["nodes"][name]["pid"] = started
                     self._save(state)
@@ -262,10 +337,10 @@ class RedisSandbox:
             spec = nodes[name]
             if not pid_alive(spec.get("pid"), spec["port"]):
                 self._check_port(name, spec["port"])
-                conf = self.node_dir(name) / "redis.conf"
+                conf = self.node_dir(name, state) / "redis.conf"
                 if not conf.exists():
-                    self._write_sentinel_conf(name, spec["port"], self._believed_master(state))
-                spec["pid"] = self._start(binary, name, spec["port"], flexible_port=False)
+                    self._write_sentinel_conf(state, name, spec["port"], self._believed_master(state))
+                spec["pid"] = self._start(binary, state, name, spec["port"], flexible_port=False)
                 self._save(state)
         master = self._believed_master(state)
         master_node = self._node_on_port(state, master)
@@ -282,8 +357,8 @@ class RedisSandbox:
             spec = nodes[name]
             self._check_port(name, spec["port"])
             replicaof = None if name == master_node else master
-            self._write_data_conf(name, spec["port"], replicaof=replicaof)
-            spec["pid"] = self._start(binary, name, spec["port"], flexible_port=False)
+            self._write_data_conf(state, name, spec["port"], replicaof=replicaof)
+            spec["pid"] = self._start(binary, state, name, spec["port"], flexible_port=False)
             self._save(state)
         self._wait_converged(state)
 
@@ -297,8 +372,8 @@ class RedisSandbox:
         if pid_alive(spec.get("pid"), spec["port"]):
             raise NotReady(f"sandbox Redis node {name} (pid {spec['pid']}) is already running")
         self._check_port(name, spec["port"])
-        self._write_data_conf(name, spec["port"], replicaof=replicaof)
-        pid = self._start(binary, name, spec["port"], flexible_port=False)
+        self._write_data_conf(state, name, spec["port"], replicaof=replicaof)
+        pid = self._start(binary, state, name, spec["port"], flexible_port=False)
         assert pid is not None
         spec["pid"] = pid
         self._save(state)
@@ -338,8 +413,13 @@ class RedisSandbox:
             # its state.json may name someone else's servers: no down() either
             # (a state in our own layout is a sandbox made before the marker existed: ours)
             return not_ours_note(self.root)
+        base = self.base()
         self.down()
         shutil.rmtree(self.root)
+        if base != self.root and base.exists():
+            if not is_ours(base):
+                return not_ours_note(base)
+            shutil.rmtree(base)
         return None
 
     # observation -------------------------------------------------------------
@@ -349,10 +429,11 @@ class RedisSandbox:
             return []
         nodes = state["nodes"]
         infos: dict[str, dict[str, Any]] = {}
+        password = self.data_password(state)
         for name in DATA_NODES:
             spec = nodes.get(name)
             if spec and pid_alive(spec.get("pid"), spec["port"]):
-                infos[name] = _info(spec["port"], "replication")
+                infos[name] = _info(spec["port"], "replication", password)
         primary_info = next(
             (i for i in infos.values() if i.get("role") == "master"), None
         )
@@ -365,14 +446,15 @@ class RedisSandbox:
         for name in SENTINELS:
             spec = nodes.get(name)
             if spec:
-                out.append(self._sentinel_node(name, spec))
+                out.append(self._sentinel_node(name, spec, self.sentinel_password(state)))
         return out
 
     def master_address(self) -> tuple[str, int] | None:
         """The master as a majority of live sentinels report it, or None."""
         votes: dict[tuple[str, int], int] = {}
+        password = self.sentinel_password()
         for _host, port in self.sentinel_addresses():
-            addr = _sentinel_master_addr(port, self.master_name)
+            addr = _sentinel_master_addr(port, self.master_name, password)
             if addr:
                 votes[addr] = votes.get(addr, 0) + 1
         if not votes:
@@ -383,8 +465,9 @@ class RedisSandbox:
     def events(self, since: datetime) -> list[ProviderEvent]:
         """Sentinel events (+sdown, +odown, +switch-master...) from the sentinels' logs."""
         out: list[ProviderEvent] = []
+        state = self._load()
         for name in SENTINELS:
-            log = self.node_dir(name) / "redis.log"
+            log = self.node_dir(name, state) / "redis.log"
             if not log.exists():
                 continue
             for line in log.read_text(errors="replace").splitlines():
@@ -400,12 +483,12 @@ class RedisSandbox:
         return out
 
     # internals ---------------------------------------------------------------
-    def _sentinel_node(self, name: str, spec: dict[str, Any]) -> CacheNode:
+    def _sentinel_node(self, name: str, spec: dict[str, Any], password: str | None) -> CacheNode:
         alive = pid_alive(spec.get("pid"), spec["port"])
-        details: dict[str, Any] = {"pid": spec.get("pid"), "alive": alive}
+        details: dict[str, Any] = {"pid": spec.get("pid"), "alive": alive, "process": process_state(spec)}
         if alive:
             try:
-                master = client(spec["port"]).sentinel_master(self.master_name)
+                master = client(spec["port"], password=password).sentinel_master(self.master_name)
                 details.update(
                     master=f"{master.get('ip')}:{master.get('port')}",
                     flags=master.get("flags"),
@@ -426,7 +509,7 @@ class RedisSandbox:
         for name in DATA_NODES:
             spec = state["nodes"][name]
             if pid_alive(spec.get("pid"), spec["port"]):
-                if _info(spec["port"], "replication").get("role") == "master":
+                if _info(spec["port"], "replication", self.data_password(state)).get("role") == "master":
                     return int(spec["port"])
         return int(state["nodes"][DATA_NODES[0]]["port"])
 
@@ -452,10 +535,13 @@ class RedisSandbox:
                 hint="free it, or run `inv sandbox.down` and `inv sandbox.up` to choose new ports",
             )
 
-    def _common_conf(self, name: str, port: int) -> tuple[Path, list[str]]:
+    def _common_conf(self, state: dict[str, Any], name: str, port: int) -> tuple[Path, list[str]]:
         """The folder of a node and the config lines every node (data or sentinel) starts with."""
-        folder = self.node_dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.node_dir(name, state)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.run_as:  # the server user's, with what an earlier run left in it (logs, RDB files)
+            for path in (folder, *folder.iterdir()):
+                self._own(path)
         return folder, [
             f"port {port}",
             f"bind {HOST}",
@@ -465,8 +551,17 @@ class RedisSandbox:
             f"dir {_quote(folder)}",
         ]
 
-    def _write_data_conf(self, name: str, port: int, *, replicaof: int | None) -> None:
-        folder, lines = self._common_conf(name, port)
+    def _write_conf(self, folder: Path, lines: list[str]) -> None:
+        """redis.conf, 0600 and the server's own (it holds passwords; the server rewrites it)."""
+        path = folder / "redis.conf"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        self._own(path)
+
+    def _write_data_conf(self, state: dict[str, Any], name: str, port: int, *, replicaof: int | None) -> None:
+        folder, lines = self._common_conf(state, name, port)
         lines += [
             # A cache: no persistence. Full syncs go through a (tiny) RDB file:
             # after a diskless sync the primary holds the stream back until the
@@ -479,24 +574,32 @@ class RedisSandbox:
             # SIGTERM would otherwise wait up to 10 s for lagging replicas
             "shutdown-timeout 1",
         ]
+        password = self.data_password(state)
+        if password:  # masterauth too: after a failover either node may be the replica
+            lines += [f"requirepass {_quote(password)}", f"masterauth {_quote(password)}"]
         if replicaof is not None:
             lines.append(f"replicaof {HOST} {replicaof}")
-        (folder / "redis.conf").write_text("\n".join(lines) + "\n")
+        self._write_conf(folder, lines)
 
-    def _write_sentinel_conf(self, name: str, port: int, master_port: int) -> None:
-        folder, lines = self._common_conf(name, port)
+    def _write_sentinel_conf(self, state: dict[str, Any], name: str, port: int, master_port: int) -> None:
+        folder, lines = self._common_conf(state, name, port)
         m = self.master_name
+        password, own = self.data_password(state), self.sentinel_password(state)
+        if own:  # also what a sentinel presents to the other sentinels (no sentinel-pass set)
+            lines.append(f"requirepass {_quote(own)}")
         lines += [
             f"sentinel monitor {m} {HOST} {master_port} {QUORUM}",
             f"sentinel down-after-milliseconds {m} {self.down_after_ms}",
             f"sentinel failover-timeout {m} {FAILOVER_TIMEOUT_MS}",
             f"sentinel parallel-syncs {m} 1",
         ]
-        (folder / "redis.conf").write_text("\n".join(lines) + "\n")
+        if password:
+            lines.append(f"sentinel auth-pass {m} {_quote(password)}")
+        self._write_conf(folder, lines)
 
-    def _start(self, binary: str, name: str, port: int, *, flexible_port: bool) -> int | None:
+    def _start(self, binary: str, state: dict[str, Any], name: str, port: int, *, flexible_port: bool) -> int | None:
         """Start one daemon; its pid once it answers PING. None = port lost to a race (retry)."""
-        folder = self.node_dir(name)
+        folder = self.node_dir(name, state)
         pidfile = folder / "redis.pid"
         log = folder / "redis.log"
         if pidfile.exists():
@@ -505,11 +608,14 @@ class RedisSandbox:
         argv = [binary, str(folder / "redis.conf")]
         if name in SENTINELS:
             argv.append("--sentinel")
-        run(argv, timeout=START_TIMEOUT_S)  # returns once daemonized
+        # umask 077: files the server writes itself (a sentinel's rewritten config holds passwords) stay private
+        argv = ["sh", "-c", 'umask 077 && exec "$@"', "redis-server", *argv]
+        run(argv, timeout=START_TIMEOUT_S, user=self.run_as, cwd=str(folder))  # returns once daemonized
+        password = self.sentinel_password(state) if name in SENTINELS else self.data_password(state)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             pid = _read_pid(pidfile)
-            if pid and pid_alive(pid, port) and _pings(port):
+            if pid and pid_alive(pid, port) and _pings(port, password):
                 return pid
             tail = _log_tail(log, log_offset)
             if "Address already in use" in tail or "Could not create server TCP" in tail:
@@ -538,17 +644,18 @@ class RedisSandbox:
 
     def _convergence_problem(self, state: dict[str, Any]) -> str | None:
         nodes = state["nodes"]
+        password, sentinel_password = self.data_password(state), self.sentinel_password(state)
         for name in DATA_NODES:
-            info = _info(nodes[name]["port"], "replication")
+            info = _info(nodes[name]["port"], "replication", password)
             if not info:
                 return f"{name} does not answer"
             if info.get("role") == "slave" and info.get("master_link_status") != "up":
                 return f"{name} replication link is {info.get('master_link_status', 'unknown')}"
-            if info.get("role") == "master" and not replicating(int(nodes[name]["port"])):
+            if info.get("role") == "master" and not replicating(int(nodes[name]["port"]), password=password):
                 return f"{name} has no replica acknowledging writes yet"
         for name in SENTINELS:
             try:
-                master = client(nodes[name]["port"]).sentinel_master(self.master_name)
+                master = client(nodes[name]["port"], password=sentinel_password).sentinel_master(self.master_name)
             except Exception as exc:  # noqa: BLE001 - not ready yet is the expected answer here
                 return f"{name}: {exc}"
             if int(master.get("num-other-sentinels", 0)) < len(SENTINELS) - 1:
@@ -589,33 +696,45 @@ def _log_tail(log: Path, offset: int) -> str:
         return ""
 
 
-def _pings(port: int) -> bool:
+def _pings(port: int, password: str | None) -> bool:
     try:
-        return bool(client(port, timeout=0.5).ping())
+        return bool(client(port, timeout=0.5, password=password).ping())
     except Exception:  # noqa: BLE001 - "not yet" is any error here
         return False
 
 
-def replicating(master_port: int, replicas: int = 1, timeout_ms: int = 200) -> bool:
+def replicating(master_port: int, replicas: int = 1, timeout_ms: int = 200, *, password: str | None) -> bool:
     """True once `replicas` replicas acknowledge a fresh write (link up is not enough)."""
     try:
-        conn = client(master_port)
+        conn = client(master_port, password=password)
         conn.set(SYNC_PROBE_KEY, time.time())
         return int(conn.execute_command("WAIT", replicas, timeout_ms)) >= replicas
     except Exception:  # noqa: BLE001 - unreachable or read-only: not replicating to us
         return False
 
 
-def _info(port: int, section: str) -> dict[str, Any]:
+def _info(port: int, section: str, password: str | None) -> dict[str, Any]:
     try:
-        return dict(client(port).info(section))
+        return dict(client(port, password=password).info(section))
     except Exception:  # noqa: BLE001 - an unreachable node reports nothing
         return {}
 
 
-def _sentinel_master_addr(port: int, master_name: str) -> tuple[str, int] | None:
+def process_state(spec: dict[str, Any]) -> str:
+    """The server as the process table shows it: running, stopped (SIGSTOP), not running."""
+    pid = spec.get("pid")
+    if not pid_alive(pid, int(spec["port"])):
+        return "not running"
     try:
-        addr = client(port, timeout=0.5).sentinel_get_master_addr_by_name(master_name)
+        code = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "not running"
+    return "stopped by SIGSTOP" if code in ("T", "t") else "running"
+
+
+def _sentinel_master_addr(port: int, master_name: str, password: str | None) -> tuple[str, int] | None:
+    try:
+        addr = client(port, timeout=0.5, password=password).sentinel_get_master_addr_by_name(master_name)
     except Exception:  # noqa: BLE001 - a dead sentinel simply does not vote
         return None
     if not addr:
@@ -628,7 +747,7 @@ def _data_node(
 ) -> CacheNode:
     port = int(spec["port"])
     alive = info is not None and bool(info)
-    details: dict[str, Any] = {"pid": spec.get("pid"), "alive": alive}
+    details: dict[str, Any] = {"pid": spec.get("pid"), "alive": alive, "process": process_state(spec)}
     role = "unknown"
     if info:
         if info.get("role") == "master":

@@ -21,6 +21,8 @@ def _render(out: Any, rep: Any, *, title: str) -> None:
     out.print(f"{title} ({rep.root})")
     if rep.database_url:
         out.print(f"database: {rep.database_url}  [{rep.replication} replication]")
+    if rep.password_file:
+        out.print(f"passwords: {rep.password_file} (mode 0600; see README, 'Connecting by hand')")
     rows = []
     for n in rep.database:
         lag = ""
@@ -29,13 +31,23 @@ def _render(out: Any, rep: Any, *, title: str) -> None:
             if "lag_bytes" in n:
                 lag += f", {n.get('sync_state')}, lag {n['lag_bytes']} B / {n.get('lag_seconds', 0):.3f} s"
         rows.append([n["name"], n["role"], n.get("instance", ""), n["port"], n.get("pid"),
-                     "yes" if n["alive"] else "NO", lag, n.get("action", "")])
+                     _alive(n), lag, n.get("action", "")])
     if rows:
         out.table(["node", "role", "instance", "port", "pid", "alive", "replication", "action"], rows)
     if rep.cache:
         out.print(f"cache: sentinels {', '.join(rep.cache_sentinels)}")
         out.table(["node", "role", "port", "pid", "alive"],
-                  [[n["name"], n["role"], n["port"], n.get("pid"), "yes" if n["alive"] else "NO"] for n in rep.cache])
+                  [[n["name"], n["role"], n["port"], n.get("pid"), _alive(n)] for n in rep.cache])
+
+
+def _alive(node: dict[str, Any]) -> str:
+    """alive = answers (a query, a PING) within a short timeout; a frozen process exists and does not."""
+    if node["alive"]:
+        return "yes"
+    process = node.get("process", "")
+    if process.startswith("stopped"):
+        return "NO (stopped)"
+    return "NO (no answer)" if process == "running" else "NO"
 
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "dry_run": DRY_RUN_HELP, "json": JSON_HELP})
@@ -70,7 +82,7 @@ def up(c: Context, env: str | None = None, dry_run: bool = False, json: bool = F
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "json": JSON_HELP})
 def status(c: Context, env: str | None = None, json: bool = False) -> None:
-    """Show every sandbox process: role, port, pid, alive, replication lag. Exit 3 if one is down.
+    """Show every sandbox process: role, port, pid, alive (answering), replication lag. Exit 3 if one is down.
 
     Example: inv sandbox.status --json
     """
@@ -86,10 +98,12 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
     if not rep.database and not rep.cache:
         raise NotReady(f"the sandbox {e.name} is not set up (nothing in {rep.root})", hint="run `inv sandbox.up`")
     _render(out, rep, title=f"sandbox {e.name}")
-    down = [n["name"] for n in rep.database + rep.cache
+    down = [n["name"] + (f" (process: {n['process']})" if n.get("process") else "") for n in rep.database + rep.cache
             if not n["alive"] and n.get("desired", "running") == "running"]
     if down:
-        raise NotReady(f"not running: {', '.join(down)}", hint="`inv sandbox.up` restarts or rebuilds them")
+        raise NotReady(f"not answering: {', '.join(down)}",
+                       hint="`inv sandbox.up` restarts or rebuilds what is not running; "
+                            "a stopped (SIGSTOP) process needs SIGCONT or a restart")
 
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "purge": "also delete every database, WAL archive, base backup and Redis file",

@@ -370,10 +370,9 @@ class DbAsyncLoss(DbScenario):
             checks.append(Check("asynchronous replication", "failed",
                                 f"replication is {mode}: a synchronous standby has every acknowledged write", hint=hint))
             return checks
-        from ...backends.sandbox import postgres as pg
-
-        port = _db(env).processes()["primary"]["port"]
-        rows = pg.try_query(int(port), "SHOW synchronous_standby_names")
+        db = _db(env)
+        port = db.processes()["primary"]["port"]
+        rows = db.box.try_query(int(port), "SHOW synchronous_standby_names")  # the box supplies the password
         live = rows[0][0] if rows else "?"
         if live:
             checks.append(Check("asynchronous replication", "failed",
@@ -408,7 +407,7 @@ class DbAsyncLoss(DbScenario):
         primary = procs["primary"]
         # Stop receipt in a quiet moment: right after an ack, once the standby has everything.
         self._after_next_ack(writer, timeout=5.0)
-        self._wait_caught_up(int(primary["port"]), timeout=2.0)
+        self._wait_caught_up(db, int(primary["port"]), timeout=2.0)
         undo = ctx.undo("sigcont", pids=[[receiver, process_start_time(receiver)]])
         os.kill(receiver, signal.SIGSTOP)
         stopped_at = ctx.now()
@@ -456,12 +455,10 @@ class DbAsyncLoss(DbScenario):
             time.sleep(0.001)
 
     @staticmethod
-    def _wait_caught_up(port: int, timeout: float) -> None:
-        from ...backends.sandbox import postgres as pg
-
+    def _wait_caught_up(db: Any, port: int, timeout: float) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            rows = pg.try_query(port, "SELECT bool_and(write_lsn >= pg_current_wal_lsn()) FROM pg_stat_replication")
+            rows = db.box.try_query(port, "SELECT bool_and(write_lsn >= pg_current_wal_lsn()) FROM pg_stat_replication")
             if rows and rows[0][0]:
                 return
             time.sleep(0.002)
