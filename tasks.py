@@ -22,6 +22,7 @@ from spywatcher_ops.status import tasks as status
 ns = Collection()
 db_tasks = Collection.from_module(db)
 db_tasks.add_task(db_instances.instances)  # issue 16's database tasks live beside recovery/tasks.py
+db_tasks.add_task(db_instances.rotate_credentials)
 ns.add_collection(db_tasks, name="db")
 ns.add_collection(Collection.from_module(cache), name="cache")
 ns.add_collection(Collection.from_module(sandbox), name="sandbox")

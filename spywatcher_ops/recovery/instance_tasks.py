@@ -7,7 +7,7 @@ from __future__ import annotations
 from invoke import Context
 
 from spywatcher_ops.backends.table import environment
-from spywatcher_ops.core.cli import ENV_HELP, JSON_HELP, console, ops_task
+from spywatcher_ops.core.cli import DRY_RUN_HELP, ENV_HELP, JSON_HELP, YES_HELP, console, ops_task
 
 
 @ops_task(help={"env": ENV_HELP, "json": JSON_HELP})
@@ -39,3 +39,48 @@ def instances(c: Context, env: str | None = None, json: bool = False) -> None:
         out.print(f"{len(extra)} instance(s) made by the toolkit no longer serve; when they are not needed:")
         for r in extra:
             out.print(f"  {r.delete_command}")
+
+
+@ops_task(
+    name="rotate-credentials",
+    help={
+        "env": ENV_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def rotate_credentials(
+    c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False
+) -> None:
+    """Rotate the database password (Secrets Manager), verify a login with it, then make it current.
+
+    With rotation configured on the secret, its rotation runs; otherwise a new
+    random password is stored AWSPENDING, set on the database, logged in with,
+    and only then moved to AWSCURRENT. A new password that does not log in is
+    undone: the old one stays current (exit 4), nobody is locked out. Prints
+    the deployments to restart so they read the new password.
+    Example: inv db.rotate-credentials --env staging --dry-run
+    """
+    from spywatcher_ops.core.guards import approve
+
+    from .credentials import rotate
+
+    out = console(json)
+    e = environment(c, env)
+    with out.progress(f"password rotation on {e.name}") as progress:
+        outcome = rotate(
+            e,
+            approve=lambda plan: approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+            progress=progress,
+        )
+    out.emit_json({"dry_run": not outcome.applied, **outcome.to_dict()})
+    if not outcome.applied:
+        return
+    out.ok(
+        f"{outcome.username}: new password set ({outcome.method}), logged in with, and AWSCURRENT in "
+        f"{outcome.secret} (version {outcome.new_version}); took {outcome.duration_s:.1f} s"
+    )
+    out.print("restart what reads the secret at start, so it uses the new password:")
+    for short in outcome.restart:
+        out.print(f"  inv app.restart --env {e.name} --deployment {short}")
