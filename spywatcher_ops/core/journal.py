@@ -4,13 +4,24 @@ Every mutation writes a `start` record, optional `step` records, and an `end`
 record with the outcome. An operation interrupted by SIGKILL leaves a `start`
 without an `end`: `unfinished()` finds those so the next run can clean up.
 Secrets never reach the journal: argument names that look secret are masked.
+
+A crash (or a full disk) in the middle of a write leaves a torn last line. The
+writer never appends onto it (that would glue the new record to the fragment and
+lose both): under an flock it checks the file ends with a newline, and if not it
+terminates the fragment (append-only: nothing is rewritten or removed), appends a
+`journal-repaired` record saying how many bytes were torn, and says so on stderr.
+Readers skip lines that are not JSON and count them (`read(...).corrupt`). A
+journal deleted or replaced while an operation writes to it is said on stderr and
+in a `journal-restarted` record in the new file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,8 +68,15 @@ class Operation:
 
     def step(self, name: str, status: str, **data: Any) -> None:
         self.journal.write(
-            {"event": "step", "op_id": self.id, "op": self.name, "env": self.env,
-             "step": name, "status": status, **redact(data)}
+            {
+                "event": "step",
+                "op_id": self.id,
+                "op": self.name,
+                "env": self.env,
+                "step": name,
+                "status": status,
+                **redact(data),
+            }
         )
 
     def request_id(self, rid: str) -> None:
@@ -72,24 +90,72 @@ class Journal:
         self.clock = clock
         self.who = who or {"os_user": os_user()}
         self.current: Operation | None = None
+        # (device, inode, size after our last write): a file that is another one now, or
+        # shorter than we left it, was deleted, replaced or cut while we used it.
+        self._file: tuple[int, int, int] | None = None
 
     def write(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         record = {"at": iso(self.clock.now()), **record}
         line = json.dumps(record, default=str, sort_keys=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
-            os.write(fd, line.encode())
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the tail check and the append, as one step
+            st = os.fstat(fd)
+            notes = self._restarted(st) + self._repair_tail(fd, st.st_size)
+            os.write(fd, b"".join(self._line(n) for n in notes) + line.encode())
             os.fsync(fd)
+            self._file = (st.st_dev, st.st_ino, os.fstat(fd).st_size)
         finally:
-            os.close(fd)
+            os.close(fd)  # releases the flock
+
+    def _line(self, record: dict[str, Any]) -> bytes:
+        return (json.dumps({"at": iso(self.clock.now()), **record}, default=str) + "\n").encode()
+
+    def _restarted(self, st: os.stat_result) -> list[dict[str, Any]]:
+        if self._file is None or (self._file[:2] == (st.st_dev, st.st_ino) and st.st_size >= self._file[2]):
+            return []
+        _say(
+            f"journal {self.path} was deleted or replaced while this process wrote to it; "
+            "records from now on start a new file (the earlier ones are in the old one, if kept)"
+        )
+        return [
+            {
+                "event": "journal-restarted",
+                "op_id": self.current.id if self.current else None,
+                "op": self.current.name if self.current else None,
+                "detail": "the journal file was deleted or replaced during the operation",
+            }
+        ]
+
+    def _repair_tail(self, fd: int, size: int) -> list[dict[str, Any]]:
+        """Terminate a torn last line (a write cut short) instead of appending onto it."""
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return []
+        start = max(0, size - 65536)
+        tail = os.pread(fd, size - start, start)
+        cut = tail.rfind(b"\n")
+        torn = len(tail) - (cut + 1) if cut >= 0 else size
+        os.write(fd, b"\n")
+        _say(
+            f"journal {self.path}: the last line was torn ({torn} bytes, an interrupted write); "
+            "terminated it (kept, skipped by readers) before appending"
+        )
+        return [
+            {
+                "event": "journal-repaired",
+                "torn_bytes": torn,
+                "detail": "the previous line was torn by an interrupted write; terminated, not parsed",
+            }
+        ]
 
     @contextmanager
     def operation(self, name: str, env: str, args: dict[str, Any]) -> Iterator[Operation]:
         op = Operation(self, uuid.uuid4().hex[:12], name, env)
         started = self.clock.monotonic()
-        self.write({"event": "start", "op_id": op.id, "op": name, "env": env,
-                    "who": self.who, "args": redact(args)})
+        self.write(
+            {"event": "start", "op_id": op.id, "op": name, "env": env, "who": self.who, "args": redact(args)}
+        )
         previous, self.current = self.current, op
         outcome, error = "ok", None
         try:
@@ -105,10 +171,19 @@ class Journal:
             raise
         finally:
             self.current = previous
-            self.write({"event": "end", "op_id": op.id, "op": name, "env": env,
-                        "outcome": op.outcome if outcome == "ok" and op.outcome else outcome,
-                        "error": error, "duration_s": round(self.clock.monotonic() - started, 3),
-                        "request_ids": op.request_ids, "result": redact(op.result)})
+            self.write(
+                {
+                    "event": "end",
+                    "op_id": op.id,
+                    "op": name,
+                    "env": env,
+                    "outcome": op.outcome if outcome == "ok" and op.outcome else outcome,
+                    "error": error,
+                    "duration_s": round(self.clock.monotonic() - started, 3),
+                    "request_ids": op.request_ids,
+                    "result": redact(op.result),
+                }
+            )
 
     def note_request_id(self, rid: str) -> None:
         """Called by provider hooks (boto3 after-call) with each response's request id."""
@@ -116,18 +191,50 @@ class Journal:
             self.current.request_id(rid)
 
 
-def read(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
+def _say(text: str) -> None:
+    sys.stderr.write(f"warning: {text}\n")
+    sys.stderr.flush()
+
+
+class Records(list[dict[str, Any]]):
+    """The records of a journal, with the line numbers of lines that were not records."""
+
+    corrupt: list[int]
+
+    def __init__(self, records: list[dict[str, Any]] = (), corrupt: list[int] | None = None) -> None:  # type: ignore[assignment]
+        super().__init__(records)
+        self.corrupt = corrupt or []
+
+    def damage(self, path: Path) -> str | None:
+        """One line for the user when lines were skipped, else None."""
+        if not self.corrupt:
+            return None
+        lines = ", ".join(str(n) for n in self.corrupt[:5]) + (" ..." if len(self.corrupt) > 5 else "")
+        return f"journal {path}: skipped {len(self.corrupt)} line(s) that are not records (line {lines})"
+
+
+def read(path: Path) -> Records:
+    """Every record; lines that are not JSON objects (a torn write) are skipped and counted."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return Records()
+    records: list[dict[str, Any]] = []
+    corrupt: list[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
-        if line:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line after a crash; the rest is still good
-    return records
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            corrupt.append(number)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            corrupt.append(number)
+    return Records(records, corrupt)
 
 
 def unfinished(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

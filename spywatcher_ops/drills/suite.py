@@ -133,8 +133,15 @@ def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Pat
             ) -> tuple[ScoreRow, dict[str, Any] | None]:
     rep = None
     paths: dict[str, str] = {}
+    lost = None
     if run.records:
-        rep = report.build(run.records)
+        try:
+            rep = report.build(run.records)
+        except ValueError as exc:  # the journal lost the drill's start (deleted or cut while it ran)
+            lost = f"{run.outcome}; no report: {exc} ({env.journal.path} was deleted or cut short while it ran)"
+    elif run.op_id:
+        lost = f"{run.outcome}; no report: {env.journal.path} lost this drill's records while it ran"
+    if rep is not None:
         paths = report.write(rep, report_dir)
         history.append(history.history_path(env.settings.state_dir), history.entry(rep))
     rto_t, rpo_t = targets_for(env, scenario)
@@ -146,7 +153,7 @@ def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Pat
         rpo_s=m.rpo_s if m else None, rpo_target_s=rpo_t if scenario.rpo_key else None,
         rpo_verdict=rep["rpo"]["verdict"] if rep else "n/a",
         lost_writes=m.lost_writes if m else None,
-        summary=rep["summary"] if rep else (str(run.error) if run.error else run.outcome),
+        summary=rep["summary"] if rep else (str(run.error) if run.error else (lost or run.outcome)),
         report=paths.get("html"), report_id=run.op_id,
     )
     return row, rep
@@ -184,8 +191,9 @@ def not_ready(checked: list[Preflighted]) -> NotReady | None:
 
 # reports and history from the journal ------------------------------------------
 
-def find_drill(state_dir: Path, wanted: str) -> list[dict[str, Any]]:
-    """The journal records of drill `wanted` (an id, or 'latest'), from any environment's journal."""
+def find_drill(state_dir: Path, wanted: str, damage: list[str] | None = None) -> list[dict[str, Any]]:
+    """The journal records of drill `wanted` (an id, or 'latest'), from any environment's journal.
+    Lines that are not records are skipped; `damage` gets a line about each journal that had some."""
     from ..core.errors import BadInput
 
     journals = sorted((state_dir / "journal").glob("*.jsonl"))
@@ -193,6 +201,9 @@ def find_drill(state_dir: Path, wanted: str) -> list[dict[str, Any]]:
     cache: dict[Path, list[dict[str, Any]]] = {}
     for path in journals:
         cache[path] = read(path)
+        said = cache[path].damage(path)
+        if said and damage is not None:
+            damage.append(said)
         for r in cache[path]:
             if r.get("event") == "start" and r.get("op") == "dr.drill":
                 starts.append((str(r.get("at")), path, r))
@@ -210,9 +221,19 @@ def find_drill(state_dir: Path, wanted: str) -> list[dict[str, Any]]:
 
 
 def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
-    records = find_drill(state_dir, wanted)
+    """Rebuild a drill's reports from the journal. A report on disk that says more than the
+    journal now does (a torn or lost record) is kept, not overwritten: the result then is that
+    report, with `kept` saying why, and `warnings` naming the damaged journal lines."""
+    damage: list[str] = []
+    records = find_drill(state_dir, wanted, damage)
     rep = report.build(records)
-    report.write(rep, report_dir)
+    worse = report.worse_than_on_disk(rep, report_dir)
+    if worse is not None:
+        rep, why = worse
+        rep["kept"] = f"kept the report on disk, not re-rendered: {why}"
+    else:
+        report.write(rep, report_dir)
+    rep["warnings"] = damage
     return rep
 
 

@@ -323,6 +323,8 @@ def report(c: Context, id: str | None = None, report_dir: str | None = None, jso
     out = console(json)
     rep = suite.rerender(settings(c).state_dir, id.strip(), _report_dir(c, report_dir))
     out.emit_json(rep)
+    for said in [*rep.get("warnings", []), *([rep["kept"]] if rep.get("kept") else [])]:
+        out.warn(said)
     out.print(f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "
               f"{rep['outcome'].upper()} - {rep['summary']}")
     for kind, path in rep["reports"].items():

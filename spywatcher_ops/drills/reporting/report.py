@@ -268,13 +268,41 @@ def _t(value: float | None) -> str:
     return "-" if value is None else f"+{value:.3f} s"
 
 
+def _paths(report: dict[str, Any], folder: Path) -> dict[str, Path]:
+    stem = f"{report['started_at'][:19].replace(':', '').replace('-', '')}Z-{report['environment']['name']}-{report['scenario']['name']}-{report['id']}"
+    return {"json": folder / f"{stem}.json", "markdown": folder / f"{stem}.md", "html": folder / f"{stem}.html"}
+
+
+def worse_than_on_disk(report: dict[str, Any], folder: Path) -> tuple[dict[str, Any], str] | None:
+    """(the report on disk, why) when `report` says less than it: re-rendering from a damaged
+    journal (a torn or lost `end` record) must not turn a finished "met" report into
+    "unfinished". None when there is no report on disk or the new one is as complete."""
+    path = _paths(report, folder)["json"]
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    if old.get("ended_at") and not report.get("ended_at"):
+        return old, ("the journal has no end record for this drill any more "
+                     f"(the report on disk ended at {old['ended_at']})")
+    if old.get("outcome") != "unfinished" and report.get("outcome") == "unfinished":
+        return old, f"the journal says {report.get('outcome')}, the report on disk says {old.get('outcome')}"
+    for key in ("rto", "rpo"):
+        if (old.get(key) or {}).get("achieved_s") is not None and (report.get(key) or {}).get("achieved_s") is None:
+            return old, f"the journal no longer holds the measured {key.upper()} the report on disk has"
+    if len(report.get("timeline") or []) < len(old.get("timeline") or []):
+        return old, "the journal holds fewer of this drill's events than the report on disk"
+    return None
+
+
 def write(report: dict[str, Any], folder: Path) -> dict[str, str]:
     """Write the three files; returns their paths (also stored in the JSON)."""
     from .htmlpage import to_html
 
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{report['started_at'][:19].replace(':', '').replace('-', '')}Z-{report['environment']['name']}-{report['scenario']['name']}-{report['id']}"
-    paths = {"json": folder / f"{stem}.json", "markdown": folder / f"{stem}.md", "html": folder / f"{stem}.html"}
+    paths = _paths(report, folder)
     report["reports"] = {k: str(v) for k, v in paths.items()}
     paths["json"].write_text(to_json(report))
     paths["markdown"].write_text(to_markdown(report))
