@@ -70,6 +70,7 @@ class TerraformSettings:
     work: Path  # <state_dir>/terraform/<env>: data dir, backend config, plans, backups
     profile: str | None = None
     timeout_s: float = 7200.0
+    tf_vars: dict[str, str] = field(default_factory=dict)  # passed as TF_VAR_*; undeclared ones are ignored
 
     @property
     def kind(self) -> str:
@@ -143,7 +144,25 @@ def settings_for(environment: Environment) -> TerraformSettings:
         work=environment.settings.state_dir / "terraform" / name,
         profile=environment.env.profile,
         timeout_s=float(common.get("timeout_seconds", 7200)),
+        tf_vars=_toolkit_vars(environment),
     )
+
+
+def _toolkit_vars(environment: Environment) -> dict[str, str]:
+    """What a configuration that calls the toolkit back (the sandbox's) needs: the environment, the
+    merged configuration as a file (written when a Terraform run is set up), and this interpreter."""
+    import sys
+
+    import yaml
+
+    path = environment.settings.state_dir / "terraform" / environment.name / "ops-config.yaml"
+    raw = {**environment.settings.raw, "state_dir": str(environment.settings.state_dir)}
+    return {
+        "ops_env": environment.name,
+        "ops_config": str(path),
+        "python": sys.executable,
+        "_text": yaml.safe_dump({"ops": raw}),
+    }
 
 
 def check_configuration(folder: Path, key: str = "terraform.dir") -> None:
@@ -276,6 +295,13 @@ class Terraform:
     def __post_init__(self) -> None:
         check_configuration(self.settings.dir, f"environments.{self.settings.env}.terraform.dir")
         self.binary = find_terraform(self.settings.binary)
+        text = self.settings.tf_vars.pop("_text", None)
+        if text is not None:
+            path = Path(self.settings.tf_vars["ops_config"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+                path.chmod(0o600)
 
     # -- the command wrapper
     @property
@@ -291,6 +317,7 @@ class Terraform:
         }
         if self.settings.profile:
             env["AWS_PROFILE"] = self.settings.profile
+        env.update({f"TF_VAR_{k}": v for k, v in self.settings.tf_vars.items()})
         return env
 
     def run(self, *args: str, ok_codes: tuple[int, ...] = (0,), timeout: float | None = 600) -> Completed:

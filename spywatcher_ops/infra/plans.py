@@ -43,10 +43,14 @@ class SavedPlan:
         }
 
 
-def make_plan(environment: Environment, infra: Infrastructure, *, allow_destroy: list[str]) -> SavedPlan:
+def make_plan(
+    environment: Environment, infra: Infrastructure, *, allow_destroy: list[str], destroy: bool = False
+) -> SavedPlan:
     allow = check_allow(allow_destroy)
     info = infra.describe()
-    with environment.operation("infra.plan", {"allow_destroy": allow}, mutating=False) as op:
+    with environment.operation(
+        "infra.plan", {"allow_destroy": allow, "destroy": destroy}, mutating=False
+    ) as op:
         infra.prepare()
         folder = infra.plans_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,7 @@ def make_plan(environment: Environment, infra: Infrastructure, *, allow_destroy:
         while path.exists():
             n += 1
             path = folder / f"{stamp}-{n}.tfplan"
-        changes = infra.plan(path)
+        changes = infra.plan(path, destroy=destroy)
         summary = summarize(infra.show(path), infra.stateful(), allow)
         serial, lineage = prior_state(path)
         meta = {

@@ -47,9 +47,22 @@ def _render_summary(out: Any, summary: Any) -> None:
         out.print(f"changed outside Terraform: {c.address} ({c.action})")
 
 
-@ops_task(help={"env": ENV_HELP, "allow_destroy": ALLOW_HELP, "json": JSON_HELP}, iterable=["allow_destroy"])
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "allow_destroy": ALLOW_HELP,
+        "destroy": "plan the destruction of everything the "
+        "configuration manages (terraform plan -destroy); apply it with infra.apply",
+        "json": JSON_HELP,
+    },
+    iterable=["allow_destroy"],
+)
 def plan(
-    c: Context, env: str | None = None, allow_destroy: list[str] | None = None, json: bool = False
+    c: Context,
+    env: str | None = None,
+    allow_destroy: list[str] | None = None,
+    destroy: bool = False,
+    json: bool = False,
 ) -> None:
     """Terraform plan into a saved plan file; changes per resource type.
 
@@ -68,7 +81,7 @@ def plan(
     out.info(
         f"terraform {info['terraform']} in {info['dir']}, workspace {info['workspace']}, state {info['state']}"
     )
-    saved = make_plan(e, infra, allow_destroy=list(allow_destroy or []))
+    saved = make_plan(e, infra, allow_destroy=list(allow_destroy or []), destroy=destroy)
     out.emit_json(saved.to_dict())
     _render_summary(out, saved.summary)
     if saved.changes:
@@ -248,3 +261,99 @@ def state_restore(
             f"state rolled back to {version}: now serial {outcome.new_serial}; "
             f"the version before it is kept: {outcome.kept}"
         )
+
+
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "to": "restore the database to this time (ISO 8601 with a zone, e.g. "
+        "2026-11-25T14:03:00Z) or 'latest' (default)",
+        "resume": "skip the stages an interrupted or failed earlier run finished (from the journal)",
+        "allow_destroy": ALLOW_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+    iterable=["allow_destroy"],
+)
+def redeploy(
+    c: Context,
+    env: str | None = None,
+    to: str = "latest",
+    resume: bool = False,
+    allow_destroy: list[str] | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
+    """Full rebuild, stage by stage, each timed against targets.rto.infrastructure.
+
+    Stages: infrastructure (terraform plan + apply), cluster, database (restore,
+    db.verify, db.swap), cache, applications; a part the environment lacks is
+    skipped. A failed stage stops the rebuild saying what is done and not; a
+    killed one is reported by the next run, and --resume skips what finished.
+    Example: inv infra.redeploy --env staging --to 2026-11-25T14:03:00Z
+    """
+    from spywatcher_ops.core.errors import TargetMissed
+    from spywatcher_ops.core.guards import approve
+
+    from .redeploy import RedeployContext, StageFailed, check_stages
+    from .redeploy import redeploy as run_redeploy
+
+    out = console(json)
+    e = environment(c, env)
+    infra = _infra(e)
+    tf = e.env.raw.get("terraform") or {}
+    common = e.settings.section("terraform")
+    stages = check_stages(tf.get("redeploy_stages"))
+    ctx = RedeployContext(
+        e,
+        infra,
+        to,
+        list(allow_destroy or []),
+        on_line=out.info,
+        progress=_changes(out.info),
+        timeout_s=float(common.get("stage_timeout_seconds", 1800)),
+    )
+    try:
+        outcome = run_redeploy(
+            ctx,
+            stages=stages,
+            resume=resume,
+            approve=lambda p: approve(p, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+        )
+    except StageFailed as failed:
+        _render_stages(out, failed.outcome)
+        raise
+    if not outcome.applied:
+        out.emit_json({"dry_run": True, **outcome.to_dict()})
+        return
+    _render_stages(out, outcome)
+    if outcome.met is False:
+        raise TargetMissed(
+            f"rebuild took {outcome.total_s:.1f} s, over targets.rto.infrastructure {outcome.target_s:.0f} s"
+        )
+
+
+def _render_stages(out: Any, outcome: Any) -> None:
+    out.emit_json(outcome.to_dict())
+    rows = [
+        [s.name, s.status, "" if s.duration_s is None else f"{s.duration_s:.1f}", s.detail]
+        for s in outcome.stages
+    ]
+    target = outcome.target_s
+    verdict = "" if outcome.met is None else ("MET" if outcome.met else "MISSED")
+    rows.append(["total", verdict, f"{outcome.total_s:.1f}", f"target {target:.0f} s" if target else ""])
+    out.table(["stage", "status", "seconds", "detail"], rows, title="rebuild, stage by stage")
+
+
+def _changes(say: Any) -> Any:
+    """A progress callback that prints a status only when it differs from the last one."""
+    last = [""]
+
+    def update(status: str) -> None:
+        if status != last[0]:
+            last[0] = status
+            say(status)
+
+    return update
