@@ -229,20 +229,33 @@ def timeline(c: Context, incident: Any = None, format: str = "md") -> None:
 
 @ops_task(
     iterable=["path"],
-    help={"path": PATH_HELP, "json": JSON_HELP},
+    help={
+        "path": PATH_HELP,
+        "json": JSON_HELP,
+        "write_readme": "rewrite the runbook list in runbooks/README.md from the runbooks' front matter, "
+        "e.g. after adding one: inv runbook.check --write-readme",
+    },
 )
-def check(c: Context, path: Any = None, json: bool = False) -> None:
+def check(c: Context, path: Any = None, json: bool = False, write_readme: bool = False) -> None:
     """Lint every runbook: front matter, step numbering, every inv command and option exists, every alarm has one.
 
+    Also checks that runbooks/README.md lists exactly the shipped runbooks with
+    their current triggers (--write-readme regenerates that list).
     Problems are printed as FILE:LINE: problem; exit 1 when there is any.
+    Example: inv runbook.check --write-readme
     """
+    from . import index
     from .check import check_all, load_collection, task_table
-    from .library import load_all
+    from .library import SHIPPED, load_all
 
     out = console(json)
     runbooks = load_all(_paths(c, path))
+    shipped = [rb for rb in runbooks if rb.path.parent == SHIPPED]
+    if write_readme and index.write(SHIPPED / "README.md", shipped):
+        out.info(f"rewrote the runbook list in {SHIPPED / 'README.md'}")
     alarms = [str(a) for a in (settings(c).raw.get("alarms") or [])]
     problems = check_all(runbooks, task_table(load_collection(_root())), alarms)
+    problems += index.check(SHIPPED / "README.md", shipped)
     out.emit_json({"runbooks": [str(rb.path) for rb in runbooks], "problems": [str(p) for p in problems]})
     for problem in problems:
         out.print(str(problem))
