@@ -15,8 +15,8 @@ from .clock import Clock, SystemClock
 from .config import EnvSettings, Settings
 from .errors import Unsupported
 from .journal import Journal, Operation, os_user
-from .lock import FileLock
-from .ports import Cache, Cluster, Database, Infrastructure
+from .lock import FileLock, Lock
+from .ports import Cache, Cluster, DataMaintenance, Database, Infrastructure
 
 
 class Parts(Protocol):
@@ -26,8 +26,9 @@ class Parts(Protocol):
     def cache(self) -> Cache: ...
     def cluster(self) -> Cluster | None: ...
     def infrastructure(self) -> Infrastructure | None: ...
-    def lock(self) -> Any: ...
+    def lock(self) -> Lock: ...
     def identity(self) -> dict[str, str]: ...
+    def maintenance(self) -> DataMaintenance: ...  # the Sunday job's data-tier steps
 
 
 # Builds the parts of one environment; the table maps a kind ("sandbox", "aws") to one.

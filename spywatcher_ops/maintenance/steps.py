@@ -48,9 +48,10 @@ class Setting:
             value = float(value)
         if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
             return f"not a {kind}; {self.help}, e.g. {self.default!r}"
-        if self.minimum is not None and value < self.minimum:
+        number = float(value) if isinstance(value, int | float) else 0.0
+        if self.minimum is not None and number < self.minimum:
             return f"below {self.minimum:g}; {self.help}, e.g. {self.default!r}"
-        if self.maximum is not None and value > self.maximum:
+        if self.maximum is not None and number > self.maximum:
             return f"above {self.maximum:g}; {self.help}, e.g. {self.default!r}"
         return None
 
@@ -175,5 +176,5 @@ class StepContext:
     env: Any  # core.environment.Environment
     settings: dict[str, Any]
     progress: Callable[[str], None]
-    note: Callable[[str, str], None]  # a timeline event: (code, message)
+    note: Callable[..., None]  # a timeline event: (code, message[, at epoch seconds])
     state: dict[str, Any] = field(default_factory=dict)  # what the action left for the post-check / rollback

@@ -1,0 +1,138 @@
+"""Data-tier maintenance on the sandbox: real restarts, a real switchover, a real
+Redis rolling restart, a real certificate reload (see switchover.py and friends)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...core.errors import Unsupported
+from ...core.plan import Plan, Step
+from ...core.ports import (
+    Certificate,
+    ConnectionInfo,
+    MaintenanceResult,
+    PendingChange,
+    Progress,
+    ProviderEvent,
+)
+
+if TYPE_CHECKING:
+    from ...core.environment import Environment
+
+
+class SandboxMaintenance:
+    def __init__(self, environment: Environment) -> None:
+        from .database import SandboxDatabase
+
+        self.environment = environment
+        self.db = SandboxDatabase(environment)
+        self.box = self.db.box
+
+    def housekeeping_connection(self) -> ConnectionInfo:
+        return self.db.admin_connection()
+
+    # database engine -------------------------------------------------------------
+    def pending_changes(self) -> list[PendingChange]:
+        from .switchover import load_group
+
+        group = load_group(self.box)
+        return [
+            PendingChange(
+                "database",
+                name,
+                str(v.get("current")),
+                str(v["value"]),
+                "pending-reboot",
+                f"queued {v.get('queued_at')}",
+            )
+            for name, v in sorted(group["pending"].items())
+        ]
+
+    def queue_change(self, name: str, value: str) -> dict[str, Any]:
+        from .switchover import queue_change
+
+        return queue_change(self.box, name, value)
+
+    def plan_database_maintenance(self) -> Plan:
+        from .switchover import check_ready
+
+        state = self.box.load()
+        primary, standby = check_ready(self.box, state)
+        pending = {c.name: c.pending for c in self.pending_changes()}
+        plan = Plan(f"apply {len(pending)} pending-reboot change(s) to {state['main']} the Multi-AZ way")
+        if not pending:
+            plan.notes.append("nothing pending")
+            return plan
+        plan.add(
+            Step(
+                "sandbox",
+                "restart_standby",
+                {"node": standby, "parameters": pending},
+                why="the standby first; the primary's commits stop waiting for it meanwhile",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "switchover",
+                {"from": primary, "to": standby},
+                why="CHECKPOINT, clean shutdown of the primary, standby checked to hold its final WAL, promote",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "restart_as_standby",
+                {"node": primary, "parameters": pending},
+                why="the old primary follows the new one (pg_rewind, else a fresh base backup)",
+            )
+        )
+        return plan
+
+    def database_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
+        from .switchover import apply_pending
+
+        events: list[ProviderEvent] = []
+
+        def note(code: str, message: str) -> None:
+            at = self.box.now()
+            events.append(ProviderEvent(at=at, source="sandbox", message=message, code=code))
+            self.box.event(code, message)
+
+        with self.box.statefile.editing() as state:
+            details = apply_pending(self.box, state, progress, note)
+        return MaintenanceResult(events, details)
+
+    # cache -------------------------------------------------------------------------
+    def plan_cache_maintenance(self) -> Plan:
+        from .redis_rolling import plan_rolling_restart
+
+        return plan_rolling_restart(self.environment)
+
+    def cache_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
+        from .redis_rolling import rolling_restart
+
+        return rolling_restart(self.environment, progress)
+
+    def repair(self, *, progress: Progress) -> str:
+        from .lifecycle import up
+        from .switchover import finish_interrupted
+
+        with self.box.statefile.editing() as state:
+            done = finish_interrupted(self.box, state, progress)
+        report = up(self.environment, progress)
+        return (
+            ((done + "; ") if done else "")
+            + "sandbox repaired (`sandbox.up`): "
+            + ("healthy" if report.healthy else "NOT healthy")
+        )
+
+    # certificates ------------------------------------------------------------------
+    def certificates(self) -> list[Certificate]:
+        raise Unsupported("the sandbox serves no TLS yet")
+
+    def plan_renew_certificate(self, valid_days: int) -> Plan:
+        raise Unsupported("the sandbox serves no TLS yet")
+
+    def renew_certificate(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
+        raise Unsupported("the sandbox serves no TLS yet")

@@ -1,0 +1,179 @@
+"""The data-tier steps that ask the provider (DataMaintenance port): engine
+maintenance with a switchover, the cache's rolling restart, TLS renewal.
+Their post-checks judge what the probes measured during the action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import OpsError
+from .steps import Check, StepContext
+
+
+def _port(ctx: StepContext) -> Any:
+    return ctx.env.parts.maintenance()
+
+
+def _events(ctx: StepContext, result: Any) -> None:
+    for ev in result.events:
+        ctx.note(ev.code or "provider", ev.message, ev.at.timestamp())
+
+
+class DbEngine:
+    def precheck(self, ctx: StepContext) -> list[Check]:
+        try:
+            pending = [c for c in _port(ctx).pending_changes() if c.part == "database"]
+            ctx.state["plan"] = _port(ctx).plan_database_maintenance()
+        except OpsError as exc:
+            return [Check("standby ready", "failed", exc.message, hint=exc.hint)]
+        ctx.state["pending"] = pending
+        names = ", ".join(f"{c.name} {c.current} -> {c.pending}" for c in pending) or "nothing pending"
+        return [Check("standby ready", "ok", "standby streaming"), Check("pending changes", "ok", names)]
+
+    def action(self, ctx: StepContext) -> dict[str, Any]:
+        if not ctx.state.get("pending"):
+            return {"applied": {}, "detail": "nothing pending"}
+        result = _port(ctx).database_maintenance(ctx.state["plan"], progress=ctx.progress)
+        _events(ctx, result)
+        return dict(result.details)
+
+    def postcheck(self, ctx: StepContext, measured: dict[str, Any]) -> list[Check]:
+        limit = float(ctx.settings["max_write_pause_s"])
+        pause = (measured["impact"].get("db-write") or {}).get("impaired_s")
+        lost = int(measured["lost"].get("db-write", 0))
+        checks = [
+            Check(
+                "no acknowledged write lost",
+                "failed" if lost else "ok",
+                f"{lost} acknowledged write(s) missing after the switchover"
+                if lost
+                else "every acknowledged probe write is there",
+            )
+        ]
+        if pause is not None:
+            checks.append(
+                Check(
+                    "write pause",
+                    "failed" if pause > limit else "ok",
+                    f"writes paused {pause:.3f} s (limit {limit:g} s)",
+                )
+            )
+        still = [c.name for c in _port(ctx).pending_changes() if c.part == "database"]
+        checks.append(
+            Check(
+                "nothing pending",
+                "failed" if still else "ok",
+                f"still pending: {', '.join(still)}" if still else "every pending change applied",
+            )
+        )
+        return checks
+
+    def rollback(self, ctx: StepContext) -> str:
+        # apply_pending undoes its own phases (standby back without the change; the old
+        # primary back when the standby lacked its WAL); what is left is to say so
+        still = [c.name for c in _port(ctx).pending_changes() if c.part == "database"]
+        return f"the change stays pending ({', '.join(still) or 'none'}); both nodes run as before it"
+
+
+class CacheRestart:
+    def precheck(self, ctx: StepContext) -> list[Check]:
+        try:
+            ctx.state["plan"] = _port(ctx).plan_cache_maintenance()
+        except OpsError as exc:
+            return [Check("cache ready", "failed", exc.message, hint=exc.hint)]
+        return [Check("cache ready", "ok", ctx.state["plan"].title)]
+
+    def action(self, ctx: StepContext) -> dict[str, Any]:
+        result = _port(ctx).cache_maintenance(ctx.state["plan"], progress=ctx.progress)
+        _events(ctx, result)
+        return dict(result.details)
+
+    def postcheck(self, ctx: StepContext, measured: dict[str, Any]) -> list[Check]:
+        limit = float(ctx.settings["max_write_pause_s"])
+        pause = (measured["impact"].get("cache-write") or {}).get("impaired_s")
+        lost = int(measured["lost"].get("cache-write", 0))
+        checks = [
+            Check(
+                "lost cache writes",
+                "warn" if lost else "ok",
+                f"{lost} acknowledged cache write(s) lost (asynchronous replication)"
+                if lost
+                else "no acknowledged cache write lost",
+            )
+        ]
+        if pause is not None:
+            checks.append(
+                Check(
+                    "cache write pause",
+                    "failed" if pause > limit else "ok",
+                    f"cache writes paused {pause:.3f} s (limit {limit:g} s)",
+                )
+            )
+        down = [n.id for n in ctx.env.cache.status() if n.role in ("primary", "replica") and not n.alive]
+        checks.append(
+            Check(
+                "cache healthy",
+                "failed" if down else "ok",
+                f"down: {', '.join(down)}" if down else "every node up",
+            )
+        )
+        return checks
+
+    def rollback(self, ctx: StepContext) -> str:
+        return "a node left down is brought back by `inv sandbox.up`"
+
+
+class TlsRenew:
+    def precheck(self, ctx: StepContext) -> list[Check]:
+        try:
+            certs = _port(ctx).certificates()
+        except OpsError as exc:
+            return [Check("certificates", "failed", exc.message, hint=exc.hint)]
+        now = ctx.env.clock.now()
+        due = [c for c in certs if (c.not_after - now).days < int(ctx.settings["renew_within_days"])]
+        ctx.state["due"] = bool(due) or bool(ctx.settings["force"])
+        ctx.state["before"] = {c.id: c for c in certs}
+        return [
+            Check(
+                "certificates",
+                "ok",
+                "; ".join(
+                    f"{c.subject} expires {c.not_after:%Y-%m-%d} ({(c.not_after - now).days} days)"
+                    for c in certs
+                )
+                + ("" if ctx.state["due"] else f": none due within {ctx.settings['renew_within_days']} days"),
+            )
+        ]
+
+    def action(self, ctx: StepContext) -> dict[str, Any]:
+        if not ctx.state.get("due"):
+            return {"renewed": False}
+        port = _port(ctx)
+        result = port.renew_certificate(
+            port.plan_renew_certificate(int(ctx.settings["valid_days"])), progress=ctx.progress
+        )
+        _events(ctx, result)
+        return {"renewed": True, **result.details}
+
+    def postcheck(self, ctx: StepContext, measured: dict[str, Any]) -> list[Check]:
+        failed = sum(
+            int((measured["impact"].get(p) or {}).get("failed") or 0) for p in ("db-write", "db-read")
+        )
+        checks = [
+            Check(
+                "client connections",
+                "failed" if failed else "ok",
+                f"{failed} failed probe attempt(s) during the reload"
+                if failed
+                else "no failed client attempt during the reload",
+            )
+        ]
+        return checks
+
+    def rollback(self, ctx: StepContext) -> str:
+        return "the previous certificate stays in place"
+
+
+DB_ENGINE = DbEngine()
+CACHE_RESTART = CacheRestart()
+TLS_RENEW = TlsRenew()

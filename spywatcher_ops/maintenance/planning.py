@@ -1,0 +1,95 @@
+"""`inv maint.plan` and `inv maint.notice`: what the job would do in a window,
+against the time budget, with every pre-check's result. Read-only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.journal import read as read_journal
+from . import history, prechecks, runlog
+from .budget import schedule
+from .context import Setup
+from .steps import STEPS, Check, StepContext
+from .window import parse_window_arg
+
+if TYPE_CHECKING:
+    from ..core.environment import Environment
+
+
+def step_prechecks(env: Environment, setup: Setup) -> dict[int, list[Check]]:
+    out = {}
+    for s in setup.env_plan.steps:
+        ctx = StepContext(env=env, settings=s.settings, progress=lambda _m: None, note=lambda _c, _m: None)
+        try:
+            out[s.index] = STEPS[s.step].implementation().precheck(ctx)
+        except Exception as exc:  # noqa: BLE001 - a crashing pre-check is reported as failed, the plan goes on
+            out[s.index] = [Check("pre-check", "failed", f"{type(exc).__name__}: {exc}")]
+    return out
+
+
+def make_plan(
+    env: Environment, setup: Setup, window_arg: str | None, *, checks: bool = True
+) -> dict[str, Any]:
+    now = env.clock.now()
+    window = parse_window_arg(setup.spec, window_arg, now)
+    steps = setup.env_plan.steps
+    est = history.estimates(
+        history.read(history.history_path(env.settings.state_dir)), env.name, [s.step for s in steps]
+    )
+    slots = schedule(steps, est, window, now)
+    run_checks: list[Check] = []
+    per_step: dict[int, list[Check]] = {}
+    if checks:
+        records = read_journal(env.journal.path)
+        run_checks = prechecks.all_checks(
+            env, runlog.runs(records, env.name), needs_cache=any(s.step.startswith("cache") for s in steps)
+        )
+        # the steps' own pre-checks need a database that answers; else they only repeat its failure
+        if all(c.ok for c in run_checks if c.name == "database healthy"):
+            per_step = step_prechecks(env, setup)
+        published = runlog.notice_published(records, env.name, window.key())
+        if not window.always and setup.spec.notice_days:
+            run_checks.insert(
+                0,
+                Check(
+                    "notice",
+                    "ok" if published else "warn",
+                    f"published {published}"
+                    if published
+                    else f"not published yet; due {setup.spec.notice_days} days before the window",
+                ),
+            )
+    out_steps = []
+    for slot, planned in zip(slots, steps, strict=True):
+        d = slot.to_dict()
+        d["settings"] = planned.settings
+        d["summary"] = STEPS[planned.step].summary
+        d["prechecks"] = [c.to_dict() for c in per_step.get(planned.index, [])]
+        out_steps.append(d)
+    fitting = [s for s in slots if s.fits]
+    return {
+        "env": env.name,
+        "plan": setup.plan.name,
+        "window": window.to_dict(now),
+        "window_spec": setup.spec.describe(),
+        "max_errors": setup.env_plan.max_errors,
+        "expected_total_s": round(sum(s.expected_s for s in fitting), 2),
+        "not_started": [s.step for s in slots if not s.fits],
+        "steps": out_steps,
+        "prechecks": [c.to_dict() for c in run_checks],
+        "snapshot": "a manual snapshot (Purpose=pre-maintenance) is taken before the first step",
+    }
+
+
+def make_notice(env: Environment, setup: Setup, window_arg: str | None) -> dict[str, Any]:
+    from .notice import build
+
+    now = env.clock.now()
+    window = parse_window_arg(setup.spec, window_arg, now)
+    steps = setup.env_plan.steps
+    est = history.estimates(
+        history.read(history.history_path(env.settings.state_dir)), env.name, [s.step for s in steps]
+    )
+    return build(
+        env.name, setup.plan.description, setup.env_plan, window, schedule(steps, est, window, now), est
+    )

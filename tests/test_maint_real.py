@@ -1,0 +1,235 @@
+"""The maintenance engine on a real sandbox: housekeeping on real bloat, the
+Multi-AZ style switchover measured by the probes (no acknowledged write lost),
+a standby that is down, and `inv maint.run` end to end: report, two runs at
+once, SIGKILL mid-step then --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spywatcher_ops.core.errors import NotReady
+from spywatcher_ops.core.journal import read
+from spywatcher_ops.maintenance import plans
+from spywatcher_ops.maintenance import report as rep
+from spywatcher_ops.maintenance.context import Setup, kinds
+from spywatcher_ops.maintenance.run import RunOptions, run
+from spywatcher_ops.maintenance.window import spec_from
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.real
+
+
+def _setup(env: Any, folder: Path, steps: str, *, window: str = "always") -> Setup:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.yaml").write_text(
+        f"environments:\n  sandbox:\n    window: {window}\n    steps: {steps}\n"
+    )
+    plan = plans.load("test", kinds(env.settings), folder)
+    env_plan = plan.for_env("sandbox")
+    return Setup(plan, env_plan, spec_from(env.settings.section("maintenance"), env_plan.window))
+
+
+def _app(env: Any) -> Any:
+    import psycopg
+
+    return psycopg.connect(**env.database.connection().kwargs(), autocommit=True)
+
+
+def _roles(env: Any) -> tuple[str, str]:
+    inst = env.database.describe()
+    return inst.details["primary"]["node"], inst.details["standby"]["node"]
+
+
+def test_housekeeping_vacuums_dead_tuples_and_rebuilds_a_bloated_index(
+    sandbox_env: Any, tmp_path: Path
+) -> None:
+    env = sandbox_env
+    with _app(env) as conn:
+        conn.execute("DROP TABLE IF EXISTS hk_events")
+        conn.execute("CREATE TABLE hk_events (id int PRIMARY KEY, pad text)")
+        conn.execute("INSERT INTO hk_events SELECT g, repeat('x', 40) FROM generate_series(1, 60000) g")
+        conn.execute("ANALYZE hk_events")
+        conn.execute(
+            "DELETE FROM hk_events WHERE id % 10 <> 0"
+        )  # 54000 dead tuples, 90 % of the index wasted
+    deadline = time.monotonic() + 10
+    while True:
+        with _app(env) as conn:
+            dead = conn.execute(
+                "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'hk_events'"
+            ).fetchone()[0]
+        if dead >= 50000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    outcome = run(env, _setup(env, tmp_path / "plans", "[db-housekeeping]"), RunOptions())
+    assert outcome.state == "complete", outcome.steps
+    step = outcome.steps[0]
+    assert step["status"] == "ok"
+    vacuumed = {v["table"]: v for v in step["details"]["vacuumed"]}
+    assert vacuumed["public.hk_events"]["dead_before"] >= 50000
+    reindexed = {r["index"]: r for r in step["details"]["reindexed"]}
+    pk = reindexed["public.hk_events_pkey"]
+    assert pk["bytes_after"] < pk["bytes_before"] / 3, pk
+    assert {c["name"]: c["status"] for c in step["postchecks"]}["dead tuples"] == "ok"
+    # REINDEX CONCURRENTLY and VACUUM block no client: no failed attempt, at most a slower commit
+    assert step["impact"]["db-write"]["failed"] == 0 and step["impact"]["db-read"]["failed"] == 0
+    assert step["impact"]["db-write"]["impaired_s"] < 0.5, step["impact"]
+    with _app(env) as conn:
+        assert conn.execute("SELECT count(*) FROM hk_events").fetchone()[0] == 6000
+        conn.execute("DROP TABLE hk_events")
+    # a fresh pre-maintenance snapshot was taken first, through the db.snapshot code (tags and all)
+    snaps = [s for s in env.database.list_snapshots() if s.tags.get("Purpose") == "pre-maintenance"]
+    assert snaps and snaps[-1].status == "available" and snaps[-1].ours
+
+
+def test_pending_change_applied_by_a_switchover_without_losing_a_write(
+    sandbox_env: Any, tmp_path: Path
+) -> None:
+    env = sandbox_env
+    port = env.parts.maintenance()
+    before = _roles(env)
+    with _app(env) as conn:
+        current = int(conn.execute("SHOW max_connections").fetchone()[0])
+    port.queue_change("max_connections", str(current + 10))
+    assert [c.name for c in port.pending_changes()] == ["max_connections"]
+    outcome = run(env, _setup(env, tmp_path / "plans", "[db-engine]"), RunOptions(snapshot=False))
+    assert outcome.state == "complete", outcome.steps
+    step = outcome.steps[0]
+    assert step["status"] == "ok", step
+    assert step["lost"]["db-write"] == 0
+    pause = step["impact"]["db-write"]["impaired_s"]
+    assert pause is not None and 0 < pause < 1.0, step["impact"]
+    assert step["summary"].startswith("database writes paused ")
+    assert _roles(env) == (
+        before[1],
+        before[0],
+    )  # the standby became the primary, the old primary its standby
+    assert port.pending_changes() == []
+    shown = step["details"]["shown"]
+    assert shown["primary"]["max_connections"] == shown["standby"]["max_connections"] == str(current + 10)
+    assert env.database.describe().status == "available"
+
+
+def test_a_standby_down_before_the_switchover_changes_nothing(sandbox_env: Any, tmp_path: Path) -> None:
+    from spywatcher_ops.backends.sandbox import lifecycle
+    from spywatcher_ops.backends.sandbox import postgres as pg
+
+    env = sandbox_env
+    port = env.parts.maintenance()
+    port.queue_change("max_wal_senders", "12")
+    primary, standby = _roles(env)
+    state = env.database.box.load()
+    node = state["nodes"][standby]
+    pg.kill_tree(pg.postmaster_pid(Path(node["data"])) or node.get("pid"), Path(node["data"]))
+    try:
+        with pytest.raises(
+            NotReady, match="pre-check failed: database healthy: .* is degraded; nothing was changed"
+        ):
+            run(env, _setup(env, tmp_path / "plans", "[db-engine]"), RunOptions(snapshot=False))
+        assert [c.name for c in port.pending_changes()] == ["max_wal_senders"]
+        assert _roles(env)[0] == primary
+    finally:
+        lifecycle.up(env)
+    # and with the standby back, the step applies it
+    outcome = run(env, _setup(env, tmp_path / "plans2", "[db-engine]"), RunOptions(snapshot=False))
+    assert outcome.state == "complete" and port.pending_changes() == []
+
+
+def _inv(
+    state_dir: Path, plans_dir: Path, *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(state_dir, plans_dir),
+    )
+
+
+def _env(state_dir: Path, plans_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "INVOKE_OPS_STATE_DIR": str(state_dir),
+        "INVOKE_OPS_MAINTENANCE_PLANS_DIR": str(plans_dir),
+    }
+
+
+def test_inv_maint_run_end_to_end_locked_killed_and_resumed(sandbox_env: Any, tmp_path: Path) -> None:
+    env = sandbox_env
+    state_dir = env.settings.state_dir
+    plans_dir = tmp_path / "plans"
+    plans_dir.mkdir()
+    (plans_dir / "sunday.yaml").write_text(
+        "environments:\n  sandbox:\n    window: always\n    steps: [db-housekeeping, db-engine]\n"
+    )
+    done = _inv(state_dir, plans_dir, "maint.pending", "--set", "max_locks_per_transaction=80")
+    assert done.returncode == 0, done.stderr
+    journal = state_dir / "journal" / "sandbox.jsonl"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "maint.run"],
+        cwd=ROOT,
+        env=_env(state_dir, plans_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        started = None
+        while started is None and time.monotonic() < deadline:
+            started = next(
+                (
+                    r
+                    for r in read(journal)
+                    if r.get("step") == "maint-step" and r.get("index") == 2 and r.get("status") == "started"
+                ),
+                None,
+            )
+            time.sleep(0.01)
+        assert started is not None, first.communicate(timeout=60)
+        # a second run while the first holds the environment lock
+        second = _inv(state_dir, plans_dir, "maint.run")
+        assert second.returncode == 3 and "locked" in second.stderr, second.stderr
+        time.sleep(0.4)  # inside the switchover
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    run_id = started["op_id"]
+    status = _inv(state_dir, plans_dir, "maint.status")
+    assert f"UNFINISHED: run {run_id}" in status.stdout and "next step 2. db-engine" in status.stdout, (
+        status.stdout
+    )
+    fresh = _inv(state_dir, plans_dir, "maint.run")
+    assert fresh.returncode == 3 and f"--resume {run_id}" in fresh.stderr, fresh.stderr
+    resumed = _inv(state_dir, plans_dir, "maint.run", "--resume", run_id, "--json")
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    doc = json.loads(resumed.stdout)
+    assert doc["id"] == run_id and doc["state"] == "complete"
+    assert [s["status"] for s in doc["steps"]] == ["ok", "ok"]
+    assert len(doc["operations"]) >= 2  # the killed one and the resume
+    assert env.database.describe().status == "available"
+    assert env.parts.maintenance().pending_changes() == []
+    report = _inv(state_dir, plans_dir, "maint.report", run_id, "--env", "sandbox")
+    assert report.returncode == 0, report.stderr
+    html = Path(next(ln.split(": ", 1)[1] for ln in report.stdout.splitlines() if ln.startswith("html: ")))
+    page = html.read_text()
+    assert "<svg" in page and "db-engine" in page and run_id in page
+    built = rep.build([r for r in read(journal) if r.get("op_id") in doc["operations"]], run_id)
+    assert built["state"] == "complete"
+    history = _inv(state_dir, plans_dir, "maint.history", "--env", "sandbox", "--json")
+    groups = {g["step"]: g for g in json.loads(history.stdout)["groups"]}
+    assert groups["db-engine"]["ok"] >= 1
