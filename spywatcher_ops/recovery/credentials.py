@@ -93,18 +93,15 @@ def _current(sm: Any, secret_id: str) -> tuple[dict[str, Any], str]:
 
 def _restart_targets(environment: Environment) -> list[str]:
     # the backend reads the credentials secret when it starts; the frontend never talks to the database
-    return ["backend"]
+    return ["backend"] if environment.kind == "aws" else []
 
 
 def plan_rotation(environment: Environment) -> tuple[Plan, dict[str, Any]]:
     """The plan (passwords masked) and what applying it needs."""
-    if environment.kind != "aws":
-        from ..core.errors import Unsupported
+    if environment.kind == "sandbox":
+        from . import credentials_sandbox
 
-        raise Unsupported(
-            f"environment {environment.name} ({environment.kind}) keeps its passwords in its own secrets file, "
-            "not in Secrets Manager: rotation there is not built yet"
-        )
+        return credentials_sandbox.plan_rotation(environment)
     clients = _clients(environment)
     project = environment.settings.project
     secret_id = environment.env.resource(project, "db-credentials")
@@ -276,7 +273,11 @@ def rotate(
     approve: Approve,
     progress: Progress = no_progress,
     password: Callable[[], str] = new_password,
+    login: Callable[[ConnectionInfo, str, str], str | None] | None = None,
 ) -> RotationOutcome:
+    """`login(info, user, password)` -> None or why not: the check before a password becomes
+    current (a real login by default; a test may refuse one to exercise the undo)."""
+    login = login or _login
     plan, ctx = plan_rotation(environment)
     outcome = RotationOutcome(
         False, plan, ctx["method"], ctx["secret"], ctx["user"], restart=_restart_targets(environment)
@@ -284,6 +285,17 @@ def rotate(
     if not approve(plan):
         return outcome
     started = environment.clock.monotonic()
+    if environment.kind == "sandbox":
+        from . import credentials_sandbox
+
+        with environment.operation(
+            "db.rotate-credentials", {"secret": ctx["secret"], "user": ctx["user"]}
+        ) as op:
+            credentials_sandbox.rotate(environment, ctx, op, progress, password(), login)
+            outcome.applied = outcome.verified = True
+            outcome.duration_s = environment.clock.monotonic() - started
+            op.result = {"method": ctx["method"], "verified": True}
+        return outcome
     sm = _clients(environment).client("secretsmanager")
     info = environment.database.connection()
     with environment.operation(

@@ -77,10 +77,18 @@ def rotate_credentials(
     out.emit_json({"dry_run": not outcome.applied, **outcome.to_dict()})
     if not outcome.applied:
         return
-    out.ok(
-        f"{outcome.username}: new password set ({outcome.method}), logged in with, and AWSCURRENT in "
-        f"{outcome.secret} (version {outcome.new_version}); took {outcome.duration_s:.1f} s"
+    where = (
+        f"AWSCURRENT in {outcome.secret} (version {outcome.new_version})"
+        if e.kind == "aws"
+        else f"current in {outcome.secret}"
     )
+    out.ok(
+        f"{outcome.username}: new password set ({outcome.method}), logged in with, and {where}; "
+        f"took {outcome.duration_s:.1f} s"
+    )
+    if not outcome.restart:
+        out.print("no deployments to restart here: clients that connect through the toolkit read the new one")
+        return
     out.print("restart what reads the secret at start, so it uses the new password:")
     for short in outcome.restart:
         out.print(f"  inv app.restart --env {e.name} --deployment {short}")
