@@ -233,3 +233,22 @@ def test_inv_maint_run_end_to_end_locked_killed_and_resumed(sandbox_env: Any, tm
     history = _inv(state_dir, plans_dir, "maint.history", "--env", "sandbox", "--json")
     groups = {g["step"]: g for g in json.loads(history.stdout)["groups"]}
     assert groups["db-engine"]["ok"] >= 1
+
+
+def test_cache_rolling_restart_replica_first_then_failover(sandbox_env: Any, tmp_path: Path) -> None:
+    env = sandbox_env
+    before = {n.id: n.role for n in env.cache.status() if n.role in ("primary", "replica")}
+    pids = {n.id: n.details.get("pid") for n in env.cache.status() if n.role in ("primary", "replica")}
+    outcome = run(env, _setup(env, tmp_path / "plans", "[cache-restart]"), RunOptions(snapshot=False))
+    assert outcome.state == "complete", outcome.steps
+    step = outcome.steps[0]
+    assert step["status"] == "ok", step
+    nodes = {n.id: n for n in env.cache.status()}
+    after = {k: nodes[k].role for k in before}
+    assert after == {k: ("replica" if v == "primary" else "primary") for k, v in before.items()}
+    assert all(nodes[k].details.get("pid") != pids[k] for k in pids)  # both really restarted
+    # writes were held on the old primary until it was a replica: none acknowledged there was lost
+    assert step["lost"]["cache-write"] == 0, step["lost"]
+    assert step["impact"]["cache-write"]["impaired_s"] < 10.0
+    codes = [e["code"] for e in step["events"]]
+    assert codes.index("replica-back") < codes.index("failover") < codes.index("old-primary-back")

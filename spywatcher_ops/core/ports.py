@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .plan import Plan
+from .errors import OperationFailed
+from .plan import Plan, Step
 
 # The tag value (key ManagedBy) that marks what this toolkit created; only
 # such snapshots and instances are ever deleted by it.
@@ -189,16 +190,72 @@ class Cache(Protocol):
     def failover(self, plan: Plan, *, progress: Progress) -> FailoverResult: ...
 
 
+# A Kubernetes API object, as the API's JSON. cluster/objects.py reads them.
+KubeObj = dict[str, Any]
+
+# The node annotation a drill leaves on the nodes it cordons (step_cordon(by=...)):
+# its cleanup uncordons only nodes that still carry its mark.
+CORDONED_BY = "spywatcher-ops/cordoned-by"
+
+
+class KubeError(OperationFailed):
+    """The Kubernetes API answered with an error status (404, 409, 429 ...)."""
+
+    def __init__(self, status: int, reason: str, message: str, body: KubeObj | None = None) -> None:
+        super().__init__(f"kubernetes API {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.api_message = message
+        self.body = body or {}
+
+    @property
+    def causes(self) -> list[str]:
+        return [str(c.get("message", "")) for c in (self.body.get("details") or {}).get("causes") or []]
+
+
+class KubeApi(Protocol):
+    """The cluster's operations: reads return the API's JSON, every write is a plan
+    step naming the exact client call, made by `execute` (so --dry-run shows it).
+    Errors: KubeError (an API status), NotReady (the API cannot be reached)."""
+
+    namespace: str
+
+    def execute(self, step: Step) -> object: ...
+    def version(self) -> KubeObj: ...
+    def deployments(self) -> list[KubeObj]: ...
+    def deployment(self, name: str) -> KubeObj: ...
+    def replicasets(self, selector: str | None = None) -> list[KubeObj]: ...
+    def pods(
+        self, selector: str | None = None, *, node: str | None = None, all_namespaces: bool = False
+    ) -> list[KubeObj]: ...
+    def nodes(self) -> list[KubeObj]: ...
+    def node(self, name: str) -> KubeObj: ...
+    def pdbs(self, *, all_namespaces: bool = False) -> list[KubeObj]: ...
+    def hpas(self) -> list[KubeObj]: ...
+    def events(self, *, warnings_only: bool = True) -> list[KubeObj]: ...
+    def pod_log(
+        self, pod: str, *, since_seconds: int | None, tail: int | None = None, container: str | None = None
+    ) -> str: ...
+    def step_scale(self, name: str, replicas: int) -> Step: ...
+    def step_restart(self, name: str, at: datetime) -> Step: ...
+    def step_rollback(self, deployment: KubeObj, replicaset: KubeObj) -> Step: ...
+    def step_cordon(self, node: str, *, cordon: bool = True, by: str | None = None) -> Step: ...
+    def step_evict(self, pod: KubeObj) -> Step: ...
+    def step_delete_pod(self, pod: KubeObj) -> Step: ...
+
+
 class Cluster(Protocol):
     """EKS through the kubernetes client. The sandbox has none."""
 
     namespace: str  # where the application's deployments live
-    kube: Any  # backends.kube.Kube: reads return the API's JSON, writes are plan steps
 
-    def deployments(self) -> list[dict[str, Any]]: ...
+    @property
+    def kube(self) -> KubeApi: ...  # the typed operations (backends/kube.py makes them over the client)
+
+    def deployments(self) -> list[KubeObj]: ...
     def deployment_name(self, short: str) -> str: ...  # "backend" -> "{project}-{env}-backend"
     def describe_access(self) -> str: ...  # how the cluster is reached, for output
-    def api_client(self) -> Any: ...  # the kubernetes ApiClient (built once, token renewed)
+    def connect(self) -> None: ...  # build the client (and its token) now, before threads share it
 
 
 # --- infrastructure (Terraform) ---------------------------------------------

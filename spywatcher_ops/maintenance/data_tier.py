@@ -71,8 +71,9 @@ class DbEngine:
     def rollback(self, ctx: StepContext) -> str:
         # apply_pending undoes its own phases (standby back without the change; the old
         # primary back when the standby lacked its WAL); what is left is to say so
+        repaired = _port(ctx).repair(progress=ctx.progress)
         still = [c.name for c in _port(ctx).pending_changes() if c.part == "database"]
-        return f"the change stays pending ({', '.join(still) or 'none'}); both nodes run as before it"
+        return f"{repaired}; still pending: {', '.join(still) or 'nothing'}"
 
 
 class CacheRestart:
@@ -120,7 +121,7 @@ class CacheRestart:
         return checks
 
     def rollback(self, ctx: StepContext) -> str:
-        return "a node left down is brought back by `inv sandbox.up`"
+        return _port(ctx).repair(progress=ctx.progress)
 
 
 class TlsRenew:

@@ -129,9 +129,8 @@ def publish(env: Environment, notice: dict[str, Any]) -> dict[str, Any]:
     with env.operation("maint.notice", args) as op:
         message_id = None
         if arn:
-            reply = env.parts.clients.client(
-                "sns"
-            ).publish(  # type: ignore[attr-defined]
+            sns = env.parts.clients.client("sns")  # type: ignore[attr-defined]
+            reply = sns.publish(
                 TopicArn=arn,
                 Subject=f"Maintenance on {env.name}: {notice['window_key']}"[:99],
                 Message=to_text(notice),

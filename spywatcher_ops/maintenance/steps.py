@@ -139,9 +139,9 @@ STEPS: dict[str, StepType] = {
             "rolling restart of the cache: replica first, a sentinel failover, then the old primary",
             ("sandbox",),
             30.0,
-            "cache writes pause for the failover (a few seconds with sentinel detection); asynchronous "
-            "replication may lose the last writes, which the report counts",
-            "a node that does not come back is restarted in its old role by `inv sandbox.up`",
+            "cache writes pause for the planned failover (1-3 s): they are held on the old primary, not "
+            "acknowledged there and lost; any write lost anyway is counted in the report",
+            "the cache is repaired (`sandbox.up`): a primary and a replica run again",
             ".data_tier:CACHE_RESTART",
             {
                 "max_write_pause_s": Setting(
