@@ -10,8 +10,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from invoke import Collection, task
+from invoke import Collection
 
+from spywatcher_ops.core.cli import ops_task as task
 from spywatcher_ops.runbooks.check import check_alarms, check_command, check_runbook, task_table
 from spywatcher_ops.runbooks.model import Block, parse, substitute
 

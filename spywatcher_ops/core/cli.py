@@ -2,44 +2,126 @@
 
 `ops_task` is invoke's `@task` plus that mapping. Task bodies stay thin:
 check arguments -> build the Environment -> call one domain function -> render.
+
+Two kinds of bad input never reach a task body, so they are caught here for every
+task at once: an option value invoke cannot convert (`--last abc` for an integer
+option raised ValueError inside invoke's parser, a traceback) and an empty string
+(`--env ''` silently meant the default). Both are exit 2 with one line.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit, Task, task
+from invoke.parser import Argument
 
-from .errors import OpsError
+from .errors import OpsError, Refused
 
 if TYPE_CHECKING:  # imported when a task runs: `inv --list` pays only for invoke and the task modules
     from .config import Settings
     from .console import Console
 
 
-def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
+def _check_environ() -> None:
+    """INVOKE_OPS_* variables are cast by invoke after the tasks are loaded and before any
+    runs; a bad one is exit 2 naming it, here, instead of a traceback from inside invoke."""
+    if any(k.startswith("INVOKE_OPS_") and k != "INVOKE_OPS_STATE_DIR" for k in os.environ):
+        from .config import check_environ
+        from .errors import BadInput
+
+        try:
+            check_environ(os.environ)
+        except BadInput as exc:
+            raise Exit(f"error: {exc}", code=2) from None
+
+
+_check_environ()
+
+# Set by the runbook engine for a diagnostic step's command: any task not declared
+# read-only refuses to run (a second line of defence behind the engine's own check).
+READ_ONLY_ENV = "SPYWATCHER_OPS_READ_ONLY"
+
+
+class CheckedArgument(Argument):
+    """invoke's Argument, refusing values it cannot convert and empty strings, with exit 2."""
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        if isinstance(value, str):
+            name = self.name or "?"
+            flag = name.upper() if self.positional else f"--{name.replace('_', '-')}"
+            if not value.strip():
+                raise Exit(f"error: {flag} {value!r}: empty; give a value, or leave the option out", code=2)
+            if cast and self.kind not in (str, list, bool):
+                try:
+                    self.kind(value)
+                except (TypeError, ValueError):
+                    what = "a whole number" if self.kind is int else f"a {self.kind.__name__}"
+                    usable = isinstance(self.default, int | float) and self.default > 0
+                    example = f", e.g. {flag} {self.default}" if usable else ""
+                    raise Exit(f"error: {flag} {value}: not {what}{example}", code=2) from None
+        super().set_value(value, cast=cast)
+
+
+class OpsTask(Task):  # type: ignore[misc]
+    """A Task whose arguments are CheckedArguments, and which says whether it changes things."""
+
+    read_only: bool = False
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        args = super().get_arguments(ignore_unknown_help=ignore_unknown_help)
+        for arg in args:
+            arg.__class__ = CheckedArgument
+        return list(args)
+
+
+def changes_things(body: Callable[..., Any]) -> bool:
+    """A task's own declaration that it mutates: it takes --dry-run or --yes (plan -> confirm ->
+    apply). Every mutating task has both (conventions); read-only tasks have neither."""
+    params = inspect.signature(body).parameters
+    return "dry_run" in params or "yes" in params
+
+
+def boundary(body: Callable[..., Any], *, read_only: bool = False) -> Callable[..., Any]:
     @functools.wraps(body)
     def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
         try:
+            if os.environ.get(READ_ONLY_ENV) and not read_only and not kwargs.get("dry_run"):
+                raise Refused(
+                    f"{body.__name__.rstrip('_')}: changes things, and this command was started as "
+                    f"read-only ({READ_ONLY_ENV}, a runbook's diagnostic step); nothing was done"
+                )
             return body(c, *args, **kwargs)
         except OpsError as exc:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
-            raise Exit("interrupted; what was started has been rolled back or is in the journal", code=4) from None
+            raise Exit(
+                "interrupted; what was started has been rolled back or is in the journal", code=4
+            ) from None
 
     return wrapper
 
 
-def ops_task(*args: Any, **kwargs: Any) -> Any:
-    """Like invoke's @task (same arguments), with the error boundary applied."""
-    if len(args) == 1 and callable(args[0]) and not kwargs:
-        return task(boundary(args[0]))
+def ops_task(*args: Any, read_only: bool | None = None, **kwargs: Any) -> Any:
+    """Like invoke's @task (same arguments), with the error boundary applied.
+
+    `read_only` declares whether the task changes anything; by default it is derived from
+    the task itself (read-only unless it takes --dry-run or --yes). The runbook engine
+    runs only read-only tasks (or --dry-run) in diagnostic steps."""
 
     def decorate(body: Callable[..., Any]) -> Any:
-        return task(*args, **kwargs)(boundary(body))
+        declared = not changes_things(body) if read_only is None else read_only
+        made = task(*args, klass=OpsTask, **kwargs)(boundary(body, read_only=declared))
+        made.read_only = declared
+        return made
 
+    if len(args) == 1 and callable(args[0]) and not kwargs and read_only is None:
+        body, args = args[0], ()
+        return decorate(body)
     return decorate
 
 

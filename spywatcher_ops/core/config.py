@@ -16,6 +16,7 @@ from .errors import BadInput
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("sandbox", "aws")
+ENV_PREFIX = "INVOKE_"
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,7 @@ def load(config: Any) -> Settings:
         spec = dict(spec or {})
         kind = spec.get("kind", "aws")
         if kind not in KINDS:
-            raise BadInput(
-                f"environments.{name}.kind {kind}: unknown kind; accepted: {', '.join(KINDS)}"
-            )
+            raise BadInput(f"environments.{name}.kind {kind}: unknown kind; accepted: {', '.join(KINDS)}")
         envs[name] = EnvSettings(
             name=name,
             kind=kind,
@@ -115,3 +114,39 @@ def load(config: Any) -> Settings:
         retention_keep_min=int(retention.get("keep_min", 3)),
         raw=raw,
     )
+
+
+def check_environ(environ: Mapping[str, str], shipped: Mapping[str, Any] | None = None) -> None:
+    """INVOKE_OPS_* variables invoke could not cast, as BadInput naming the variable and key.
+
+    invoke converts a variable to the type of the default it overrides (int("abc") or
+    int("0.5") raised inside invoke, before any task: a traceback). Checked against the
+    shipped invoke.yaml, whose numbers are floats where a fraction makes sense (targets)."""
+    if shipped is None:
+        import yaml
+
+        shipped = yaml.safe_load((PROJECT_ROOT / "invoke.yaml").read_text(encoding="utf-8")) or {}
+    for path, default in _leaves(shipped, ()):
+        name = ENV_PREFIX + "_".join(path).upper()
+        if name not in environ or isinstance(default, bool):
+            continue
+        value, key = environ[name], ".".join(path)
+        if isinstance(default, list):
+            raise BadInput(f"{name}: {key} is a list; set it in a config file (inv -f FILE), not a variable")
+        if isinstance(default, int | float):
+            kind = int if isinstance(default, int) else float
+            try:
+                kind(value)
+            except ValueError:
+                what = "a whole number" if kind is int else "a number"
+                raise BadInput(f"{name}={value}: {key} must be {what}, e.g. {default}") from None
+
+
+def _leaves(tree: Mapping[str, Any], path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.extend(_leaves(value, (*path, str(key))))
+        else:
+            out.append(((*path, str(key)), value))
+    return out

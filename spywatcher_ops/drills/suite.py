@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import NotReady, OpsError, RolledBack, TargetMissed
-from ..core.journal import read
+from ..core.journal import Records, read
 from ..core.plan import Plan
 from ..core.ports import Progress, no_progress
 from .cleanup import clean_up
@@ -198,7 +198,7 @@ def find_drill(state_dir: Path, wanted: str, damage: list[str] | None = None) ->
 
     journals = sorted((state_dir / "journal").glob("*.jsonl"))
     starts: list[tuple[str, Path, dict[str, Any]]] = []
-    cache: dict[Path, list[dict[str, Any]]] = {}
+    cache: dict[Path, Records] = {}
     for path in journals:
         cache[path] = read(path)
         said = cache[path].damage(path)

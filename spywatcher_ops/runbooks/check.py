@@ -8,10 +8,11 @@ Each problem names the file, the line and what is wrong. Rules:
   names an existing task with existing options, with values where the option takes one;
 - runnable commands pass `--env {env}` when the task has `--env` (else they would hit the
   default environment, not the one the responder chose);
-- a diagnostic block never mutates: a task with `--dry-run` is mutating, so a diagnostic
-  block may use it only with `--dry-run`;
+- a diagnostic block never mutates: its task must be declared read-only (core/cli.py
+  `ops_task`: derived from the task, read-only unless it takes --dry-run or --yes), or be
+  given `--dry-run`; the engine checks the same again on the exact argv before running it;
 - placeholders are built-in ({env}, {incident}, {project}, {region}, {db_instance}, {db_secret})
-  or declared under `inputs`;
+  or declared under `inputs`, with a known `kind` (runbooks/values.py);
 - every alarm listed in config (`ops.alarms`) is a trigger of some runbook.
 """
 
@@ -19,13 +20,15 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from ..core.errors import BadInput
 from ..core.journal import SECRET_WORDS
 from .model import BUILTINS, PLACEHOLDER, REQUIRED, RUN_KINDS, SEVERITIES, Problem, Runbook, display_path
+from .values import KINDS, check_value
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class TaskSpec:
     inverse: dict[str, str]  # "--no-wait" -> "--wait"
     positional: list[str]  # names of positional arguments, in order
     required: list[str] = field(default_factory=list)  # positional names without a default
+    read_only: bool = False  # the task's own declaration (core/cli.py ops_task); unknown: mutating
 
 
 def task_table(collection: Any) -> dict[str, TaskSpec]:
@@ -49,6 +53,7 @@ def task_table(collection: Any) -> dict[str, TaskSpec]:
             dict(ctx.inverse_flags),
             positional,
             [a.name for a in ctx.positional_args if not a.optional],
+            read_only=getattr(collection[ctx.name], "read_only", False) is True,
         )
         table[ctx.name] = spec
         for alias in ctx.aliases:
@@ -70,30 +75,13 @@ def _dummy(text: str) -> str:
     return PLACEHOLDER.sub(lambda m: f"PLACEHOLDER_{m.group(1)}", text)
 
 
-def check_command(command: str, table: dict[str, TaskSpec], *, runnable: str | None) -> list[str]:
-    """Problems with one `inv ...` command line (empty list: fine)."""
-    try:
-        argv = shlex.split(_dummy(command))
-    except ValueError as exc:
-        return [f"`{command}`: cannot split into words ({exc})"]
-    if not argv or argv[0] not in ("inv", "invoke"):
-        if runnable:
-            return [
-                f"`{command}`: a runnable block holds one `inv` command; other commands go in a block without run= (a manual step)"
-            ]
-        return []
-    if len(argv) < 2:
-        return [f"`{command}`: no task named"]
-    name, rest = argv[1], argv[2:]
-    if name.startswith("-"):
-        return [
-            f"`{command}`: put the task name right after `inv` (invoke's own options are not used in runbooks)"
-        ]
-    spec = table.get(name)
-    if spec is None:
-        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.7)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see inv --list"
-        return [f"`{command}`: task {name} does not exist{hint}"]
+def parse_words(
+    name: str, rest: list[str], spec: TaskSpec
+) -> tuple[dict[str, str | None], list[str], list[str]]:
+    """The words after the task name, read the way invoke reads them: options given
+    (name -> value), positional words, and problems. A word that is neither an option of
+    the task, its value, nor one of the task's positional arguments is a problem: invoke
+    would take it as a second task."""
     problems: list[str] = []
     seen: dict[str, str | None] = {}
     positionals: list[str] = []
@@ -144,6 +132,34 @@ def check_command(command: str, table: dict[str, TaskSpec], *, runnable: str | N
     if len(positionals) > len(spec.positional):
         extra = positionals[len(spec.positional) :]
         problems.append(f"`{' '.join(extra)}`: {name} takes no further arguments (one task per command)")
+    return seen, positionals, problems
+
+
+def check_command(command: str, table: dict[str, TaskSpec], *, runnable: str | None) -> list[str]:
+    """Problems with one `inv ...` command line (empty list: fine)."""
+    try:
+        argv = shlex.split(_dummy(command))
+    except ValueError as exc:
+        return [f"`{command}`: cannot split into words ({exc})"]
+    if not argv or argv[0] not in ("inv", "invoke"):
+        if runnable:
+            return [
+                f"`{command}`: a runnable block holds one `inv` command; other commands go in a block without run= (a manual step)"
+            ]
+        return []
+    if len(argv) < 2:
+        return [f"`{command}`: no task named"]
+    name, rest = argv[1], argv[2:]
+    if name.startswith("-"):
+        return [
+            f"`{command}`: put the task name right after `inv` (invoke's own options are not used in runbooks)"
+        ]
+    spec = table.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.7)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see inv --list"
+        return [f"`{command}`: task {name} does not exist{hint}"]
+    seen, positionals, problems = parse_words(name, rest, spec)
     given = set(spec.positional[: len(positionals)]) | set(seen)
     for required in spec.required:
         if required not in given:
@@ -157,11 +173,29 @@ def check_command(command: str, table: dict[str, TaskSpec], *, runnable: str | N
                 )
             elif env_value != "PLACEHOLDER_env":
                 problems.append(f"--env {env_value}: hard-coded environment; use --env {{env}}")
-        if runnable == "diagnostic" and "--dry-run" in spec.flags and "dry_run" not in seen:
+        if runnable == "diagnostic" and not spec.read_only and "dry_run" not in seen:
             problems.append(
-                f"{name} changes things (it has --dry-run): mark the block run=mutating, or add --dry-run"
+                f"{name} changes things (the task is not declared read-only): mark the block "
+                "run=mutating" + (", or add --dry-run" if "--dry-run" in spec.flags else "")
             )
     return [f"`{command}`: {p}" if not p.startswith("`") else p for p in problems]
+
+
+def check_invocation(argv: list[str], table: Mapping[str, TaskSpec], *, runnable: str) -> list[str]:
+    """Problems with the exact argv a runbook step is about to run (values filled in): it
+    must be one known task whose every word is that task's option, option value or
+    positional argument (nothing invoke would run as a second task), and a diagnostic
+    step's task must be declared read-only (or be given --dry-run)."""
+    if len(argv) < 2 or argv[0] not in ("inv", "invoke") or argv[1].startswith("-"):
+        return ["not an `inv TASK ...` command"]
+    name, rest = argv[1], argv[2:]
+    spec = table.get(name)
+    if spec is None:
+        return [f"task {name} does not exist"]
+    seen, _positionals, problems = parse_words(name, rest, spec)
+    if runnable == "diagnostic" and not spec.read_only and "dry_run" not in seen:
+        problems.append(f"{name} changes things (not declared read-only): a diagnostic step never runs it")
+    return problems
 
 
 def _accepted(spec: TaskSpec) -> str:
@@ -218,7 +252,20 @@ def check_runbook(
                     "front matter: inputs must map a name to {prompt, default}",
                 )
             )
-        for name in runbook.inputs:
+        for name, spec in runbook.inputs.items():
+            if spec.kind not in KINDS:
+                problems.append(
+                    Problem(
+                        where,
+                        runbook.line_of("inputs"),
+                        f"front matter: input {name}: kind {spec.kind} is unknown; use one of {', '.join(KINDS)}",
+                    )
+                )
+            elif spec.default is not None and not PLACEHOLDER.search(spec.default):
+                try:
+                    check_value(name, spec.default, spec.kind, source=f"default of {name}")
+                except BadInput as exc:
+                    problems.append(Problem(where, runbook.line_of("inputs"), f"front matter: {exc}"))
             if any(word in name.lower() for word in SECRET_WORDS):
                 problems.append(
                     Problem(

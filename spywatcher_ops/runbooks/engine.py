@@ -9,12 +9,19 @@ Each command's and step's outcome goes to the incident timeline as it ends, so
 first unfinished command). Everything that can be checked is checked before the
 first step: the runbook lints clean, non-interactive use of a runbook that
 mutates needs --yes, every value a remaining step needs is known or can be asked.
+
+Values never become text for a shell or invoke to split: every value is checked
+against its input's kind (values.py), each command is built as an argv list word
+by word, and that exact argv is checked again before it runs (one task, every word
+its own option or argument; a diagnostic step's task declared read-only). A
+diagnostic command also runs with SPYWATCHER_OPS_READ_ONLY set, so a task that
+changes things refuses at its own boundary (core/cli.py) whatever the runbook says.
+Unattended, a run whose checks failed ends with exit 1 naming them.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 import uuid
@@ -22,12 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.cli import READ_ONLY_ENV
 from ..core.clock import Clock
-from ..core.errors import BadInput, OperationFailed, Refused
+from ..core.errors import BadInput, OperationFailed, OpsError, Refused, VerificationFailed
 from ..core.journal import os_user, redact
-from .check import TaskSpec
+from .check import TaskSpec, check_invocation
 from .model import BUILTINS, PLACEHOLDER, Block, Runbook, Step, substitute
 from .timeline import RunState, Timeline, runs
+from .values import BUILTIN_KINDS, DEFAULT_KIND, argv_for, check_value, display
 
 OUTPUT_TAIL = 4000  # characters of each command's output kept in the timeline
 
@@ -109,10 +118,11 @@ class CommandRunner:
         self.yes = yes
         self.incident = incident
 
-    def argv(self, command: str) -> list[str]:
-        words = shlex.split(command)
+    def argv(self, words: Sequence[str]) -> list[str]:
+        """`inv TASK ...` words -> the argv run; the words are used as they are, never re-split."""
+        words = list(words)
         if not words or words[0] not in ("inv", "invoke"):
-            raise BadInput(f"`{command}`: only `inv` commands are run by the engine")
+            raise BadInput(f"`{display(words)}`: only `inv` commands are run by the engine")
         head = [sys.executable, "-m", "invoke"] + (["-f", self.config_file] if self.config_file else [])
         spec = self.table.get(words[1]) if len(words) > 1 else None
         tail = words[1:]
@@ -121,11 +131,14 @@ class CommandRunner:
             tail = tail + ["--yes"]
         return head + tail
 
-    def __call__(self, command: str) -> Outcome:
-        argv = self.argv(command)
+    def __call__(self, words: Sequence[str], read_only: bool = False) -> Outcome:
+        argv = self.argv(words)
         env = dict(os.environ)
         env["INVOKE_OPS_STATE_DIR"] = self.state_dir
         env["SPYWATCHER_OPS_INCIDENT"] = self.incident
+        env.pop(READ_ONLY_ENV, None)
+        if read_only:  # a diagnostic step: a task that changes things refuses itself
+            env[READ_ONLY_ENV] = "1"
         proc = subprocess.Popen(
             argv, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
@@ -149,7 +162,7 @@ class CommandRunner:
         return Outcome(code, text, argv)
 
 
-Execute = Callable[[str], Outcome]
+Execute = Callable[[Sequence[str], bool], Outcome]
 Audit = Callable[..., None]
 
 
@@ -175,9 +188,12 @@ class Walk:
         terminal: Terminal,
         execute: Execute,
         clock: Clock,
+        table: Mapping[str, TaskSpec],
         audit: Audit = _no_audit,
     ) -> None:
         self.rb = runbook
+        self.table = table
+        self.kinds = {**BUILTIN_KINDS, **{n: i.kind for n, i in runbook.inputs.items()}}
         self.opt = options
         self.timeline = timeline
         self.term = terminal
@@ -222,14 +238,24 @@ class Walk:
                 )
             self.state = state
             self.run_id = state.run
-            self.values.update(state.inputs)
+            for name, value in state.inputs.items():  # recorded by an earlier run: checked again
+                self.values[name] = self.check(name, value, source=f"{{{name}}} (from the timeline)")
         elif open_runs:
             state = open_runs[-1]
             raise Refused(
                 f"incident {opt.incident} already has an unfinished run of {rb.name} "
                 f"(stopped at step {state.stopped_at}); pass --resume to continue it"
             )
-        self.values.update(opt.values)
+        for name, value in opt.values.items():
+            if name in BUILTINS and not value:
+                self.values[name] = value  # e.g. no region on the sandbox: refused only where used
+                continue
+            source = (
+                f"--{name}"
+                if name in ("env", "incident")
+                else (f"{{{name}}} (from config)" if name in BUILTINS else f"--var {name}")
+            )
+            self.values[name] = self.check(name, value, source=source)
         remaining = self.remaining_steps()
         if not self.term.interactive:
             if not opt.yes and any(s.kind == "mutating" for s in remaining):
@@ -242,7 +268,14 @@ class Walk:
             ]
             if missing:
                 raise BadInput(f"no terminal to ask for {', '.join(missing)}; pass --var {missing[0]}=VALUE")
+            for name in self._needed(remaining):  # defaults taken unattended: checked now, not mid-run
+                default = rb.inputs[name].default
+                if name not in self.values and default is not None:
+                    self.check(name, substitute(default, self.values), source=f"default of {name}")
         self.prepared = True
+
+    def check(self, name: str, value: str, *, source: str = "") -> str:
+        return check_value(name, value, self.kinds.get(name, DEFAULT_KIND), source=source)
 
     def remaining_steps(self) -> list[Step]:
         done = self.state.steps_done if self.state else set()
@@ -310,7 +343,7 @@ class Walk:
             self.audit("run", "interrupted", at_step=current.number if current else None)
             self.term.say(f"\ninterrupted at {where}. Continue with: {self.resume_command()}", style="yellow")
             raise
-        except OperationFailed as exc:
+        except OpsError as exc:  # a failed change, or a command refused before it ran
             where = f"step {current.number}" if current else "the start"
             if current is not None:
                 self.record(
@@ -322,7 +355,17 @@ class Walk:
                 )
             self.record("run-end", outcome="failed", detail=f"at {where}: {exc}")
             self.audit("run", "failed", at_step=current.number if current else None)
-            raise OperationFailed(f"{exc}; continue later with: {self.resume_command()}") from None
+            again = OperationFailed if isinstance(exc, OperationFailed) else Refused
+            raise again(f"{exc}; continue later with: {self.resume_command()}") from None
+        failed = [r for r in self.results if r["outcome"] == "failed"]
+        if failed:
+            names = "; ".join(f"step {r['step']} ({r['title']})" for r in failed)
+            self.record("run-end", outcome="completed-with-failures", detail=f"failed: {names}")
+            self.audit("run", "completed-with-failures", failed=[r["step"] for r in failed])
+            raise VerificationFailed(
+                f"runbook {rb.name} ran to the end, but these steps failed: {names}. "
+                f"Timeline: inv runbook.timeline --incident {opt.incident} --format md"
+            )
         self.record("run-end", outcome="completed")
         self.audit("run", "completed")
         self.term.say("")
@@ -391,7 +434,7 @@ class Walk:
             spec = self.rb.inputs[name]
             default = substitute(spec.default, self.values) if spec.default is not None else None
             if not self.term.interactive:
-                value = default or ""
+                value = self.check(name, default or "", source=f"default of {name}")
             else:
                 value = self.ask_value(name, spec.prompt, default)
             self.values[name] = value
@@ -411,13 +454,16 @@ class Walk:
                 self.term.say(f"  {line}")
 
     def ask_value(self, name: str, prompt: str, default: str | None) -> str:
+        """Ask until the answer is a valid value of the input's kind (one argument, never split)."""
         suffix = f" [{default}]" if default else ""
         while True:
-            answer = self.term.ask(f"Value for {{{name}}}: {prompt}{suffix}: ")
-            if answer:
-                return answer
-            if default:
-                return default
+            answer = self.term.ask(f"Value for {{{name}}}: {prompt}{suffix}: ") or (default or "")
+            if not answer:
+                continue
+            try:
+                return self.check(name, answer, source="value")
+            except BadInput as exc:
+                self.term.say(str(exc), style="bold red")
 
     def prompt(self, step: Step, question: str, choices: dict[str, str]) -> str:
         """Ask until one of `choices` (answer -> meaning) is given; `note` records a note."""
@@ -462,7 +508,13 @@ class Walk:
             return "ok"
         raw = block.commands()[0][1]
         while True:
-            command = substitute(raw, self.values)
+            words = argv_for(raw, self.values, self.kinds)
+            command = display(words)
+            problems = check_invocation(words, self.table, runnable=block.run or "mutating")
+            if problems:
+                raise Refused(
+                    f"step {step.number} ({step.title}): `{command}` is not run: {'; '.join(problems)}"
+                )
             # What identifies this attempt in every timeline record below.
             which = {"step": step.number, "title": step.title, "index": index, "command": command}
             if block.run == "mutating":
@@ -492,10 +544,15 @@ class Walk:
                 self.term.say(f"$ {command}", style="bold")
             started = self.clock.monotonic()
             try:
-                result = self.execute(command)
+                result = self.execute(words, block.run == "diagnostic")
             except KeyboardInterrupt:
-                self.record("command", outcome="interrupted", exit=None,
-                            duration_s=round(self.clock.monotonic() - started, 3), **which)
+                self.record(
+                    "command",
+                    outcome="interrupted",
+                    exit=None,
+                    duration_s=round(self.clock.monotonic() - started, 3),
+                    **which,
+                )
                 raise
             duration = round(self.clock.monotonic() - started, 3)
             base = {

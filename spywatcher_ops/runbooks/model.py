@@ -10,7 +10,7 @@ The Markdown is the single source. Format (see runbooks/README.md):
     owner: platform-team
     last_reviewed: 2026-11-20
     inputs:                      # values the responder types when a step needs them
-      to: {prompt: "last good time, e.g. 2026-11-25T14:03:00Z"}
+      to: {prompt: "last good time, e.g. 2026-11-25T14:03:00Z", kind: time}
     ---
     ## 1. Check the database        <- a step: `## N. Title`
     ```sh run=diagnostic           <- read-only: runs without asking
@@ -148,6 +148,7 @@ class Input:
     name: str
     prompt: str
     default: str | None = None
+    kind: str = "identifier"  # what a value must look like (runbooks/values.py KINDS)
 
 
 @dataclass
@@ -199,7 +200,10 @@ class Runbook:
             if isinstance(spec, dict):
                 default = spec.get("default")
                 out[str(name)] = Input(
-                    str(name), str(spec.get("prompt") or name), None if default is None else str(default)
+                    str(name),
+                    str(spec.get("prompt") or name),
+                    None if default is None else str(default),
+                    str(spec.get("kind") or "identifier"),
                 )
             else:
                 out[str(name)] = Input(str(name), str(spec or name))

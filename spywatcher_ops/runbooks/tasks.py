@@ -153,6 +153,7 @@ def run(
         terminal=Terminal(),
         execute=runner,
         clock=environ.clock,
+        table=table,
     )
     walk.prepare()  # refusals (no terminal, unfinished run, missing values) happen before any record
     with environ.operation(

@@ -7,7 +7,7 @@ Records (all carry `at`, UTC, and `run`, the id of one walk through a runbook):
   command                  step, index, command, argv, exit, outcome, duration_s, output (tail)
   step                     step, title, kind, outcome, duration_s
   note                     step, text
-  run-end                  outcome: completed | aborted | interrupted | failed
+  run-end                  outcome: completed | completed-with-failures | aborted | interrupted | failed
 Resume reads it back: a step whose last outcome is finished is not run again.
 """
 
@@ -69,7 +69,8 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        return self.status == "completed"
+        # Walked to the end; "completed-with-failures": a check failed on the way (exit 1).
+        return self.status in ("completed", "completed-with-failures")
 
 
 def runs(records: list[dict[str, Any]]) -> dict[str, RunState]:
