@@ -92,8 +92,8 @@ def boundary(body: Callable[..., Any], *, read_only: bool = False) -> Callable[.
         try:
             if os.environ.get(READ_ONLY_ENV) and not read_only and not kwargs.get("dry_run"):
                 raise Refused(
-                    f"{body.__name__.rstrip('_')}: changes things, and this command was started as "
-                    f"read-only ({READ_ONLY_ENV}, a runbook's diagnostic step); nothing was done"
+                    f"this command was started read-only ({READ_ONLY_ENV}=1: a runbook's diagnostic "
+                    f"step) and its task ({body.__name__.rstrip('_')}) changes things; nothing was done"
                 )
             return body(c, *args, **kwargs)
         except OpsError as exc:

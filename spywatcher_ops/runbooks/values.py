@@ -21,7 +21,7 @@ from .model import PLACEHOLDER
 DEFAULT_KIND = "identifier"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$")
-_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_ENVIRONMENT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _INTEGER = re.compile(r"^[0-9]{1,9}$")
 _DURATION = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)?$")
 _ISO_TIME = re.compile(
