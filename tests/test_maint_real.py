@@ -44,6 +44,11 @@ def _app(env: Any) -> Any:
     return psycopg.connect(**env.database.connection().kwargs(), autocommit=True)
 
 
+def _pids(env: Any) -> dict[str, int]:
+    details = env.database.describe().details
+    return {details[r]["node"]: details[r]["pid"] for r in ("primary", "standby")}
+
+
 def _roles(env: Any) -> tuple[str, str]:
     inst = env.database.describe()
     return inst.details["primary"]["node"], inst.details["standby"]["node"]
@@ -252,3 +257,31 @@ def test_cache_rolling_restart_replica_first_then_failover(sandbox_env: Any, tmp
     assert step["impact"]["cache-write"]["impaired_s"] < 10.0
     codes = [e["code"] for e in step["events"]]
     assert codes.index("replica-back") < codes.index("failover") < codes.index("old-primary-back")
+
+
+def test_tls_certificate_renewed_with_a_reload_and_no_failed_connection(
+    sandbox_env: Any, tmp_path: Path
+) -> None:
+    env = sandbox_env
+    port = env.parts.maintenance()
+    before = {c.details["node"]: c for c in port.certificates()}
+    assert before and all(c.source == "sandbox-ca" for c in before.values())  # TLS on since provisioning
+    pids = _pids(env)
+    # a 90-day certificate is not due within 30 days: nothing changes
+    quiet = run(env, _setup(env, tmp_path / "p1", "[tls-renew]"), RunOptions(snapshot=False))
+    assert quiet.steps[0]["status"] == "ok" and quiet.steps[0]["details"] == {"renewed": False}
+    assert {c.details["node"]: c.id for c in port.certificates()} == {n: c.id for n, c in before.items()}
+    due = "[{step: tls-renew, renew_within_days: 120, valid_days: 30}]"
+    outcome = run(env, _setup(env, tmp_path / "p2", due), RunOptions(snapshot=False))
+    step = outcome.steps[0]
+    assert step["status"] == "ok", step
+    details = step["details"]
+    assert details["renewed"] and details["tls_failed"] == 0 and details["tls_connections"] >= 5
+    after = {c.details["node"]: c for c in port.certificates()}
+    assert set(after) == set(before)
+    for node, cert in after.items():
+        assert cert.id == details["serial"] != before[node].id  # the new certificate is the one served
+        assert 29 <= (cert.not_after - env.clock.now()).days <= 30
+    # a reload, not a restart: the same postmasters, and the probes' connections never failed
+    assert _pids(env) == pids
+    assert step["impact"]["db-write"]["failed"] == 0 and step["impact"]["db-read"]["failed"] == 0

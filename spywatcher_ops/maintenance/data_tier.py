@@ -131,18 +131,23 @@ class TlsRenew:
         except OpsError as exc:
             return [Check("certificates", "failed", exc.message, hint=exc.hint)]
         now = ctx.env.clock.now()
-        due = [c for c in certs if (c.not_after - now).days < int(ctx.settings["renew_within_days"])]
-        ctx.state["due"] = bool(due) or bool(ctx.settings["force"])
-        ctx.state["before"] = {c.id: c for c in certs}
+        within = int(ctx.settings["renew_within_days"])
+        due = [c for c in certs if (c.not_after - now).days < within]
+        ctx.state["due"] = bool(due) or bool(ctx.settings["force"]) or not certs
+        if not certs:
+            return [
+                Check("certificates", "ok", "no TLS served yet: a certificate is issued and TLS turned on")
+            ]
+        listed = "; ".join(
+            f"{c.details.get('node', c.served_at)}: {c.subject} serial {c.id} expires {c.not_after:%Y-%m-%d} "
+            f"({(c.not_after - now).days} days)"
+            for c in certs
+        )
         return [
             Check(
                 "certificates",
                 "ok",
-                "; ".join(
-                    f"{c.subject} expires {c.not_after:%Y-%m-%d} ({(c.not_after - now).days} days)"
-                    for c in certs
-                )
-                + ("" if ctx.state["due"] else f": none due within {ctx.settings['renew_within_days']} days"),
+                listed + ("" if ctx.state["due"] else f"; none due within {within} days"),
             )
         ]
 
@@ -150,11 +155,11 @@ class TlsRenew:
         if not ctx.state.get("due"):
             return {"renewed": False}
         port = _port(ctx)
-        result = port.renew_certificate(
-            port.plan_renew_certificate(int(ctx.settings["valid_days"])), progress=ctx.progress
-        )
+        plan = port.plan_renew_certificate(int(ctx.settings["valid_days"]))
+        result = port.renew_certificate(plan, progress=ctx.progress)
         _events(ctx, result)
-        return {"renewed": True, **result.details}
+        ctx.state["result"] = {"renewed": True, **result.details}
+        return dict(ctx.state["result"])
 
     def postcheck(self, ctx: StepContext, measured: dict[str, Any]) -> list[Check]:
         failed = sum(
@@ -166,13 +171,34 @@ class TlsRenew:
                 "failed" if failed else "ok",
                 f"{failed} failed probe attempt(s) during the reload"
                 if failed
-                else "no failed client attempt during the reload",
+                else "no failed probe attempt during the reload",
             )
         ]
+        result = ctx.state.get("result") or {}
+        if not result.get("renewed"):
+            return checks
+        tls_failed = int(result.get("tls_failed") or 0)
+        checks.append(
+            Check(
+                "new TLS connections",
+                "failed" if tls_failed else "ok",
+                f"{result.get('tls_connections')} verify-full connections opened across the reload, "
+                f"{tls_failed} failed" + (f": {result.get('tls_errors')}" if tls_failed else ""),
+            )
+        )
+        served = {c.details.get("node", c.served_at): c.id for c in _port(ctx).certificates()}
+        wrong = {n: s for n, s in served.items() if s != result.get("serial")}
+        checks.append(
+            Check(
+                "new certificate served",
+                "failed" if wrong or not served else "ok",
+                f"still served: {wrong}" if wrong else f"{', '.join(served)} present {result.get('serial')}",
+            )
+        )
         return checks
 
     def rollback(self, ctx: StepContext) -> str:
-        return "the previous certificate stays in place"
+        return "the previous certificate and key were put back and the servers reloaded"
 
 
 DB_ENGINE = DbEngine()

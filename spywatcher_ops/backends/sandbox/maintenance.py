@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import Unsupported
+from ...core.errors import OperationFailed
 from ...core.plan import Plan, Step
 from ...core.ports import (
     Certificate,
@@ -18,6 +18,10 @@ from ...core.ports import (
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+
+
+def _step_param(plan: Plan, action: str, key: str) -> Any:
+    return next(s.params[key] for s in plan.steps if s.action == action)
 
 
 class SandboxMaintenance:
@@ -129,10 +133,63 @@ class SandboxMaintenance:
 
     # certificates ------------------------------------------------------------------
     def certificates(self) -> list[Certificate]:
-        raise Unsupported("the sandbox serves no TLS yet")
+        """The certificate each running node presents (a real TLS handshake)."""
+        from .state import node_alive
+        from .tls import served
+
+        state = self.box.load()
+        main = state["instances"][state["main"]]
+        out = []
+        for name in [main["primary"]] + ([main["standby"]] if main.get("standby") else []):
+            node = state["nodes"][name]
+            if not node_alive(node):
+                continue
+            try:
+                cert = served(int(node["port"]))
+            except OperationFailed:
+                continue  # serves no TLS yet (made before TLS existed): renewal turns it on
+            out.append(
+                Certificate(
+                    id=format(cert.serial_number, "x"),
+                    subject=cert.subject.rfc4514_string(),
+                    not_after=cert.not_valid_after_utc,
+                    source="sandbox-ca",
+                    served_at=f"{node['port']}",
+                    details={"node": name, "issuer": cert.issuer.rfc4514_string()},
+                )
+            )
+        return out
 
     def plan_renew_certificate(self, valid_days: int) -> Plan:
-        raise Unsupported("the sandbox serves no TLS yet")
+        from .tls import server_paths
+
+        state = self.box.load()
+        key, crt = server_paths(state)
+        nodes = [n for n in state["nodes"] if state["nodes"][n].get("pid")]
+        plan = Plan(f"renew the sandbox database's TLS certificate ({valid_days} days) and reload")
+        plan.add(
+            Step(
+                "sandbox",
+                "issue_certificate",
+                {"ca": "sandbox CA", "valid_days": valid_days, "names": ["localhost", "127.0.0.1"]},
+            )
+        )
+        plan.add(
+            Step("sandbox", "install", {"cert": str(crt), "key": str(key), "previous": "kept as *.prev"})
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "pg_ctl_reload",
+                {"nodes": nodes},
+                why="a reload, not a restart: open connections stay; new ones get the new certificate",
+            )
+        )
+        return plan
 
     def renew_certificate(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
-        raise Unsupported("the sandbox serves no TLS yet")
+        from .tls_renewal import renew
+
+        return renew(
+            self.box, self.environment.clock, _step_param(plan, "issue_certificate", "valid_days"), progress
+        )

@@ -219,6 +219,9 @@ class PgSandbox:
             if sync_names is None:
                 sync_names = node.get("sync_names", "")
             settings["synchronous_standby_names"] = sync_names
+        from .tls import server_settings  # TLS from the sandbox's own CA; renewed by maintenance (tls-renew)
+
+        settings.update(server_settings(self, state))
         return settings
 
     def configure(self, state: dict[str, Any], name: str, *, sync_names: str | None = None,
@@ -726,8 +729,12 @@ class PgSandbox:
                 continue
             sweep(base)  # servers whose state file or pid was lost: found by their folders
             shutil.rmtree(base)
-        for name in ("state.json", "state.lock", "events.jsonl"):
+        for name in ("state.json", "state.lock", "events.jsonl", "parameter-group.json"):  # the last: switchover.py
             (self.root / name).unlink(missing_ok=True)
+        for torn in self.root.glob("state.tmp*"):  # a save cut short by a SIGKILL
+            torn.unlink(missing_ok=True)
+        if (self.root / "tls").is_dir():  # the sandbox's own CA (tls.py), made by `up`
+            shutil.rmtree(self.root / "tls")
         self.secrets.delete()
         self._passwords = None
         return kept
