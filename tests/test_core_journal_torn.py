@@ -61,6 +61,18 @@ def test_the_writer_terminates_a_torn_tail_before_appending(tmp_path: Path, capf
     assert sum(r["event"] == "journal-repaired" for r in read(path)) == 1
 
 
+def test_the_drill_history_is_not_appended_onto_a_torn_line(tmp_path: Path, capfd) -> None:
+    from spywatcher_ops.drills.reporting import history
+
+    path = tmp_path / "history.jsonl"
+    history.append(path, {"id": "a", "rto_s": 0.1})
+    history.append(path, {"id": "b", "rto_s": 0.2})
+    tear(path, keep=5)
+    history.append(path, {"id": "c", "rto_s": 0.3})
+    assert [r["id"] for r in history.read(path)] == ["a", "c"]
+    assert "the last line was torn (5 bytes" in capfd.readouterr().err
+
+
 def test_a_journal_deleted_while_in_use_is_said(tmp_path: Path, capfd) -> None:
     path = tmp_path / "journal" / "sandbox.jsonl"
     journal = Journal(path, SystemClock())

@@ -129,18 +129,9 @@ class Journal:
         ]
 
     def _repair_tail(self, fd: int, size: int) -> list[dict[str, Any]]:
-        """Terminate a torn last line (a write cut short) instead of appending onto it."""
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        torn = terminate_torn_tail(fd, size, self.path)
+        if torn is None:
             return []
-        start = max(0, size - 65536)
-        tail = os.pread(fd, size - start, start)
-        cut = tail.rfind(b"\n")
-        torn = len(tail) - (cut + 1) if cut >= 0 else size
-        os.write(fd, b"\n")
-        _say(
-            f"journal {self.path}: the last line was torn ({torn} bytes, an interrupted write); "
-            "terminated it (kept, skipped by readers) before appending"
-        )
         return [
             {
                 "event": "journal-repaired",
@@ -189,6 +180,24 @@ class Journal:
         """Called by provider hooks (boto3 after-call) with each response's request id."""
         if self.current is not None:
             self.current.request_id(rid)
+
+
+def terminate_torn_tail(fd: int, size: int, path: Path) -> int | None:
+    """Terminate a torn last line (a write cut short) of an append-only JSON-lines file open
+    on `fd` (O_APPEND, flock'd by the caller), so the next line is not glued onto it. Returns
+    the torn line's length, or None when the file ends cleanly. Said on stderr."""
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return None
+    start = max(0, size - 65536)
+    tail = os.pread(fd, size - start, start)
+    cut = tail.rfind(b"\n")
+    torn = len(tail) - (cut + 1) if cut >= 0 else size
+    os.write(fd, b"\n")
+    _say(
+        f"{path}: the last line was torn ({torn} bytes, an interrupted write); "
+        "terminated it (kept, skipped by readers) before appending"
+    )
+    return torn
 
 
 def _say(text: str) -> None:

@@ -43,9 +43,15 @@ def entry(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def append(path: Path, line: dict[str, Any]) -> None:
+    import fcntl
+
+    from ...core.journal import terminate_torn_tail
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        terminate_torn_tail(fd, os.fstat(fd).st_size, path)  # never glue a line onto a torn one
         os.write(fd, (json.dumps(line, default=str) + "\n").encode())
     finally:
         os.close(fd)
