@@ -4,6 +4,8 @@ recovery/tasks.py so the root collection adds them to the `db` namespace."""
 # Only invoke and core.cli at module level: `inv --list` must not import boto3, psycopg or rich.
 from __future__ import annotations
 
+from typing import Any
+
 from invoke import Context
 
 from spywatcher_ops.backends.table import environment
@@ -92,3 +94,127 @@ def rotate_credentials(
     out.print("restart what reads the secret at start, so it uses the new password:")
     for short in outcome.restart:
         out.print(f"  inv app.restart --env {e.name} --deployment {short}")
+
+
+WHEN_HELP = (
+    "now (apply and wait, measuring the client impact) or window (the next maintenance window), e.g. now"
+)
+TIMEOUT_HELP = "seconds to wait for the resize to finish, e.g. 3600 (default)"
+
+
+def _render_resize(out: Any, outcome: Any, env: str) -> None:
+    from spywatcher_ops.maintenance.impact import sentence
+
+    out.emit_json({"dry_run": not outcome.applied, **outcome.to_dict()})
+    if not outcome.applied:
+        return
+    if outcome.pending:
+        out.ok(f"{outcome.resource}: {outcome.new} queued for the maintenance window (was {outcome.old})")
+        return
+    out.ok(f"{outcome.resource}: now {outcome.new} (was {outcome.old}); took {outcome.duration_s:.1f} s")
+    if "not_measured" in outcome.impact:
+        out.warn(f"client impact not measured: {outcome.impact['not_measured']}")
+    else:
+        out.print(f"client impact: {sentence('the resize', outcome.impact, {})}")
+
+
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "class_": "the new RDS instance class, e.g. db.t3.large (on the sandbox: its memory settings)",
+        "when": WHEN_HELP,
+        "timeout": TIMEOUT_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def resize(
+    c: Context,
+    env: str | None = None,
+    class_: str | None = None,
+    when: str = "now",
+    timeout: int = 3600,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
+    """Change the database's instance class, now or in the maintenance window; report the client impact.
+
+    AWS: modify_db_instance (Multi-AZ: the standby first, then a failover).
+    Sandbox: the class becomes PostgreSQL memory settings applied by the
+    maintenance job's rolling restart. A class that does not exist is exit 2.
+    Example: inv db.resize --env staging --class db.t3.large --when window
+    """
+    from spywatcher_ops.core.cli import check_timeout
+    from spywatcher_ops.core.guards import approve
+
+    from .classes import DB_CLASSES
+    from .resize import check_class, check_when, db_resize
+
+    check_class(class_, DB_CLASSES, "--class")
+    check_when(when)
+    check_timeout(timeout)
+    out = console(json)
+    e = environment(c, env)
+    with out.progress(f"database resize on {e.name}") as progress:
+        outcome = db_resize(
+            e,
+            str(class_),
+            when,
+            progress=progress,
+            timeout=timeout,
+            approve=lambda plan: approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+        )
+    _render_resize(out, outcome, e.name)
+
+
+@ops_task(
+    name="resize",
+    help={
+        "env": ENV_HELP,
+        "node_type": "the new ElastiCache node type, e.g. cache.t3.medium",
+        "when": WHEN_HELP,
+        "timeout": TIMEOUT_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def cache_resize(
+    c: Context,
+    env: str | None = None,
+    node_type: str | None = None,
+    when: str = "now",
+    timeout: int = 3600,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
+    """Change the cache's node type (ElastiCache), now or in the maintenance window; report the client impact.
+
+    A node type that does not exist is exit 2; the sandbox's Redis has no node type (exit 2).
+    Example: inv cache.resize --env staging --node-type cache.t3.medium
+    """
+    from spywatcher_ops.core.cli import check_timeout
+    from spywatcher_ops.core.guards import approve
+
+    from .classes import CACHE_NODE_TYPES
+    from .resize import cache_resize as run_resize
+    from .resize import check_class, check_when
+
+    check_class(node_type, CACHE_NODE_TYPES, "--node-type")
+    check_when(when)
+    check_timeout(timeout)
+    out = console(json)
+    e = environment(c, env)
+    with out.progress(f"cache resize on {e.name}") as progress:
+        outcome = run_resize(
+            e,
+            str(node_type),
+            when,
+            progress=progress,
+            timeout=timeout,
+            approve=lambda plan: approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+        )
+    _render_resize(out, outcome, e.name)

@@ -1,0 +1,149 @@
+"""db.resize and cache.resize: refused classes (exit 2, nothing done), the sandbox's rolling restart
+for real with the client impact measured by the drill probes, RDS and ElastiCache through moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import ROOT
+from fixtures_aws import STAGING_DB, aws_env
+
+
+def _inv(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["db.resize", "--class", "db.t3.huge"],
+            "--class db.t3.huge: not a class the toolkit knows; accepted: db.m5",
+        ),
+        (["db.resize"], "--class is required, e.g. --class db.t3.large"),
+        (["db.resize", "--class", "db.t3.large", "--when", "tonight"], "--when tonight: use now"),
+        (
+            ["cache.resize", "--node-type", "cache.t9.mega"],
+            "--node-type cache.t9.mega: not a class the toolkit knows",
+        ),
+        (["cache.resize", "--node-type", "cache.t3.medium"], "its Redis has no node type"),
+    ],
+)
+def test_bad_input_is_exit_2_with_one_line(state_dir: Path, args: list[str], message: str):
+    done = _inv(state_dir, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and done.stderr.count("\n") == 1
+    assert not (state_dir / "journal").exists()  # nothing was done, nothing journalled
+
+
+def _show(port: int, password: str | None, name: str) -> str:
+    with psycopg.connect(
+        host="127.0.0.1", port=port, dbname="postgres", user="postgres", password=password, connect_timeout=5
+    ) as conn:
+        row = conn.execute(f"SHOW {name}").fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+def test_db_resize_on_the_sandbox_rolls_the_settings_in_and_measures_the_pause(sandbox_env: Any):
+    state_dir = sandbox_env.settings.state_dir
+    before = sandbox_env.database.describe()
+    done = _inv(state_dir, "db.resize", "--class", "db.t3.large", "--yes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert data["settings"] == {"shared_buffers": "128MB"} and data["old"].startswith("shared_buffers=")
+    reads = data["impact"]["db-read"]
+    assert reads["attempts"] > 0 and reads["recovered"] is True and reads["impaired_s"] is not None
+    after = sandbox_env.database.describe()
+    assert after.port != before.port  # a switchover happened: the standby serves now
+    box = sandbox_env.database.box
+    for node in (after.details["primary"], after.details["standby"]):
+        assert _show(node["port"], box.password(), "shared_buffers") == "128MB"
+    done = _inv(state_dir, "db.resize", "--class", "db.t3.medium", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "now db.t3.medium (was shared_buffers=128MB)" in done.stdout
+    assert "client impact: " in done.stdout
+    assert _show(sandbox_env.database.describe().port, box.password(), "shared_buffers") == "64MB"
+
+
+def test_db_resize_in_the_window_on_the_sandbox_only_queues(sandbox_env: Any):
+    state_dir = sandbox_env.settings.state_dir
+    port = sandbox_env.database.describe().port
+    done = _inv(state_dir, "db.resize", "--class", "db.t3.xlarge", "--when", "window", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "db.t3.xlarge queued for the maintenance window" in done.stdout
+    pending = {c.name: c.pending for c in sandbox_env.parts.maintenance().pending_changes()}
+    assert pending == {"shared_buffers": "256MB"}
+    assert sandbox_env.database.describe().port == port  # nothing restarted
+    # leave the shared sandbox as it was: apply nothing, drop the queued change
+    from spywatcher_ops.backends.sandbox.switchover import load_group, save_group
+
+    group = load_group(sandbox_env.database.box)
+    group["pending"].clear()
+    save_group(sandbox_env.database.box, group)
+
+
+def test_db_resize_on_rds(staging_aws: Any, ops_config: Any, tls_postgres: Any):
+    import boto3
+
+    from spywatcher_ops.recovery.resize import db_resize
+
+    ops_config.ops.environments.staging.db_tunnels = {STAGING_DB: f"127.0.0.1:{tls_postgres.port}"}
+    ops_config.ops.aws.poll_seconds = 0.01
+    env = aws_env(ops_config)
+    dry = db_resize(env, "db.r6g.large", "now", approve=lambda plan: False)
+    assert not dry.applied and dry.plan.steps[0].render() == (
+        "rds.modify_db_instance(DBInstanceIdentifier='spywatcher-staging-db', DBInstanceClass='db.r6g.large', "
+        "ApplyImmediately=True)"
+    )
+    rds = boto3.client("rds", region_name="us-east-1")
+    assert rds.describe_db_instances()["DBInstances"][0]["DBInstanceClass"] == "db.t3.medium"
+    outcome = db_resize(env, "db.r6g.large", "now", approve=lambda plan: True)
+    assert outcome.applied and outcome.old == "db.t3.medium" and not outcome.pending
+    assert rds.describe_db_instances()["DBInstances"][0]["DBInstanceClass"] == "db.r6g.large"
+    assert outcome.impact["db-read"]["attempts"] > 0  # the reader probe ran against the tunnelled server
+    window = db_resize(env, "db.t3.large", "window", approve=lambda plan: True)
+    assert window.pending and "ApplyImmediately=False" in window.plan.steps[0].render()
+    assert window.impact == {}  # nothing to measure now
+    from spywatcher_ops.core.errors import BadInput
+
+    with pytest.raises(BadInput, match="already is db.t3.large"):
+        db_resize(env, "db.t3.large", "now", approve=lambda plan: True)
+
+
+def test_cache_resize_on_elasticache(staging_aws: Any, ops_config: Any):
+    import boto3
+
+    from spywatcher_ops.recovery.resize import cache_resize
+
+    ec = boto3.client("elasticache", region_name="us-east-1")
+    ec.create_replication_group(
+        ReplicationGroupId="spywatcher-staging-redis",
+        ReplicationGroupDescription="cache",
+        Engine="redis",
+        CacheNodeType="cache.t3.small",
+        NumCacheClusters=2,
+    )
+    ops_config.ops.aws.poll_seconds = 0.01
+    env = aws_env(ops_config)
+    outcome = cache_resize(env, "cache.t3.medium", "now", approve=lambda plan: True, measure=False)
+    assert outcome.applied and outcome.old == "cache.t3.small"
+    assert ec.describe_replication_groups()["ReplicationGroups"][0]["CacheNodeType"] == "cache.t3.medium"
+    records = (env.settings.state_dir / "journal" / "staging.jsonl").read_text()
+    assert '"op": "cache.resize"' in records and '"step": "modify_replication_group"' in records
