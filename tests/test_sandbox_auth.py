@@ -264,3 +264,29 @@ def test_a_sandbox_made_before_passwords_is_refused_with_the_reset_command(sandb
     assert "earlier spywatcher-ops" in str(refused.value) and "sandbox.reset" in refused.value.hint
     assert done.returncode == 3 and "inv sandbox.reset --yes" in done.stderr, done.stderr
     assert {name: node["pid"] for name, node in box.statefile.load()["nodes"].items()} == pids
+
+
+def test_redis_servers_never_recorded_are_stopped_by_down_and_purge(tmp_path):
+    """A run killed after a server daemonized but before its pid was saved: found by its folder."""
+    from spywatcher_ops.backends.sandbox.redis_procs import RedisSandbox, default_base
+
+    sandbox = RedisSandbox(tmp_path / "redis", master_name="spywatcher")
+    sandbox.up()
+    pids = [sandbox.node_spec(n)["pid"] for n in sandbox.ports()]
+    state = json.loads(sandbox.state_path.read_text())
+    for spec in state["nodes"].values():
+        spec["pid"] = None  # as if the run died before recording them
+    sandbox.state_path.write_text(json.dumps(state))
+    try:
+        sandbox.down()
+        assert not [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _stat(p)]
+    finally:
+        sandbox.purge()
+    assert not sandbox.root.exists() and not default_base(sandbox.root).exists()
+
+
+def _stat(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -380,9 +380,11 @@ class RedisSandbox:
         return pid
 
     def down(self) -> None:
-        """Stop every process we started (sentinels first, so they do not fail over)."""
+        """Stop every process we started (sentinels first, so they do not fail over), and any
+        server still working in our folders that no record names (a run killed mid-start)."""
         state = self._load()
         if state is None:
+            self._stop_unrecorded(None)
             return
         # Sentinels first (no failover while we stop), then replicas, then the
         # primary: a primary with no replica left shuts down without waiting for one.
@@ -403,11 +405,43 @@ class RedisSandbox:
                     deadline = time.monotonic() + STOP_TIMEOUT_S
                 time.sleep(0.02)
             spec["pid"] = None
+        self._stop_unrecorded(state)
         self._save(state)
+
+    def _our_folders(self, state: dict[str, Any] | None) -> list[Path]:
+        found = [self.root, self.base(state), default_base(self.root)]
+        return [f for i, f in enumerate(found) if f not in found[:i] and is_ours(f)]
+
+    def _stop_unrecorded(self, state: dict[str, Any] | None) -> list[int]:
+        """redis-server processes whose working folder is one of ours (a daemonized server
+        chdirs to its `dir`): found by folder, so a pid never recorded is still stopped."""
+        folders = [str(f).rstrip("/") + "/" for f in self._our_folders(state)]
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd") + "/"
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                zombie = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except (OSError, IndexError):
+                continue
+            if b"redis" in cmdline and not zombie and any(cwd.startswith(f) for f in folders):
+                found.append(int(entry))
+        for pid in found:
+            os.kill(pid, signal.SIGKILL)  # unrecorded: nobody relies on its contents
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while any(_running(pid) for pid in found) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return found
 
     def purge(self) -> str | None:
         """Stop and delete everything, if the folder is ours; else touch nothing and say why (one line)."""
         if not self.root.exists():
+            orphan = default_base(self.root)  # the servers' folder outlived the sandbox folder
+            if orphan.exists() and is_ours(orphan):
+                self._stop_unrecorded(None)
+                shutil.rmtree(orphan)
             return None
         if not is_ours(self.root) and not self._legacy_state():
             # its state.json may name someone else's servers: no down() either
@@ -678,6 +712,13 @@ def _pick_port(taken: set[int]) -> int:
         if port not in taken and port_free(port):
             return port
     raise NotReady(f"no free loopback port between {PORT_RANGE[0]} and {PORT_RANGE[1]}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _read_pid(pidfile: Path) -> int | None:
