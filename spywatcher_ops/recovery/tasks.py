@@ -9,7 +9,6 @@ from typing import Any
 from invoke import Context
 
 from spywatcher_ops.backends.table import environment
-from spywatcher_ops.backends.table import environment
 from spywatcher_ops.core.cli import (
     DRY_RUN_HELP,
     ENV_HELP,
@@ -135,10 +134,15 @@ def window(c: Context, env: str | None = None, json: bool = False) -> None:
 
     out = console(json)
     w = restorable_window(environment(c, env))
-    out.emit_json({"earliest": iso(w.earliest), "latest": iso(w.latest), "retention_days": w.retention_days})
+    out.emit_json({"earliest": iso(w.earliest), "latest": iso(w.latest), "retention_days": w.retention_days,
+                   "gap": w.gap})
     out.print(f"earliest restorable: {iso(w.earliest)}")
     out.print(f"latest restorable:   {iso(w.latest)}")
     out.print(f"backup retention:    {w.retention_days} days")
+    if w.gap:
+        out.warn(f"the WAL archive has a gap: segment {w.gap} is missing, so nothing after "
+                 f"{iso(w.latest)} can be restored from the newest base backup; take a new snapshot "
+                 "(inv db.snapshot) to restore later points")
 
 
 @ops_task(

@@ -1,0 +1,193 @@
+"""Fail safe when it matters (issue 10, items 1-3), through the real `inv` on real servers:
+a gap in the WAL archive, an interrupted restore, a failed restore kept on request, and
+`db.delete`. Each reproduces what the issue saw going wrong before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_sandbox import server_pids_under
+
+pytestmark = [pytest.mark.real, pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def inv(state_dir: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    return subprocess.run(["inv", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def inv_until(
+    state_dir: Path, args: list[str], marker: str, sig: int, timeout: float = 180
+) -> dict[str, Any]:
+    """Run `inv ARGS`, send `sig` once a progress line containing `marker` appears on stderr."""
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen(
+        ["inv", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    seen: list[str] = []
+    sent = False
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            proc.send_signal(sig)
+            sent = True
+            break
+        if time.monotonic() > deadline:
+            break
+    out, err = proc.communicate(timeout=timeout)
+    return {"code": proc.returncode, "stdout": out, "stderr": "".join(seen) + err, "sent": sent}
+
+
+def state_of(state_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((state_dir / "sandbox" / "state.json").read_text()))
+
+
+def connect(env: Any, instance: str | None = None) -> Any:
+    import psycopg
+
+    info = env.database.admin_connection(instance)
+    return psycopg.connect(**info.kwargs(), connect_timeout=5, autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def box(sandbox_env):
+    return sandbox_env, Path(sandbox_env.settings.state_dir)
+
+
+def _archived(node: dict[str, Any], segment: str) -> bool:
+    status = Path(node["data"]) / "pg_wal" / "archive_status"
+    return not (status / f"{segment}.ready").exists()
+
+
+def test_a_gap_in_the_wal_archive_bounds_the_window_and_a_short_restore_fails(box, tmp_path):
+    env, state_dir = box
+    with connect(env) as conn:
+        conn.execute("CREATE TABLE gapped (id int PRIMARY KEY, pad text)")
+        segments = []
+        for batch in range(4):  # 4,000 rows over 4 WAL segments
+            segments.append(conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0])
+            conn.execute(
+                "INSERT INTO gapped SELECT g, repeat('x', 300) FROM generate_series(%s::int, %s::int) g",
+                (batch * 1000 + 1, batch * 1000 + 1000),
+            )
+            conn.execute("SELECT pg_switch_wal()")
+        conn.execute("SELECT pg_switch_wal()")
+    state = state_of(state_dir)
+    main = state["instances"][state["main"]]
+    archive = Path(state["pg_base"]) / "archive" / main["lineage"]
+    missing = segments[1]  # the second batch's segment
+    deadline = time.monotonic() + 30
+    while not (
+        (archive / missing).exists()
+        and all(_archived(state["nodes"][n], missing) for n in (main["primary"], main["standby"]))
+    ):
+        assert time.monotonic() < deadline, f"{missing} never archived by both nodes"
+        time.sleep(0.05)
+    moved = tmp_path / missing
+    shutil.move(str(archive / missing), moved)
+    try:
+        window = inv(state_dir, "db.window", "--json")
+        assert window.returncode == 0, window.stderr
+        shown = json.loads(window.stdout)
+        assert shown["gap"] == missing, shown
+        assert f"segment {missing} is missing" in window.stderr
+
+        short = inv(state_dir, "db.restore", "--to", "latest", "--name", "short-one", "--yes")
+        assert short.returncode == 1, short.stdout + short.stderr
+        errors = [ln for ln in short.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and "stopped short of its target" in errors[0], short.stderr
+        assert f"WAL segment {missing} is missing from the archive" in errors[0]
+        assert "recovery ended at" in errors[0] and "kept, stopped and marked failed" in errors[0]
+        assert state_of(state_dir)["instances"]["short-one"]["status"] == "failed"
+        assert state_of(state_dir)["instances"]["short-one"]["recovery"]["reached"] is False
+
+        checked = inv(state_dir, "db.verify", "--instance", "short-one")
+        assert checked.returncode == 1, checked.stdout + checked.stderr
+        assert "expected for rows written after" not in checked.stdout
+        assert "FAILED status: instance is failed" in checked.stdout
+        refused = inv(state_dir, "db.swap", "--instance", "short-one", "--yes")
+        assert refused.returncode == 2 and "is failed, not available" in refused.stderr
+        assert inv(state_dir, "sandbox.status").returncode == 0  # a kept failed restore wedges nothing
+    finally:
+        shutil.move(str(moved), archive / missing)
+    gone = inv(state_dir, "db.delete", "--instance", "short-one", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "short-one" not in state_of(state_dir)["instances"]
+
+    whole = inv(state_dir, "db.restore", "--to", "latest", "--name", "whole-one", "--yes", "--verify")
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    with connect(env, "whole-one") as conn:
+        assert conn.execute("SELECT count(*) FROM gapped").fetchone()[0] == 4000
+    assert inv(state_dir, "db.delete", "--instance", "whole-one", "--yes").returncode == 0
+    live = inv(state_dir, "db.delete", "--instance", state["main"], "--yes")
+    assert live.returncode == 2 and "it is the live instance" in live.stderr
+
+
+def _more_wal(env: Any, mb: int = 40) -> None:
+    """Enough WAL that replay takes long enough to be interrupted in the middle."""
+    with connect(env) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ballast (pad text)")
+        conn.execute(
+            "INSERT INTO ballast SELECT repeat('y', 1000) FROM generate_series(1, %s::int)", (mb * 1000,)
+        )
+
+
+def test_ctrl_c_during_a_restore_really_rolls_it_back(box):
+    env, state_dir = box
+    _more_wal(env)
+    before = state_of(state_dir)
+    run = inv_until(
+        state_dir,
+        ["db.restore", "--to", "latest", "--name", "cut-one", "--yes"],
+        "replaying WAL",
+        signal.SIGINT,
+    )
+    assert run["sent"] and run["code"] == 4, run
+    error = next(ln for ln in run["stderr"].splitlines() if ln.startswith("error:"))
+    assert "restore cut-one interrupted while replaying WAL: Ctrl-C; rolled back:" in error, error
+    assert "folder" in error and "removed" in error
+    after = state_of(state_dir)
+    assert "cut-one" not in after["instances"] and set(after["nodes"]) == set(before["nodes"])
+    folder = Path(after["pg_base"]) / "nodes" / f"n{after['next_node'] - 1}"
+    assert not folder.exists() and server_pids_under(folder) == []
+    # nothing is wedged: status, up and a swap attempt all behave
+    assert inv(state_dir, "sandbox.status").returncode == 0
+    assert inv(state_dir, "sandbox.up").returncode == 0
+
+    kept = inv_until(
+        state_dir,
+        ["db.restore", "--to", "latest", "--name", "cut-two", "--keep-failed", "--yes"],
+        "replaying WAL",
+        signal.SIGINT,
+    )
+    assert kept["sent"] and kept["code"] == 1, kept
+    assert "cut-two is kept, stopped and marked failed" in kept["stderr"]
+    node = state_of(state_dir)["nodes"][state_of(state_dir)["instances"]["cut-two"]["primary"]]
+    assert node["desired"] == "stopped" and Path(node["data"]).is_dir()
+    assert server_pids_under(Path(node["data"])) == []
+    status = inv(state_dir, "sandbox.status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert inv(state_dir, "sandbox.up").returncode == 0
+    drill = inv(state_dir, "dr.drill", "--scenario", "db-failover", "--yes", timeout=300)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert inv(state_dir, "db.delete", "--instance", "cut-two", "--dry-run").returncode == 0
+    assert "cut-two" in state_of(state_dir)["instances"]
+    gone = inv(state_dir, "db.delete", "--instance", "cut-two", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert not Path(node["data"]).exists()
+    journal = [json.loads(ln) for ln in (state_dir / "journal" / "sandbox.jsonl").read_text().splitlines()]
+    assert any(
+        r.get("op") == "db.delete" and r.get("event") == "end" and r.get("outcome") == "ok" for r in journal
+    )
