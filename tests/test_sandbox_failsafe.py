@@ -191,3 +191,34 @@ def test_ctrl_c_during_a_restore_really_rolls_it_back(box):
     assert any(
         r.get("op") == "db.delete" and r.get("event") == "end" and r.get("outcome") == "ok" for r in journal
     )
+
+
+def test_a_swap_that_fails_after_it_started_puts_the_original_back(box):
+    env, state_dir = box
+    made = inv(state_dir, "db.restore", "--to", "latest", "--name", "swap-bad", "--yes", "--verify")
+    assert made.returncode == 0, made.stdout + made.stderr
+    before = state_of(state_dir)
+    main = before["instances"][before["main"]]
+    ports = {n: before["nodes"][n]["port"] for n in (main["primary"], main["standby"])}
+    incoming = before["nodes"][before["instances"]["swap-bad"]["primary"]]
+    # a setting the running server has not read yet: it cannot start again once the swap stops it
+    with open(Path(incoming["data"]) / "postgresql.conf", "a") as fh:
+        fh.write("shared_buffers = 'plenty'\n")
+    swapped = inv(state_dir, "db.swap", "--instance", "swap-bad", "--yes")
+    assert swapped.returncode == 4, swapped.stdout + swapped.stderr
+    error = next(ln for ln in swapped.stderr.splitlines() if ln.startswith("error:"))
+    assert "swap of swap-bad failed while starting" in error, error
+    assert f"rolled back: {before['main']} serves again from {main['primary']} and {main['standby']}" in error
+    assert "swap-bad is stopped: it did not start again" in error
+    after = state_of(state_dir)
+    assert after["main"] == before["main"] and after["instances"][after["main"]] == main
+    assert {n: after["nodes"][n]["port"] for n in ports} == ports
+    assert not [i for i in after["instances"] if "-replaced-" in i]
+    with connect(env) as conn:  # the database serves writes again, on its endpoint
+        conn.execute("CREATE TABLE IF NOT EXISTS after_swap (id int)")
+        conn.execute("INSERT INTO after_swap VALUES (1)")
+    assert inv(state_dir, "sandbox.status").returncode == 0
+    with open(Path(incoming["data"]) / "postgresql.conf") as fh:
+        text = fh.read().replace("shared_buffers = 'plenty'\n", "")
+    Path(incoming["data"], "postgresql.conf").write_text(text)
+    assert inv(state_dir, "db.delete", "--instance", "swap-bad", "--yes").returncode == 0

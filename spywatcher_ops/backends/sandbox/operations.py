@@ -503,11 +503,17 @@ def _put_back(box: PgSandbox, state: dict[str, Any], before: dict[str, Any], new
     if standby and Path(state["nodes"][standby]["data"], "PG_VERSION").exists():
         running(standby)
         box.after_standby_started(state, state["main"], progress)
+    incoming_note = "as it was (stopped)"
     if incoming_ran:
-        running(incoming)
+        try:
+            running(incoming)
+            incoming_note = "as it was (running)"
+        except OperationFailed as exc:  # what broke the swap may keep it from starting: it stays stopped
+            state["nodes"][incoming].update(pid=None, desired="stopped")  # `up` leaves it alone
+            incoming_note = f"stopped: it did not start again ({pg.one_line(str(exc), 1)})"
     ports = "/".join(str(state["nodes"][n]["port"]) for n in (main["primary"], standby) if n)
     return (f"{state['main']} serves again from {main['primary']}" + (f" and {standby}" if standby else "")
-            + f" on port(s) {ports}; {new_id} is as it was" + (" (running)" if incoming_ran else " (stopped)"))
+            + f" on port(s) {ports}; {new_id} is {incoming_note}")
 
 
 def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, progress: Progress) -> None:
