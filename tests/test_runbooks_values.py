@@ -341,3 +341,20 @@ def test_a_diagnostic_step_cannot_be_turned_into_a_failover_on_the_sandbox(
     assert ok.returncode == 0, ok.stdout + ok.stderr
     started = [r["op"] for r in journal(state_dir) if r.get("event") == "start"]
     assert started[-2:] == ["runbook.run", "db.verify"] and "db.failover" not in started, started
+
+
+def test_runbook_check_knows_the_kinds(tmp_path: Path, table: dict) -> None:
+    from spywatcher_ops.runbooks.check import check_runbook
+
+    text = (
+        HEADER.format(title="k")
+        .replace("    kind: time\n", "    kind: colour\n")
+        .replace("    prompt: a runbook name\n", "    prompt: a runbook name\n    default: two words\n")
+    )
+    path = tmp_path / "k.md"
+    path.write_text(text + "## 1. Look\n\n```sh run=diagnostic\ninv db.window --env {env}\n```\n")
+    problems = [p.message for p in check_runbook(parse(path.read_text(), name="k", path=path), table)]
+    assert any("input to: kind colour is unknown; use one of identifier, time" in p for p in problems), (
+        problems
+    )
+    assert any("default of which='two words': not a valid identifier" in p for p in problems), problems
