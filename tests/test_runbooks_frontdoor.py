@@ -116,7 +116,9 @@ def test_runbook_check_fails_on_a_stale_readme_and_write_readme_fixes_it(tmp_pat
 # --- walked through a real terminal on the sandbox -----------------------------------------
 
 
-def _walk(state_dir: Path, name: str, incident: str) -> tuple[str, int | None]:
+def _walk(state_dir: Path, name: str, incident: str, run: tuple[str, ...] = ()) -> tuple[str, int | None]:
+    """Walk `name` in a real terminal; the changes whose command starts with one of `run` are made,
+    every other change is skipped."""
     env = dict(os.environ, INVOKE_OPS_STATE_DIR=str(state_dir), TERM="dumb", NO_COLOR="1", COLUMNS="200")
     child = pexpect.spawn(
         sys.executable,
@@ -133,12 +135,16 @@ def _walk(state_dir: Path, name: str, incident: str) -> tuple[str, int | None]:
         (r"Run it\? ", "skip"),  # a change for the cluster or RDS: does not apply to the sandbox
         (r"\[retry / continue / abort", "c"),  # a diagnostic that needs a cluster failed: read, go on
         (r"Value for \{node\}", "ip-10-0-1-10.ec2.internal"),
+        (r"Go on\? \[y/N\] ", "y"),  # the task's own confirmation, after the engine's
     ]
     while True:
         i = child.expect([p for p, _ in answers] + [pexpect.EOF])
         transcript.append(child.before + (child.after if isinstance(child.after, str) else ""))
         if i == len(answers):
             break
+        if answers[i][0] == r"Run it\? " and any(f"$ inv {c}" in child.before for c in run):
+            child.sendline("y")
+            continue
         child.sendline(answers[i][1])
     child.close()
     return "".join(transcript), child.exitstatus
@@ -175,3 +181,19 @@ def test_walk_each_new_runbook_on_the_sandbox(sandbox_env: Any, name: str):
     skipped = [r for r in commands if r.get("outcome") == "skipped"]
     assert len(skipped) == sum(1 for s in runbook.steps for b in s.runnable if b.run == "mutating")
     assert code is not None  # the run ended by itself
+
+
+def test_walk_credentials_compromised_rotates_the_sandbox_password_for_real(sandbox_env: Any):
+    import json as _json
+
+    state_dir = sandbox_env.settings.state_dir
+    secrets = sandbox_env.database.box.secrets.path
+    before = _json.loads(secrets.read_text())["postgres"]["app"]
+    transcript, code = _walk(
+        state_dir, "database-credentials-compromised", "INC-leak", run=("db.rotate-credentials",)
+    )
+    assert "new password set (alter-role), logged in with, and current in" in transcript, transcript
+    after = _json.loads(secrets.read_text())["postgres"]["app"]
+    assert after != before
+    assert "$ inv db.verify --env sandbox --instance spywatcher-sandbox-db" in transcript
+    assert code is not None

@@ -21,6 +21,11 @@ NAMES = {
     "cache-unavailable",
     "database-credentials-compromised",
     "drill-failed",
+    "service-down",
+    "high-error-rate",
+    "elevated-response-time",
+    "high-cpu-memory",
+    "low-disk-space",
 }
 
 
@@ -41,7 +46,7 @@ def inv(args: list[str], state_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_every_shipped_runbook_passes_runbook_check(state_dir: Path) -> None:
     done = inv(["runbook.check"], state_dir)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 runbook(s) checked" in done.stdout
+    assert "10 runbook(s) checked" in done.stdout
 
 
 @pytest.mark.e2e
@@ -78,8 +83,11 @@ def test_each_runbook_verifies_and_says_what_to_record() -> None:
         assert checks and checks[-1].kind == "diagnostic", rb.name
 
 
-def test_rotation_without_a_task_is_a_manual_step_with_the_exact_command() -> None:
+def test_rotation_is_the_toolkit_task_and_the_restart_follows() -> None:
     (rb,) = [r for r in load_all() if r.name == "database-credentials-compromised"]
     (rotate,) = [s for s in rb.steps if s.title == "Rotate the secret"]
-    assert rotate.kind == "manual"
-    assert "aws secretsmanager rotate-secret --secret-id {db_secret} --region {region}" in rotate.body
+    assert rotate.kind == "mutating"
+    assert [c for b in rotate.runnable for _, c in b.commands()] == ["inv db.rotate-credentials --env {env}"]
+    (restart,) = [s for s in rb.steps if s.title == "Make the application reconnect"]
+    assert [c for b in restart.runnable for _, c in b.commands()] == [
+        "inv app.restart --env {env} --deployment backend"]
