@@ -96,10 +96,11 @@ class Terminal:
 
 
 class CommandRunner:
-    """Runs a runbook's `inv ...` line as `python -m invoke ...` from the project root,
-    with the same state folder (and config file) as the run itself; output is shown
-    live and its tail kept. stdin stays the responder's terminal, so a task's own
-    confirmation (production asks for the environment's name) still reaches them."""
+    """Runs a runbook command (its argv words, values already filled in, never re-split)
+    as `python -m invoke ...` from the project root, with the same state folder (and
+    config file) as the run itself; output is shown live and its tail kept. stdin stays
+    the responder's terminal, so a task's own confirmation (production asks for the
+    environment's name) still reaches them."""
 
     def __init__(
         self,
