@@ -58,9 +58,9 @@ def test_bad_setting_and_unknown_setting(tmp_path: Path) -> None:
 
 
 def test_step_the_environment_kind_cannot_do(tmp_path: Path) -> None:
-    text = "environments:\n  staging:\n    steps:\n      - db-housekeeping\n      - cache-restart\n"
+    text = "environments:\n  staging:\n    steps:\n      - db-housekeeping\n      - tls-renew\n"
     assert _problems(tmp_path, text) == [
-        "maintenance/p.yaml:5: environments.staging.steps[2]: step cache-restart cannot run on a aws "
+        "maintenance/p.yaml:5: environments.staging.steps[2]: step tls-renew cannot run on a aws "
         "environment (staging); it runs on: sandbox"
     ]
 

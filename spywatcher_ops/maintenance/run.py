@@ -334,7 +334,7 @@ def run(
                     )
                     continue
                 result = _one_step(env, op, run_id, planned, probes, progress, shielded, Terminated)
-                if result == "interrupted":
+                if result in ("interrupted", "interrupted-failed"):
                     stop_reason = "interrupted"
                     outcome.state = "interrupted"
                 elif result != "ok":
@@ -421,6 +421,8 @@ def _one_step(
             rollback = _rollback(impl, ctx)
         interrupted = interrupted or bool(pending)
         status = "rolled-back" if rollback.get("status") == "ok" else "failed"
+    if interrupted and status == "rolled-back":
+        status = "interrupted"  # rolled back, and not done: a --resume runs it again
     t1 = probes.now()
     impact = probes.impact(t0, t1)
     later = probes.new_losses(t1)
@@ -457,7 +459,9 @@ def _one_step(
             "lost": lost,
         },
     )
-    return "interrupted" if interrupted else status
+    if interrupted:
+        return "interrupted" if status == "interrupted" else "interrupted-failed"
+    return status
 
 
 def _rollback(impl: Any, ctx: StepContext) -> dict[str, Any]:

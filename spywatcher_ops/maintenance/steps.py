@@ -120,13 +120,14 @@ STEPS: dict[str, StepType] = {
         ),
         StepType(
             "db-engine",
-            "apply pending database changes that need a restart the Multi-AZ way: standby first, a clean "
-            "switchover, then the old primary as the new standby",
-            ("sandbox",),
+            "apply pending database changes the Multi-AZ way: standby first, a clean switchover, then the "
+            "old primary as the new standby (aws: RDS pending maintenance actions and a minor engine upgrade)",
+            ("sandbox", "aws"),
             30.0,
             "database writes pause during the switchover (typically well under a second); no acknowledged "
             "write is lost",
-            "before the switchover: the standby is restarted without the change; after it: a switchover back",
+            "before the switchover the standby goes back to what it ran; a failed step leaves the change "
+            "pending and both nodes running (aws: RDS finishes or reverts what it accepted)",
             ".data_tier:DB_ENGINE",
             {
                 "max_write_pause_s": Setting(
@@ -136,8 +137,9 @@ STEPS: dict[str, StepType] = {
         ),
         StepType(
             "cache-restart",
-            "rolling restart of the cache: replica first, a sentinel failover, then the old primary",
-            ("sandbox",),
+            "rolling restart of the cache: replica first, a sentinel failover, then the old primary "
+            "(aws: the replication group's ElastiCache service updates, applied and waited on)",
+            ("sandbox", "aws"),
             30.0,
             "cache writes pause for the planned failover (1-3 s): they are held on the old primary, not "
             "acknowledged there and lost; any write lost anyway is counted in the report",

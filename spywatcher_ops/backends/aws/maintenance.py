@@ -1,10 +1,9 @@
 """Data-tier maintenance on AWS: what the Sunday job asks RDS and ElastiCache.
 
 Housekeeping runs over the master user's real connection (RdsDatabase.connection,
-TLS always). Pending maintenance is read with RDS describe_pending_maintenance_actions
-(moto 5.2 lacks it: the tests use botocore's Stubber). Applying engine, cache and
-certificate maintenance on AWS is not in this part of the job yet: those calls
-say so (exit 2) instead of pretending.
+TLS always). Engine maintenance (pending actions, minor upgrade) is rds_maintenance.py.
+ElastiCache service updates are elasticache_maintenance.py. Certificate
+renewal on AWS is not in this part of the job yet: it says so (exit 2).
 """
 
 from __future__ import annotations
@@ -28,27 +27,19 @@ class AwsMaintenance:
         return self.environment.database.connection()
 
     def pending_changes(self) -> list[PendingChange]:
-        rds = self.clients.client("rds")
-        arn = rds.describe_db_instances(DBInstanceIdentifier=self.environment.database.instance_id())[
-            "DBInstances"
-        ][0]["DBInstanceArn"]
-        reply = rds.describe_pending_maintenance_actions(ResourceIdentifier=arn)
-        out = []
-        for resource in reply.get("PendingMaintenanceActions", []):
-            for action in resource.get("PendingMaintenanceActionDetails", []):
-                out.append(
-                    PendingChange(
-                        "database",
-                        str(action.get("Action")),
-                        None,
-                        None,
-                        "next-maintenance"
-                        if action.get("OptInStatus") == "next-maintenance"
-                        else "immediate",
-                        str(action.get("Description") or ""),
-                    )
-                )
-        return out
+        from .rds_maintenance import RdsEngineMaintenance
+
+        return RdsEngineMaintenance(self.environment, self.clients).pending_changes()
+
+    def plan_database_maintenance(self) -> Plan:
+        from .rds_maintenance import RdsEngineMaintenance
+
+        return RdsEngineMaintenance(self.environment, self.clients).plan()
+
+    def database_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
+        from .rds_maintenance import RdsEngineMaintenance
+
+        return RdsEngineMaintenance(self.environment, self.clients).apply(plan, progress)
 
     def repair(self, *, progress: Progress) -> str:
         return "nothing to repair: RDS and ElastiCache finish the actions they accepted"
@@ -65,17 +56,15 @@ class AwsMaintenance:
             "remove the step from this environment's plan"
         )
 
-    def plan_database_maintenance(self) -> Plan:
-        raise self._not_yet("database engine maintenance")
-
-    def database_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
-        raise self._not_yet("database engine maintenance")
-
     def plan_cache_maintenance(self) -> Plan:
-        raise self._not_yet("cache maintenance")
+        from .elasticache_maintenance import CacheServiceUpdates
+
+        return CacheServiceUpdates(self.environment, self.clients).plan()
 
     def cache_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
-        raise self._not_yet("cache maintenance")
+        from .elasticache_maintenance import CacheServiceUpdates
+
+        return CacheServiceUpdates(self.environment, self.clients).apply(plan, progress)
 
     def certificates(self) -> list[Certificate]:
         raise self._not_yet("certificate checks")
