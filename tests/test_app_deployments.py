@@ -8,8 +8,8 @@ import json
 import pytest
 from fixtures_kube import ENV_NAME
 
-from spywatcher_ops.backends.kube import pick_revision, rollout_state
 from spywatcher_ops.cluster import deployments
+from spywatcher_ops.cluster.objects import pick_revision, rollout_state
 from spywatcher_ops.core.errors import BadInput, Refused, TimedOut
 
 BACKEND = f"spywatcher-{ENV_NAME}-backend"
@@ -157,7 +157,7 @@ def test_rollback_refuses_when_the_deployment_changed_after_the_plan(kube_env, f
 
 
 def test_the_api_answers_a_failed_json_patch_test_like_the_real_one(kube_env, fake_kube):
-    from spywatcher_ops.backends.kube import KubeError
+    from spywatcher_ops.core.ports import KubeError
 
     body = [{"op": "test", "path": "/metadata/resourceVersion", "value": "1"}]
     with pytest.raises(KubeError) as err:

@@ -291,7 +291,7 @@ def test_a_pod_scheduled_just_before_the_cordon_is_evicted_too(drill_env, fake_k
 
 
 def test_the_cleanup_uncordons_only_what_the_drill_cordoned(drill_env, fake_kube):
-    from spywatcher_ops.backends.kube import CORDONED_BY
+    from spywatcher_ops.core.ports import CORDONED_BY
     from spywatcher_ops.drills.cleanup import clean_up
 
     journal = drill_env.journal
@@ -315,7 +315,7 @@ def test_the_cleanup_uncordons_only_what_the_drill_cordoned(drill_env, fake_kube
 
 
 def test_a_drill_marks_the_nodes_it_cordons(drill_env, fake_kube):
-    from spywatcher_ops.backends.kube import CORDONED_BY
+    from spywatcher_ops.core.ports import CORDONED_BY
 
     row, records, _ = run(drill_env, "node-loss")
     assert row.outcome == "met", row.summary
@@ -330,7 +330,7 @@ def test_a_drill_marks_the_nodes_it_cordons(drill_env, fake_kube):
 def test_an_uncordon_and_cordon_by_anyone_else_clears_the_drills_mark(drill_env, fake_kube):
     """Drill dead3 is killed; the on-call uncordons the node, later drains it for maintenance:
     the next cleanup must not uncordon it in the middle of that."""
-    from spywatcher_ops.backends.kube import CORDONED_BY
+    from spywatcher_ops.core.ports import CORDONED_BY
     from spywatcher_ops.drills.cleanup import clean_up
 
     kube = drill_env.cluster.kube

@@ -14,7 +14,17 @@ from typing import Any
 
 from ..core.errors import BadInput, Refused
 from ..core.plan import Plan
-from ..core.ports import Progress, no_progress
+from ..core.ports import KubeError, Progress, no_progress
+from .objects import (
+    ZONE_LABEL,
+    default_container,
+    images,
+    matches,
+    pick_revision,
+    pod_ready,
+    revision_of,
+    selector_of,
+)
 from .rollout import DEFAULT_TIMEOUT, wait_rollout
 
 SHORT_NAMES = ("backend", "frontend")
@@ -29,8 +39,6 @@ def full_name(cluster: Any, short: str) -> str:
 
 
 def _read(cluster: Any, short: str) -> Obj:
-    from ..backends.kube import KubeError
-
     name = full_name(cluster, short)
     try:
         return dict(cluster.kube.deployment(name))
@@ -56,8 +64,6 @@ def _hpa_for(cluster: Any, name: str) -> Obj | None:
 
 def status(env: Any, *, event_window: float = 3600) -> dict[str, Any]:
     """Each deployment: replicas, pods per node and zone, HPA, PDBs, recent warnings."""
-    from ..backends.kube import ZONE_LABEL, images, matches, pod_ready, revision_of
-
     cluster = env.cluster
     kube = cluster.kube
     zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(ZONE_LABEL, "?") for n in kube.nodes()}
@@ -133,8 +139,6 @@ def _event_time(event: Obj) -> datetime:
 def _apply(env: Any, plan: Plan, op_name: str, args: Obj, approve: Approve, name: str, *,
            timeout: float, interval: float, progress: Progress, result: Obj) -> Obj:
     """Guard, journal + lock, the plan's calls, then wait for the rollout."""
-    from ..backends.kube import KubeError
-
     if not approve(plan):
         return {**result, "dry_run": True, "plan": plan.to_dict()}
     cluster = env.cluster
@@ -213,8 +217,6 @@ def restart(env: Any, short: str, *, approve: Approve, timeout: float = DEFAULT_
 def rollback(env: Any, short: str, *, to_revision: int = 0, approve: Approve, timeout: float = DEFAULT_TIMEOUT,
              interval: float = 3.0, progress: Progress = no_progress) -> Obj:
     """kubectl rollout undo: restore a ReplicaSet revision's pod template."""
-    from ..backends.kube import images, pick_revision, revision_of, selector_of
-
     if to_revision < 0:
         raise BadInput(f"--to-revision {to_revision}: must be a revision number (see `inv app.status`), or 0 for the previous one")
     cluster = env.cluster
@@ -244,8 +246,6 @@ def logs(env: Any, short: str, *, since_seconds: int, tail: int | None = None) -
     annotation, else the first). A pod whose log the API will not give (400: not started
     yet; 404: gone meanwhile) gets `error` and no lines; the other pods are still read.
     """
-    from ..backends.kube import KubeError, default_container, matches
-
     cluster = env.cluster
     dep = _read(cluster, short)
     match = dep["spec"]["selector"].get("matchLabels") or {}

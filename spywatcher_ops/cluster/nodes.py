@@ -14,8 +14,9 @@ from typing import Any
 
 from ..core.errors import BadInput, OperationFailed, OpsError, Refused, RolledBack, TimedOut
 from ..core.plan import Plan
-from ..core.ports import Progress, no_progress
+from ..core.ports import KubeApi, KubeError, Progress, no_progress
 from ..core.waiting import wait_for
+from .objects import ZONE_LABEL, controller_kind, matches, node_ready, pdb_for, schedulable
 from .rollout import DEFAULT_TIMEOUT, wait_rollout
 
 Approve = Callable[[Plan], bool]
@@ -24,8 +25,6 @@ Obj = dict[str, Any]
 
 def listing(env: Any) -> dict[str, Any]:
     """Control-plane version and every node: zone, kubelet, AMI, cordoned, pod count."""
-    from ..backends.kube import ZONE_LABEL, node_ready
-
     kube = env.cluster.kube
     pods = [p for p in kube.pods(all_namespaces=True) if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     count: dict[str, int] = {}
@@ -54,7 +53,7 @@ def listing(env: Any) -> dict[str, Any]:
             "control_plane": version.get("gitVersion"), "nodes": rows}
 
 
-def _node(kube: Any, name: str, nodes: list[Obj]) -> Obj:
+def _node(kube: KubeApi, name: str, nodes: list[Obj]) -> Obj:
     for n in nodes:
         if n["metadata"]["name"] == name:
             return n
@@ -63,8 +62,6 @@ def _node(kube: Any, name: str, nodes: list[Obj]) -> Obj:
 
 
 def _skip_reason(pod: Obj) -> str | None:
-    from ..backends.kube import controller_kind
-
     if controller_kind(pod) == "DaemonSet":
         return "DaemonSet pod"
     if "kubernetes.io/config.mirror" in (pod["metadata"].get("annotations") or {}):
@@ -72,7 +69,7 @@ def _skip_reason(pod: Obj) -> str | None:
     return None
 
 
-def evictable(kube: Any, nodes: list[str]) -> tuple[list[Obj], list[Obj]]:
+def evictable(kube: KubeApi, nodes: list[str]) -> tuple[list[Obj], list[Obj]]:
     """(pods a drain of `nodes` evicts, pods it leaves alone: DaemonSet, mirror, finished)."""
     evict: list[Obj] = []
     skipped: list[Obj] = []
@@ -82,10 +79,8 @@ def evictable(kube: Any, nodes: list[str]) -> tuple[list[Obj], list[Obj]]:
     return evict, skipped
 
 
-def drain_blockers(kube: Any, evict: list[Obj]) -> list[str]:
+def drain_blockers(kube: KubeApi, evict: list[Obj]) -> list[str]:
     """Why evicting these pods could never finish, or would lose one (empty: it can)."""
-    from ..backends.kube import controller_kind, pdb_for
-
     out = []
     orphans = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in evict
                if controller_kind(p) is None and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
@@ -103,7 +98,7 @@ def drain_blockers(kube: Any, evict: list[Obj]) -> list[str]:
     return out
 
 
-def pods_to_evict(kube: Any, nodes: list[str]) -> list[Obj]:
+def pods_to_evict(kube: KubeApi, nodes: list[str]) -> list[Obj]:
     """The pods to evict, listed once the nodes are cordoned: a pod scheduled between
     the plan (or preflight) and the cordon is evicted too. Refused if one can never be."""
     evict, _ = evictable(kube, nodes)
@@ -115,8 +110,6 @@ def pods_to_evict(kube: Any, nodes: list[str]) -> list[Obj]:
 
 def plan_drain(env: Any, node_name: str) -> tuple[Plan, list[Obj], list[Obj]]:
     """(plan, pods to evict, pods left alone). Refuses what can never finish, before any change."""
-    from ..backends.kube import schedulable
-
     kube = env.cluster.kube
     nodes = kube.nodes()
     node = _node(kube, node_name, nodes)
@@ -144,7 +137,7 @@ class Evictions:
     """Evict pods through the Eviction API, retrying the ones a PodDisruptionBudget
     holds back (429) until a deadline. Used by drains and by the node/zone drills."""
 
-    def __init__(self, kube: Any, pods: list[Obj]) -> None:
+    def __init__(self, kube: KubeApi, pods: list[Obj]) -> None:
         self.kube = kube
         self.pending: dict[tuple[str, str], Obj] = {}
         self.pods: list[Obj] = []  # every pod ever added
@@ -163,8 +156,6 @@ class Evictions:
 
     def round(self) -> tuple[bool, None, str]:
         """One pass over the pods still to evict; a `core.waiting.wait_for` probe."""
-        from ..backends.kube import KubeError, pdb_for
-
         for key, pod in list(self.pending.items()):
             try:
                 self.kube.execute(self.kube.step_evict(pod))
@@ -200,7 +191,7 @@ class Evictions:
                 f"blocked by {self.blocked.get((ns, name), 'no answer')}")
 
 
-def pods_gone(kube: Any, node_names: list[str]) -> tuple[bool, None, str]:
+def pods_gone(kube: KubeApi, node_names: list[str]) -> tuple[bool, None, str]:
     """A `wait_for` probe: no evictable pod is left on these nodes."""
     left = [p for n in node_names for p in kube.pods(node=n, all_namespaces=True) if not _skip_reason(p)]
     return not left, None, f"{len(left)} pods still terminating on {', '.join(node_names)}"
@@ -208,8 +199,6 @@ def pods_gone(kube: Any, node_names: list[str]) -> tuple[bool, None, str]:
 
 def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAULT_TIMEOUT, interval: float = 3.0,
           progress: Progress = no_progress) -> dict[str, Any]:
-    from ..backends.kube import matches
-
     plan, evict, skipped = plan_drain(env, node_name)
     result: dict[str, Any] = {"node": node_name, "evict": [p["metadata"]["name"] for p in evict],
                               "left_alone": [p["metadata"]["name"] for p in skipped]}

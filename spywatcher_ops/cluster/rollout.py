@@ -6,14 +6,15 @@ from typing import Any
 
 from ..core.clock import Clock
 from ..core.errors import TimedOut
-from ..core.ports import Progress, no_progress
+from ..core.ports import KubeApi, Progress, no_progress
 from ..core.waiting import wait_for
+from .objects import rollout_state
 
 DEFAULT_TIMEOUT = 300.0
 
 
 def wait_rollout(
-    kube: Any,
+    kube: KubeApi,
     name: str,
     *,
     clock: Clock,
@@ -22,8 +23,6 @@ def wait_rollout(
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Poll the deployment until its rollout is complete; return the final deployment object."""
-    from ..backends.kube import rollout_state
-
     def probe() -> tuple[bool, dict[str, Any], str]:
         dep = kube.deployment(name)
         state = rollout_state(dep)

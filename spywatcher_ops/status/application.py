@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..cluster.objects import matches, node_ready
 from .model import Line, failed, ok, warn
 
 APP = "application"
@@ -30,8 +31,6 @@ def restarts_since(pods: list[dict[str, Any]], since: datetime) -> int:
 
 
 def application(cluster: Any, now: datetime) -> list[Line]:
-    from ..backends.kube import matches
-
     kube = cluster.kube
     present = {d["metadata"]["name"]: d for d in kube.deployments()}
     pods = kube.pods()
@@ -79,8 +78,6 @@ def application(cluster: Any, now: datetime) -> list[Line]:
 
 
 def nodes(cluster: Any) -> list[Line]:
-    from ..backends.kube import node_ready
-
     listing = cluster.kube.nodes()
     total = len(listing)
     not_ready = sorted(n["metadata"]["name"] for n in listing if not node_ready(n))

@@ -82,6 +82,9 @@ class EksCluster:
     def deployments(self) -> list[Obj]:
         return self.kube.deployments()
 
+    def connect(self) -> None:
+        self.api_client()
+
     # -- the ApiClient --------------------------------------------------------------
     def api_client(self) -> Any:
         if self._client is None:

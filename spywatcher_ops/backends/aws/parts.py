@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .session import AwsClients
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+    from ...core.lock import Lock
+    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Infrastructure
 
 
 class AwsParts:
@@ -20,27 +22,27 @@ class AwsParts:
         env = self.environment.env
         return AwsClients(env.region, env.profile, self.environment.journal.note_request_id)
 
-    def database(self) -> Any:
+    def database(self) -> Database:
         from .rds import RdsDatabase
 
         return RdsDatabase(self.environment, self.clients)
 
-    def cache(self) -> Any:
+    def cache(self) -> Cache:
         from .elasticache import ElastiCacheCache
 
         return ElastiCacheCache(self.environment, self.clients)
 
-    def cluster(self) -> Any:
+    def cluster(self) -> Cluster | None:
         from .eks import EksCluster
 
         return EksCluster(self.environment, self.clients)
 
-    def infrastructure(self) -> Any:
+    def infrastructure(self) -> Infrastructure | None:
         from ..terraform import for_environment
 
         return for_environment(self.environment)
 
-    def lock(self) -> Any:
+    def lock(self) -> Lock:
         from .lock import DynamoLock
 
         return DynamoLock(self.environment, self.clients)
@@ -51,7 +53,7 @@ class AwsParts:
 
         return caller_identity(self.clients)
 
-    def maintenance(self) -> Any:
+    def maintenance(self) -> DataMaintenance:
         from .maintenance import AwsMaintenance
 
         return AwsMaintenance(self.environment, self.clients)

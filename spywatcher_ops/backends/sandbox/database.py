@@ -220,7 +220,8 @@ class SandboxDatabase:
             raise NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
         return RestoreWindow(window.earliest, window.latest, self.environment.settings.retention_days, window.gap)
 
-    def events(self, since: datetime) -> list[ProviderEvent]:
+    def events(self, since: datetime, instance_id: str | None = None) -> list[ProviderEvent]:
+        # One event log for every sandbox instance (restored ones included): instance_id filters nothing.
         out = []
         for rec in self.box.events.read():
             at = _time(rec.get("at"))

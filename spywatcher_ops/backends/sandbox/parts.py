@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+    from ...core.lock import Lock
+    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Infrastructure
 
 
 class SandboxParts:
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
 
-    def database(self) -> Any:
+    def database(self) -> Database:
         from .database import SandboxDatabase
 
         return SandboxDatabase(self.environment)
 
-    def cache(self) -> Any:
+    def cache(self) -> Cache:
         from .cache import SandboxCache
 
         return SandboxCache(self.environment)
 
-    def cluster(self) -> Any:
+    def cluster(self) -> Cluster | None:
         return None  # the sandbox has no Kubernetes cluster; Environment.cluster says so
 
-    def infrastructure(self) -> Any:
+    def infrastructure(self) -> Infrastructure | None:
         from ..terraform import for_environment
 
         return for_environment(self.environment)
 
-    def lock(self) -> Any:
+    def lock(self) -> Lock:
         return self.environment.file_lock()
 
-    def maintenance(self) -> Any:
+    def maintenance(self) -> DataMaintenance:
         from .maintenance import SandboxMaintenance
 
         return SandboxMaintenance(self.environment)

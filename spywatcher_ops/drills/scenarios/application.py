@@ -30,9 +30,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ...cluster.deployments import SHORT_NAMES
+from ...cluster.objects import ZONE_LABEL, matches, pdb_for, schedulable
 from ...core.errors import BadInput, NotReady, OpsError, Refused, TimedOut
 from ...core.plan import Plan
-from ...core.ports import ProviderEvent
+from ...core.ports import CORDONED_BY, KubeError, ProviderEvent
 from ..cleanup import undo_handler
 from ..http_probe import HttpHealthProbe, health_url
 from ..probes import Anchor, Cadence, ProbeThread
@@ -82,8 +83,6 @@ class DeploymentsReadyProbe(ProbeThread):
 
 def _app_state(env: Environment) -> Obj:
     """Deployments, their pods, nodes and PDBs, read once."""
-    from ...backends.kube import ZONE_LABEL
-
     cluster = env.cluster
     kube = cluster.kube
     nodes = kube.nodes()
@@ -94,8 +93,6 @@ def _app_state(env: Environment) -> Obj:
 
 
 def _pods_of(dep: Obj, pods: list[Obj]) -> list[Obj]:
-    from ...backends.kube import matches
-
     match = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     return [p for p in pods if matches(p["metadata"].get("labels") or {}, match)]
 
@@ -235,8 +232,6 @@ class AppScenario(Scenario):
                 out.append(Check(f"{short} node spread", "warn", f"all {len(pods)} pods on one node: losing it takes {short} down",
                                  hint="add pod anti-affinity or a topologySpreadConstraint on kubernetes.io/hostname"))
         if "pdb" in self.predicts:
-            from ...backends.kube import pdb_for
-
             covering = pdb_for(pods[0], state["pdbs"]) if pods else []
             if not covering:
                 out.append(Check(f"{short} PodDisruptionBudget", "warn",
@@ -288,7 +283,7 @@ class AppScenario(Scenario):
 
     # lifecycle ---------------------------------------------------------------
     def setup(self, ctx: DrillContext) -> None:
-        ctx.env.cluster.api_client()  # build the client (and token) once, before threads share it
+        ctx.env.cluster.connect()  # build the client (and token) once, before threads share it
 
     def make_probes(self, ctx: DrillContext) -> list[Any]:
         url = health_url(ctx.env)
@@ -379,8 +374,6 @@ def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> tuple[
     """Uncordon the nodes this drill (`by`) cordoned. A node that is gone (autoscaler) counts
     as done; one without our mark (cordoned since by someone else, or never by us) is left
     alone. Returns (one line, node -> uncordoned | gone | left alone)."""
-    from ...backends.kube import CORDONED_BY, KubeError
-
     kube = env.cluster.kube
     done, gone, kept = [], [], []
     for node in nodes:
@@ -459,8 +452,6 @@ class NodeLoss(AppScenario):
     params = {"node": "a node name (default: the node with most backend pods)"}
 
     def _node(self, env: Environment, options: DrillOptions, state: Obj | None = None) -> str:
-        from ...backends.kube import schedulable
-
         state = state or _app_state(env)
         names = [n["metadata"]["name"] for n in state["nodes"]]
         wanted = options.params.get("node")
@@ -475,8 +466,6 @@ class NodeLoss(AppScenario):
         return choice
 
     def _scenario_checks(self, env: Environment, state: Obj, options: DrillOptions) -> list[Check]:
-        from ...backends.kube import schedulable
-
         node = self._node(env, options, state)
         others = [n for n in state["nodes"] if schedulable(n) and n["metadata"]["name"] != node]
         if not others:
@@ -507,8 +496,6 @@ class ZoneLoss(AppScenario):
     params = {"zone": "a zone name (default: the zone with most backend pods)"}
 
     def _zone(self, env: Environment, options: DrillOptions, state: Obj) -> tuple[str, list[str]]:
-        from ...backends.kube import schedulable
-
         zones = sorted(set(state["zones"].values()))
         wanted = options.params.get("zone")
         if wanted:
@@ -523,8 +510,6 @@ class ZoneLoss(AppScenario):
         return zone, nodes
 
     def _scenario_checks(self, env: Environment, state: Obj, options: DrillOptions) -> list[Check]:
-        from ...backends.kube import schedulable
-
         zone, nodes = self._zone(env, options, state)
         others = [n for n in state["nodes"] if schedulable(n) and state["zones"][n["metadata"]["name"]] != zone]
         if not nodes:
