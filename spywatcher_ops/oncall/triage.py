@@ -131,12 +131,28 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^a-z0-9]+", text.lower()) if w]
 
 
+@dataclass(frozen=True)
+class _Text:
+    """A text compared against alarm names: its words, and its words sorted and joined."""
+
+    words: frozenset[str]
+    joined: str
+
+    @classmethod
+    def of(cls, text: str) -> _Text:
+        words = frozenset(_words(text))
+        return cls(words, " ".join(sorted(words)))
+
+
+def _score(a: _Text, b: _Text) -> float:
+    overlap = len(a.words & b.words) / len(a.words | b.words) if a.words | b.words else 0.0
+    matcher = difflib.SequenceMatcher(None, a.joined, b.joined, autojunk=False)
+    return overlap + matcher.ratio()
+
+
 def similarity(a: str, b: str) -> float:
     """Word overlap plus character similarity, both in 0..1."""
-    wa, wb = set(_words(a)), set(_words(b))
-    overlap = len(wa & wb) / len(wa | wb) if wa | wb else 0.0
-    chars = difflib.SequenceMatcher(None, " ".join(sorted(wa)), " ".join(sorted(wb))).ratio()
-    return overlap + chars
+    return _score(_Text.of(a), _Text.of(b))
 
 
 def nearest(
@@ -144,13 +160,26 @@ def nearest(
 ) -> list[str]:
     """The `n` runbooks whose trigger text (or name / title) is closest to the alarm's resource part."""
     envs = list(environments)
-    _, resource = split_name(name, project, envs)
-    scored: list[tuple[float, str]] = []
-    for rb in runbooks:
-        texts = [split_name(t, project, envs)[1] for t in rb.triggers] + [rb.name, rb.title]
-        scored.append((max(similarity(resource, t) for t in texts), rb.name))
-    scored.sort(key=lambda p: (-p[0], p[1]))
-    return [name for score, name in scored[:n] if score > 0]
+    return _Index(runbooks, project, envs).nearest(split_name(name, project, envs)[1], n)
+
+
+class _Index:
+    """Each runbook's texts, prepared once for every alarm of a listing."""
+
+    def __init__(self, runbooks: Sequence[RunbookLike], project: str, envs: list[str]) -> None:
+        self.texts = [
+            (
+                rb.name,
+                [_Text.of(split_name(t, project, envs)[1]) for t in rb.triggers]
+                + [_Text.of(rb.name), _Text.of(rb.title)],
+            )
+            for rb in runbooks
+        ]
+
+    def nearest(self, resource: str, n: int = 3) -> list[str]:
+        alarm = _Text.of(resource)
+        scored = sorted(((-max(_score(alarm, t) for t in texts), name) for name, texts in self.texts))
+        return [name for score, name in scored[:n] if score < 0]
 
 
 def newest_first(alarms: Iterable[Alarm]) -> list[Alarm]:
@@ -174,11 +203,15 @@ def triage(
 ) -> list[Triaged]:
     """This environment's alarms, ALARM before INSUFFICIENT_DATA, newest first, each with its runbook."""
     envs = list(environments)
+    index: _Index | None = None
     out: list[Triaged] = []
     for alarm in newest_first(a for a in alarms if belongs_to(a.name, env, project, envs)):
         names, trigger = covering(alarm.name, runbooks, project, envs)
         if names:
             out.append(Triaged(alarm, names, trigger, f"inv runbook.run {names[0]} --env {env}"))
         else:
-            out.append(Triaged(alarm, [], None, None, nearest(alarm.name, runbooks, project, envs)))
+            index = index or _Index(runbooks, project, envs)
+            out.append(
+                Triaged(alarm, [], None, None, index.nearest(split_name(alarm.name, project, envs)[1]))
+            )
     return out
