@@ -100,14 +100,7 @@ def apply_saved(
         )
     infra.prepare()
     summary = summarize(infra.show(path), infra.stateful(), allow)
-    if summary.blocked:
-        names = ", ".join(f"{c.address} ({c.action})" for c in summary.blocked)
-        flags = " ".join(f"--allow-destroy {c.address}" for c in summary.blocked)
-        raise Refused(
-            f"the plan would {'/'.join(sorted({c.action for c in summary.blocked}))} stateful "
-            f"resource(s): {names}; apply refused",
-            hint=f"if that is intended, add {flags}",
-        )
+    guard(summary)
     check_fresh(path, infra.state(), env)
     versioning = check_versioning(infra)
     totals = summary.totals()
@@ -125,56 +118,127 @@ def apply_saved(
     if not approve(plan):
         return ApplyOutcome(plan, path, summary, applied=False)
     args = {"plan": str(path), "allow_destroy": allow, **totals}
-    clock = environment.clock
     with environment.operation("infra.apply", args) as op:
-        started = clock.monotonic()
-        # the state backup: S3 keeps every version; the id of the current one is the way back
-        current = infra.state()
-        check_fresh(path, current, env)  # again, under the lock
-        backup = {
-            "versioning": versioning,
-            "serial": current.get("serial") if current else None,
-            "lineage": current.get("lineage") if current else None,
-        }
-        backup["version"] = infra.backup_state(utc_stamp(clock.now()))
-        op.step("state-backup", "ok", **backup)
-        result = infra.apply(path, on_line=on_line)
-        duration = round(clock.monotonic() - started, 3)
-        op.step(
-            "apply",
-            "ok" if result.code == 0 else "failed",
-            applied=result.applied,
-            failed=result.failed,
-            errors=result.errors,
-            exit_code=result.code,
+        done = execute(
+            environment, infra, path, summary, versioning=versioning, step=op.step, on_line=on_line
         )
-        if result.code != 0:
-            where = ", ".join(result.failed) or "an unnamed resource"
-            done = "; ".join(result.applied) or "nothing"
-            back = (
-                f"; state before the apply: version {backup['version']} (inv infra.state-restore --env {env} "
-                f"--version {backup['version']})"
-                if backup.get("version")
-                else ""
-            )
-            raise OperationFailed(
-                f"terraform apply failed at {where}: {' | '.join(result.errors) or 'see output'}"
-                f"; applied before it: {done}{back}"
-            )
-        after = infra.state()
-        new_serial = after.get("serial") if after else None
-        if summary.changes and (after is None or new_serial == backup["serial"]):
-            raise OperationFailed(
-                f"terraform apply exited 0 but the state did not change (serial {new_serial})"
-            )
-        op.result = {"applied": result.applied, "new_serial": new_serial, "state_backup": backup}
+        op.result = {"applied": done.applied, "new_serial": done.new_serial, "state_backup": done.backup}
     return ApplyOutcome(
         plan,
         path,
         summary,
         applied=True,
-        backup=backup,
-        done=result.applied,
-        new_serial=new_serial,
-        duration_s=duration,
+        backup=done.backup,
+        done=done.applied,
+        new_serial=done.new_serial,
+        duration_s=done.duration_s,
     )
+
+
+@dataclass
+class Executed:
+    applied: list[str]
+    backup: dict[str, Any]
+    new_serial: int | None
+    duration_s: float
+
+
+def execute(
+    environment: Environment,
+    infra: Infrastructure,
+    path: Path,
+    summary: PlanSummary,
+    *,
+    versioning: str,
+    step: Callable[..., None],
+    on_line: Progress,
+) -> Executed:
+    """Apply a checked saved plan inside an operation the caller holds (its lock and journal):
+    the state backup first, then terraform's streamed apply, then the state read back."""
+    clock = environment.clock
+    env = environment.name
+    started = clock.monotonic()
+    current = infra.state()
+    check_fresh(path, current, env)  # again, under the lock
+    backup = {
+        "versioning": versioning,
+        "serial": current.get("serial") if current else None,
+        "lineage": current.get("lineage") if current else None,
+    }
+    # S3 keeps every version: the id of the current one is the way back; locally, a copy
+    backup["version"] = infra.backup_state(utc_stamp(clock.now()))
+    step("state-backup", "ok", **backup)
+    result = infra.apply(path, on_line=on_line)
+    duration = round(clock.monotonic() - started, 3)
+    step(
+        "apply",
+        "ok" if result.code == 0 else "failed",
+        applied=result.applied,
+        failed=result.failed,
+        errors=result.errors,
+        exit_code=result.code,
+    )
+    if result.code != 0:
+        where = ", ".join(result.failed) or "an unnamed resource"
+        done = "; ".join(result.applied) or "nothing"
+        back = (
+            f"; state before the apply: version {backup['version']} (inv infra.state-restore --env {env} "
+            f"--version {backup['version']})"
+            if backup.get("version")
+            else ""
+        )
+        raise OperationFailed(
+            f"terraform apply failed at {where}: {' | '.join(result.errors) or 'see output'}"
+            f"; applied before it: {done}{back}"
+        )
+    after = infra.state()
+    new_serial = after.get("serial") if after else None
+    if summary.changes and (after is None or new_serial == backup["serial"]):
+        raise OperationFailed(f"terraform apply exited 0 but the state did not change (serial {new_serial})")
+    return Executed(result.applied, backup, new_serial, duration)
+
+
+def guard(summary: PlanSummary) -> None:
+    """Refuse a plan that destroys or replaces a stateful resource --allow-destroy does not name."""
+    if summary.blocked:
+        names = ", ".join(f"{c.address} ({c.action})" for c in summary.blocked)
+        flags = " ".join(f"--allow-destroy {c.address}" for c in summary.blocked)
+        raise Refused(
+            f"the plan would {'/'.join(sorted({c.action for c in summary.blocked}))} stateful "
+            f"resource(s): {names}; apply refused",
+            hint=f"if that is intended, add {flags}",
+        )
+
+
+def plan_and_apply(
+    environment: Environment,
+    infra: Infrastructure,
+    *,
+    allow_destroy: list[str],
+    step: Callable[..., None],
+    on_line: Progress,
+    destroy: bool = False,
+    before_apply: Callable[[PlanSummary], None] | None = None,
+) -> tuple[PlanSummary, Executed | None]:
+    """Plan to a file and apply exactly that file, with every guard, inside an operation the caller
+    already holds (a drill: its lock and journal). Nothing to change: (summary, None)."""
+    allow = check_allow(allow_destroy)
+    infra.prepare()
+    folder = infra.plans_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{'destroy' if destroy else 'apply'}-{utc_stamp(environment.clock.now())}.tfplan"
+    try:
+        changes = infra.plan(path, destroy=destroy)
+        summary = summarize(infra.show(path), infra.stateful(), allow) if changes else PlanSummary()
+        step("plan", "ok", plan=str(path), destroy=destroy, totals=summary.totals())
+        if not changes:
+            return summary, None
+        guard(summary)
+        versioning = check_versioning(infra)
+        if before_apply is not None:
+            before_apply(summary)
+        return summary, execute(
+            environment, infra, path, summary, versioning=versioning, step=step, on_line=on_line
+        )
+    finally:
+        path.unlink(missing_ok=True)

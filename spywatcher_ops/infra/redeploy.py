@@ -100,6 +100,9 @@ class RedeployContext:
     on_line: Progress = no_progress
     progress: Progress = no_progress
     timeout_s: float = 1800.0
+    # a drill holds the environment lock and its journal operation: stages then call the ports
+    # under it (journalling into `held`) instead of operations that would take the lock again
+    held: Callable[..., None] | None = None
 
 
 def earlier_run(environment: Environment) -> dict[str, Any] | None:
@@ -268,9 +271,17 @@ class StageFailed(OperationFailed):
 
 
 def stage_infrastructure(ctx: RedeployContext) -> str:
-    from .apply import apply_saved
+    from .apply import apply_saved, plan_and_apply
     from .plans import make_plan
 
+    if ctx.held is not None:
+        summary, done = plan_and_apply(
+            ctx.environment, ctx.infra, allow_destroy=ctx.allow_destroy, step=ctx.held, on_line=ctx.on_line
+        )
+        if done is None:
+            return "no changes: the infrastructure matches the configuration"
+        t = summary.totals()
+        return f"{t['add']} added, {t['change']} changed, {t['replace']} replaced, {t['destroy']} destroyed"
     saved = make_plan(ctx.environment, ctx.infra, allow_destroy=ctx.allow_destroy)
     if not saved.changes:
         return "no changes: the infrastructure matches the configuration"
@@ -304,6 +315,8 @@ def stage_database(ctx: RedeployContext) -> str:
     from ..recovery.verify import verify
 
     env = ctx.environment
+    if ctx.held is not None:
+        return _database_held(ctx)
     restored = restore(env, RestoreRequest(to=ctx.to), approve=lambda _plan: True, progress=ctx.progress)
     report = verify(env, restored.new_id, as_of=restored.restore_point)
     if not report.ok:
@@ -317,6 +330,34 @@ def stage_database(ctx: RedeployContext) -> str:
         f"{restored.new_id} restored to {point} in {restored.duration_s} s, verified, in service "
         f"(the old one is {swapped.replaced_as})"
     )
+
+
+def _database_held(ctx: RedeployContext) -> str:
+    """The same port calls db.restore and db.swap make (restore into a new instance, swap it under
+    the serving name), without their operations: the drill holds the lock and journals them."""
+    from ..core.timeparse import parse_restore_time
+    from ..recovery.common import free_name
+    from ..recovery.verify import verify
+
+    env, say = ctx.environment, ctx.held
+    assert say is not None
+    db = env.database
+    source = db.instance_id()
+    taken = {i.id.lower() for i in db.instances()}
+    new_id = free_name(source, "rebuilt", env.clock.now(), taken)
+    to_time = parse_restore_time(ctx.to, flag="--to", now=env.clock.now())
+    plan = db.plan_restore(new_id, to_time=to_time, snapshot_id=None)
+    say("restore", "started", new_instance=new_id, to=ctx.to)
+    instance = db.restore(plan, progress=ctx.progress)
+    say("restore", "available", new_instance=new_id, endpoint=f"{instance.host}:{instance.port}")
+    report = verify(env, new_id, as_of=to_time)
+    if not report.ok:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
+        raise VerificationFailed(f"restored {new_id} failed db.verify ({failed}); it was not put in service")
+    replaced_as = free_name(source, "replaced", env.clock.now(), taken | {new_id.lower()})
+    result = db.swap(db.plan_swap(new_id, replaced_as), progress=ctx.progress)
+    say("swap", "ok", instance=result.instance, replaced_as=result.replaced_as)
+    return f"{new_id} restored to {ctx.to}, verified, in service (the old one is {result.replaced_as})"
 
 
 def _wait(ctx: RedeployContext, what: str, check: Callable[[], tuple[bool, str]]) -> str:

@@ -253,6 +253,11 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"| {p['name']} | {p.get('attempts')} | {p.get('failed')} | {_t(p.get('first_failure_t_s'))} | "
                 f"{_t(p.get('recovered_t_s'))} | {fmt_seconds(p.get('rto_s'))} | {fmt_seconds(p.get('latency_p50_s'))} | "
                 f"{'-' if loss is None else loss} |")
+    if report["details"].get("stages"):  # a rebuild: each stage timed
+        lines += ["", "## Stages", "", "| stage | status | seconds | detail |", "|---|---|---|---|"]
+        for s in report["details"]["stages"]:
+            secs = "-" if s.get("duration_s") is None else f"{s['duration_s']:.2f}"
+            lines.append(f"| {s['stage']} | {s['status']} | {secs} | {s.get('detail', '')} |")
     for title, key in (("Preflight", "preflight"), ("Re-check after the rollback", "recheck")):
         if report[key]:
             lines += ["", f"## {title}", ""]

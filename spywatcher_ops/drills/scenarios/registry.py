@@ -21,6 +21,7 @@ SCENARIO_MODULES: list[str] = [  # one module per family; the default suite runs
     "spywatcher_ops.drills.scenarios.cache",  # cache-failover
     "spywatcher_ops.drills.scenarios.proofs",  # pitr-restore, snapshot-restore, db-stall, db-async-loss
     "spywatcher_ops.drills.scenarios.application",  # on EKS: app-pod-loss, node-loss, zone-loss
+    "spywatcher_ops.drills.scenarios.rebuild",  # full-rebuild (sandbox; not in the default suite)
 ]
 
 _REGISTRY: dict[str, Scenario] = {}
