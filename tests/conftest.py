@@ -24,7 +24,8 @@ freezegun.configure(
 )
 
 # Fixture modules owned by each area; they live beside this file.
-pytest_plugins = ["fixtures_aws", "fixtures_sandbox", "fixtures_cache", "fixtures_kube", "fixtures_infra"]
+pytest_plugins = ["fixtures_aws", "fixtures_sandbox", "fixtures_cache", "fixtures_kube", "fixtures_infra",
+                  "fixtures_hosts"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

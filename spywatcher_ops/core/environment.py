@@ -16,7 +16,7 @@ from .config import EnvSettings, Settings
 from .errors import Unsupported
 from .journal import Journal, Operation, os_user
 from .lock import FileLock, Lock
-from .ports import Cache, Cluster, DataMaintenance, Database, Infrastructure
+from .ports import Cache, Cluster, DataMaintenance, Database, Hosts, Infrastructure
 
 
 class Parts(Protocol):
@@ -29,6 +29,7 @@ class Parts(Protocol):
     def lock(self) -> Lock: ...
     def identity(self) -> dict[str, str]: ...
     def maintenance(self) -> DataMaintenance: ...  # the Sunday job's data-tier steps
+    def hosts(self) -> Hosts: ...  # the machines reached over SSH (OS patches)
 
 
 # Builds the parts of one environment; the table maps a kind ("sandbox", "aws") to one.

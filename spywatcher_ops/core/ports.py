@@ -354,3 +354,58 @@ class DataMaintenance(Protocol):
     def renew_certificate(self, plan: Plan, *, progress: Progress) -> MaintenanceResult: ...
     # after a run was killed mid-step: bring the data tier back to a known state, say what was done
     def repair(self, *, progress: Progress) -> str: ...
+
+
+# --- SSH hosts (the Sunday job's OS patches; backends/ssh.py) --------------------
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A machine reached over SSH, from the environment's `ssh.hosts` (or the sandbox's own host)."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None  # None: the SSH agent
+    jump_host: str | None = None  # the name of another host, used as a ProxyJump
+    node_name: str | None = None  # the Kubernetes node it is, if it is one
+
+    @property
+    def is_node(self) -> bool:
+        return self.node_name is not None
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class SshError(OperationFailed):
+    """A host could not be used: `reason` is unreachable | host-key | auth | timeout."""
+
+    def __init__(self, host: str, reason: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"host {host}: {message}", hint=hint)
+        self.host = host
+        self.reason = reason
+
+
+class RemoteShell(Protocol):
+    """An open SSH session to one host. `run` never raises for a non-zero exit code."""
+
+    spec: HostSpec
+
+    def run(self, command: str, *, timeout: float, sudo: bool = False) -> RemoteResult: ...
+    def close(self) -> None: ...
+
+
+class Hosts(Protocol):
+    """The environment's SSH hosts; connections verify the host key against known_hosts."""
+
+    known_hosts: Path
+
+    def list(self) -> list[HostSpec]: ...
+    def connect(self, name: str, *, timeout: float | None = None) -> RemoteShell: ...  # raises SshError

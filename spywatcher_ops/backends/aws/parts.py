@@ -10,7 +10,7 @@ from .session import AwsClients
 if TYPE_CHECKING:
     from ...core.environment import Environment
     from ...core.lock import Lock
-    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Infrastructure
+    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Hosts, Infrastructure
 
 
 class AwsParts:
@@ -57,6 +57,11 @@ class AwsParts:
         from .maintenance import AwsMaintenance
 
         return AwsMaintenance(self.environment, self.clients)
+
+    def hosts(self) -> Hosts:
+        from ..ssh import SshHosts
+
+        return SshHosts(self.environment)
 
     def identity(self) -> dict[str, str]:
         return self._identity

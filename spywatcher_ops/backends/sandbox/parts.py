@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ...core.environment import Environment
     from ...core.lock import Lock
-    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Infrastructure
+    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Hosts, Infrastructure
 
 
 class SandboxParts:
@@ -39,6 +39,11 @@ class SandboxParts:
         from .maintenance import SandboxMaintenance
 
         return SandboxMaintenance(self.environment)
+
+    def hosts(self) -> Hosts:
+        from ..ssh import SshHosts
+
+        return SshHosts(self.environment)
 
     def identity(self) -> dict[str, str]:
         return {}
