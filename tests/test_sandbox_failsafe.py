@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,10 @@ def test_a_gap_in_the_wal_archive_bounds_the_window_and_a_short_restore_fails(bo
         shown = json.loads(window.stdout)
         assert shown["gap"] == missing, shown
         assert f"segment {missing} is missing" in window.stderr
+        after_gap = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # every row was written before it
+        beyond = inv(state_dir, "db.restore", "--to", after_gap, "--name", "beyond-gap", "--yes")
+        assert beyond.returncode == 2, beyond.stdout + beyond.stderr
+        assert "outside the restorable window" in beyond.stderr and f"WAL segment {missing}" in beyond.stderr
 
         short = inv(state_dir, "db.restore", "--to", "latest", "--name", "short-one", "--yes")
         assert short.returncode == 1, short.stdout + short.stderr

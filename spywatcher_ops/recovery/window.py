@@ -18,7 +18,10 @@ def restorable_window(environment: Environment) -> RestoreWindow:
 
 
 def describe(window: RestoreWindow) -> str:
-    return f"{iso(window.earliest)} .. {iso(window.latest)} (backup retention {window.retention_days} days)"
+    gap = f"; bounded by WAL segment {window.gap}, missing from the archive" if window.gap else ""
+    return (
+        f"{iso(window.earliest)} .. {iso(window.latest)} (backup retention {window.retention_days} days{gap})"
+    )
 
 
 def check_inside(moment: datetime, window: RestoreWindow, *, flag: str = "--to") -> datetime:
