@@ -137,3 +137,26 @@ def test_delete_refuses_the_live_one_and_what_we_did_not_make_and_keeps_a_final_
     restore.restore(env, RestoreRequest(to="latest", name="fix-5"), approve=_yes, progress=print)
     plain = delete.delete(env, "fix-5", final_snapshot=False, approve=_yes, progress=print)
     assert plain.final_snapshot is None and plain.plan.steps[-1].params["SkipFinalSnapshot"] is True
+
+
+def test_ctrl_c_while_rds_builds_a_restore_says_what_is_left(staging_aws, ops_config):
+    """RDS goes on building the instance: the message says so instead of 'rolled back'."""
+    env = aws_env(ops_config, FakeClock(NOW))
+    polls: list[int] = []
+
+    def ctrl_c(params: dict[str, Any], **_: Any) -> None:
+        if (params.get("body") or {}).get("DBInstanceIdentifier") == "fix-6":
+            polls.append(1)
+            raise KeyboardInterrupt
+
+    env.database.rds.meta.events.register("before-call.rds.DescribeDBInstances", ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        restore.restore(env, RestoreRequest(to="latest", name="fix-6"), approve=_yes, progress=print)
+    assert polls and caught.value.exit_code == 1  # type: ignore[attr-defined]
+    message = str(caught.value)
+    assert (
+        "RDS goes on creating fix-6" in message and "inv db.delete --env staging --instance fix-6" in message
+    )
+    assert "fix-6" in _instances()
+    end = [r for r in read(env.journal.path) if r.get("op") == "db.restore" and r.get("event") == "end"]
+    assert end[-1]["outcome"] == "RestoreInterrupted"

@@ -33,6 +33,10 @@ from .secrets import db_credentials
 if TYPE_CHECKING:
     from ...core.environment import Environment
 
+class RestoreInterrupted(OperationFailed, KeyboardInterrupt):
+    """Ctrl-C while RDS builds a restore: nothing was rolled back, and the message says so (exit 1)."""
+
+
 class SwapInterrupted(RolledBack, KeyboardInterrupt):
     """Ctrl-C during a swap, after the original got its name back: exit 4, still an interrupt."""
 
@@ -480,10 +484,17 @@ class RdsDatabase:
         first, *rest = plan.steps
         new_id = first.params.get("TargetDBInstanceIdentifier") or first.params["DBInstanceIdentifier"]
         self._call(first)
-        self._wait_instance(new_id, f"{new_id} to be available", self.timeouts["restore"], progress)
-        for step in rest:
-            self._call(step)
-            self._wait_instance(new_id, f"{new_id} to apply its settings", self.timeouts["restore"], progress)
+        try:
+            self._wait_instance(new_id, f"{new_id} to be available", self.timeouts["restore"], progress)
+            for step in rest:
+                self._call(step)
+                self._wait_instance(new_id, f"{new_id} to apply its settings", self.timeouts["restore"], progress)
+        except KeyboardInterrupt as exc:  # say what is really left: RDS goes on building it
+            raise RestoreInterrupted(
+                f"restore {new_id} interrupted while waiting for RDS; RDS goes on creating {new_id} (tagged "
+                f"ManagedBy={MANAGED_BY}); once it is available, check it with `inv db.verify --env "
+                f"{self.env.name} --instance {new_id}` or remove it with `inv db.delete --env {self.env.name} "
+                f"--instance {new_id}`") from exc
         raw = self._require(new_id)
         problems = self._parity_problems(first, rest, raw)
         if problems:
