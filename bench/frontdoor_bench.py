@@ -188,6 +188,7 @@ def bench_oncall(runs: int, alarms: int, firing: int) -> dict[str, object]:
         )
     finally:
         server.stop()
+        shutil.rmtree(env["INVOKE_OPS_STATE_DIR"], ignore_errors=True)
     return {
         "alarms": alarms,
         "firing": firing,
