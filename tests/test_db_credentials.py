@@ -171,3 +171,46 @@ def test_through_inv_dry_run_and_bad_environment(moto_staging: dict[str, Any], s
     assert _stages() == before
     done = inv("db.rotate-credentials", "--env", "nowhere")
     assert done.returncode == 2 and "--env nowhere: unknown environment" in done.stderr
+
+
+def test_rotation_then_the_backend_restarts_on_the_cluster(
+    kube_config: Any, kube_aws: None, fake_kube: Any, tls_postgres: Any
+):
+    """Against the in-test Kubernetes API: after the rotation, app.restart's own domain function
+    rolls the backend (every pod replaced)."""
+    import boto3
+
+    from spywatcher_ops.backends.table import build
+    from spywatcher_ops.core.config import load
+    from spywatcher_ops.recovery.credentials import restart_readers, rotate
+
+    role = f"rot_{uuid.uuid4().hex[:8]}"
+    tls_postgres.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'old-Secret-1'")
+    try:
+        boto3.client("rds", region_name="us-east-1").create_db_instance(
+            DBInstanceIdentifier="spywatcher-kubetest-db",
+            Engine="postgres",
+            DBInstanceClass="db.t3.medium",
+            AllocatedStorage=20,
+            MasterUsername="postgres",
+            MasterUserPassword="master-Secret-1",
+        )
+        boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+            Name="spywatcher-kubetest-db-credentials",
+            SecretString=json.dumps({"username": role, "password": "old-Secret-1", "dbname": "postgres"}),
+        )
+        kube_config.ops.environments.kubetest.db_tunnels = {
+            "spywatcher-kubetest-db": f"127.0.0.1:{tls_postgres.port}"
+        }
+        env = build(load(kube_config), "kubetest")
+        backend = "spywatcher-kubetest-backend"
+        pods_before = {name for (_ns, name) in fake_kube.store["pods"] if name.startswith(backend)}
+        outcome = rotate(env, approve=lambda plan: True, password=lambda: "new-Secret-5")
+        assert outcome.restart == ["backend"]
+        done = restart_readers(env, outcome, approve=lambda plan: True, timeout=30)
+        assert [d["name"] for d in done] == [backend]
+        pods_after = {name for (_ns, name) in fake_kube.store["pods"] if name.startswith(backend)}
+        assert pods_after and not (pods_after & pods_before)  # every pod replaced
+        assert _logs_in(tls_postgres, role, "new-Secret-5")
+    finally:
+        tls_postgres.execute(f"DROP ROLE {role}")

@@ -446,3 +446,22 @@ def _rotate_with_lambda(
             "(aws secretsmanager update-secret-version-stage) and read the Lambda's log",
         )
     op.step("login", "ok", version=new_version)
+
+
+def restart_readers(
+    environment: Environment,
+    outcome: RotationOutcome,
+    *,
+    approve: Approve,
+    progress: Progress = no_progress,
+    timeout: float = 300,
+) -> list[dict[str, Any]]:
+    """After a rotation: a rolling restart of each deployment that reads the secret at start
+    (app.restart's own domain function: plan, guard, journal, wait for the rollout)."""
+    from ..cluster.deployments import restart
+
+    interval = float(environment.settings.section("aws").get("poll_seconds", 3))
+    return [
+        restart(environment, short, approve=approve, timeout=timeout, interval=interval, progress=progress)
+        for short in outcome.restart
+    ]

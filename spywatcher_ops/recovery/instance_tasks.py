@@ -4,6 +4,7 @@ recovery/tasks.py so the root collection adds them to the `db` namespace."""
 # Only invoke and core.cli at module level: `inv --list` must not import boto3, psycopg or rich.
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from invoke import Context
@@ -47,13 +48,20 @@ def instances(c: Context, env: str | None = None, json: bool = False) -> None:
     name="rotate-credentials",
     help={
         "env": ENV_HELP,
+        "restart": "then restart the deployments that read the secret (app.restart, asks first), e.g. --restart; "
+        "without it they are listed and, at a terminal, offered",
         "dry_run": DRY_RUN_HELP,
         "yes": YES_HELP,
         "json": JSON_HELP,
     },
 )
 def rotate_credentials(
-    c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False
+    c: Context,
+    env: str | None = None,
+    restart: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
 ) -> None:
     """Rotate the database password (Secrets Manager), verify a login with it, then make it current.
 
@@ -94,6 +102,20 @@ def rotate_credentials(
     out.print("restart what reads the secret at start, so it uses the new password:")
     for short in outcome.restart:
         out.print(f"  inv app.restart --env {e.name} --deployment {short}")
+    if not restart and not json and not yes and sys.stdin.isatty():
+        restart = input(f"Restart {', '.join(outcome.restart)} now? [y/N] ").strip().lower() in ("y", "yes")
+    if restart:
+        from .credentials import restart_readers
+
+        with out.progress(f"restarting {', '.join(outcome.restart)}") as progress:
+            done = restart_readers(
+                e,
+                outcome,
+                progress=progress,
+                approve=lambda plan: approve(plan, e.env, out, dry_run=False, yes=yes),
+            )
+        for data in done:
+            out.ok(f"{data['name']} restarted; {data.get('ready')} of {data.get('desired')} ready")
 
 
 WHEN_HELP = (
