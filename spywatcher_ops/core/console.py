@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .status import Status
 
 
 class Console:
-    def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, log_path: Path | None = None) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
+        self.log_path = log_path  # long tasks append their timestamped status lines here
         self._out: Any = None
         self._err: Any = None
 
@@ -83,25 +87,60 @@ class Console:
         self.err.print(f"[yellow]warning:[/yellow] {_esc(text)}")
 
     @contextmanager
-    def progress(self, what: str) -> Iterator[Any]:
-        """A live status line: `what - status (elapsed)`; yields an update(status) callable."""
-        start = time.monotonic()
-        if self.quiet or not self.err.is_terminal:
-            last = [""]
+    def progress(self, what: str, status: Status | None = None) -> Iterator[Status]:
+        """A long task's status (core/status.py), rendered while the block runs: one live line
+        in a terminal; timestamped lines on a change (and a heartbeat) when stderr is not a
+        terminal; the same lines appended to `log_path` if set; nothing on stderr when quiet.
+        Yields the Status: call it with a text (a Progress callback), or set items and phases."""
+        from .status import LogSink, Status, Ticker
 
-            def update_plain(status: str) -> None:
-                if status != last[0]:
-                    last[0] = status
-                    self.info(f"{what}: {status} ({time.monotonic() - start:.1f} s)")
+        st = status or Status(what)
+        # One sink writing to every destination: the file and stderr get identical lines.
+        writers: list[Callable[[str], None]] = []
+        if self.log_path is not None:
+            writers.append(self._append_log)
+        live = not self.quiet and self.err.is_terminal
+        if not self.quiet and not live:
+            writers.append(lambda line: self.err.print(line, markup=False, soft_wrap=True))
 
-            yield update_plain
-            return
-        with self.err.status(f"{what}...") as live:
+        def write_all(line: str) -> None:
+            for write in writers:
+                write(line)
 
-            def update(status: str) -> None:
-                live.update(f"{_esc(what)}: {_esc(status)} ({time.monotonic() - start:.1f} s)")
+        sink = LogSink(write_all) if writers else None
+        ticker = None
+        if sink is not None:
+            st.watch(lambda snap: sink.tick(snap, st.now()))
+            ticker = Ticker(lambda: sink.tick(st.snapshot(), st.now()), interval=0.25).start()
+        try:
+            if live:
+                with self.err.status(_LiveLine(st)):
+                    yield st
+            else:
+                yield st
+        finally:
+            if ticker is not None and sink is not None:
+                ticker.stop()
+                sink.flush(st.snapshot(), st.now())
 
-            yield update
+    def _append_log(self, line: str) -> None:
+        assert self.log_path is not None
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+class _LiveLine:
+    """Renders the status line afresh at each refresh, so the timers tick between changes."""
+
+    def __init__(self, status: Status) -> None:
+        self.status = status
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        from .status import live_line
+
+        return Text(live_line(self.status.snapshot(), self.status.now()), no_wrap=True, overflow="ellipsis")
 
 
 def _esc(text: str) -> str:

@@ -46,8 +46,11 @@ def approve(
     ask: Callable[[str], str] | None = None,
     interactive: bool | None = None,
 ) -> bool:
-    """Show the plan; return True to apply, False for a dry run; raise Refused otherwise."""
-    show_plan(console, plan, dry_run=dry_run)
+    """Show the plan; return True to apply, False for a dry run; raise Refused otherwise.
+    A quiet console (-q) shows it only when it is a dry run or someone is asked about it."""
+    asks = env.production or (confirm and not yes)
+    if dry_run or asks or not console.quiet:
+        show_plan(console, plan, dry_run=dry_run)
     if dry_run:
         return False
     if interactive is None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import NotReady, OperationFailed, OpsError, RolledBack
 from ..core.ports import Progress, no_progress
+from ..core.status import Status
 from . import measure
 from .probes import Anchor, PgReader, PgWriter, Probe, RedisReader, RedisWriter
 from .scenario import Check, DrillContext, DrillOptions, Fault, Measured, Scenario
@@ -86,9 +87,15 @@ def run_scenario(
     preflight: list[Check] | None = None,
     progress: Progress = no_progress,
     anchor: Anchor | None = None,
+    status: Status | None = None,
 ) -> DrillRun:
     """Run one scenario end to end. Never raises for a drill outcome: the
-    result says met / missed / aborted / not-ready; the caller maps it to an exit code."""
+    result says met / missed / aborted / not-ready; the caller maps it to an exit code.
+    `status` gets the phases and probe states (the live line); provider messages go to it
+    as events (or to `progress` when no status is given)."""
+    status = status or Status(scenario.name)
+    if progress is not no_progress and progress is not status:
+        status.listen(progress)
     anchor = anchor or Anchor.from_clock(env.clock)
     run_id = f"{scenario.name}-{uuid.uuid4().hex[:8]}"
     started = datetime.fromtimestamp(anchor.now(), UTC) - _PROVIDER_EVENT_SLACK
@@ -99,13 +106,13 @@ def run_scenario(
     try:
         with env.operation("dr.drill", args) as op:
             op_id = op.id
-            ctx = DrillContext(env=env, op=op, run_id=run_id, anchor=anchor, options=options, progress=progress)
+            ctx = DrillContext(env=env, op=op, run_id=run_id, anchor=anchor, options=options, progress=status)
             op.step("scenario", "ok", scenario=scenario.describe(), kind=env.kind, anchor_wall=anchor.wall0,
                     stability=vars(options.stability), cadence=vars(options.cadence))
             if preflight is not None:
                 op.step("preflight", "ok" if all(c.ok for c in preflight) else "failed",
                         checks=[c.to_dict() for c in preflight])
-            run = _lifecycle(ctx, scenario, started)
+            run = _lifecycle(ctx, scenario, started, status)
             op.result = {"outcome": run.outcome, **_measured_dict(run.measured)}
             op.outcome = run.outcome if run.outcome != "met" else None
             if run.error is not None:
@@ -129,7 +136,7 @@ def _read_journal(env: Environment) -> list[dict[str, Any]]:
     return read(env.journal.path)
 
 
-def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> DrillRun:
+def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime, status: Status) -> DrillRun:
     env = ctx.env
     fault: Fault | None = None
     abort: str | None = None
@@ -146,11 +153,13 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
             for p in probes:
                 p.start()
             ctx.step("probes-started", "ok", probes=[p.name for p in probes])
-            _wait_steady(ctx, probes)
+            status.phase("steady state")
+            _wait_steady(ctx, probes, status)
             ctx.step("steady-state", "ok", detail=f"{len(probes)} probe(s) healthy")
             worker = _Injector(ctx, scenario)
+            status.phase("fault")
             worker.start()
-            fault = _wait_recovery(ctx, scenario, worker, probes)
+            fault = _wait_recovery(ctx, scenario, worker, probes, status)
         except NotReady as exc:
             abort, cause = f"not ready: {exc}", exc
         except DrillTimeout as exc:
@@ -174,6 +183,7 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
                 fault = fault or (worker.fault_or_marked() if worker else None)
                 for p in probes:
                     p.stop()
+                status.phase("rollback")
                 _rollback(ctx, scenario, fault)
                 measured = _measure(ctx, scenario, fault, probes) if fault is not None else None
                 for p in probes:
@@ -183,6 +193,7 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime) -> Dril
                             ctx.undone_kind(undoes, f"removed by the {p.name} probe's cleanup")
                     elif undoes:  # left pending on purpose: the next run's cleanup retries it
                         ctx.step("probe-cleanup", "failed", probe=p.name, undo_kind=undoes)
+                status.phase("re-check")
                 recheck = steady_state(env, scenario.part, ctx.options)
                 try:
                     recheck += scenario.recheck(env)
@@ -255,7 +266,27 @@ def _event(at: float, kind: str, source: str, message: str, code: str | None = N
     return TimelineEvent(at, kind, source, message, code)
 
 
-def _wait_steady(ctx: DrillContext, probes: list[Probe]) -> None:
+def _probe_states(ctx: DrillContext, status: Status, probes: list[Probe]) -> None:
+    """Each probe up or down by its newest attempt (watchers included: shown, not judged). An
+    attempt still in flight past the slow threshold is down too: a frozen server does not fail
+    a call, it never answers it."""
+    slow_s, interval = ctx.options.stability.slow_s, ctx.options.cadence.interval
+    now = ctx.now()
+    states, ago = {}, {}
+    for p in probes:
+        attempts = p.attempts()
+        if not attempts:
+            continue
+        last = attempts[-1]
+        stuck = now - last.end > interval + slow_s
+        states[p.name] = not stuck and not measure.impaired(last, slow_s)
+        if not states[p.name]:
+            good = next((a for a in reversed(attempts) if not measure.impaired(a, slow_s)), None)
+            ago[p.name] = max(0.0, now - good.end) if good else 0.0
+    status.probes(states, ago)
+
+
+def _wait_steady(ctx: DrillContext, probes: list[Probe], status: Status | None = None) -> None:
     need = ctx.options.steady_count
     deadline = time.monotonic() + ctx.options.steady_timeout_s
     while True:
@@ -267,7 +298,8 @@ def _wait_steady(ctx: DrillContext, probes: list[Probe]) -> None:
             detail = "; ".join(f"{p.name}: {getattr(p, 'last_error', None) or 'no healthy run yet'}" for p in lagging)
             raise NotReady(f"steady state not reached within {ctx.options.steady_timeout_s:.0f} s ({detail}); "
                            "nothing was injected")
-        ctx.progress("waiting for steady state")
+        if status is not None:
+            _probe_states(ctx, status, probes)
         time.sleep(0.05)
 
 
@@ -276,7 +308,10 @@ def _tail_good(attempts: list[measure.Attempt], need: int, slow_s: float) -> boo
     return len(tail) >= need and not any(measure.impaired(a, slow_s) for a in tail)
 
 
-def _wait_recovery(ctx: DrillContext, scenario: Scenario, worker: _Injector, probes: list[Probe]) -> Fault:
+def _wait_recovery(ctx: DrillContext, scenario: Scenario, worker: _Injector, probes: list[Probe],
+                   status: Status) -> Fault:
+    # This loop only sets the phase and the probe states; provider messages come from the
+    # injecting thread as the status's event, and neither overwrites the other.
     timeout = scenario.hard_timeout(ctx.env, ctx.options)
     deadline = time.monotonic() + timeout
     judged = [p for p in probes if p.name in scenario.judged_by]
@@ -287,8 +322,10 @@ def _wait_recovery(ctx: DrillContext, scenario: Scenario, worker: _Injector, pro
             if isinstance(err, OpsError):
                 raise err
             raise OperationFailed(f"injecting {scenario.name} failed: {type(err).__name__}: {err}") from err
+        _probe_states(ctx, status, probes)
         fault = worker.result
         if fault is not None:
+            status.phase("recovering")
             pending = []
             for p in judged:
                 rec = measure.recovery(p.attempts(), fault.at, rule)
@@ -302,9 +339,6 @@ def _wait_recovery(ctx: DrillContext, scenario: Scenario, worker: _Injector, pro
             if not pending and scenario.finished(ctx, fault):
                 ctx.step("recovered", "ok", t=ctx.now())
                 return fault
-            ctx.progress(", ".join(pending) or "finishing")
-        else:
-            ctx.progress("injecting")
         if time.monotonic() >= deadline:
             raise DrillTimeout(f"no recovery within the hard timeout of {timeout:.0f} s")
         time.sleep(0.02)

@@ -13,6 +13,7 @@ from ..core.errors import NotReady, OpsError, RolledBack, TargetMissed
 from ..core.journal import Records, read
 from ..core.plan import Plan
 from ..core.ports import Progress, no_progress
+from ..core.status import Status
 from .cleanup import clean_up
 from .preflight import preflight
 from .reporting import history, report
@@ -109,17 +110,17 @@ def run_suite(
     progress: Progress = no_progress,
     publish: bool = True,
 ) -> SuiteResult:
-    """Run the scenarios (all preflights passed) and write their reports."""
+    """Run the scenarios (all preflights passed) and write their reports. `progress` may be a
+    Status (core/status.py): it then shows scenario k of n, its phase and its probes."""
     result = SuiteResult(env.name)
-    for item in checked:
-        progress(f"{item.scenario.name}: starting")
-        name = item.scenario.name
-
-        def said(status: str, name: str = name) -> None:
-            progress(f"{name}: {status}")
-
-        run = run_scenario(env, item.scenario, options, preflight=item.checks, progress=said)
+    status = progress if isinstance(progress, Status) else Status(f"drills on {env.name}")
+    if status is not progress and progress is not no_progress:
+        status.listen(progress)
+    for k, item in enumerate(checked, 1):
+        status.item(item.scenario.name, k, len(checked))
+        run = run_scenario(env, item.scenario, options, preflight=item.checks, status=status)
         row, rep = _finish(env, run, item.scenario, report_dir)
+        status.result(_verdict_phase(row))
         result.rows.append(row)
         if publish and env.kind == "aws" and rep is not None:
             result.published.append(_publish(env, rep))
@@ -127,6 +128,14 @@ def run_suite(
             result.error = run.error  # stop the suite: something is wrong with the environment
             break
     return result
+
+
+def _verdict_phase(row: ScoreRow) -> str:
+    """The last phase of a scenario on the status line: its outcome and figures."""
+    figures = [f"RTO {report.fmt_seconds(row.rto_s)}"] if row.rto_s is not None else []
+    if row.rpo_s is not None:
+        figures.append(f"RPO {report.fmt_seconds(row.rpo_s)}")
+    return " ".join([row.outcome.upper(), *figures])
 
 
 def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Path

@@ -28,6 +28,23 @@ KEEP_HELP = "restore drills: keep the restored instance instead of removing it"
 PARAM_HELP = "scenario parameter KEY=VALUE, repeatable, e.g. --param stall_s=3 (db-stall), --param writes=5 (db-async-loss)"
 STABLE_HELP = "consecutive good probe attempts that count as recovered, e.g. 5"
 NO_UP_HELP = "sandbox: do not start or repair the sandbox first; fail preflight if it is down"
+LOG_HELP = ("append UTC-timestamped status lines (on each change, heartbeat every 30 s) to this file, "
+            "e.g. /var/log/spywatcher/drills.log (default: ops.status_log, or none)")
+QUIET_HELP = "print only the scorecard and errors (no plan, no status lines; --log still written)"
+
+
+def _status_console(c: Context, json: bool, quiet: bool, log: str | None) -> Any:
+    """The console of a long task: --log (or ops.status_log) gets the status lines, -q silences them."""
+    out = console(json)
+    out.quiet = quiet
+    path = log or settings(c).raw.get("status_log")
+    if path:
+        target = Path(str(path)).expanduser()
+        _writable_dir(target.parent if target.parent != Path("") else Path("."), "--log")
+        if target.is_dir():
+            raise BadInput(f"--log {target}: is a folder; give a file, e.g. {target / 'drills.log'}")
+        out.log_path = target.resolve()
+    return out
 
 
 def _params(values: list[str] | None) -> dict[str, str]:
@@ -166,11 +183,14 @@ def _render_scorecard(out: Any, result: Any) -> None:
         "no_up": NO_UP_HELP,
         "dry_run": DRY_RUN_HELP,
         "yes": YES_HELP,
+        "log": LOG_HELP,
+        "quiet": QUIET_HELP,
     },
 )
 def drill(c: Context, env: str | None = None, scenario: str | None = None, json: bool = False,
           report_dir: str | None = None, timeout: int = 0, keep: bool = False, param: list[str] | None = None,
-          stable: int = 5, no_up: bool = False, dry_run: bool = False, yes: bool = False) -> None:
+          stable: int = 5, no_up: bool = False, dry_run: bool = False, yes: bool = False,
+          log: str | None = None, quiet: bool = False) -> None:
     """Run failover drills and print a scorecard of measured RTO/RPO against the targets.
 
     With no arguments: brings the sandbox up if needed, runs the environment's
@@ -179,13 +199,14 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
     achieved / target | verdict | report. Exit 0 all targets met, 1 a target
     missed, 2 bad input or refused, 3 preflight failed (nothing injected),
     4 aborted and rolled back. Reports: JSON, Markdown, HTML.
+    Status: one live line in a terminal; redirected, a timestamped line per change.
     Example: inv dr.drill --env staging --scenario db-failover --json
     """
     from spywatcher_ops.core.errors import Refused
     from spywatcher_ops.core.guards import approve
     from spywatcher_ops.drills import suite
 
-    out = console(json)
+    out = _status_console(c, json, quiet, log)
     e = environment(c, env)
     options = _options(timeout, keep, param, stable)
     scenarios = _scenarios(e, scenario)
