@@ -167,3 +167,74 @@ def test_reading_terraform_output():
     assert error_summaries(FAILED_APPLY) == [
         "local-exec provisioner error: Error running command 'exit 3': exit status 3. Output: worker boot failed"
     ]
+
+
+PLAN_JSON = [
+    {"@level": "info", "@message": "Terraform 1.11.4", "terraform": "1.11.4", "type": "version", "ui": "1.2"},
+    {
+        "@level": "info",
+        "type": "planned_change",
+        "change": {
+            "action": "update",
+            "resource": {
+                "addr": "terraform_data.database",
+                "module": "",
+                "resource_type": "terraform_data",
+                "resource_name": "database",
+                "resource_key": None,
+            },
+        },
+    },
+    {
+        "@level": "info",
+        "type": "planned_change",
+        "change": {
+            "action": "replace",
+            "resource": {
+                "addr": "module.db.aws_db_instance.main",
+                "module": "module.db",
+                "resource_type": "aws_db_instance",
+                "resource_name": "main",
+                "resource_key": None,
+            },
+        },
+    },
+    {
+        "@level": "info",
+        "type": "resource_drift",
+        "change": {
+            "action": "update",
+            "resource": {
+                "addr": "aws_security_group.db",
+                "module": "",
+                "resource_type": "aws_security_group",
+                "resource_name": "db",
+                "resource_key": None,
+            },
+        },
+    },
+    {
+        "@level": "error",
+        "type": "diagnostic",
+        "diagnostic": {
+            "severity": "error",
+            "summary": "Error acquiring the state lock",
+            "detail": "Lock Info:\n  ID:        abc\n  Who:       bob@ci\n  Created:   2026-11-29 09:00:00 +0000 UTC\n",
+        },
+    },
+]
+
+
+def test_plan_json_messages_read_like_show_json():
+    from spywatcher_ops.backends.terraform import diagnostics_text, planned_changes
+
+    planned = planned_changes(PLAN_JSON)
+    s = summarize(planned, ["aws_db_instance"], [])
+    assert [(c.address, c.action) for c in s.changes] == [
+        ("terraform_data.database", "change"),
+        ("module.db.aws_db_instance.main", "replace"),
+    ]
+    assert [c.address for c in s.blocked] == ["module.db.aws_db_instance.main"]
+    assert [c.address for c in s.drift] == ["aws_security_group.db"]
+    info = lock_info(diagnostics_text(PLAN_JSON))
+    assert info is not None and info["Who"] == "bob@ci" and info["ID"] == "abc"

@@ -266,6 +266,57 @@ def applied_resources(output: str) -> list[str]:
     return done
 
 
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+# planned_change actions of `terraform plan -json` -> the action lists of `show -json`
+_PLANNED = {"create": ["create"], "update": ["update"], "replace": ["delete", "create"], "delete": ["delete"]}
+
+
+def planned_changes(messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The planned_change and resource_drift messages of `plan -json`, as `show -json` lists them."""
+    out: dict[str, list[dict[str, Any]]] = {"resource_changes": [], "resource_drift": []}
+    for m in messages:
+        kind = m.get("type")
+        if kind not in ("planned_change", "resource_drift"):
+            continue
+        change = m.get("change") or {}
+        res = change.get("resource") or {}
+        key = "resource_changes" if kind == "planned_change" else "resource_drift"
+        out[key].append(
+            {
+                "address": res.get("addr"),
+                "type": res.get("resource_type"),
+                "name": res.get("resource_name"),
+                "mode": "data"
+                if str(res.get("addr", "")).startswith("data.") or ".data." in str(res.get("addr", ""))
+                else "managed",
+                "change": {"actions": _PLANNED.get(str(change.get("action")), ["no-op"])},
+            }
+        )
+    return out
+
+
+def diagnostics_text(messages: list[dict[str, Any]]) -> str:
+    """Error diagnostics of a -json run as terraform prints them without -json (what raise_for reads)."""
+    parts = []
+    for m in messages:
+        d = m.get("diagnostic") or {}
+        if m.get("type") == "diagnostic" and d.get("severity") == "error":
+            where = f"\n  with {d['address']},\n" if d.get("address") else ""
+            parts.append(f"Error: {d.get('summary', '')}\n{where}\n{d.get('detail', '')}\n")
+    return "\n".join(parts)
+
+
 def raise_for(what: str, done: Completed) -> None:
     """Terraform failed: a held lock -> Locked (exit 3); anything else -> OperationFailed naming the error."""
     output = (done.stdout or "") + "\n" + (done.stderr or "")
@@ -397,12 +448,15 @@ class Terraform:
             self.run("workspace", "select", "-or-create=true", "-no-color", s.workspace)
         marker.write_text(fingerprint)
 
-    def plan(self, out: Path, *, destroy: bool = False) -> bool:
+    def plan(self, out: Path, *, destroy: bool = False) -> dict[str, Any]:
+        """`terraform plan -out` with its machine-readable output (-json): the changes come from its
+        planned_change / resource_drift messages, shaped like `show -json`'s resource_changes, so no
+        second process is needed. {"changes": bool, "resource_changes": [...], "resource_drift": [...]}"""
         out.parent.mkdir(parents=True, exist_ok=True)
         args = [
             "plan",
             "-input=false",
-            "-no-color",
+            "-json",
             "-lock-timeout=0s",
             "-detailed-exitcode",
             f"-out={out}",
@@ -410,8 +464,17 @@ class Terraform:
         ]
         if destroy:
             args.append("-destroy")
-        done = self.run(*args, ok_codes=(0, 2), timeout=self.settings.timeout_s)
-        return done.code == 2
+        done = self.run(*args, ok_codes=tuple(range(256)), timeout=self.settings.timeout_s)
+        messages = _json_lines(done.stdout)
+        if done.code not in (0, 2):
+            raise_for(
+                "plan",
+                Completed(done.argv, done.code, diagnostics_text(messages) or done.stdout, done.stderr),
+            )
+        for m in messages:
+            if m.get("type") == "version" and m.get("terraform"):
+                self.__dict__["version"] = str(m["terraform"])  # saves `terraform version` later
+        return {"changes": done.code == 2, **planned_changes(messages)}
 
     def show(self, plan: Path) -> dict[str, Any]:
         done = self.run("show", "-json", "-no-color", str(plan))

@@ -258,6 +258,49 @@ class Cluster(Protocol):
     def connect(self) -> None: ...  # build the client (and its token) now, before threads share it
 
 
+# --- fault injection (drills) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Processes a fault acts on, each pid with its start time: a signal sent later
+    (a thaw, or the next run's cleanup reading the journal) reaches only those same
+    processes, never a later one that got a reused pid."""
+
+    what: str  # "primary and its children", "standby walreceiver"
+    pids: tuple[tuple[int, int | None], ...]
+
+    @property
+    def pid_list(self) -> list[int]:
+        return [pid for pid, _ in self.pids]
+
+    def record(self) -> list[list[int | None]]:
+        """The journal's form (an undo record's `pids`)."""
+        return [[pid, started] for pid, started in self.pids]
+
+    @classmethod
+    def from_record(cls, what: str, pids: list[list[int | None]]) -> Processes:
+        return cls(what, tuple((int(p[0] or 0), p[1]) for p in pids))
+
+
+class FaultInjector(Protocol):
+    """Faults a drill injects that no provider API offers: freezing, stopping and
+    killing the database's own processes. The sandbox implements it on its local
+    servers; an aws environment has none (Environment.faults says so), its faults
+    are the provider's own (RDS reboot with failover, ElastiCache TestFailover),
+    reached through Database.failover and Cache.failover."""
+
+    def primary(self) -> Processes: ...  # the primary's server and its children, as they are now
+    def wal_receiver(self) -> Processes: ...  # the standby's walreceiver; NotReady when it is not streaming
+    def freeze(self, processes: Processes) -> None: ...  # SIGSTOP: a hung server, or WAL receipt stopped
+    def thaw(self, processes: Processes) -> tuple[list[int], list[int]]: ...  # SIGCONT the same ones: (resumed, gone)
+    def end_frozen(self, processes: Processes) -> None: ...  # SIGTERM, then SIGCONT: exits before reading its socket
+    # SIGKILL them and the first one's children of the moment, at once (the machine is lost); waits until gone
+    def kill(self, processes: Processes) -> list[int]: ...
+    def replication_caught_up(self) -> bool: ...  # the standby has received everything the primary wrote
+    def synchronous_standbys(self) -> str | None: ...  # the primary's synchronous_standby_names; None: unreadable
+
+
 # --- infrastructure (Terraform) ---------------------------------------------
 
 
@@ -296,7 +339,8 @@ class Infrastructure(Protocol):
     def stateful(self) -> list[str]: ...  # resource types or TYPE.NAME addresses guarded from destroy
     def plans_dir(self) -> Path: ...
     def prepare(self) -> None: ...  # init with the backend config (when it changed), select the workspace
-    def plan(self, out: Path, *, destroy: bool = False) -> bool: ...  # True when there are changes
+    # plan to a file: {"changes": bool, "resource_changes": [...], "resource_drift": [...]} (show -json's shape)
+    def plan(self, out: Path, *, destroy: bool = False) -> dict[str, Any]: ...
     def show(self, plan: Path) -> dict[str, Any]: ...  # `terraform show -json PLAN`
     def apply(self, plan: Path, *, on_line: Progress) -> ApplyResult: ...
     def state(self) -> dict[str, Any] | None: ...  # the current state document; None: no state yet
@@ -406,6 +450,7 @@ class Hosts(Protocol):
     """The environment's SSH hosts; connections verify the host key against known_hosts."""
 
     known_hosts: Path
+    connect_timeout: float  # seconds, the environment's ssh.connect_timeout_seconds
 
     def list(self) -> list[HostSpec]: ...
     def connect(self, name: str, *, timeout: float | None = None) -> RemoteShell: ...  # raises SshError

@@ -228,8 +228,9 @@ def plan_and_apply(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{'destroy' if destroy else 'apply'}-{utc_stamp(environment.clock.now())}.tfplan"
     try:
-        changes = infra.plan(path, destroy=destroy)
-        summary = summarize(infra.show(path), infra.stateful(), allow) if changes else PlanSummary()
+        planned = infra.plan(path, destroy=destroy)
+        changes = planned["changes"]
+        summary = summarize(planned, infra.stateful(), allow) if changes else PlanSummary()
         step("plan", "ok", plan=str(path), destroy=destroy, totals=summary.totals())
         if not changes:
             return summary, None

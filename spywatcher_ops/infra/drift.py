@@ -37,8 +37,9 @@ def detect_drift(environment: Environment, infra: Infrastructure) -> DriftReport
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"drift-{utc_stamp(clock.now())}.tfplan"
         try:
-            changes = infra.plan(path)
-            summary = summarize(infra.show(path), infra.stateful(), []) if changes else PlanSummary()
+            planned = infra.plan(path)
+            changes = planned["changes"]
+            summary = summarize(planned, infra.stateful(), []) if changes else PlanSummary()
         finally:
             path.unlink(missing_ok=True)
         drifted = bool(changes and (summary.changes or summary.drift))

@@ -47,7 +47,6 @@ def make_plan(
     environment: Environment, infra: Infrastructure, *, allow_destroy: list[str], destroy: bool = False
 ) -> SavedPlan:
     allow = check_allow(allow_destroy)
-    info = infra.describe()
     with environment.operation(
         "infra.plan", {"allow_destroy": allow, "destroy": destroy}, mutating=False
     ) as op:
@@ -61,9 +60,11 @@ def make_plan(
         while path.exists():
             n += 1
             path = folder / f"{stamp}-{n}.tfplan"
-        changes = infra.plan(path, destroy=destroy)
-        summary = summarize(infra.show(path), infra.stateful(), allow)
+        planned = infra.plan(path, destroy=destroy)
+        changes = planned["changes"]
+        summary = summarize(planned, infra.stateful(), allow)
         serial, lineage = prior_state(path)
+        info = infra.describe()  # after the plan: its output named the terraform version
         meta = {
             "env": environment.name,
             "workspace": infra.workspace(),

@@ -66,9 +66,9 @@ def plan(
 ) -> None:
     """Terraform plan into a saved plan file; changes per resource type.
 
-    Runs init (with the environment's backend settings), `terraform plan -out`,
-    and reads `terraform show -json`: adds / changes / replaces / destroys per
-    resource type. A destroy or replace of a stateful resource (ops.terraform
+    Runs init (with the environment's backend settings) and `terraform plan -out`,
+    and reads its JSON output: adds / changes / replaces / destroys per
+    resource type (infra.apply reads the saved file again with `show -json`). A destroy or replace of a stateful resource (ops.terraform
     .stateful) is highlighted; `inv infra.apply` refuses it unless
     --allow-destroy names it. Example: inv infra.plan --env staging
     """
@@ -77,11 +77,11 @@ def plan(
     out = console(json)
     e = environment(c, env)
     infra = _infra(e)
+    saved = make_plan(e, infra, allow_destroy=list(allow_destroy or []), destroy=destroy)
     info = infra.describe()
     out.info(
         f"terraform {info['terraform']} in {info['dir']}, workspace {info['workspace']}, state {info['state']}"
     )
-    saved = make_plan(e, infra, allow_destroy=list(allow_destroy or []), destroy=destroy)
     out.emit_json(saved.to_dict())
     _render_summary(out, saved.summary)
     if saved.changes:

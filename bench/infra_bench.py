@@ -1,0 +1,205 @@
+"""`inv infra.plan` against bare `terraform plan` on the same configuration.
+
+A moto server (in this process) holds the S3 state bucket (versioning on) and
+the DynamoDB lock table; a configuration of N terraform_data resources is
+applied once, then, alternately, `runs` times each:
+
+  bare:  terraform plan -input=false -lock-timeout=0s -out=FILE   (initialised once, like a user's folder)
+  bare+: the same plan, then terraform show -json FILE              (what a summary needs)
+  ours:  inv infra.plan --env staging                               (init skipped when unchanged, plan -out,
+                                                                     show -json, summary, journal)
+
+Prints medians [min-max] and the ratio ours / bare (target <= 1.2) and ours / bare+.
+Exit 1 when ours / bare is above the target.
+
+    python bench/infra_bench.py [--resources 300] [--runs 7] [--target 1.2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET, KEY, LOCK = "bench-tfstate", "staging/terraform.tfstate", "bench-tflock"
+
+
+def moto() -> tuple[object, str]:
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1").create_table(
+        TableName=LOCK,
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return server, url
+
+
+def configuration(folder: Path, resources: int) -> None:
+    body = ['terraform {\n  backend "s3" {}\n}\n\nvariable "size" {\n  default = "small"\n}\n']
+    for i in range(resources):
+        body.append(f'resource "terraform_data" "r{i}" {{\n  input = "r{i}-${{var.size}}"\n}}\n')
+    (folder / "main.tf").write_text("\n".join(body))
+
+
+def backend(url: str) -> dict[str, object]:
+    return {
+        "bucket": BUCKET,
+        "key": KEY,
+        "region": "us-east-1",
+        "dynamodb_table": LOCK,
+        "endpoints": {"s3": url, "dynamodb": url},
+        "use_path_style": True,
+        "skip_credentials_validation": True,
+        "skip_requesting_account_id": True,
+        "skip_metadata_api_check": True,
+        "skip_region_validation": True,
+    }
+
+
+def timed(argv: list[str], *, cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    took = time.perf_counter() - start
+    if done.returncode not in ok:
+        raise SystemExit(f"{' '.join(argv[:3])} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    return took
+
+
+def fmt(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} s [{min(values):.3f}-{max(values):.3f}]"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resources", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--target", type=float, default=1.2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    server, url = moto()
+    try:
+        with tempfile.TemporaryDirectory(prefix="infra-bench-") as tmp:
+            work = Path(tmp)
+            config = work / "infra"
+            config.mkdir()
+            configuration(config, args.resources)
+            env = {
+                **os.environ,
+                "TF_CLI_CONFIG_FILE": "/dev/null",
+                "TF_IN_AUTOMATION": "1",
+                "CHECKPOINT_DISABLE": "1",
+                "AWS_ENDPOINT_URL": url,
+            }
+            # a user's Python caches bytecode; without it every `inv` recompiles ~100 modules (0.3 s here)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            bare_env = {**env, "TF_DATA_DIR": str(work / "bare-data")}
+            hcl = work / "backend.hcl"
+            from spywatcher_ops.backends.terraform import hcl_value
+
+            hcl.write_text("".join(f"{k} = {hcl_value(v)}\n" for k, v in backend(url).items()))
+            tf = "terraform"
+            timed(
+                [tf, "init", "-input=false", "-no-color", f"-backend-config={hcl}"], cwd=config, env=bare_env
+            )
+            timed([tf, "apply", "-input=false", "-no-color", "-auto-approve"], cwd=config, env=bare_env)
+            (config / "big.tfvars").write_text('size = "big"\n')  # every resource changes: a real plan
+            conf = work / "ops.yaml"
+            conf.write_text(
+                yaml.safe_dump(
+                    {
+                        "ops": {
+                            "state_dir": str(work / "state"),
+                            "environments": {
+                                "staging": {
+                                    "terraform": {
+                                        "dir": str(config),
+                                        "var_files": [str(config / "big.tfvars")],
+                                        "backend": backend(url),
+                                    }
+                                }
+                            },
+                        }
+                    }
+                )
+            )
+            inv = str(Path(sys.executable).parent / "inv")
+            ours_cmd = [inv, "-f", str(conf), "infra.plan", "--env", "staging"]
+            out = work / "bare.tfplan"
+            bare_cmd = [
+                tf,
+                "plan",
+                "-input=false",
+                "-no-color",
+                "-lock-timeout=0s",
+                f"-out={out}",
+                "-var-file=big.tfvars",
+            ]
+            show_cmd = [tf, "show", "-json", str(out)]
+            timed(ours_cmd, cwd=ROOT, env=env)  # first run: init of our own data folder, not measured
+            timed(bare_cmd, cwd=config, env=bare_env)
+            bare, bare_show, ours = [], [], []
+            for _ in range(args.runs):
+                b = timed(bare_cmd, cwd=config, env=bare_env)
+                bare.append(b)
+                bare_show.append(b + timed(show_cmd, cwd=config, env=bare_env))
+                ours.append(timed(ours_cmd, cwd=ROOT, env=env))
+    finally:
+        server.stop()  # type: ignore[attr-defined]
+    ratio = statistics.median(ours) / statistics.median(bare)
+    ratio_show = statistics.median(ours) / statistics.median(bare_show)
+    result = {
+        "resources": args.resources,
+        "runs": args.runs,
+        "bare_plan_s": round(statistics.median(bare), 3),
+        "bare_plan_show_s": round(statistics.median(bare_show), 3),
+        "inv_infra_plan_s": round(statistics.median(ours), 3),
+        "ratio": round(ratio, 2),
+        "ratio_vs_plan_and_show": round(ratio_show, 2),
+        "target": args.target,
+        "ok": ratio <= args.target,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"configuration: {args.resources} terraform_data resources, S3 backend + DynamoDB lock on moto; "
+            f"{args.runs} alternating runs"
+        )
+        print(f"terraform plan -out:              {fmt(bare)}")
+        print(f"terraform plan -out + show -json: {fmt(bare_show)}")
+        print(f"inv infra.plan:                   {fmt(ours)}")
+        print(
+            f"ratio inv / bare plan: {result['ratio']} (target <= {args.target}) -> "
+            f"{'OK' if result['ok'] else 'OVER'}; inv / (plan + show): {result['ratio_vs_plan_and_show']}"
+        )
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
