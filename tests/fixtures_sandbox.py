@@ -154,7 +154,7 @@ def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         pids = tracked_pids(state_dir)
         lifecycle.down(env, purge=True)
-        from spywatcher_ops.backends.sandbox.state import pid_alive
+        from spywatcher_ops.backends.sandbox.net import pid_alive
 
         stray = [p for p in pids if pid_alive(p)] + server_pids_under(base) + server_pids_under(state_dir)
         assert not stray, f"sandbox processes left running: {stray}"

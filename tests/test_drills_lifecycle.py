@@ -224,7 +224,8 @@ def test_cleanup_leaves_a_running_drill_alone_and_retries_what_failed(env):
     """A drill that is still running holds the lock: its pending undo entries are not leftovers yet."""
     import subprocess
 
-    from spywatcher_ops.drills.cleanup import clean_up, process_start_time
+    from spywatcher_ops.backends.sandbox.net import start_time as process_start_time
+    from spywatcher_ops.drills.cleanup import clean_up
 
     sleeper = subprocess.Popen(["sleep", "60"])
     try:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fixtures_sandbox import sandbox_environment, server_pids_under
 
+from spywatcher_ops.backends.sandbox.net import process_state
 from spywatcher_ops.core.journal import read
-from spywatcher_ops.drills.cleanup import process_state
 from spywatcher_ops.drills.reporting import report
 from spywatcher_ops.drills.runner import run_scenario
 from spywatcher_ops.drills.scenario import DrillOptions

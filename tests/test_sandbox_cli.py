@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fixtures_sandbox import server_pids_under, tracked_pids
 
+from spywatcher_ops.backends.sandbox.net import pid_alive
 from spywatcher_ops.backends.sandbox.paths import MARKER
-from spywatcher_ops.backends.sandbox.state import pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -137,7 +137,7 @@ def test_a_primary_killed_outside_the_toolkit_is_restarted_by_up(pg_pair):
 
     procs = pg_pair.database.processes()
     os.kill(procs["primary"]["pid"], signal.SIGKILL)
-    from spywatcher_ops.backends.sandbox.state import pid_alive
+    from spywatcher_ops.backends.sandbox.net import pid_alive
 
     deadline = time.monotonic() + 5
     while pid_alive(procs["primary"]["pid"]) and time.monotonic() < deadline:

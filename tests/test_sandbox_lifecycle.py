@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fixtures_sandbox import sandbox_environment, server_pids_under, tracked_pids
 
-from spywatcher_ops.backends.sandbox.state import pid_alive
+from spywatcher_ops.backends.sandbox.net import pid_alive
 from spywatcher_ops.core.errors import MissingTool, NotReady
 
 pytestmark = pytest.mark.real

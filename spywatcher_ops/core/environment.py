@@ -16,7 +16,7 @@ from .config import EnvSettings, Settings
 from .errors import Unsupported
 from .journal import Journal, Operation, os_user
 from .lock import FileLock, Lock
-from .ports import Cache, Cluster, DataMaintenance, Database, Hosts, Infrastructure
+from .ports import Cache, Cluster, Database, DataMaintenance, FaultInjector, Hosts, Infrastructure, Progress
 
 
 class Parts(Protocol):
@@ -30,6 +30,8 @@ class Parts(Protocol):
     def identity(self) -> dict[str, str]: ...
     def maintenance(self) -> DataMaintenance: ...  # the Sunday job's data-tier steps
     def hosts(self) -> Hosts: ...  # the machines reached over SSH (OS patches)
+    def faults(self) -> FaultInjector | None: ...  # what drills inject beyond the provider's own faults
+    def ensure_running(self, progress: Progress) -> None: ...  # sandbox: start or repair its servers
 
 
 # Builds the parts of one environment; the table maps a kind ("sandbox", "aws") to one.
@@ -82,6 +84,16 @@ class Environment:
                 "cluster and application tasks need an aws environment"
             )
         return cluster
+
+    @property
+    def faults(self) -> FaultInjector:
+        faults = self.parts.faults()
+        if faults is None:
+            raise Unsupported(
+                f"environment {self.name} ({self.kind}) cannot freeze or kill processes of its parts; "
+                "such drills run on sandbox environments"
+            )
+        return faults
 
     @property
     def journal(self) -> Journal:

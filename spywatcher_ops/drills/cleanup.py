@@ -11,12 +11,11 @@ Handlers are registered per kind; another module can add its own with
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.journal import read, unfinished
+from ..core.ports import Processes
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
@@ -34,33 +33,11 @@ def undo_handler(kind: str) -> Callable[[UndoHandler], UndoHandler]:
     return register
 
 
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def process_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
 @undo_handler("sigcont")
 def _sigcont(env: Environment, data: dict[str, Any]) -> str:
     """Continue processes a drill stopped with SIGSTOP (if they are still the same processes)."""
-    resumed, gone = [], []
-    for pid, started in data.get("pids", []):
-        if process_start_time(pid) != started:
-            gone.append(pid)
-            continue
-        os.kill(pid, signal.SIGCONT)
-        resumed.append(pid)
+    stopped = Processes.from_record("stopped by a drill", data.get("pids", []))
+    resumed, gone = env.faults.thaw(stopped)
     return f"SIGCONT sent to {len(resumed)} process(es)" + (f"; {len(gone)} already gone" if gone else "")
 
 

@@ -230,10 +230,8 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
     _render_cleaned(out, cleaned)
     with out.progress(f"drills on {e.name}") as progress:
         if e.kind == "sandbox" and not no_up and not dry_run:
-            from spywatcher_ops.backends.sandbox import lifecycle
-
             with e.operation("sandbox.up", {"by": "dr.drill"}):
-                lifecycle.up(e, progress)
+                e.parts.ensure_running(progress)
         checked = suite.preflight_all(e, scenarios, options)
     for pre in checked:
         if not out.json_mode and (not pre.ok or any(ch.status == "warn" for ch in pre.checks)):

@@ -10,7 +10,16 @@ from .session import AwsClients
 if TYPE_CHECKING:
     from ...core.environment import Environment
     from ...core.lock import Lock
-    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Hosts, Infrastructure
+    from ...core.ports import (
+        Cache,
+        Cluster,
+        Database,
+        DataMaintenance,
+        FaultInjector,
+        Hosts,
+        Infrastructure,
+        Progress,
+    )
 
 
 class AwsParts:
@@ -57,6 +66,12 @@ class AwsParts:
         from .maintenance import AwsMaintenance
 
         return AwsMaintenance(self.environment, self.clients)
+
+    def faults(self) -> FaultInjector | None:
+        return None  # AWS's faults are the provider's: RDS reboot with failover, TestFailover (Database/Cache.failover)
+
+    def ensure_running(self, progress: Progress) -> None:
+        return None  # nothing to start: the provider runs RDS, ElastiCache and EKS
 
     def hosts(self) -> Hosts:
         from ..ssh import SshHosts

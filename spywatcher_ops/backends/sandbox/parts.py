@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ...core.environment import Environment
     from ...core.lock import Lock
-    from ...core.ports import Cache, Cluster, Database, DataMaintenance, Hosts, Infrastructure
+    from ...core.ports import (
+        Cache,
+        Cluster,
+        Database,
+        DataMaintenance,
+        FaultInjector,
+        Hosts,
+        Infrastructure,
+        Progress,
+    )
 
 
 class SandboxParts:
@@ -39,6 +48,16 @@ class SandboxParts:
         from .maintenance import SandboxMaintenance
 
         return SandboxMaintenance(self.environment)
+
+    def faults(self) -> FaultInjector:
+        from .faults import SandboxFaults
+
+        return SandboxFaults(self.environment)
+
+    def ensure_running(self, progress: Progress) -> None:
+        from .lifecycle import up
+
+        up(self.environment, progress)
 
     def hosts(self) -> Hosts:
         from ..ssh import SshHosts

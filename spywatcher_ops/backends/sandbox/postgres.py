@@ -21,7 +21,8 @@ from typing import Any
 
 from ...core import commands
 from ...core.errors import MissingTool, NotReady, OperationFailed
-from .state import children, pid_alive, processes_in
+from .net import children, pid_alive
+from .state import processes_in
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PACKAGE = "postgresql-15"

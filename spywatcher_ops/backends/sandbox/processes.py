@@ -18,7 +18,8 @@ from typing import Any
 
 from ...core.errors import OperationFailed
 from . import postgres as pg
-from .state import folder_pid, node_pid, pid_alive, servers_under
+from .net import pid_alive
+from .state import folder_pid, node_pid, servers_under
 
 
 def node_folders(pg_base: Path) -> list[Path]:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -34,6 +32,7 @@ from ...core.clock import iso
 from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
+from .net import pick_port, port_free
 from .paths import MARKER, is_ours, mark, not_ours_note
 from .secrets import REPLICATION_USER, SandboxSecrets, pgpass_text
 from .state import EventLog, StateFile, node_alive, node_pid
@@ -42,7 +41,6 @@ REPLICATION_MODES = ("synchronous", "asynchronous")
 AUTH = "scram-sha-256"  # state["auth"]; absent in sandboxes made before passwords existed
 PGPASS = "pgpass"
 STATUS_TIMEOUT_S = 2.0  # a node that does not answer within this is "not answering" (frozen, overloaded)
-PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (measured.md)
 
 
 @dataclass
@@ -58,27 +56,6 @@ class NodeReport:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "port": self.port, "pid": self.pid, "alive": self.alive,
                 "action": self.action, **self.details}
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # like the server: TIME_WAIT leftovers of our own connections do not make a port busy
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((pg.HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_port(taken: set[int]) -> int:
-    """A free loopback port below the ephemeral range, not already given to another node."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(*PORT_RANGE)
-        if port not in taken and port_free(port):
-            return port
-    raise NotReady(f"no free loopback port found in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
 def default_pg_base(root: Path) -> Path:

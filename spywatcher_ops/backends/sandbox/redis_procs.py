@@ -23,11 +23,9 @@ import hashlib
 import json
 import os
 import pwd
-import random
 import re
 import shutil
 import signal
-import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +34,8 @@ from typing import Any
 from ...core.commands import require_binary, run
 from ...core.errors import NotReady, OperationFailed
 from ...core.ports import CacheNode, ProviderEvent
+from . import net
+from .net import pick_port, port_free
 from .paths import is_ours, mark, not_ours_note
 from .secrets import SandboxSecrets
 
@@ -54,8 +54,6 @@ FAILOVER_TIMEOUT_MS = 2000
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 SYNC_PROBE_KEY = "spywatcher-ops:sync-probe"  # written by up() to prove replication flows
-# Below Linux's ephemeral range (32768-60999), where outgoing connections could take a port.
-PORT_RANGE = (21000, 32000)
 SERVER_USER = "redis"  # who the servers run as when we are root
 
 # 12345:X 26 Nov 2026 06:40:01.123 # +sdown master spywatcher 127.0.0.1 21001
@@ -86,30 +84,15 @@ def client(port: int, *, timeout: float = 1.0, password: str | None = None) -> A
 
 
 def pid_alive(pid: int | None, port: int) -> bool:
-    """True if `pid` is a live (not zombie) redis-server listening on `port`."""
-    if not pid:
+    """True if `pid` is a live redis-server listening on `port` (net.pid_alive, and its title)."""
+    if not net.pid_alive(pid):
         return False
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    if state in ("Z", "X"):
-        return False
     # redis-server retitles itself "redis-server 127.0.0.1:PORT" (+ " [sentinel]").
     return "redis" in cmdline and f":{port}" in cmdline
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Like redis-server itself: TIME_WAIT leftovers of a killed server do not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def _quote(value: str | Path) -> str:
@@ -300,7 +283,7 @@ class RedisSandbox:
             preferred = old_ports.get(name)
             for attempt in range(3):
                 port = preferred if (attempt == 0 and preferred and port_free(preferred)
-                                     and preferred not in taken) else _pick_port(taken)
+                                     and preferred not in taken) else pick_port(taken)
                 taken.add(port)
                 state["nodes"][name] = {"kind": _kind(name), "port": port, "pid": None}
                 self._save(state)
@@ -431,7 +414,7 @@ class RedisSandbox:
         for pid in found:
             os.kill(pid, signal.SIGKILL)  # unrecorded: nobody relies on its contents
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while any(_running(pid) for pid in found) and time.monotonic() < deadline:
+        while any(net.pid_alive(pid) for pid in found) and time.monotonic() < deadline:
             time.sleep(0.01)
         return found
 
@@ -704,21 +687,6 @@ class RedisSandbox:
 # helpers ----------------------------------------------------------------------
 def _kind(name: str) -> str:
     return "sentinel" if name in SENTINELS else "data"
-
-
-def _pick_port(taken: set[int]) -> int:
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)
-        if port not in taken and port_free(port):
-            return port
-    raise NotReady(f"no free loopback port between {PORT_RANGE[0]} and {PORT_RANGE[1]}")
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 def _read_pid(pidfile: Path) -> int | None:

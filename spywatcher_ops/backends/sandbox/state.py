@@ -72,6 +72,7 @@ from typing import Any
 
 from ...core.clock import iso
 from ...core.errors import NotReady
+from .net import pid_alive
 
 STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
@@ -193,18 +194,6 @@ def node(state: dict[str, Any], name: str | None) -> dict[str, Any] | None:
     return state["nodes"].get(name)
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True if `pid` exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return fields[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
 def processes_in(folder: str) -> list[int]:
     """Processes whose working folder is `folder`: a postmaster's children chdir to the data
     folder, so this finds the orphans a SIGKILLed postmaster leaves behind."""
@@ -280,19 +269,3 @@ def servers_under(base: str | Path) -> list[int]:
         if (cwd + "/").startswith(needle) or f"-D {needle}" in cmd:
             found.append(pid)
     return found
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of `pid` (a postmaster's backends and helpers)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return out

@@ -13,8 +13,6 @@ and a loss of known size); they are not in the default suite.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.plan import Plan, Step
 from .. import measure
-from ..cleanup import process_start_time
 from ..preflight import backups_enabled, standby_ready
 from ..probes import read_surviving
 from ..runner import mark_fault, targets_for
@@ -32,6 +29,7 @@ from .registry import register
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+    from ...core.ports import FaultInjector
 
 
 def _targets(env: Environment) -> tuple[dict[str, float], dict[str, float]]:
@@ -264,23 +262,8 @@ class SnapshotRestore(_RestoreScenario):
 
 # measurement proofs (sandbox only) ------------------------------------------------
 
-def _db(env: Environment) -> Any:
-    """The sandbox database, with its fault-injection helpers (processes())."""
-    return env.database
-
-
-def _process_tree(pid: int) -> list[int]:
-    from ...backends.sandbox.state import children
-
-    return [pid, *children(pid)]
-
-
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+# The faults come from the environment's FaultInjector port (env.faults): the
+# scenarios never signal a process themselves.
 
 
 @register
@@ -310,23 +293,24 @@ class DbStall(DbScenario):
         return [Check("stall length", "ok", f"the primary will be frozen for {stall:g} s")]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        procs = _db(env).processes()
+        pid = env.faults.primary().pid_list[0]
         plan = Plan(f"drill {self.name} on {env.name}")
-        plan.add(Step("sandbox", "kill", {"pid": procs["primary"]["pid"], "children": True, "signal": "SIGSTOP"}))
-        plan.add(Step("sandbox", "kill", {"pid": procs["primary"]["pid"], "children": True, "signal": "SIGCONT",
+        plan.add(Step("sandbox", "kill", {"pid": pid, "children": True, "signal": "SIGSTOP"}))
+        plan.add(Step("sandbox", "kill", {"pid": pid, "children": True, "signal": "SIGCONT",
                                           "after_s": self.stall_s(options)}))
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
         stall = self.stall_s(ctx.options)
-        pid = _db(ctx.env).processes()["primary"]["pid"]
-        pids = _process_tree(pid)
-        ctx.scratch["stopped"] = pids
-        ctx.scratch["stop_undo"] = ctx.undo("sigcont", pids=[[p, process_start_time(p)] for p in pids])
-        fault = mark_fault(ctx, f"primary frozen (SIGSTOP) for {stall:g} s", pids=pids, stall_s=stall)
-        _signal_all(pids, signal.SIGSTOP)
+        faults = ctx.env.faults
+        primary = faults.primary()
+        ctx.scratch["stopped"] = primary
+        # journalled before the signal: a drill killed while the primary is frozen is thawed by the next run
+        ctx.scratch["stop_undo"] = ctx.undo("sigcont", pids=primary.record())
+        fault = mark_fault(ctx, f"primary frozen (SIGSTOP) for {stall:g} s", pids=primary.pid_list, stall_s=stall)
+        faults.freeze(primary)
         ctx.sleep(fault.at + stall - ctx.now())
-        _signal_all(pids, signal.SIGCONT)
+        faults.thaw(primary)
         ctx.event("resumed", f"primary resumed (SIGCONT) after {ctx.now() - fault.at:.3f} s")
         ctx.undone(ctx.scratch.pop("stop_undo"), "SIGCONT sent")
         fault.done_at = ctx.now()
@@ -334,7 +318,7 @@ class DbStall(DbScenario):
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
         if "stop_undo" in ctx.scratch:  # aborted while frozen
-            _signal_all(ctx.scratch["stopped"], signal.SIGCONT)
+            ctx.env.faults.thaw(ctx.scratch["stopped"])
             ctx.undone(ctx.scratch.pop("stop_undo"), "SIGCONT sent by the rollback")
 
 
@@ -370,10 +354,9 @@ class DbAsyncLoss(DbScenario):
             checks.append(Check("asynchronous replication", "failed",
                                 f"replication is {mode}: a synchronous standby has every acknowledged write", hint=hint))
             return checks
-        db = _db(env)
-        port = db.processes()["primary"]["port"]
-        rows = db.box.try_query(int(port), "SHOW synchronous_standby_names")  # the box supplies the password
-        live = rows[0][0] if rows else "?"
+        live = env.faults.synchronous_standbys()
+        if live is None:
+            live = "?"  # unreadable: say so rather than guess
         if live:
             checks.append(Check("asynchronous replication", "failed",
                                 f"the primary still waits for a synchronous standby (synchronous_standby_names={live})",
@@ -393,25 +376,20 @@ class DbAsyncLoss(DbScenario):
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
-        from ...backends.sandbox import postgres as pg
-
         n = self.writes(ctx.options)
-        db = _db(ctx.env)
+        db, faults = ctx.env.database, ctx.env.faults
         writer = ctx.probe("db-write")
         if writer is None:
             raise OperationFailed("db-async-loss needs the db-write probe")
-        procs = db.processes()
-        receiver = (procs.get("walreceiver") or {}).get("pid")
-        if not receiver:
-            raise NotReady("the standby has no walreceiver: it is not streaming")
-        primary = procs["primary"]
+        receiver = faults.wal_receiver()
+        primary = faults.primary()  # found now: the kill below must follow the N-th ack at once
         # Stop receipt in a quiet moment: right after an ack, once the standby has everything.
         self._after_next_ack(writer, timeout=5.0)
-        self._wait_caught_up(db, int(primary["port"]), timeout=2.0)
-        undo = ctx.undo("sigcont", pids=[[receiver, process_start_time(receiver)]])
-        os.kill(receiver, signal.SIGSTOP)
+        self._wait_caught_up(faults, timeout=2.0)
+        undo = ctx.undo("sigcont", pids=receiver.record())
+        faults.freeze(receiver)
         stopped_at = ctx.now()
-        ctx.event("wal-receipt-stopped", f"standby walreceiver (pid {receiver}) stopped with SIGSTOP")
+        ctx.event("wal-receipt-stopped", f"standby walreceiver (pid {receiver.pid_list[0]}) stopped with SIGSTOP")
         acked_at_stop = self._acked(writer)
         deadline = time.monotonic() + 10 + n * 0.5
         ctx.scratch["receiver_stopped"] = (receiver, undo)
@@ -421,11 +399,10 @@ class DbAsyncLoss(DbScenario):
                                       "(is the primary waiting for a synchronous standby?)")
             time.sleep(0.002)
         fault = mark_fault(ctx, f"primary killed (SIGKILL) {n} acknowledged write(s) after WAL receipt stopped",
-                           walreceiver=receiver, wal_receipt_stopped_at=stopped_at)
-        pg.kill_tree(int(primary["pid"]), pg.Path(primary["data"]))
+                           walreceiver=receiver.pid_list[0], wal_receipt_stopped_at=stopped_at)
+        faults.kill(primary)
         killed_at = ctx.now()
-        os.kill(receiver, signal.SIGTERM)  # pending while stopped: handled first on SIGCONT, before any read
-        os.kill(receiver, signal.SIGCONT)
+        faults.end_frozen(receiver)  # it exits without reading what is still in its socket: those writes are lost
         # What should be lost, from timing alone (the measurement compares rows instead):
         window = sorted(w.seq for w in writer.writes() if w.acked_at is not None and stopped_at < w.acked_at <= killed_at)
         ctx.step("loss-window", "ok", acked_after_wal_stop=window, wal_stopped_at=stopped_at, killed_at=killed_at)
@@ -441,7 +418,7 @@ class DbAsyncLoss(DbScenario):
         stopped = ctx.scratch.pop("receiver_stopped", None)
         if stopped:  # aborted before the primary was killed: let the standby catch up again
             receiver, undo = stopped
-            _signal_all([receiver], signal.SIGCONT)
+            ctx.env.faults.thaw(receiver)
             ctx.undone(undo, "SIGCONT sent by the rollback")
 
     @staticmethod
@@ -455,11 +432,10 @@ class DbAsyncLoss(DbScenario):
             time.sleep(0.001)
 
     @staticmethod
-    def _wait_caught_up(db: Any, port: int, timeout: float) -> None:
+    def _wait_caught_up(faults: FaultInjector, timeout: float) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            rows = db.box.try_query(port, "SELECT bool_and(write_lsn >= pg_current_wal_lsn()) FROM pg_stat_replication")
-            if rows and rows[0][0]:
+            if faults.replication_caught_up():
                 return
             time.sleep(0.002)
         raise NotReady("the standby did not catch up with the primary within 2 s")
