@@ -100,6 +100,7 @@ save(); print(f"{prog}: unexpected arguments {args}", file=sys.stderr); sys.exit
 REBOOT_SCRIPT = r"""#!/bin/sh
 # The test host's reboot: every session and the sshd go, the host stays down, then comes back.
 H=__HOST__
+echo "$$ $PPID $(date +%s.%N)" >> $H/reboot_calls
 setsid sh -c '
   sleep 0.3
   L=$(cat __HOST__/run/sshd.pid)

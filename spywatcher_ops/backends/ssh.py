@@ -251,7 +251,7 @@ class FabricShell:
         self.conn = conn
 
     def run(self, command: str, *, timeout: float, sudo: bool = False) -> RemoteResult:
-        from invoke.exceptions import CommandTimedOut
+        from invoke.exceptions import CommandTimedOut, ThreadException
 
         full = f"sudo -n {command}" if sudo and self.spec.user != "root" else command
         try:
@@ -260,7 +260,7 @@ class FabricShell:
             raise SshError(
                 self.spec.name, "timeout", f"`{command}` did not finish within {timeout:.0f} s"
             ) from None
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, ThreadException) as exc:  # invoke wraps a dropped stream's error
             raise SshError(
                 self.spec.name, "unreachable", f"the connection dropped during `{command}`: {exc}"
             ) from None

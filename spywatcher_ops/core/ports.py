@@ -301,49 +301,6 @@ class FaultInjector(Protocol):
     def synchronous_standbys(self) -> str | None: ...  # the primary's synchronous_standby_names; None: unreadable
 
 
-# --- fault injection (drills) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Processes:
-    """Processes a fault acts on, each pid with its start time: a signal sent later
-    (a thaw, or the next run's cleanup reading the journal) reaches only those same
-    processes, never a later one that got a reused pid."""
-
-    what: str  # "primary and its children", "standby walreceiver"
-    pids: tuple[tuple[int, int | None], ...]
-
-    @property
-    def pid_list(self) -> list[int]:
-        return [pid for pid, _ in self.pids]
-
-    def record(self) -> list[list[int | None]]:
-        """The journal's form (an undo record's `pids`)."""
-        return [[pid, started] for pid, started in self.pids]
-
-    @classmethod
-    def from_record(cls, what: str, pids: list[list[int | None]]) -> Processes:
-        return cls(what, tuple((int(p[0] or 0), p[1]) for p in pids))
-
-
-class FaultInjector(Protocol):
-    """Faults a drill injects that no provider API offers: freezing, stopping and
-    killing the database's own processes. The sandbox implements it on its local
-    servers; an aws environment has none (Environment.faults says so), its faults
-    are the provider's own (RDS reboot with failover, ElastiCache TestFailover),
-    reached through Database.failover and Cache.failover."""
-
-    def primary(self) -> Processes: ...  # the primary's server and its children, as they are now
-    def wal_receiver(self) -> Processes: ...  # the standby's walreceiver; NotReady when it is not streaming
-    def freeze(self, processes: Processes) -> None: ...  # SIGSTOP: a hung server, or WAL receipt stopped
-    def thaw(self, processes: Processes) -> tuple[list[int], list[int]]: ...  # SIGCONT the same ones: (resumed, gone)
-    def end_frozen(self, processes: Processes) -> None: ...  # SIGTERM, then SIGCONT: exits before reading its socket
-    # SIGKILL them and the first one's children of the moment, at once (the machine is lost); waits until gone
-    def kill(self, processes: Processes) -> list[int]: ...
-    def replication_caught_up(self) -> bool: ...  # the standby has received everything the primary wrote
-    def synchronous_standbys(self) -> str | None: ...  # the primary's synchronous_standby_names; None: unreadable
-
-
 # --- infrastructure (Terraform) ---------------------------------------------
 
 

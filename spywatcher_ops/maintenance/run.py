@@ -333,10 +333,16 @@ def run(
                         f"{iso(window.cutoff)}",
                     )
                     continue
-                result = _one_step(env, op, run_id, planned, probes, progress, shielded, Terminated)
+                result = _one_step(
+                    env, op, run_id, planned, probes, progress, shielded, Terminated, setup.env_plan.max_errors
+                )
                 if result in ("interrupted", "interrupted-failed"):
                     stop_reason = "interrupted"
                     outcome.state = "interrupted"
+                elif result == "stop":  # the step said the run cannot go on (StepContext.state["stop_run"])
+                    errors += 1
+                    stop_reason = "failed"
+                    outcome.state = "failed"
                 elif result != "ok":
                     errors += 1
                     if errors > setup.env_plan.max_errors:
@@ -367,6 +373,7 @@ def _one_step(
     progress: Progress,
     shielded: Any,
     terminated: Any,
+    max_errors: int = 0,
 ) -> str:
     """Run one step; journal it; returns ok | failed | rolled-back | interrupted."""
     stype = STEPS[planned.step]
@@ -382,7 +389,11 @@ def _one_step(
         events.append({"t": probes.now() if at is None else at, "code": code, "message": message})
 
     ctx = StepContext(
-        env=env, settings=planned.settings, progress=lambda s: progress(f"{planned.step}: {s}"), note=note
+        env=env,
+        settings=planned.settings,
+        progress=lambda s: progress(f"{planned.step}: {s}"),
+        note=note,
+        max_errors=max_errors,
     )
     status, error = "ok", None
     pre: list[Check] = []
@@ -461,6 +472,8 @@ def _one_step(
     )
     if interrupted:
         return "interrupted" if status == "interrupted" else "interrupted-failed"
+    if status != "ok" and ctx.state.get("stop_run"):
+        return "stop"
     return status
 
 

@@ -40,9 +40,12 @@ class Setting:
     help: str
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] | None = None  # text settings: the accepted values
 
     def check(self, value: Any) -> str | None:
         """None when acceptable, else what is accepted."""
+        if self.choices is not None and value not in self.choices:
+            return f"not one of {', '.join(self.choices)}; {self.help}, e.g. {self.default!r}"
         kind = {int: "whole number", float: "number", bool: "true or false"}.get(self.type, "text")
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -180,3 +183,12 @@ class StepContext:
     progress: Callable[[str], None]
     note: Callable[..., None]  # a timeline event: (code, message[, at epoch seconds])
     state: dict[str, Any] = field(default_factory=dict)  # what the action left for the post-check / rollback
+    max_errors: int = 0  # the plan's: failures tolerated (per host, for steps over many hosts)
+    # A step sets state["stop_run"] = "why" when the run must stop whatever max_errors says
+    # (a host that did not come back after its reboot: its node stays cordoned).
+
+
+# part 2's steps (SSH hosts, EKS) live in their own module and register here
+from .host_steps import HOST_STEPS  # noqa: E402
+
+STEPS.update(HOST_STEPS)

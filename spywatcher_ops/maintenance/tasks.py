@@ -443,3 +443,48 @@ def pending(c: Context, env: str | None = None, set: str | None = None, json: bo
         out.print(f"nothing pending on {e.name}")
     for ch in changes:
         out.print(f"{ch.part}: {ch.name} {ch.current} -> {ch.pending} ({ch.apply}) {ch.description}")
+
+
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "json": JSON_HELP,
+        "timeout": "seconds each host may take to connect and answer, e.g. 10",
+    }
+)
+def hosts(c: Context, env: str | None = None, json: bool = False, timeout: int = 10) -> None:
+    """Each SSH host of the environment: reachable, OS, pending updates (security / all), reboot required, uptime.
+
+    Read-only; every host is asked at once, each within --timeout. Exit 1 when a host cannot be read.
+    Example: inv maint.hosts --env production --json
+    """
+    from spywatcher_ops.core.cli import check_timeout
+    from spywatcher_ops.core.errors import OperationFailed
+    from spywatcher_ops.maintenance.hostfacts import survey
+
+    check_timeout(timeout)
+    out = console(json)
+    e = environment(c, env)
+    port = e.parts.hosts()
+    found = survey(port, timeout=float(timeout))
+    out.emit_json({"env": e.name, "known_hosts": str(port.known_hosts), "hosts": [f.to_dict() for f in found]})
+    if not found:
+        out.print(f"{e.name} has no SSH hosts (ops.environments.{e.name}.ssh.hosts)")
+        return
+    rows = []
+    for f in found:
+        if not f.reachable:
+            rows.append([f.name, f.address, "NO", f.error or "", "", "", "", ""])
+            continue
+        up = f"{(f.uptime_s or 0) / 86400:.1f} d" if (f.uptime_s or 0) >= 86400 else f"{(f.uptime_s or 0) / 3600:.1f} h"
+        rows.append([
+            f.name, f.address, "yes", f.os or "?", str(len(f.security)), str(len(f.updates)),
+            "YES" if f.reboot_required else "no", up,
+        ])
+    out.table(["host", "address", "reachable", "os", "security", "all", "reboot", "uptime"], rows, title=e.name)
+    bad = [f for f in found if not f.reachable]
+    if bad:
+        raise OperationFailed(
+            f"{len(bad)} of {len(found)} hosts could not be read: "
+            + "; ".join(f"{f.name} ({f.reason}: {f.error})" for f in bad)
+        )
