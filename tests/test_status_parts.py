@@ -141,15 +141,15 @@ def test_a_frozen_primary_times_out_and_the_rest_still_shows(sandbox_env: Any):
     os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        done = _inv(state_dir, "status", "--timeout", "1")
+        done = _inv(state_dir, "status", "--timeout", "3")
         took = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "FAILED  database     did not answer within 1 s" in done.stdout
+    assert "FAILED  database     did not answer within 3 s" in done.stdout
     assert "sentinels: 3 of 3 answer" in done.stdout and "restorable from" in done.stdout
     assert "error: could not read database on sandbox" in done.stderr
-    assert took < 10
+    assert took < 15
 
 
 def test_bad_timeout_is_refused(state_dir: Path):

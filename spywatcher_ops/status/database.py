@@ -51,6 +51,8 @@ FROM pg_stat_replication
 
 
 def sandbox(environment: Environment, timeout: float) -> list[Line]:
+    # libpq's own timeout is longer than the part's deadline: a server that hangs is reported
+    # as not answering within --timeout (unreadable), one that refuses as FAILED
     import psycopg
 
     db: Any = environment.database
@@ -65,7 +67,7 @@ def sandbox(environment: Environment, timeout: float) -> list[Line]:
         ]
     info = db.admin_connection()
     try:
-        with psycopg.connect(**info.kwargs(), connect_timeout=max(1, int(timeout)), autocommit=True) as conn:
+        with psycopg.connect(**info.kwargs(), connect_timeout=int(timeout) + 2, autocommit=True) as conn:
             row = conn.execute(SANDBOX_SQL).fetchone()
             assert row is not None  # a SELECT without FROM returns one row
             in_recovery, data_dir, max_conn, used = row
