@@ -9,6 +9,7 @@ from invoke import Collection
 from spywatcher_ops.backends.sandbox import tasks as sandbox
 from spywatcher_ops.cluster import app_tasks as app
 from spywatcher_ops.cluster import cluster_tasks as cluster
+from spywatcher_ops.core import config_tasks as config
 from spywatcher_ops.drills import tasks as dr
 from spywatcher_ops.infra import tasks as infra
 from spywatcher_ops.maintenance import tasks as maint
@@ -37,3 +38,4 @@ ns.add_collection(Collection.from_module(infra), name="infra")
 ns.add_task(oncall.oncall)  # top level: the first command after a page
 ns.add_task(status.status)  # top level: one screen with the health of every part
 ns.add_collection(Collection.from_module(maint), name="maint")
+ns.add_collection(Collection.from_module(config), name="config")

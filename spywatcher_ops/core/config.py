@@ -75,10 +75,15 @@ def _plain(value: Any) -> Any:
 
 
 def load(config: Any) -> Settings:
-    """Build Settings from an invoke Config (or any mapping with an `ops` key)."""
+    """Build Settings from an invoke Config (or any mapping with an `ops` key). The merged
+    `ops` section is checked against core/schema.py first: an unknown key or a wrong type is
+    BadInput naming the key, the file or variable it came from, and the accepted keys."""
+    from .schema import validate
+
     raw = _plain(config.get("ops") or {})
     if not raw:
         raise BadInput("no `ops` section in the invoke configuration; is invoke.yaml next to tasks.py?")
+    validate(raw, sources(config))
     project = str(raw.get("project", "spywatcher"))
     envs: dict[str, EnvSettings] = {}
     for name, spec in (raw.get("environments") or {}).items():
@@ -149,4 +154,54 @@ def _leaves(tree: Mapping[str, Any], path: tuple[str, ...]) -> list[tuple[tuple[
             out.extend(_leaves(value, (*path, str(key))))
         else:
             out.append(((*path, str(key)), value))
+    return out
+
+
+# Where each value came from ------------------------------------------------------
+
+def _layers(config: Any) -> list[tuple[str, Any, str | None]]:
+    """invoke's configuration layers, lowest priority first: (attribute, label, kind)."""
+    def rel(path: Any) -> str:
+        if not path:
+            return "?"
+        p = Path(str(path))
+        try:
+            return str(p.relative_to(PROJECT_ROOT))
+        except ValueError:
+            return str(p)
+
+    return [
+        ("_defaults", "invoke default", None),
+        ("_collection", "tasks.py", None),
+        ("_system", rel(getattr(config, "_system_path", None)), None),
+        ("_user", rel(getattr(config, "_user_path", None)), None),
+        ("_project", rel(getattr(config, "_project_path", None)), None),
+        ("_env", "", "env"),
+        ("_runtime", "-f " + rel(getattr(config, "_runtime_path", None)), None),
+        ("_overrides", "set at run time", None),
+        ("_modifications", "set at run time", None),
+    ]
+
+
+def sources(config: Any) -> dict[tuple[str, ...], str]:
+    """ops key path -> where its value came from (the highest-priority layer that sets it):
+    a file (invoke.yaml, ~/.invoke.yaml, -f FILE), an INVOKE_OPS_* variable, or run time.
+    Empty for a plain mapping (tests), whose values have no file."""
+    found: dict[tuple[str, ...], str] = {}
+    for attr, label, kind in _layers(config):
+        layer = getattr(config, attr, None)
+        if not isinstance(layer, Mapping) or not isinstance(layer.get("ops"), Mapping):
+            continue
+        for path in _paths(_plain(layer["ops"]), ()):
+            found[path] = ENV_PREFIX + "_".join(("ops", *path)).upper() if kind == "env" else label
+    return found
+
+
+def _paths(tree: Mapping[str, Any], path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for key, value in tree.items():
+        here = (*path, str(key))
+        out.append(here)
+        if isinstance(value, Mapping):
+            out.extend(_paths(value, here))
     return out
