@@ -67,3 +67,42 @@ def test_full_rebuild_is_refused_on_aws_and_named_in_the_list(cli):
     assert "the region-loss variant on AWS is not built yet" in done.stderr
     listed = ok(cli("dr.scenarios")).stdout
     assert "full-rebuild" in listed and "RTO infrastructure 30.0 min; RPO database 5.0 min" in listed
+
+
+def test_a_full_rebuild_drill_killed_after_the_destroy_is_rebuilt_by_the_next_run(cli, tmp_path):
+    import signal
+    import time
+
+    ok(cli("infra.plan"))
+    ok(cli("infra.apply", "--yes"))
+    conf = tmp_path / "ops.yaml"
+    env = {**os.environ, "TF_CLI_CONFIG_FILE": "/dev/null"}
+    proc = subprocess.Popen(
+        ["inv", "-f", str(conf), "dr.drill", "--scenario", "full-rebuild", "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    journal = tmp_path / "state" / "journal" / "sandbox.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = journal.read_text() if journal.exists() else ""
+            if '"kind": "destroyed"' in text:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the drill never destroyed the sandbox")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the drill and its terraform: a crash mid-rebuild
+        proc.wait(timeout=30)
+    # on the sandbox, the next preflight cleans up after killed drills: here, the rebuild
+    done = cli("dr.preflight", "--scenario", "full-rebuild", "--json")
+    cleaned = json.loads(done.stdout)["cleaned_up"]
+    actions = [a for c in cleaned for a in c["actions"] if a["kind"] == "rebuild-sandbox"]
+    assert actions and actions[0]["status"] == "ok", done.stdout + done.stderr
+    assert "sandbox rebuilt: infrastructure ok, database ok, cache ok" in actions[0]["detail"]
+    ok(cli("sandbox.status"))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import OpsError
 from ...core.plan import Plan, Step
 from ...core.ports import no_progress
+from ..cleanup import undo_handler
 from ..preflight import backups_enabled, standby_ready
 from ..runner import failover_measure, mark_fault
 from ..scenario import Check, DrillContext, DrillOptions, Fault, Measured
@@ -104,6 +105,8 @@ class FullRebuild(DbScenario):
         marked: list[Fault] = []
 
         def disaster(_summary: Any) -> None:  # the instant before terraform starts destroying
+            # killed from here on, the sandbox stays destroyed: the next dr.drill / dr.preflight rebuilds it
+            ctx.scratch["undo"] = ctx.undo("rebuild-sandbox")
             marked.append(
                 mark_fault(
                     ctx,
@@ -150,8 +153,14 @@ class FullRebuild(DbScenario):
             f"rebuild finished: {', '.join(f'{s.name} {s.duration_s:.2f} s' for s in outcome.stages)}",
         )
         ctx.scratch["stages"] += [s.to_dict() for s in outcome.stages]
-        ctx.scratch["rebuilt"] = True
+        self._rebuilt(ctx, "rebuilt by the drill")
         return fault
+
+    @staticmethod
+    def _rebuilt(ctx: DrillContext, detail: str) -> None:
+        ctx.scratch["rebuilt"] = True
+        if ctx.scratch.get("undo"):
+            ctx.undone(ctx.scratch["undo"], detail)
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
         """A rebuild that did not finish is run again: the sandbox must not stay destroyed."""
@@ -163,7 +172,7 @@ class FullRebuild(DbScenario):
             ctx.env, self._infra(ctx.env), "latest", [], progress=ctx.progress, held=ctx.step
         )
         redeploy(rctx, stages=REBUILD_STAGES, resume=False, approve=lambda _plan: True)
-        ctx.scratch["rebuilt"] = True
+        self._rebuilt(ctx, "rebuilt by the rollback")
 
     def recheck(self, env: Environment) -> list[Check]:
         checks = [standby_ready(env, deadline_s=30.0)]
@@ -187,3 +196,13 @@ class FullRebuild(DbScenario):
         measured.rpo_basis = "acknowledged writes missing after the restore (those not yet archived)"
         measured.details["stages"] = ctx.scratch.get("stages", [])
         return measured
+
+
+@undo_handler("rebuild-sandbox")
+def _rebuild_sandbox(env: Environment, data: dict[str, Any]) -> str:
+    """A full-rebuild drill was killed after destroying the sandbox: rebuild it (under the cleanup's lock)."""
+    from ...infra.redeploy import RedeployContext, redeploy
+
+    rctx = RedeployContext(env, env.parts.infrastructure(), "latest", [], held=lambda *_a, **_k: None)
+    outcome = redeploy(rctx, stages=REBUILD_STAGES, resume=False, approve=lambda _plan: True)
+    return "sandbox rebuilt: " + ", ".join(f"{s.name} {s.status}" for s in outcome.stages)
