@@ -166,7 +166,7 @@ class FakeKube:
         self.version = version
         self.lock = threading.RLock()
         self.store: dict[str, dict[tuple[str, str], Obj]] = {
-            k: {} for k in ("nodes", "pods", "deployments", "replicasets", "pdbs", "hpas", "events")
+            k: {} for k in ("nodes", "pods", "deployments", "replicasets", "pdbs", "hpas", "events", "cronjobs")
         }
         self.logs: dict[tuple[str, str], list[tuple[float, str]]] = {}
         self.ready_at: dict[str, float] = {}  # pod uid -> monotonic time its readiness probe first passes
@@ -635,7 +635,28 @@ class FakeKube:
         ("GET", r"^/apis/policy/v1/namespaces/(?P<ns>[^/]+)/poddisruptionbudgets$", "list_pdbs"),
         ("GET", r"^/apis/policy/v1/poddisruptionbudgets$", "list_all_pdbs"),
         ("GET", r"^/apis/autoscaling/v2/namespaces/(?P<ns>[^/]+)/horizontalpodautoscalers$", "list_hpas"),
+        ("POST", r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/cronjobs$", "create_cronjob"),
+        ("GET", r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/cronjobs/(?P<name>[^/]+)$", "get_cronjob"),
     ]
+
+    # batch/v1 CronJobs: stored as sent (the scheduler artefact in deploy/kubernetes is applied here),
+    # with the checks the real API server makes on the fields the toolkit relies on
+    def _h_create_cronjob(self, ns: str, body: Any, **_: Any) -> tuple[int, Obj]:
+        spec = body.get("spec") or {}
+        if len((spec.get("schedule") or "").split()) != 5:
+            raise ApiError(422, "Invalid", f"CronJob.batch is invalid: spec.schedule: {spec.get('schedule')!r}")
+        if spec.get("concurrencyPolicy", "Allow") not in ("Allow", "Forbid", "Replace"):
+            raise ApiError(422, "Invalid", "CronJob.batch is invalid: spec.concurrencyPolicy: Unsupported value")
+        name = body["metadata"]["name"]
+        if (ns, name) in self.store["cronjobs"]:
+            raise ApiError(409, "AlreadyExists", f'cronjobs.batch "{name}" already exists')
+        obj = copy.deepcopy(body)
+        obj["metadata"].update({"namespace": ns, "uid": f"uid-cj-{name}", "creationTimestamp": _now_iso()})
+        self.store["cronjobs"][(ns, name)] = obj
+        return 201, copy.deepcopy(obj)
+
+    def _h_get_cronjob(self, ns: str, name: str, **_: Any) -> tuple[int, Obj]:
+        return 200, copy.deepcopy(self._find("cronjobs", ns, name, "cronjobs.batch"))
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any, content_type: str) -> tuple[int, Any]:
         for verb, pattern, handler in self._ROUTES:
