@@ -238,7 +238,10 @@ def swap(c: Context, env: str | None = None, instance: str | None = None, dry_ru
          yes: bool = False, json: bool = False) -> None:
     """Put a restored instance under the original name; the old one is kept as {name}-replaced-{stamp}.
 
-    Asks for confirmation. Waits for both renames and prints the command that reverses it.
+    Only an available instance with a passed db.verify recorded since it was restored (or the
+    instance an earlier swap replaced) is put in service; exit 2 otherwise, nothing touched.
+    Asks for confirmation. Waits for both renames and prints the command that reverses it; a
+    swap that fails once started puts the original back by itself (exit 4).
     Example: inv db.swap --env staging --instance spywatcher-staging-db-restored-20261125t150000z
     """
     from .swap import swap as run_swap
