@@ -249,3 +249,106 @@ def test_elasticache_service_updates_applied_and_waited_on(ops_config: Any) -> N
     assert result.details == {"applied": ["elasticache-20261101-002"]}
     assert [e.message for e in result.events] == ["Finished applying service update"]
     assert "elasticache-20261101-002 in-progress" in seen
+
+
+def _ca_and_cert(days: int) -> tuple[bytes, bytes, bytes]:
+    """(CA cert PEM, server cert PEM, server key PEM) for 127.0.0.1, valid `days`."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.test")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return (
+        ca.public_bytes(pem),
+        cert.public_bytes(pem),
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+
+
+def test_acm_certificates_by_tag_and_the_api_endpoint_over_tls(
+    ops_config: Any, staging_aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    import boto3
+    from loopback_http import QuietHandler, serve, stop
+
+    from spywatcher_ops.maintenance.data_tier import TLS_RENEW
+
+    acm = boto3.client("acm", region_name="us-east-1")
+    _ca, soon, soon_key = _ca_and_cert(10)
+    imported = acm.import_certificate(
+        Certificate=soon, PrivateKey=soon_key, Tags=[{"Key": "Environment", "Value": "staging"}]
+    )["CertificateArn"]
+    _ca2, other, other_key = _ca_and_cert(10)
+    acm.import_certificate(
+        Certificate=other, PrivateKey=other_key, Tags=[{"Key": "Environment", "Value": "production"}]
+    )
+    # the API endpoint: HTTPS on loopback with a certificate from a CA the handshake is told to trust
+    ca, api_cert, api_key = _ca_and_cert(200)
+    (tmp_path / "ca.pem").write_bytes(ca)
+    (tmp_path / "api.pem").write_bytes(api_cert + api_key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "api.pem")
+
+    class Health(QuietHandler):
+        def do_GET(self) -> None:
+            self.reply(200, b"{}")
+
+    server, url = serve(Health, "api", context)
+    try:
+        ops_config.ops.environments.staging.health_url = url + "/health"
+        env = aws_env(ops_config, FakeClock(datetime.now(UTC)))
+        certs = {c.source: c for c in env.parts.maintenance().certificates()}
+        assert set(certs) == {"imported", "endpoint"}  # the production one is not this environment's
+        assert certs["imported"].id == imported
+        assert 199 <= (certs["endpoint"].not_after - datetime.now(UTC)).days <= 200
+        ctx = StepContext(
+            env=env,
+            settings={"renew_within_days": 30, "force": False, "valid_days": 90},
+            progress=lambda _s: None,
+            note=lambda *_a: None,
+        )
+        checks = TLS_RENEW.precheck(ctx)
+        bad = [c for c in checks if c.status == "failed"]
+        assert len(bad) == 1 and imported in bad[0].detail and "expires in 9 days" in bad[0].detail
+        assert f"aws acm import-certificate --certificate-arn {imported}" in (bad[0].hint or "")
+        assert [c.status for c in checks if c.detail.startswith("endpoint ")] == ["ok"]
+        # a certificate the handshake cannot verify is a failed check, not a pass
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nothing.pem"))
+        failed = TLS_RENEW.precheck(ctx)
+        assert failed[0].status == "failed" and "TLS handshake with 127.0.0.1" in failed[0].detail
+    finally:
+        stop(server)

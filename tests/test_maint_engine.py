@@ -171,3 +171,56 @@ def test_impairment_is_the_longest_gap_without_a_success() -> None:
     assert down["impaired_s"] == pytest.approx(0.19, abs=0.001) and not down["recovered"]
     text = sentence("db-engine", {"db-write": got}, {"db-write": 0})
     assert text == "database writes paused 0.11 s (10 failed attempts) during db-engine"
+
+
+def test_results_go_to_cloudwatch_and_sns_on_aws(ops_config: Any, sns_topic: Any) -> None:
+    import boto3
+
+    from spywatcher_ops.maintenance.publish import publish
+
+    report = {
+        "id": "abc123",
+        "plan": "sunday",
+        "environment": {"name": "staging"},
+        "state": "complete",
+        "started_at": "2026-12-06T02:00:05.000Z",
+        "summary": "complete: 1 ok",
+        "emergency": None,
+        "steps": [
+            {
+                "index": 1,
+                "name": "db-engine",
+                "status": "ok",
+                "duration_s": 412.5,
+                "summary": "database writes paused 0.80 s during db-engine",
+                "impact": {"db-write": {"impaired_s": 0.8}, "db-read": {"impaired_s": 0.4}},
+                "lost": {"db-write": 0},
+            },
+            {
+                "index": 2,
+                "name": "db-housekeeping",
+                "status": "not-started",
+                "duration_s": None,
+                "summary": "",
+                "impact": {},
+                "lost": {},
+            },
+        ],
+    }
+    out = publish(_env(ops_config, WINDOW), report)
+    assert out["metrics"] == 6 and out["sns_message_id"]
+    cw = boto3.client("cloudwatch", region_name="us-east-1")
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="Spywatcher/DR")["Metrics"]}
+    assert {
+        "MaintenanceCompleted",
+        "MaintenanceStepsNotStarted",
+        "StepDurationSeconds",
+        "ClientImpairmentSeconds",
+        "LostWrites",
+    } <= names
+    msg = boto3.client("sqs", region_name="us-east-1").receive_message(QueueUrl=sns_topic["queue"])[
+        "Messages"
+    ][0]
+    body = json.loads(msg["Body"])
+    assert body["Subject"] == "Maintenance on staging: complete"
+    assert "1. db-engine: ok - database writes paused 0.80 s" in body["Message"]

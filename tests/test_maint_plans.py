@@ -28,7 +28,13 @@ def test_the_shipped_plans_are_valid() -> None:
     assert problems == []
     plan = plans.load("sunday", KINDS)
     sandbox = plan.for_env("sandbox")
-    assert [s.step for s in sandbox.steps] == ["db-housekeeping", "db-engine", "cache-restart", "tls-renew"]
+    assert [s.step for s in sandbox.steps] == [
+        "db-housekeeping",
+        "db-engine",
+        "cache-restart",
+        "tls-renew",
+        "os-patch",
+    ]
     assert sandbox.steps[0].settings["dead_tuples_min"] == 1000
     assert sandbox.steps[0].settings["lock_timeout_ms"] == 2000  # defaults filled in
     assert sandbox.window == "always"
@@ -57,10 +63,16 @@ def test_bad_setting_and_unknown_setting(tmp_path: Path) -> None:
     )
 
 
-def test_step_the_environment_kind_cannot_do(tmp_path: Path) -> None:
-    text = "environments:\n  staging:\n    steps:\n      - db-housekeeping\n      - tls-renew\n"
+def test_step_the_environment_kind_cannot_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spywatcher_ops.maintenance.steps import STEPS, StepType
+
+    # every shipped step runs on both kinds; a sandbox-only one (as part 2's host steps will be)
+    monkeypatch.setitem(
+        STEPS, "host-patch", StepType("host-patch", "patch a host", ("sandbox",), 60.0, "", "", "")
+    )
+    text = "environments:\n  staging:\n    steps:\n      - db-housekeeping\n      - host-patch\n"
     assert _problems(tmp_path, text) == [
-        "maintenance/p.yaml:5: environments.staging.steps[2]: step tls-renew cannot run on a aws "
+        "maintenance/p.yaml:5: environments.staging.steps[2]: step host-patch cannot run on a aws "
         "environment (staging); it runs on: sandbox"
     ]
 

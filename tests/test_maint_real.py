@@ -293,17 +293,30 @@ def test_sigterm_mid_step_rolls_it_back_and_exits_4(sandbox_env: Any, tmp_path: 
     plans_dir = tmp_path / "plans"
     plans_dir.mkdir()
     (plans_dir / "sunday.yaml").write_text(
-        "environments:\n  sandbox:\n    window: always\n    steps: [db-engine, tls-renew]\n")
+        "environments:\n  sandbox:\n    window: always\n    steps: [db-engine, tls-renew]\n"
+    )
     assert _inv(state_dir, plans_dir, "maint.pending", "--set", "max_prepared_transactions=5").returncode == 0
     journal = state_dir / "journal" / "sandbox.jsonl"
     seen = len(read(journal))
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "maint.run"], cwd=ROOT, env=_env(state_dir, plans_dir),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "maint.run"],
+        cwd=ROOT,
+        env=_env(state_dir, plans_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     started = None
     while started is None and time.monotonic() < deadline:
-        started = next((r for r in read(journal)[seen:] if r.get("step") == "maint-step"
-                        and r.get("status") == "started"), None)
+        started = next(
+            (
+                r
+                for r in read(journal)[seen:]
+                if r.get("step") == "maint-step" and r.get("status") == "started"
+            ),
+            None,
+        )
         time.sleep(0.01)
     assert started is not None
     time.sleep(0.3)
@@ -330,8 +343,9 @@ def test_cutoff_reached_the_rest_is_not_started_exit_1(sandbox_env: Any, tmp_pat
     env = sandbox_env
     state_dir = env.settings.state_dir
     # a zone where the window below does not cross midnight, so its day is today's
-    zone = next(z for z in ("UTC", "Asia/Tokyo", "America/New_York")
-                if 1 <= datetime.now(ZoneInfo(z)).hour <= 22)
+    zone = next(
+        z for z in ("UTC", "Asia/Tokyo", "America/New_York") if 1 <= datetime.now(ZoneInfo(z)).hour <= 22
+    )
     now = datetime.now(ZoneInfo(zone))
     start, end = now - timedelta(minutes=5), now + timedelta(minutes=18)  # the cutoff 2-3 minutes from now
     plans_dir = tmp_path / "plans"
@@ -340,13 +354,27 @@ def test_cutoff_reached_the_rest_is_not_started_exit_1(sandbox_env: Any, tmp_pat
         "environments:\n  sandbox:\n"
         f"    window: {{day: {now.strftime('%A').lower()}, start: '{start:%H:%M}', end: '{end:%H:%M}', "
         f"timezone: {zone}, notice_days: 0, cutoff_minutes: 15}}\n"
-        "    steps: [tls-renew, db-housekeeping, db-engine]\n")
+        "    steps: [tls-renew, db-housekeeping, db-engine]\n"
+    )
     history = state_dir / "maintenance" / "history.jsonl"
     history.parent.mkdir(parents=True, exist_ok=True)
     with history.open("a") as fh:  # tls-renew is known to be quick here, housekeeping to take 10 minutes
         for step, took in [("tls-renew", 1.0)] * 20 + [("db-housekeeping", 600.0)] * 20:
-            fh.write(json.dumps({"env": "sandbox", "step": step, "status": "ok", "duration_s": took,
-                                 "at": datetime.now(UTC).isoformat(), "run_id": "x", "impact": {}, "lost": {}}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "env": "sandbox",
+                        "step": step,
+                        "status": "ok",
+                        "duration_s": took,
+                        "at": datetime.now(UTC).isoformat(),
+                        "run_id": "x",
+                        "impact": {},
+                        "lost": {},
+                    }
+                )
+                + "\n"
+            )
     plan = _inv(state_dir, plans_dir, "maint.plan", "--json")
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["not_started"] == ["db-housekeeping", "db-engine"]
@@ -355,5 +383,8 @@ def test_cutoff_reached_the_rest_is_not_started_exit_1(sandbox_env: Any, tmp_pat
     doc = json.loads(done.stdout)
     assert doc["state"] == "cutoff"
     assert [(s["name"], s["status"], s["reason"]) for s in doc["steps"]] == [
-        ("tls-renew", "ok", None), ("db-housekeeping", "not-started", "cutoff"), ("db-engine", "not-started", "cutoff")]
+        ("tls-renew", "ok", None),
+        ("db-housekeeping", "not-started", "cutoff"),
+        ("db-engine", "not-started", "cutoff"),
+    ]
     assert "error: run" in done.stderr and "cutoff" in done.stderr

@@ -132,6 +132,9 @@ class TlsRenew:
             return [Check("certificates", "failed", exc.message, hint=exc.hint)]
         now = ctx.env.clock.now()
         within = int(ctx.settings["renew_within_days"])
+        if ctx.env.kind == "aws":
+            ctx.state["due"] = False  # checked, not renewed here: ACM renews what it issued
+            return _aws_certificate_checks(ctx.env.name, certs, now, within)
         due = [c for c in certs if (c.not_after - now).days < within]
         ctx.state["due"] = bool(due) or bool(ctx.settings["force"]) or not certs
         if not certs:
@@ -199,6 +202,52 @@ class TlsRenew:
 
     def rollback(self, ctx: StepContext) -> str:
         return "the previous certificate and key were put back and the servers reloaded"
+
+
+def _aws_certificate_checks(env: str, certs: list[Any], now: Any, within: int) -> list[Check]:
+    checks = []
+    for c in certs:
+        days = (c.not_after - now).days
+        name = f"certificate {c.subject}"
+        if days >= within:
+            checks.append(Check(name, "ok", f"{c.source} {c.id}: {days} days to expiry"))
+        elif c.source == "imported":
+            checks.append(
+                Check(
+                    name,
+                    "failed",
+                    f"imported certificate {c.id} expires in {days} days "
+                    f"(renew within {within}); ACM cannot renew it",
+                    hint=f"import its replacement: aws acm import-certificate --certificate-arn {c.id} "
+                    "--certificate fileb://cert.pem --private-key fileb://key.pem "
+                    "--certificate-chain fileb://chain.pem",
+                )
+            )
+        elif c.source == "acm-issued":
+            renewal = c.details.get("renewal")
+            ok = renewal in ("SUCCESS", "PENDING_AUTO_RENEWAL")
+            checks.append(
+                Check(
+                    name,
+                    "ok" if ok else "failed",
+                    f"ACM-issued {c.id}: {days} days to expiry, renewal {renewal or 'not started'}",
+                    hint=None
+                    if ok
+                    else "ACM renews only validated domains: check the certificate's DNS validation records",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    name,
+                    "failed",
+                    f"{c.served_at} presents a certificate that expires in {days} days",
+                    hint="the endpoint serves an old certificate: check its load balancer listener",
+                )
+            )
+    return checks or [
+        Check("certificates", "warn", f"no ACM certificate tagged Environment={env} and no health_url")
+    ]
 
 
 DB_ENGINE = DbEngine()

@@ -28,13 +28,20 @@ def _one_precheck(env: Environment, planned: Any) -> list[Check]:
 
 
 def step_prechecks(env: Environment, setup: Setup) -> dict[int, list[Check]]:
-    """Every step's own pre-check (read-only), run side by side."""
+    """Every step's own pre-check (read-only), run side by side. A step that appears more than
+    once with the same settings asks the same question at the same moment: it is asked once."""
+    import json
     from concurrent.futures import ThreadPoolExecutor
 
     steps = setup.env_plan.steps
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, max(1, len(steps)))) as pool:
-        results = list(pool.map(lambda s: _one_precheck(env, s), steps))
-    return {s.index: r for s, r in zip(steps, results, strict=True)}
+    distinct: dict[str, Any] = {}
+    for s in steps:
+        distinct.setdefault(s.step + json.dumps(s.settings, sort_keys=True, default=str), s)
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, max(1, len(distinct)))) as pool:
+        answers = dict(
+            zip(distinct, pool.map(lambda s: _one_precheck(env, s), distinct.values()), strict=True)
+        )
+    return {s.index: answers[s.step + json.dumps(s.settings, sort_keys=True, default=str)] for s in steps}
 
 
 def make_plan(

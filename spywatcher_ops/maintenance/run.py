@@ -334,9 +334,17 @@ def run(
                     )
                     continue
                 result = _one_step(
-                    env, op, run_id, planned, probes, progress, shielded, Terminated, setup.env_plan.max_errors
+                    env,
+                    op,
+                    run_id,
+                    planned,
+                    probes,
+                    progress,
+                    shielded,
+                    Terminated,
+                    setup.env_plan.max_errors,
                 )
-                if result in ("interrupted", "interrupted-failed"):
+                if result == "interrupted":
                     stop_reason = "interrupted"
                     outcome.state = "interrupted"
                 elif result == "stop":  # the step said the run cannot go on (StepContext.state["stop_run"])
@@ -432,8 +440,8 @@ def _one_step(
             rollback = _rollback(impl, ctx)
         interrupted = interrupted or bool(pending)
         status = "rolled-back" if rollback.get("status") == "ok" else "failed"
-    if interrupted and status == "rolled-back":
-        status = "interrupted"  # rolled back, and not done: a --resume runs it again
+    if interrupted:
+        status = "interrupted"  # not done (the rollback's outcome is in the record): a --resume runs it again
     t1 = probes.now()
     impact = probes.impact(t0, t1)
     later = probes.new_losses(t1)
@@ -470,8 +478,6 @@ def _one_step(
             "lost": lost,
         },
     )
-    if interrupted:
-        return "interrupted" if status == "interrupted" else "interrupted-failed"
     if status != "ok" and ctx.state.get("stop_run"):
         return "stop"
     return status

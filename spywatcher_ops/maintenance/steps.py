@@ -156,8 +156,9 @@ STEPS: dict[str, StepType] = {
         ),
         StepType(
             "tls-renew",
-            "issue a new database server certificate before expiry and reload the server (no restart)",
-            ("sandbox",),
+            "issue a new database server certificate before expiry and reload the server (no restart); "
+            "aws: check the environment's ACM certificates and the API endpoint's",
+            ("sandbox", "aws"),
             10.0,
             "none expected: a reload keeps every connection; new connections get the new certificate",
             "the previous certificate and key are kept and put back with another reload",

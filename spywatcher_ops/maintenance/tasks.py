@@ -239,6 +239,10 @@ def run(
         return
     report = rep.build(outcome.records, outcome.run_id)
     paths = rep.write(report, _report_dir(c, report_dir))
+    if e.kind == "aws":  # CloudWatch metrics and the SNS summary, as the drills do
+        from spywatcher_ops.maintenance.publish import publish
+
+        report["published"] = publish(e, report)
     out.emit_json(report)
     _print_steps(out, report)
     for kind, path in paths.items():
@@ -467,7 +471,9 @@ def hosts(c: Context, env: str | None = None, json: bool = False, timeout: int =
     e = environment(c, env)
     port = e.parts.hosts()
     found = survey(port, timeout=float(timeout))
-    out.emit_json({"env": e.name, "known_hosts": str(port.known_hosts), "hosts": [f.to_dict() for f in found]})
+    out.emit_json(
+        {"env": e.name, "known_hosts": str(port.known_hosts), "hosts": [f.to_dict() for f in found]}
+    )
     if not found:
         out.print(f"{e.name} has no SSH hosts (ops.environments.{e.name}.ssh.hosts)")
         return
@@ -476,12 +482,26 @@ def hosts(c: Context, env: str | None = None, json: bool = False, timeout: int =
         if not f.reachable:
             rows.append([f.name, f.address, "NO", f.error or "", "", "", "", ""])
             continue
-        up = f"{(f.uptime_s or 0) / 86400:.1f} d" if (f.uptime_s or 0) >= 86400 else f"{(f.uptime_s or 0) / 3600:.1f} h"
-        rows.append([
-            f.name, f.address, "yes", f.os or "?", str(len(f.security)), str(len(f.updates)),
-            "YES" if f.reboot_required else "no", up,
-        ])
-    out.table(["host", "address", "reachable", "os", "security", "all", "reboot", "uptime"], rows, title=e.name)
+        up = (
+            f"{(f.uptime_s or 0) / 86400:.1f} d"
+            if (f.uptime_s or 0) >= 86400
+            else f"{(f.uptime_s or 0) / 3600:.1f} h"
+        )
+        rows.append(
+            [
+                f.name,
+                f.address,
+                "yes",
+                f.os or "?",
+                str(len(f.security)),
+                str(len(f.updates)),
+                "YES" if f.reboot_required else "no",
+                up,
+            ]
+        )
+    out.table(
+        ["host", "address", "reachable", "os", "security", "all", "reboot", "uptime"], rows, title=e.name
+    )
     bad = [f for f in found if not f.reachable]
     if bad:
         raise OperationFailed(

@@ -2,8 +2,9 @@
 
 Housekeeping runs over the master user's real connection (RdsDatabase.connection,
 TLS always). Engine maintenance (pending actions, minor upgrade) is rds_maintenance.py.
-ElastiCache service updates are elasticache_maintenance.py. Certificate
-renewal on AWS is not in this part of the job yet: it says so (exit 2).
+ElastiCache service updates are elasticache_maintenance.py. Certificates
+(certificates.py) are checked, not renewed: ACM renews the ones it issued, and an
+imported one due for renewal fails the step's pre-check with the command to replace it.
 """
 
 from __future__ import annotations
@@ -67,10 +68,21 @@ class AwsMaintenance:
         return CacheServiceUpdates(self.environment, self.clients).apply(plan, progress)
 
     def certificates(self) -> list[Certificate]:
-        raise self._not_yet("certificate checks")
+        """ACM certificates tagged with this environment, and the API endpoint's (a real handshake)."""
+        from .certificates import acm_certificates, endpoint_certificate
+
+        out = acm_certificates(self.environment, self.clients)
+        url = self.environment.env.raw.get("health_url")
+        if url:
+            out.append(endpoint_certificate(str(url)))
+        return out
 
     def plan_renew_certificate(self, valid_days: int) -> Plan:
-        raise self._not_yet("certificate renewal")
+        raise self._not_yet(
+            "renewing certificates (ACM renews what it issued; imported ones are replaced by hand)"
+        )
 
     def renew_certificate(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
-        raise self._not_yet("certificate renewal")
+        raise self._not_yet(
+            "renewing certificates (ACM renews what it issued; imported ones are replaced by hand)"
+        )

@@ -125,11 +125,11 @@ class SandboxMaintenance:
         with self.box.statefile.editing() as state:
             done = finish_interrupted(self.box, state, progress)
         report = up(self.environment, progress)
-        return (
-            ((done + "; ") if done else "")
-            + "sandbox repaired (`sandbox.up`): "
-            + ("healthy" if report.healthy else "NOT healthy")
-        )
+        if not report.healthy:
+            raise OperationFailed(
+                "the sandbox is still not healthy after `sandbox.up`; see `inv sandbox.status`"
+            )
+        return ((done + "; ") if done else "") + "sandbox repaired (`sandbox.up`): healthy"
 
     # certificates ------------------------------------------------------------------
     def certificates(self) -> list[Certificate]:

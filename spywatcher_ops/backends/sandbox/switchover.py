@@ -40,6 +40,15 @@ from .state import node_alive
 GROUP_FILE = "parameter-group.json"
 AUTO_CONF = "postgresql.auto.conf"
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# A hot standby needs at least the primary's value of these (PostgreSQL pauses its replay otherwise),
+# so applied standby-first they can only go up; lowering one needs a restart of both at once.
+STANDBY_AT_LEAST = (
+    "max_connections",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+    "max_wal_senders",
+    "max_worker_processes",
+)
 
 
 # the parameter group ------------------------------------------------------------
@@ -82,6 +91,18 @@ def queue_change(box: PgSandbox, name: str, value: str) -> dict[str, Any]:
             f"--set {name}={value}: {name} applies without a restart (context {rows[0][0]}); "
             "only pending-reboot parameters are queued for the maintenance window, e.g. max_connections"
         )
+    if name in STANDBY_AT_LEAST:
+        try:
+            lower = int(value) < int(rows[0][1])
+        except ValueError:
+            raise BadInput(
+                f"--set {name}={value}: {name} takes a whole number, e.g. {int(rows[0][1]) + 10}"
+            ) from None
+        if lower:
+            raise BadInput(
+                f"--set {name}={value}: lower than now ({rows[0][1]}); a standby needs at least the "
+                f"primary's {name}, so it cannot be applied standby-first (only raised that way)"
+            )
     group = load_group(box)
     group["pending"][name] = {"value": str(value), "queued_at": iso(box.now()), "current": str(rows[0][1])}
     save_group(box, group)
@@ -198,14 +219,20 @@ def apply_pending(box: PgSandbox, state: dict[str, Any], progress: Progress, not
     try:
         box.start_node(state, old_s)
         box.after_standby_started(state, inst_id, progress)
-    except BaseException:
-        # the change does not start: the standby goes back to what it ran before
-        write_auto_conf(user, Path(snode["data"]), params, remove=True)
-        pg.clear_stale_pid(Path(snode["data"]))
-        box.start_node(state, old_s)
-        box.after_standby_started(state, inst_id, progress)
-        box.statefile.save(state)
-        note("rolled-back", f"standby {old_s} did not start with the change; restarted without it")
+    except BaseException as exc:
+        # the change did not start (or we were interrupted): the standby goes back to what it ran before.
+        # The original error is the one raised: a failure here is noted, never put in its place.
+        try:
+            _fast_stop(box, state, old_s)  # a start cut short may have left it running, with the change
+            write_auto_conf(user, Path(snode["data"]), params, remove=True)
+            pg.clear_stale_pid(Path(snode["data"]))
+            box.start_node(state, old_s)
+            box.after_standby_started(state, inst_id, progress)
+            note("rolled-back", f"standby {old_s} restarted without the change ({type(exc).__name__})")
+        except Exception as undo:  # noqa: BLE001 - reported; `sandbox.up` (the step's rollback) repairs
+            note("rollback-failed", f"standby {old_s} could not be restarted without the change: {undo}")
+        finally:
+            box.statefile.save(state)
         raise
     shown = _show(box, snode["port"], list(params))
     note("standby-ready", f"standby {old_s} streaming with {shown}")
