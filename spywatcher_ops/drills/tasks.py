@@ -28,6 +28,7 @@ KEEP_HELP = "restore drills: keep the restored instance instead of removing it"
 PARAM_HELP = "scenario parameter KEY=VALUE, repeatable, e.g. --param stall_s=3 (db-stall), --param writes=5 (db-async-loss)"
 STABLE_HELP = "consecutive good probe attempts that count as recovered, e.g. 5"
 NO_UP_HELP = "sandbox: do not start or repair the sandbox first; fail preflight if it is down"
+SUITE_HELP = "a drill suite from drills/ (inv dr.check lists them), e.g. weekly-staging: its scenarios, params, targets"
 LOG_HELP = ("append UTC-timestamped status lines (on each change, heartbeat every 30 s) to this file, "
             "e.g. /var/log/spywatcher/drills.log (default: ops.status_log, or none)")
 QUIET_HELP = "print only the scorecard and errors (no plan, no status lines; --log still written)"
@@ -81,6 +82,26 @@ def _scenarios(e: Any, scenario: str | None) -> list[Any]:
         raise BadInput(f"no default drill suite for {e.name} ({e.kind}); pick one with --scenario, "
                        f"or set environments.{e.name}.drill_suite")
     return suite
+
+
+def _chosen(e: Any, scenario: str | None, suite: str | None, options: Any, stable_given: bool) -> tuple[Any, Any, Any]:
+    """--scenario, --suite (drills/NAME.yaml: its scenarios, params, targets) or the default suite.
+    With a suite, the environment's targets get its overrides; flags given on the command line win."""
+    import dataclasses
+
+    if not suite:
+        return e, _scenarios(e, scenario), options
+    if scenario:
+        raise BadInput(f"--suite {suite} --scenario {scenario}: give one of them; the suite names its scenarios")
+    from spywatcher_ops.drills import suites
+    from spywatcher_ops.drills.scenarios import registry
+
+    extra = e.settings.section("drills").get("scenario_modules") or []
+    loaded = suites.find(suite, e.settings, registry.load(extra))
+    loaded.check_env(e.name)
+    e = dataclasses.replace(e, settings=loaded.settings_for(e.settings))
+    picked = [registry.get(n, e.kind, extra, source=f"drills/{loaded.path.name}: scenarios:") for n in loaded.scenarios]
+    return e, picked, suites.options_for(loaded, options, keep_stability=stable_given)
 
 
 def _check_params(scenarios: list[Any], params: dict[str, str]) -> None:
@@ -174,6 +195,7 @@ def _render_scorecard(out: Any, result: Any) -> None:
     help={
         "env": ENV_HELP,
         "scenario": SCENARIO_HELP + "; several: db-failover,cache-failover",
+        "suite": SUITE_HELP,
         "json": JSON_HELP,
         "report_dir": REPORT_DIR_HELP,
         "timeout": TIMEOUT_HELP,
@@ -187,7 +209,7 @@ def _render_scorecard(out: Any, result: Any) -> None:
         "quiet": QUIET_HELP,
     },
 )
-def drill(c: Context, env: str | None = None, scenario: str | None = None, json: bool = False,
+def drill(c: Context, env: str | None = None, scenario: str | None = None, suite: str | None = None, json: bool = False,
           report_dir: str | None = None, timeout: int = 0, keep: bool = False, param: list[str] | None = None,
           stable: int = 5, no_up: bool = False, dry_run: bool = False, yes: bool = False,
           log: str | None = None, quiet: bool = False) -> None:
@@ -204,12 +226,12 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
     """
     from spywatcher_ops.core.errors import Refused
     from spywatcher_ops.core.guards import approve
-    from spywatcher_ops.drills import suite
+    from spywatcher_ops.drills import suite as runs  # `suite` is the --suite flag
 
     out = _status_console(c, json, quiet, log)
     e = environment(c, env)
     options = _options(timeout, keep, param, stable)
-    scenarios = _scenarios(e, scenario)
+    e, scenarios, options = _chosen(e, scenario, suite, options, stable_given=stable != 5)
     _check_params(scenarios, options.params)
     folder = _writable_dir(_report_dir(c, report_dir), "--report-dir")
     if not e.env.allow_drills:
@@ -220,35 +242,35 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, json:
     # cordoned node). On the sandbox at once; elsewhere the cleanup is a change too, so it
     # is shown and confirmed on its own before anything else (a dry run only lists it).
     cleaned: list[dict[str, Any]] = []
-    later = suite.pending_leftovers(e) if dry_run or confirm else []
+    later = runs.pending_leftovers(e) if dry_run or confirm else []
     if later and not dry_run:
         if approve(_cleanup_plan(e, later), e.env, out, dry_run=False, yes=yes, confirm=True):
             later = []
-            cleaned = suite.cleanup_leftovers(e)
+            cleaned = runs.cleanup_leftovers(e)
     elif not dry_run and not confirm:
-        cleaned = suite.cleanup_leftovers(e)
+        cleaned = runs.cleanup_leftovers(e)
     _render_cleaned(out, cleaned)
     with out.progress(f"drills on {e.name}") as progress:
         if e.kind == "sandbox" and not no_up and not dry_run:
             with e.operation("sandbox.up", {"by": "dr.drill"}):
                 e.parts.ensure_running(progress)
-        checked = suite.preflight_all(e, scenarios, options)
+        checked = runs.preflight_all(e, scenarios, options)
     for pre in checked:
         if not out.json_mode and (not pre.ok or any(ch.status == "warn" for ch in pre.checks)):
             _render_checks(out, pre.scenario.name, pre.checks)
-    failed = suite.not_ready(checked)
+    failed = runs.not_ready(checked)
     if failed is not None:
         out.emit_json({"env": e.name, "preflight": {p.scenario.name: [ch.to_dict() for ch in p.checks]
                                                     for p in checked}, "exit_code": 3})
         raise failed
-    plan = suite.suite_plan(e, scenarios, options)
+    plan = runs.suite_plan(e, scenarios, options)
     for start, pending in later:  # a dry run: what would be cleaned up first
         plan.notes.insert(0, f"first, clean up after drill {start['op_id']}: {_undo_list(pending)}")
     if not approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=confirm):
         out.emit_json({"dry_run": True, "plan": plan.to_dict()})
         return
     with out.progress(f"drills on {e.name}") as progress:
-        result = suite.run_suite(e, checked, options, report_dir=folder, progress=progress)
+        result = runs.run_suite(e, checked, options, report_dir=folder, progress=progress)
     result.cleaned = cleaned
     out.emit_json(result.to_dict())
     if not out.json_mode:
@@ -388,3 +410,29 @@ def history(c: Context, scenario: str | None = None, env: str | None = None, las
                       f"  lost {r.get('lost_writes') if r.get('lost_writes') is not None else '-'}  {r['id']}")
         for reg in g["regressions"]:
             out.print(f"  REGRESSION: {reg}")
+
+
+@ops_task(help={"json": JSON_HELP})
+def check(c: Context, json: bool = False) -> None:
+    """Validate every drill suite in drills/: scenarios, params, targets, environments (exit 2 with file and line).
+
+    Example: inv dr.check
+    """
+    from spywatcher_ops.drills import suites
+    from spywatcher_ops.drills.scenarios import registry
+
+    out = console(json)
+    s = settings(c)
+    found, problems = suites.check_all(s, registry.load(s.section("drills").get("scenario_modules") or []))
+    out.emit_json({"suites": [{"name": x.name, "file": f"drills/{x.path.name}", "environments": x.environments,
+                               "scenarios": x.scenarios} for x in found],
+                   "problems": [str(p) for p in problems]})
+    for p in problems:
+        out.failed(str(p))
+    if problems:
+        more = f" (and {len(problems) - 1} more above)" if len(problems) > 1 else ""
+        raise BadInput(f"{problems[0]}{more}")
+    for x in found:
+        out.ok(f"drills/{x.path.name}: {', '.join(x.scenarios)} on {', '.join(x.environments)}")
+    if not found:
+        out.print(f"no drill suites in {suites.suites_dir(s)}")
