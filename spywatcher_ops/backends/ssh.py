@@ -95,7 +95,9 @@ def parse_hosts(env_name: str, raw: Any) -> list[HostSpec]:
 
 def sandbox_host_file(env: Environment) -> Path:
     """Where `inv sandbox.up` records the sandbox's own SSH host (backends/sandbox/sshhost.py)."""
-    return env.settings.state_dir / "sandbox" / env.name / "sshhost" / "host.json"
+    from .sandbox.paths import sandbox_root
+
+    return sandbox_root(env) / "sshhost" / "host.json"
 
 
 class SshHosts:

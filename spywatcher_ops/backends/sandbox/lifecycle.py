@@ -13,6 +13,7 @@ from ...core.errors import NotReady, Unsupported
 from ...core.plan import Plan, Step
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
+from . import sshhost
 from .state import node_alive, node_pid
 
 if TYPE_CHECKING:
@@ -161,6 +162,8 @@ def up(environment: Environment, progress: Progress = no_progress) -> SandboxRep
     db_reports = box.up(progress)
     progress("redis")
     cache_nodes = redis.up()
+    progress("ssh host")
+    sshhost.up(environment)  # the host the os-patch maintenance step patches (needs root; else skipped)
     rows = [r.to_dict() for r in db_reports]
     return report(environment, rows, cache_nodes)
 
@@ -204,12 +207,13 @@ def down(environment: Environment, *, purge: bool) -> dict[str, Any]:
     box.check_root()  # before the Redis half is touched
     redis = _redis(environment)
     if purge:
-        kept = [note for note in (redis.purge(), *box.purge()) if note]
+        kept = [note for note in (sshhost.down(environment, purge=True), redis.purge(), *box.purge()) if note]
         if box.root.exists() and not any(box.root.iterdir()):
             box.root.rmdir()
         return {"stopped": "all", "purged": True, "kept": kept}
     stopped = box.down()
     redis.down()
+    sshhost.down(environment)
     return {"stopped": stopped, "purged": False}
 
 

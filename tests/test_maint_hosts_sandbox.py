@@ -1,0 +1,78 @@
+"""The sandbox's own SSH host: started and stopped with the sandbox, and patched end
+to end by `inv maint.run --env sandbox` (the os-patch step over fabric, for real)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from fixtures_sandbox import sandbox_environment
+
+from spywatcher_ops.backends.sandbox import sshhost
+from spywatcher_ops.backends.sandbox.net import pid_alive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def inv(state_dir: Path, plans_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "INVOKE_OPS_STATE_DIR": str(state_dir),
+        "INVOKE_OPS_MAINTENANCE_PLANS_DIR": str(plans_dir),
+        "COLUMNS": "250",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_up_down_and_purge_of_the_host_alone(state_dir):
+    env = sandbox_environment(state_dir)
+    first = sshhost.up(env)
+    assert first["running"] and first["pending_updates"] == 3
+    folder = sshhost.folder(env)
+    pids = sshhost.processes(folder)
+    assert pids
+    again = sshhost.up(env)  # running: kept, same port
+    assert again["address"] == first["address"] and sshhost.processes(folder) == pids
+    sshhost.down(env)
+    assert not [p for p in pids if pid_alive(p)] and not sshhost.status(env)["running"]
+    assert sshhost.up(env)["running"]  # starts again from the same folder and keys
+    sshhost.down(env, purge=True)
+    assert not folder.exists() and not sshhost.processes(folder)
+
+
+def test_inv_maint_run_patches_the_sandbox_host(sandbox_env: Any, tmp_path: Path) -> None:
+    env = sandbox_env
+    state_dir = env.settings.state_dir
+    folder = sshhost.folder(env)
+    boot_before = (folder / "boot_id").read_text()
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "sunday.yaml").write_text(
+        "environments:\n  sandbox:\n    window: always\n    steps:\n      - step: os-patch\n"
+        "        reboot_timeout_s: 60\n"
+    )
+    listed = inv(state_dir, plans, "maint.hosts", "--env", "sandbox", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (host,) = json.loads(listed.stdout)["hosts"]
+    assert (host["name"], host["pending_security"], host["pending_all"]) == ("sandbox-host", 2, 3)
+
+    run = inv(state_dir, plans, "maint.run", "--env", "sandbox", "--yes", "--json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    packages = json.loads((folder / "packages.json").read_text())
+    assert sorted(p["name"] for p in packages["installed"]) == ["linux-image-amd64", "openssl"]
+    assert [p["name"] for p in packages["pending"]] == ["tzdata"]
+    assert (folder / "boot_id").read_text() != boot_before  # it rebooted, and came back
+    after = json.loads(inv(state_dir, plans, "maint.hosts", "--env", "sandbox", "--json").stdout)["hosts"][0]
+    assert (after["reachable"], after["pending_security"], after["reboot_required"]) == (True, 0, False)
