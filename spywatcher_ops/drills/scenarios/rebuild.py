@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import OpsError
+from ...core.errors import OperationFailed, OpsError
 from ...core.plan import Plan, Step
 from ...core.ports import no_progress
 from ..cleanup import undo_handler
@@ -203,6 +203,9 @@ def _rebuild_sandbox(env: Environment, data: dict[str, Any]) -> str:
     """A full-rebuild drill was killed after destroying the sandbox: rebuild it (under the cleanup's lock)."""
     from ...infra.redeploy import RedeployContext, redeploy
 
-    rctx = RedeployContext(env, env.parts.infrastructure(), "latest", [], held=lambda *_a, **_k: None)
+    infra = env.parts.infrastructure()
+    if infra is None:
+        raise OperationFailed(f"{env.name} has no Terraform configuration; rebuild it with inv sandbox.up")
+    rctx = RedeployContext(env, infra, "latest", [], held=lambda *_a, **_k: None)
     outcome = redeploy(rctx, stages=REBUILD_STAGES, resume=False, approve=lambda _plan: True)
     return "sandbox rebuilt: " + ", ".join(f"{s.name} {s.status}" for s in outcome.stages)
