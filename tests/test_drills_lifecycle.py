@@ -127,7 +127,13 @@ def test_a_drill_measures_the_outage_and_writes_reports_and_history(env, tmp_pat
     assert 0.28 <= row.rto_s <= 0.45
     assert row.lost_writes == 0 and row.rpo_s == 0.0
     assert scenario.calls == ["inject", "rollback"]
-    assert sorted(p.suffix for p in (tmp_path / "reports").iterdir()) == [".html", ".json", ".md"]
+    files = sorted((tmp_path / "reports").iterdir())
+    drill_files = [p for p in files if "-run-" not in p.name]
+    assert sorted(p.suffix for p in drill_files) == [".html", ".json", ".md"]
+    # and the run's index beside them, linking the drill's report
+    assert sorted(p.suffix for p in files if "-run-" in p.name) == [".html", ".json", ".md"]
+    assert result.index["html"].endswith(f"-run-{result.run_id}.html")
+    assert [p.name for p in drill_files if p.suffix == ".html"][0] in Path(result.index["html"]).read_text()
     steps = [r.get("step") for r in read(env.journal.path) if r.get("event") == "step"]
     for expected in ("probes-started", "steady-state", "fault", "fault-done", "recovered", "rollback", "probe",
                      "measured", "recheck"):
@@ -208,9 +214,13 @@ def test_preflight_failure_is_exit_3_before_anything(env):
 
 def test_reports_can_be_rebuilt_from_the_journal(env, tmp_path):
     result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1), [])], options(), report_dir=tmp_path)
-    rep = suite.rerender(env.settings.state_dir, "latest", tmp_path / "again")
+    rep = suite.rerender(env.settings.state_dir, result.rows[0].report_id, tmp_path / "again")
     assert rep["id"] == result.rows[0].report_id and rep["rto"]["achieved_s"] == result.rows[0].rto_s
     assert len(list(Path(tmp_path / "again").iterdir())) == 3
+    # latest is the run: its index and its drill's report again
+    run = suite.rerender(env.settings.state_dir, "latest", tmp_path / "run")
+    assert run["id"] == result.run_id and [i["id"] for i in run["items"]] == [result.rows[0].report_id]
+    assert len(list(Path(tmp_path / "run").iterdir())) == 6
 
 
 def test_ctrl_c_mid_drill_becomes_an_abort_with_rollback(env):

@@ -95,3 +95,83 @@ def test_in_a_terminal_one_live_line_shows_the_stall_while_the_log_file_gets_lin
     logged = log.read_text().splitlines()
     assert logged and all(STAMP.match(line) for line in logged)
     assert any("db-stall  fault +" in line and "db-write DOWN" in line for line in logged), logged
+
+
+@pytest.mark.real
+@pytest.mark.e2e
+def test_every_run_writes_an_index_and_latest_is_the_run(sandbox_env):
+    import json
+
+    state_dir = sandbox_env.settings.state_dir
+    done = inv(state_dir, "dr.drill", "--no-up", "--scenario", "db-failover,cache-failover", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    run_id, drills = result["run_id"], [r["report_id"] for r in result["scorecard"]]
+    index = json.loads(Path(result["index"]["json"]).read_text())
+    assert index["schema"] == "spywatcher-ops/run-index" and index["id"] == run_id and index["outcome"] == "met"
+    assert [i["name"] for i in index["items"]] == ["db-failover", "cache-failover"]
+    assert [i["id"] for i in index["items"]] == drills
+    folder = Path(result["index"]["html"]).parent
+    for item in index["items"]:  # links are relative, next to the index, and each is there
+        assert (folder / item["reports"]["html"]).is_file() and (folder / item["reports"]["markdown"]).is_file()
+        assert all(f["target_key"] for f in item["figures"]), item  # which key judged each figure
+    page = Path(result["index"]["html"]).read_text()
+    assert all(f'href="{i["reports"]["html"]}"' in page for i in index["items"])
+    assert "](" in Path(result["index"]["markdown"]).read_text()
+
+    latest = inv(state_dir, "dr.report", "latest", "--json")
+    assert latest.returncode == 0, latest.stderr
+    shown = json.loads(latest.stdout)
+    assert shown["id"] == run_id and [i["id"] for i in shown["items"]] == drills
+    # any unique prefix of 4+ characters: of the run, or of a drill
+    by_prefix = inv(state_dir, "dr.report", run_id[:4])
+    assert by_prefix.returncode == 0 and f"run {run_id}" in by_prefix.stdout, by_prefix.stdout + by_prefix.stderr
+    one = json.loads(inv(state_dir, "dr.report", drills[1][:6], "--json").stdout)
+    assert one["id"] == drills[1] and one["scenario"]["name"] == "cache-failover"
+    short = inv(state_dir, "dr.report", drills[0][:3])
+    assert short.returncode == 2 and "at least 4 characters" in short.stderr
+
+
+def _journal(state_dir: Path, records: list[dict]) -> None:
+    import json
+
+    (state_dir / "journal").mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "journal" / "sandbox.jsonl", "a") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_an_ambiguous_prefix_is_exit_2_listing_the_candidates(tmp_path):
+    starts = [{"event": "start", "op_id": op_id, "op": "dr.drill", "env": "sandbox", "at": at,
+               "args": {"scenario": name}}
+              for op_id, name, at in (("abcd11110000", "db-failover", "2026-11-29T10:00:00Z"),
+                                      ("abcd22220000", "cache-failover", "2026-11-29T10:01:00Z"),
+                                      ("ef0133330000", "pitr-restore", "2026-11-29T10:02:00Z"))]
+    _journal(tmp_path, starts)
+    done = inv(tmp_path, "dr.report", "abcd")
+    assert done.returncode == 2
+    assert "abcd11110000 (drill db-failover" in done.stderr and "abcd22220000 (drill cache-failover" in done.stderr
+    assert "give more characters" in done.stderr
+    missing = inv(tmp_path, "dr.report", "9999")
+    assert missing.returncode == 2 and "no such drill or run" in missing.stderr and "ef0133330000" in missing.stderr
+
+
+def test_history_fail_on_regression_exits_1_only_when_one_is_flagged(tmp_path):
+    import json
+
+    def line(i: int, rto: float) -> dict:
+        return {"id": f"id{i:010d}", "at": f"2026-11-2{i}T10:00:00Z", "env": "sandbox", "kind": "sandbox",
+                "scenario": "db-failover", "outcome": "met", "rto_s": rto, "rto_target_s": 60.0, "rto_verdict": "met",
+                "rpo_s": 0.0, "rpo_target_s": 300.0, "rpo_verdict": "met", "lost_writes": 0, "report": None}
+
+    path = tmp_path / "drills" / "history.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(line(i, 0.3)) + "\n" for i in range(1, 6)))
+    steady = inv(tmp_path, "dr.history", "--fail-on-regression")
+    assert steady.returncode == 0, steady.stdout + steady.stderr
+    with open(path, "a") as fh:
+        fh.write(json.dumps(line(7, 9.0)) + "\n")
+    flagged = inv(tmp_path, "dr.history", "--fail-on-regression")
+    assert "REGRESSION" in flagged.stdout
+    assert flagged.returncode == 1 and "regression(s) flagged: db-failover on sandbox: rto_s 9" in flagged.stderr
+    assert inv(tmp_path, "dr.history").returncode == 0  # without the flag: informative only

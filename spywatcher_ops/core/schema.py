@@ -51,6 +51,9 @@ class Section:
     each: Any = None
     keys: tuple[str, ...] | None = None
     nullable: bool = False
+    # With `keys`: other names are allowed too (a scenario module brings its own target),
+    # unless one reads like a misspelt known key (`databse`): that is the error.
+    near_miss_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,8 @@ SCHEMA = Section(
         ),
         "targets": Section(
             {
-                "rto": Section(each=S(float, int), keys=TARGET_NAMES),
-                "rpo": Section(each=S(float, int), keys=TARGET_NAMES),
+                "rto": Section(each=S(float, int), keys=TARGET_NAMES, near_miss_only=True),
+                "rpo": Section(each=S(float, int), keys=TARGET_NAMES, near_miss_only=True),
             }
         ),
         "retention": Section({"days": S(int, default=7), "keep_min": S(int, default=3)}),
@@ -201,7 +204,7 @@ def _check(spec: Any, value: Any, path: Path_, sources: Mapping[Path_, str] | No
             raise BadInput(f"{where}: {_dotted(path)} must be a mapping of keys, not {value!r}")
         for key, sub in value.items():
             key = str(key)
-            if spec.each is not None and (spec.keys is None or key in spec.keys):
+            if spec.each is not None and (spec.keys is None or key in spec.keys or _not_a_typo(spec, key)):
                 _check(spec.each, sub, (*path, key), sources)
             elif key in spec.fields:
                 _check(spec.fields[key], sub, (*path, key), sources)
@@ -230,6 +233,12 @@ def _check(spec: Any, value: Any, path: Path_, sources: Mapping[Path_, str] | No
         ok = True
     if not ok:
         raise BadInput(f"{where}: {_dotted(path)} = {value!r}: must be {spec.what()}")
+
+
+def _not_a_typo(spec: Section, key: str) -> bool:
+    import difflib
+
+    return spec.near_miss_only and not difflib.get_close_matches(key, spec.keys or (), n=1, cutoff=0.8)
 
 
 def defaults(spec: Any = SCHEMA, path: Path_ = ()) -> dict[Path_, Any]:

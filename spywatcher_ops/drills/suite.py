@@ -60,6 +60,8 @@ class SuiteResult:
     cleaned: list[dict[str, Any]] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
     error: OpsError | None = None
+    run_id: str | None = None  # the run's journal operation: `inv dr.report RUN_ID`
+    index: dict[str, str] = field(default_factory=dict)  # the run index files (json, markdown, html)
 
     def exit_error(self) -> OpsError | None:
         """The error the CLI exits with: aborted (4) > not ready (3) > target missed (1)."""
@@ -73,7 +75,8 @@ class SuiteResult:
 
     def to_dict(self) -> dict[str, Any]:
         err = self.exit_error()
-        return {"env": self.env, "scorecard": [r.to_dict() for r in self.rows], "cleaned_up": self.cleaned,
+        return {"env": self.env, "run_id": self.run_id, "index": self.index,
+                "scorecard": [r.to_dict() for r in self.rows], "cleaned_up": self.cleaned,
                 "published": self.published, "exit_code": err.exit_code if err else 0,
                 "error": str(err) if err else None}
 
@@ -116,18 +119,47 @@ def run_suite(
     status = progress if isinstance(progress, Status) else Status(f"drills on {env.name}")
     if status is not progress and progress is not no_progress:
         status.listen(progress)
+    started = _now_iso()
+    reps: list[dict[str, Any]] = []
+    missing: list[str] = []
     for k, item in enumerate(checked, 1):
         status.item(item.scenario.name, k, len(checked))
         run = run_scenario(env, item.scenario, options, preflight=item.checks, status=status)
         row, rep = _finish(env, run, item.scenario, report_dir)
         status.result(_verdict_phase(row))
         result.rows.append(row)
+        if rep is not None:
+            reps.append(rep)
+        else:
+            missing.append(item.scenario.name)
         if publish and env.kind == "aws" and rep is not None:
             result.published.append(_publish(env, rep))
         if run.interrupted or (run.outcome in ("aborted", "not-ready") and run.error is not None):
             result.error = run.error  # stop the suite: something is wrong with the environment
             break
+    _index_run(env, result, reps, missing, started, report_dir)
     return result
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _index_run(env: Environment, result: SuiteResult, reps: list[dict[str, Any]], missing: list[str],
+               started: str, report_dir: Path) -> None:
+    """Journal the run (which drills it ran) and write its index beside the drill reports."""
+    from .reporting import runindex
+
+    args = {"started_at": started, "drills": [r["id"] for r in reps], "missing": missing,
+            "report_dir": str(report_dir)}
+    with env.operation(runindex.RUN_OP, args, mutating=False) as op:
+        index = runindex.build({"id": op.id, "env": env.name, "started_at": started, "ended_at": _now_iso()},
+                               reps, missing=missing)
+        op.result = {"outcome": index["outcome"], "drills": {r["id"]: r["outcome"] for r in reps}}
+    result.run_id = op.id
+    result.index = runindex.write(index, report_dir)
 
 
 def _verdict_phase(row: ScoreRow) -> str:
@@ -200,41 +232,110 @@ def not_ready(checked: list[Preflighted]) -> NotReady | None:
 
 # reports and history from the journal ------------------------------------------
 
-def find_drill(state_dir: Path, wanted: str, damage: list[str] | None = None) -> list[dict[str, Any]]:
-    """The journal records of drill `wanted` (an id, or 'latest'), from any environment's journal.
-    Lines that are not records are skipped; `damage` gets a line about each journal that had some."""
-    from ..core.errors import BadInput
+MIN_PREFIX = 4
 
-    journals = sorted((state_dir / "journal").glob("*.jsonl"))
+
+def _operations(state_dir: Path, damage: list[str] | None) -> tuple[list[tuple[str, Path, dict[str, Any]]],
+                                                                     dict[Path, Records]]:
+    """Every drill and run start record in every environment's journal, with the journals read."""
+    from .reporting.runindex import RUN_OP
+
     starts: list[tuple[str, Path, dict[str, Any]]] = []
     cache: dict[Path, Records] = {}
-    for path in journals:
+    for path in sorted((state_dir / "journal").glob("*.jsonl")):
         cache[path] = read(path)
         said = cache[path].damage(path)
         if said and damage is not None:
             damage.append(said)
         for r in cache[path]:
-            if r.get("event") == "start" and r.get("op") == "dr.drill":
+            if r.get("event") == "start" and r.get("op") in ("dr.drill", RUN_OP):
                 starts.append((str(r.get("at")), path, r))
+    return starts, cache
+
+
+def _label(start: dict[str, Any]) -> str:
+    args = start.get("args") or {}
+    what = f"run of {len(args.get('drills') or [])} drill(s)" if start.get("op") != "dr.drill" else \
+        f"drill {args.get('scenario', '?')}"
+    return f"{start['op_id']} ({what} on {start.get('env')}, {start.get('at')})"
+
+
+def resolve(state_dir: Path, wanted: str, damage: list[str] | None = None
+            ) -> tuple[dict[str, Any], dict[Path, Records], Path]:
+    """The start record of `wanted`: 'latest' (the newest run; the newest drill when no run is
+    journalled), or a unique prefix (4+ characters) of a drill's or a run's id."""
+    from ..core.errors import BadInput
+
+    starts, cache = _operations(state_dir, damage)
     if not starts:
         raise BadInput(f"no drill in the journals under {state_dir / 'journal'}; run inv dr.drill first")
     if wanted == "latest":
-        _at, path, start = max(starts, key=lambda s: s[0])
+        runs = [s for s in starts if s[2].get("op") != "dr.drill"]
+        _at, path, start = max(runs or starts, key=lambda s: s[0])
+        return start, cache, path
+    if len(wanted) < MIN_PREFIX:
+        raise BadInput(f"id {wanted}: too short; give at least {MIN_PREFIX} characters of a drill or run id, "
+                       "or 'latest'")
+    match = [s for s in starts if str(s[2]["op_id"]).startswith(wanted)]
+    if not match:
+        recent = ", ".join(_label(s[2]) for s in sorted(starts, key=lambda s: s[0])[-5:])
+        raise BadInput(f"id {wanted}: no such drill or run; recent: {recent}; or 'latest'")
+    if len({s[2]["op_id"] for s in match}) > 1:
+        raise BadInput(f"id {wanted}: matches {len(match)} ids, give more characters: "
+                       + "; ".join(_label(s[2]) for s in sorted(match, key=lambda s: s[0])))
+    _at, path, start = match[0]
+    return start, cache, path
+
+
+def find_drill(state_dir: Path, wanted: str, damage: list[str] | None = None) -> list[dict[str, Any]]:
+    """The journal records of drill `wanted` (an id or a unique prefix, or 'latest': the newest
+    drill), from any environment's journal. Lines that are not records are skipped; `damage`
+    gets a line about each journal that had some."""
+    from ..core.errors import BadInput
+
+    if wanted == "latest":
+        starts, cache = _operations(state_dir, damage)
+        drills = [s for s in starts if s[2].get("op") == "dr.drill"]
+        if not drills:
+            raise BadInput(f"no drill in the journals under {state_dir / 'journal'}; run inv dr.drill first")
+        _at, path, start = max(drills, key=lambda s: s[0])
     else:
-        match = [s for s in starts if s[2]["op_id"] == wanted]
-        if not match:
-            recent = ", ".join(s[2]["op_id"] for s in sorted(starts, key=lambda s: s[0])[-5:])
-            raise BadInput(f"report id {wanted}: no such drill; recent ids: {recent}, or 'latest'")
-        _at, path, start = match[0]
+        start, cache, path = resolve(state_dir, wanted, damage)
+        if start.get("op") != "dr.drill":
+            raise BadInput(f"id {wanted}: a run, not a drill; inv dr.report {wanted} renders its index")
     return [r for r in cache[path] if r.get("op_id") == start["op_id"]]
 
 
 def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
-    """Rebuild a drill's reports from the journal. A report on disk that says more than the
-    journal now does (a torn or lost record) is kept, not overwritten: the result then is that
-    report, with `kept` saying why, and `warnings` naming the damaged journal lines."""
+    """Rebuild a drill's reports, or a run's index and its drills' reports, from the journal.
+    A report on disk that says more than the journal now does (a torn or lost record) is kept,
+    not overwritten: the result then is that report, with `kept` saying why, and `warnings`
+    naming the damaged journal lines. A run's result is its index (kind 'drill-run')."""
     damage: list[str] = []
-    records = find_drill(state_dir, wanted, damage)
+    start, cache, path = resolve(state_dir, wanted, damage)
+    if start.get("op") == "dr.drill":
+        rep = _rerender_drill([r for r in cache[path] if r.get("op_id") == start["op_id"]], report_dir)
+        rep["warnings"] = damage
+        return rep
+    from .reporting import runindex
+
+    args = start.get("args") or {}
+    end = next((r for r in cache[path] if r.get("op_id") == start["op_id"] and r.get("event") == "end"), None)
+    reps, missing = [], list(args.get("missing") or [])
+    for drill_id in args.get("drills") or []:
+        records = [r for r in cache[path] if r.get("op_id") == drill_id]
+        try:
+            reps.append(_rerender_drill(records, report_dir))
+        except ValueError:
+            missing.append(drill_id)
+    index = runindex.build({"id": start["op_id"], "env": start.get("env"), "started_at": args.get("started_at"),
+                            "ended_at": (end or start).get("at")}, reps, missing=missing)
+    runindex.write(index, report_dir)
+    index["warnings"] = damage
+    return index
+
+
+def _rerender_drill(records: list[dict[str, Any]], report_dir: Path) -> dict[str, Any]:
     rep = report.build(records)
     worse = report.worse_than_on_disk(rep, report_dir)
     if worse is not None:
@@ -242,7 +343,6 @@ def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
         rep["kept"] = f"kept the report on disk, not re-rendered: {why}"
     else:
         report.write(rep, report_dir)
-    rep["warnings"] = damage
     return rep
 
 

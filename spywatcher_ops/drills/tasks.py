@@ -188,6 +188,8 @@ def _render_scorecard(out: Any, result: Any) -> None:
             out.print("-+-".join("-" * w for w in widths) + "-+-" + "-" * 6)
     for r in result.rows:
         out.print(f"{r.scenario}: {r.summary}")
+    if result.index.get("html"):
+        out.print(f"run {result.run_id}: {result.index['html']} (inv dr.report latest re-renders it)")
 
 
 @ops_task(
@@ -350,11 +352,14 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
         raise failed
 
 
-@ops_task(positional=["id"], help={"id": "drill id (the report column of the scorecard, or dr.history), or latest",
+@ops_task(positional=["id"], help={"id": "a run or drill id, or its first 4+ characters (scorecard, dr.history), "
+                                         "or latest (the newest run), e.g. 3f9e",
                                    "report_dir": REPORT_DIR_HELP, "json": JSON_HELP})
 def report(c: Context, id: str | None = None, report_dir: str | None = None, json: bool = False) -> None:
-    """Re-render a drill report (JSON, Markdown, HTML) from the journal: inv dr.report ID|latest.
+    """Re-render a run's index or one drill's report (JSON, Markdown, HTML) from the journal.
 
+    ID: latest (the newest run of dr.drill), or any unique prefix (4+ characters) of a run or
+    drill id; an ambiguous prefix is exit 2 listing the candidates.
     Example: inv dr.report latest
     """
     from spywatcher_ops.drills import suite
@@ -366,19 +371,29 @@ def report(c: Context, id: str | None = None, report_dir: str | None = None, jso
     out.emit_json(rep)
     for said in [*rep.get("warnings", []), *([rep["kept"]] if rep.get("kept") else [])]:
         out.warn(said)
-    out.print(f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "
-              f"{rep['outcome'].upper()} - {rep['summary']}")
+    if "items" in rep:  # a run's index
+        out.print(f"run {rep['id']} on {rep['environment']}: {rep['outcome'].upper()} "
+                  f"({len(rep['items'])} drill(s), started {rep['started_at']})")
+        for item in rep["items"]:
+            out.print(f"  {item['name']}: {str(item['outcome']).upper()} - {item['id']}")
+        for name in rep["missing"]:
+            out.print(f"  {name}: no report")
+    else:
+        out.print(f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "
+                  f"{rep['outcome'].upper()} - {rep['summary']}")
     for kind, path in rep["reports"].items():
         out.print(f"{kind}: {path}")
 
 
 @ops_task(help={"scenario": "only this scenario, e.g. db-failover", "env": "only this environment, e.g. sandbox",
-                "last": "how many recent runs to list per scenario, e.g. 10", "json": JSON_HELP})
+                "last": "how many recent runs to list per scenario, e.g. 10", "json": JSON_HELP,
+                "fail_on_regression": "exit 1 when a regression is flagged (for a scheduler to alert on)"})
 def history(c: Context, scenario: str | None = None, env: str | None = None, last: int = 10,
-            json: bool = False) -> None:
+            json: bool = False, fail_on_regression: bool = False) -> None:
     """Show the drill trend: last runs, p50 / p95 of RTO and RPO, regressions flagged.
 
-    Example: inv dr.history --scenario db-failover
+    With --fail-on-regression the exit code is 1 when any regression is flagged.
+    Example: inv dr.history --scenario db-failover --fail-on-regression
     """
     from spywatcher_ops.drills.reporting import history as hist
 
@@ -410,6 +425,11 @@ def history(c: Context, scenario: str | None = None, env: str | None = None, las
                       f"  lost {r.get('lost_writes') if r.get('lost_writes') is not None else '-'}  {r['id']}")
         for reg in g["regressions"]:
             out.print(f"  REGRESSION: {reg}")
+    flagged = [f"{g['scenario']} on {g['env']}: {reg}" for g in trend["groups"] for reg in g["regressions"]]
+    if fail_on_regression and flagged:
+        from spywatcher_ops.core.errors import TargetMissed
+
+        raise TargetMissed(f"{len(flagged)} regression(s) flagged: " + "; ".join(flagged))
 
 
 @ops_task(help={"json": JSON_HELP})
