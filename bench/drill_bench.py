@@ -4,7 +4,7 @@
    first on a fresh state folder (includes bringing the sandbox up), then warm;
 2. db-failover RTO over several runs, alternated with the raw-tool baseline
    (SIGKILL the primary, `pg_ctl -W promote` the standby, a client retrying
-   every 10 ms: measured.md's 55-68 ms floor) so both see the same machine state;
+   every 10 ms: docs/measured.md's 55-68 ms floor) so both see the same machine state;
 3. the probes' CPU cost: thread CPU time / wall time, in % of one core, while
    idle-streaming (no fault) and during the drills.
 
@@ -66,7 +66,7 @@ def ours(env) -> tuple[float | None, float]:
 
 
 def raw_baseline(env) -> float:
-    """measured.md's procedure with the bare tools; then the sandbox repairs itself."""
+    """docs/measured.md's procedure with the bare tools; then the sandbox repairs itself."""
     import psycopg
 
     from spywatcher_ops.backends.sandbox import lifecycle

@@ -200,7 +200,7 @@ def main() -> None:
             )
             print(
                 f"switchover write impairment (db-write probe): {fmt(pauses)}; target < 1 s: "
-                f"{'MET' if max(pauses) < 1 else 'MISSED'} (measured.md floor for kill -> first write: 55-68 ms)"
+                f"{'MET' if max(pauses) < 1 else 'MISSED'} (docs/measured.md floor for kill -> first write: 55-68 ms)"
             )
             print(
                 f"cache write pause during the rolling restart: {fmt(cache_pauses)}; acknowledged writes lost in "

@@ -5,10 +5,10 @@ Run as: python bench/sandbox_bench.py [--size-mb 1024 --wal-mb 500 --runs 3 --fa
 - PITR: a database of --size-mb plus --wal-mb of archived WAL is restored to a
   time after all of it, by `SandboxDatabase.restore` and by the raw tools (cp of the
   same base backup, the same recovery settings, pg_ctl start, poll until read-write),
-  alternately in the same run (measured.md: this machine has two speeds). Target:
+  alternately in the same run (docs/measured.md: this machine has two speeds). Target:
   ours <= 1.2x raw.
 - failover: a client writes through the multi-host endpoint every 10 ms; kill ->
-  first successful write after it. Target: median < 1 s (floor ~0.07 s, measured.md).
+  first successful write after it. Target: median < 1 s (floor ~0.07 s, docs/measured.md).
 - sandbox.up from nothing (PostgreSQL pair + Redis + first base backup). Target < 15 s.
 Prints medians [min-max] and ratios.
 """

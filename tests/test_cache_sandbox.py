@@ -165,7 +165,7 @@ def test_failover_promotes_replica_and_a_sentinel_client_writes_again(sandbox_ca
     took = time.monotonic() - started
 
     assert result.old_primary.startswith(primary.id) and result.new_primary.startswith(replica.id)
-    # measured.md: ~1-2.3 s on this machine; the bound only catches a hang or a retry storm
+    # docs/measured.md: ~1-2.3 s on this machine; the bound only catches a hang or a retry storm
     assert (result.finished - result.started).total_seconds() < 10
     assert took < 20  # includes the old primary's rejoin
     codes = [e.code for e in result.events]

@@ -46,7 +46,7 @@ def test_a_3_second_freeze_of_the_primary_measures_as_a_3_second_rto(pg_pair):
 
 @pytest.mark.real
 def test_an_asynchronous_loss_of_n_writes_is_counted_exactly(pg_pair_factory):
-    """measured.md: pausing replay loses nothing (received WAL is replayed at promotion);
+    """docs/measured.md: pausing replay loses nothing (received WAL is replayed at promotion);
     stopping WAL receipt does. N acknowledged writes after that are lost, no more, no less."""
     pair = pg_pair_factory("asynchronous")
     n = 5

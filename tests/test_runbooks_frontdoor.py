@@ -32,7 +32,7 @@ def _alarms() -> list[str]:
 def test_every_platform_alert_has_an_alarm_and_a_runbook_oncall_finds():
     alarms = _alarms()
     runbooks = load_all()
-    expected = {  # platform.md, Alerting: the paging and the warning alerts
+    expected = {  # docs/design.md, Platform facts: the paging and the warning alerts
         "service down": "api-unhealthy-hosts",
         "database unavailable": "db-unavailable",
         "high error rate": "api-5xx-rate",

@@ -121,7 +121,7 @@ def test_asynchronous_failover_reports_the_writes_it_lost(pg_pair_factory):
         conn.execute("CREATE TABLE writes (seq int PRIMARY KEY)")
         conn.execute("INSERT INTO writes SELECT generate_series(1, 10)")
     time.sleep(0.1)
-    # measured.md: freeze WAL receipt (SIGSTOP the walreceiver), write N acknowledged rows, fail over
+    # docs/measured.md: freeze WAL receipt (SIGSTOP the walreceiver), write N acknowledged rows, fail over
     os.kill(pair.database.processes()["walreceiver"]["pid"], signal.SIGSTOP)
     lost = _lose_writes(pair, 11, 5)
     _failover_and_check_loss(pair, list(range(1, 11)), lost)

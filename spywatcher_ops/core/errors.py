@@ -1,6 +1,6 @@
 """One exception tree; each class carries the exit code the CLI boundary uses.
 
-Exit codes (design.md): 0 success / targets met; 1 ran but a target or
+Exit codes (docs/design.md): 0 success / targets met; 1 ran but a target or
 verification failed; 2 bad input or refused by a guard; 3 environment not
 ready (preflight failed); 4 operation failed and was rolled back.
 """

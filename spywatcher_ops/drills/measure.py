@@ -4,7 +4,7 @@ Times are float seconds on one clock (epoch seconds derived from the
 monotonic clock, see probes.Anchor), so a fault instant, probe attempts and
 the client timestamps written into the drill table compare directly.
 
-Definitions (design.md, and docs/report-schema.md):
+Definitions (docs/design.md and docs/report-schema.md):
 
 - An attempt is *impaired* when it failed, or when it succeeded but took
   longer than `slow_s` (a hung server that answers after 3 s was down for 3 s).

@@ -9,7 +9,7 @@ parts that differ; `Scenario` gives defaults for the rest.
 Adding a scenario in a module of its own (the built-in ones live in
 drills/scenarios/, one module per family):
 
-    # my_package/my_scenarios.py
+    # <your package>/my_scenarios.py
     from spywatcher_ops.drills.scenarios.registry import register
     from spywatcher_ops.drills.scenario import Scenario, Fault
 

@@ -62,7 +62,7 @@ def task_table(collection: Any) -> dict[str, TaskSpec]:
 
 
 def load_collection(root: str) -> Any:
-    """The project's real collection, loaded from `root/tasks.py` the way `inv` does."""
+    """The project's real collection, loaded from `<root>/tasks.py` the way `inv` does."""
     from invoke import Collection
     from invoke.loader import FilesystemLoader
 

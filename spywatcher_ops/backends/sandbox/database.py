@@ -180,7 +180,7 @@ class SandboxDatabase:
     def pause_replication(self, timeout: float = 10) -> None:
         """Cut the standby off (it keeps running but receives no WAL, streamed or archived).
 
-        For drills that need a known asynchronous loss (measured.md): writes acknowledged
+        For drills that need a known asynchronous loss (docs/measured.md): writes acknowledged
         from now on exist only on the primary. Under synchronous replication writes wait.
         A failover or `inv sandbox.up` undoes it (both rewrite the standby's settings).
         """

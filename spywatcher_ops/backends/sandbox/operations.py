@@ -329,7 +329,7 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
         note(started, "fault", f"primary {old} was already down")
     stopped = stopped_processes(Path(new_node["data"]))
     if stopped:
-        # A drill froze the walreceiver (SIGSTOP, measured.md). Frozen, it would hold the promotion
+        # A drill froze the walreceiver (SIGSTOP, docs/measured.md). Frozen, it would hold the promotion
         # forever; simply resumed, it would deliver the WAL still in its socket. A SIGTERM sent
         # while it is stopped is handled first on SIGCONT: it exits without reading any more.
         for pid in stopped:

@@ -116,7 +116,7 @@ def base_settings(port: int) -> dict[str, Any]:
         "max_replication_slots": 10,
         "hot_standby": True,
         "wal_log_hints": True,  # lets pg_rewind turn an old primary into a standby
-        "wal_retrieve_retry_interval": "100ms",  # measured.md: 5 s default stalls promote
+        "wal_retrieve_retry_interval": "100ms",  # docs/measured.md: 5 s default stalls promote
         "archive_timeout": "10s",
         "recovery_init_sync_method": "syncfs",  # one syncfs() instead of an fsync per file after a crash or restore
         "log_line_prefix": "%m [%p] ",

@@ -43,7 +43,7 @@ HOST = "127.0.0.1"
 DATA_NODES = ("redis-1", "redis-2")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
 QUORUM = 2
-# Sentinel timings. measured.md's floor used 1000 ms down-after (failover
+# Sentinel timings. docs/measured.md's floor used 1000 ms down-after (failover
 # ~2.2 s); 500 ms halves detection (failover ~1.1 s) and stayed free of false
 # +sdown here. Overridable: ops.cache.down_after_ms. failover-timeout: a
 # sentinel that voted in one failover waits 2x this before leading the next,
@@ -66,7 +66,7 @@ def client(port: int, *, timeout: float = 1.0, password: str | None = None) -> A
     """A redis-py client with no hidden retries: one attempt, a short timeout.
 
     redis-py's default retry policy turns a 10 ms switch into a multi-second
-    outage (measured.md); callers that retry do so on their own schedule.
+    outage (docs/measured.md); callers that retry do so on their own schedule.
     """
     import redis
     from redis.backoff import NoBackoff

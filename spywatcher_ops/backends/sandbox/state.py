@@ -49,7 +49,7 @@ live state, read it with `SandboxDatabase.processes()` (pg_stat_wal_receiver).
 A recorded pid is only trusted if /proc/<pid>/cmdline names the node's data
 folder (`node_alive`), so a pid reused after a reboot is never signalled.
 To lose acknowledged writes on purpose (asynchronous mode), either SIGSTOP the
-walreceiver (measured.md) before the writes, or call
+walreceiver (docs/measured.md) before the writes, or call
 `SandboxDatabase.pause_replication()`. `db.failover` ends a stopped walreceiver
 with SIGTERM + SIGCONT before promoting (a stopped one would hold the promotion
 forever; one merely resumed would deliver the WAL still in its socket).
