@@ -442,45 +442,48 @@ def _one_step(
         status = "rolled-back" if rollback.get("status") == "ok" else "failed"
     if interrupted:
         status = "interrupted"  # not done (the rollback's outcome is in the record): a --resume runs it again
-    t1 = probes.now()
-    impact = probes.impact(t0, t1)
-    later = probes.new_losses(t1)
-    lost = {k: lost_mid.get(k, 0) + later.get(k, 0) for k in set(lost_mid) | set(later)}
-    duration = round((env.clock.now() - wall0).total_seconds(), 3)
-    record = {
-        "index": planned.index,
-        "step_name": planned.step,
-        "t": t0,
-        "t_end": t1,
-        "duration_s": duration,
-        "impact": impact,
-        "lost": lost,
-        "summary": sentence(planned.step, impact, lost),
-        "prechecks": [c.to_dict() for c in pre],
-        "postchecks": [c.to_dict() for c in post],
-        "details": details,
-        "events": events,
-        "error": error,
-        "rollback": rollback,
-    }
-    op.step("maint-step", status, **record)
-    history.append(
-        history.history_path(env.settings.state_dir),
-        {
-            "run_id": run_id,
-            "op_id": op.id,
-            "env": env.name,
-            "step": planned.step,
-            "at": iso(wall0),
+    # the step's record is written whatever arrives now: a signal waits until it is (then the run stops)
+    with shielded() as late:
+        t1 = probes.now()
+        impact = probes.impact(t0, t1)
+        later = probes.new_losses(t1)
+        lost = {k: lost_mid.get(k, 0) + later.get(k, 0) for k in set(lost_mid) | set(later)}
+        duration = round((env.clock.now() - wall0).total_seconds(), 3)
+        record = {
+            "index": planned.index,
+            "step_name": planned.step,
+            "t": t0,
+            "t_end": t1,
             "duration_s": duration,
-            "status": status,
-            "impact": {k: v.get("impaired_s") for k, v in impact.items()},
+            "impact": impact,
             "lost": lost,
-        },
-    )
+            "summary": sentence(planned.step, impact, lost),
+            "prechecks": [c.to_dict() for c in pre],
+            "postchecks": [c.to_dict() for c in post],
+            "details": details,
+            "events": events,
+            "error": error,
+            "rollback": rollback,
+        }
+        op.step("maint-step", status, **record)
+        history.append(
+            history.history_path(env.settings.state_dir),
+            {
+                "run_id": run_id,
+                "op_id": op.id,
+                "env": env.name,
+                "step": planned.step,
+                "at": iso(wall0),
+                "duration_s": duration,
+                "status": status,
+                "impact": {k: v.get("impaired_s") for k, v in impact.items()},
+                "lost": lost,
+            },
+        )
+    interrupted = interrupted or bool(late)
     if status != "ok" and ctx.state.get("stop_run"):
         return "stop"
-    return status
+    return "interrupted" if interrupted else status
 
 
 def _rollback(impl: Any, ctx: StepContext) -> dict[str, Any]:
