@@ -182,8 +182,10 @@ def test_ctrl_c_during_a_restore_really_rolls_it_back(box):
     node = state_of(state_dir)["nodes"][state_of(state_dir)["instances"]["cut-two"]["primary"]]
     assert node["desired"] == "stopped" and Path(node["data"]).is_dir()
     assert server_pids_under(Path(node["data"])) == []
-    status = inv(state_dir, "sandbox.status")
+    status = inv(state_dir, "sandbox.status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
+    row = next(r for r in json.loads(status.stdout)["database"] if r["instance"] == "cut-two")
+    assert row["role"] == "failed restore" and not row["alive"]
     assert inv(state_dir, "sandbox.up").returncode == 0
     drill = inv(state_dir, "dr.drill", "--scenario", "db-failover", "--yes", timeout=300)
     assert drill.returncode == 0, drill.stdout + drill.stderr

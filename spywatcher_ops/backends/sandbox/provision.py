@@ -578,6 +578,8 @@ class PgSandbox:
         role = node["role"]
         if node["instance"] != state["main"]:
             role = "restored" if node.get("desired") == "running" else "replaced"
+            if state["instances"].get(node["instance"], {}).get("status") == "failed":
+                role = "failed restore"  # kept (--keep-failed, or short of its target): left alone
         return NodeReport(name, role, node["port"], pid, alive, action, details)
 
     def status(self) -> list[NodeReport]:
