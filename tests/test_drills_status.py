@@ -51,6 +51,18 @@ def test_a_redirected_default_drill_logs_at_most_40_timestamped_lines(sandbox_en
     # the outage is on the log while it lasts: the failover's writer is seen DOWN
     assert any(t.startswith("[1/4] db-failover  fault +") and "db-write DOWN" in t for t in texts), texts
     assert log.read_text().splitlines() == ["an earlier line", *lines]
+    # every figure says which target key judged it; restores have their own RTO target
+    assert "0 s / 60.0 s (database)" in done.stdout or "/ 60.0 s (database)" in done.stdout
+    assert "/ 60.0 min (restore)" in done.stdout and "/ 24.0 h (snapshot)" in done.stdout
+    import json
+
+    index = json.loads(inv(state_dir, "dr.report", "latest", "--json").stdout)
+    keys = {i["name"]: [(f["metric"], f["target_key"], f["target_s"]) for f in i["figures"]] for i in index["items"]}
+    assert keys["pitr-restore"] == [("RTO", "restore", 3600.0), ("RPO", "database", 300.0)]
+    assert keys["snapshot-restore"] == [("RTO", "restore", 3600.0), ("RPO", "snapshot", 86400.0)]
+    assert keys["db-failover"][0] == ("RTO", "database", 60.0)
+    restore_md = Path(index["reports"]["json"]).parent / index["items"][2]["reports"]["markdown"]
+    assert "| RTO |" in restore_md.read_text() and "(restore)" in restore_md.read_text()
 
     quiet = inv(state_dir, "dr.drill", "--no-up", "--scenario", "db-failover", "-q")
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
@@ -175,3 +187,14 @@ def test_history_fail_on_regression_exits_1_only_when_one_is_flagged(tmp_path):
     assert "REGRESSION" in flagged.stdout
     assert flagged.returncode == 1 and "regression(s) flagged: db-failover on sandbox: rto_s 9" in flagged.stderr
     assert inv(tmp_path, "dr.history").returncode == 0  # without the flag: informative only
+
+
+def test_restores_fall_back_to_the_database_target_without_a_restore_key():
+    from spywatcher_ops.drills.runner import target_key
+
+    assert target_key({"database": 60.0, "restore": 3600.0}, "restore") == "restore"
+    assert target_key({"database": 60.0}, "restore") == "database"
+    shown = inv(Path("/nonexistent-state"), "dr.scenarios", "--json")
+    found = {s["name"]: s for s in __import__("json").loads(shown.stdout)["scenarios"]}
+    assert found["pitr-restore"]["rto_target"] == "restore" and found["pitr-restore"]["rto_target_s"] == 3600.0
+    assert found["db-failover"]["rto_target_s"] == 60.0

@@ -454,7 +454,7 @@ def _measured_dict(m: Measured | None) -> dict[str, Any]:
 
 
 # A part without its own target is judged by the tier it serves (the cache serves the application).
-TARGET_FALLBACK = {"cache": "application", "snapshot": "database"}
+TARGET_FALLBACK = {"cache": "application", "snapshot": "database", "restore": "database"}
 
 
 def target_key(table: dict[str, float], key: str | None) -> str | None:

@@ -17,7 +17,7 @@ from ..core.status import Status
 from .cleanup import clean_up
 from .preflight import preflight
 from .reporting import history, report
-from .runner import DrillRun, run_scenario, targets_for
+from .runner import DrillRun, run_scenario, target_key, targets_for
 from .scenario import Check, DrillOptions, Scenario
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class ScoreRow:
     summary: str
     report: str | None
     report_id: str
+    rto_target_key: str | None = None  # which ops.targets key judged each figure
+    rpo_target_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -196,6 +198,8 @@ def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Pat
         lost_writes=m.lost_writes if m else None,
         summary=rep["summary"] if rep else (str(run.error) if run.error else (lost or run.outcome)),
         report=paths.get("html"), report_id=run.op_id,
+        rto_target_key=target_key(env.settings.targets.rto, scenario.rto_key),
+        rpo_target_key=target_key(env.settings.targets.rpo, scenario.rpo_key) if scenario.rpo_key else None,
     )
     return row, rep
 

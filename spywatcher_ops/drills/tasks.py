@@ -173,13 +173,17 @@ def _render_checks(out: Any, name: str, checks: list[Any]) -> None:
 
 
 def _render_scorecard(out: Any, result: Any) -> None:
-    rows = [["scenario", "RTO achieved / target", "RPO achieved / target", "verdict", "report"]]
+    rows = [["scenario", "RTO achieved / target (key)", "RPO achieved / target (key)", "verdict", "report"]]
+
+    def key(name: str | None) -> str:  # the ops.targets key that judged the figure
+        return f" ({name})" if name else ""
+
     for r in result.rows:
-        rpo = f"{_fmt(r.rpo_s)} / {_fmt(r.rpo_target_s)}"
+        rpo = f"{_fmt(r.rpo_s)} / {_fmt(r.rpo_target_s)}{key(r.rpo_target_key)}"
         if r.lost_writes:
             rpo += f" ({r.lost_writes} lost)"
-        rows.append([r.scenario, f"{_fmt(r.rto_s)} / {_fmt(r.rto_target_s)}", rpo, r.outcome.upper(),
-                     r.report or "-"])
+        rows.append([r.scenario, f"{_fmt(r.rto_s)} / {_fmt(r.rto_target_s)}{key(r.rto_target_key)}", rpo,
+                     r.outcome.upper(), r.report or "-"])
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     out.print("")
     for i, row in enumerate(rows):
