@@ -224,3 +224,25 @@ def test_results_go_to_cloudwatch_and_sns_on_aws(ops_config: Any, sns_topic: Any
     body = json.loads(msg["Body"])
     assert body["Subject"] == "Maintenance on staging: complete"
     assert "1. db-engine: ok - database writes paused 0.80 s" in body["Message"]
+
+
+def test_plan_on_aws_shows_every_step_and_every_precheck_result(ops_config: Any, staging_aws: Any) -> None:
+    from spywatcher_ops.maintenance.planning import make_plan
+
+    env = _env(ops_config, WINDOW - timedelta(days=1))
+    plan = make_plan(env, setup(env, None), None)
+    steps = [s["step"] for s in plan["steps"]]
+    assert steps[:4] == ["db-housekeeping", "db-engine", "cache-restart", "tls-renew"]  # then part 2's
+    assert plan["window"]["start"] == "2026-12-06T02:00:00.000Z" and plan["not_started"] == []
+    assert [s["expected_s"] for s in plan["steps"][:4]] == [
+        60.0,
+        30.0,
+        30.0,
+        10.0,
+    ]  # defaults: no history yet
+    assert plan["expected_total_s"] == sum(s["expected_s"] for s in plan["steps"])
+    checks = {c["name"]: c for c in plan["prechecks"]}
+    assert checks["notice"]["status"] == "warn" and checks["paging alarms"]["status"] == "ok"
+    # moto's RDS instance has no real server behind it: said, not hidden
+    assert checks["database healthy"]["status"] == "failed"
+    assert all(s["prechecks"] for s in plan["steps"])  # every step's own pre-check has a result
