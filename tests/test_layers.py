@@ -30,8 +30,6 @@ COMPOSITION_ROOT = "spywatcher_ops.backends.table"
 # Imports that break the direction today and are known: each names what would remove it.
 # The test fails on any other, and on an entry that no longer happens (so the list only shrinks).
 KNOWN_DEBTS = {
-    ("spywatcher_ops.drills.aws", "spywatcher_ops.backends.aws.lock"):
-        "the lock table's name for the IAM simulation: the Lock port could say what it locks",
     ("spywatcher_ops.oncall.alarms", "spywatcher_ops.backends.aws.cloudwatch"):
         "alarms through a monitoring port instead of the AWS module",
     ("spywatcher_ops.status.records", "spywatcher_ops.backends.sandbox.operations"):

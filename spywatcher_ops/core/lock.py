@@ -20,10 +20,17 @@ from .errors import Locked
 class Lock(Protocol):
     def hold(self, owner: str, operation: str) -> AbstractContextManager[None]: ...
 
+    @property
+    def resource(self) -> str: ...  # what holds the lock: a file, a DynamoDB table (for IAM checks, output)
+
 
 class FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    @property
+    def resource(self) -> str:
+        return str(self.path)
 
     @contextmanager
     def hold(self, owner: str, operation: str) -> Iterator[None]:

@@ -87,10 +87,8 @@ def resource_arns(env: Environment, caller_arn: str) -> dict[str, str]:
     partition, account = parts[1], parts[4]
     region = env.env.region or "us-east-1"
     project = env.settings.project
-    from ..backends.aws.lock import lock_table
-
     return {
-        "dynamodb": f"arn:{partition}:dynamodb:{region}:{account}:table/{lock_table(env.settings.section('aws'))}",
+        "dynamodb": f"arn:{partition}:dynamodb:{region}:{account}:table/{env.parts.lock().resource}",
         "eks": f"arn:{partition}:eks:{region}:{account}:cluster/{env.env.resource(project, 'eks')}",
         # The real ARN ends in 6 random characters that only reading the secret (a password)
         # would tell; a policy scoped with the usual `...-credentials-*` pattern matches this one.

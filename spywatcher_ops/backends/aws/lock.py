@@ -65,6 +65,10 @@ class DynamoLock:
         self.lost: str | None = None  # why the lock was lost, once it is
 
     @property
+    def resource(self) -> str:
+        return self.table
+
+    @property
     def _ddb(self) -> Any:
         return self.clients.client("dynamodb")
 
