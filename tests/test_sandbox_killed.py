@@ -46,12 +46,29 @@ def _purge_leaves_nothing(state_dir: Path) -> None:
     assert not (state_dir / "sandbox").exists()
 
 
+def _every_server_is_recorded(state_dir: Path) -> None:
+    """Intent, then pid: every server running in a node folder is named by the state, and a
+    recorded pid, if any, is that server's."""
+    from spywatcher_ops.backends.sandbox.state import folder_pid
+
+    path = state_dir / "sandbox" / "state.json"
+    state = json.loads(path.read_text()) if path.exists() else {}
+    nodes = {n["data"]: n for n in state.get("nodes", {}).values()}
+    for base in _bases(state_dir):
+        for folder in sorted((base / "nodes").glob("*")):
+            pid = folder_pid(str(folder))
+            if pid:
+                assert str(folder) in nodes, f"server {pid} in {folder} runs unrecorded"
+                assert nodes[str(folder)]["pid"] in (None, pid)
+
+
 @pytest.mark.parametrize("step", UP_STEPS)
 def test_sigkill_of_up_at_every_step_then_purge_leaves_nothing(tmp_path, step):
     state_dir = tmp_path / "state"
     try:
         killed = inv_until(state_dir, ["sandbox.up"], step, signal.SIGKILL)
         assert killed["sent"], f"never saw {step!r}: {killed['stderr']}"
+        _every_server_is_recorded(state_dir)
         if step in UP_AGAIN:
             again = inv(state_dir, "sandbox.up")  # adopts, repairs or starts over
             assert again.returncode == 0, again.stdout + again.stderr
