@@ -174,15 +174,11 @@ def reset_moto(endpoint: str) -> None:
     urllib.request.urlopen(request, timeout=10).read()
 
 
-@pytest.fixture
-def tf_world(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TfWorld:
-    """A fresh moto state: the state bucket (versioning on), terraform's lock table, the ops lock table;
-    a terraform_data configuration in tmp; a test config for `inv -f`."""
+def make_tf_backend(moto_server: str, *, ops_lock: bool = True) -> None:
+    """In the moto server: the state bucket (versioning on), terraform's lock table and (unless the
+    environment's fixture made it already) the ops lock table."""
     import boto3
 
-    reset_moto(moto_server)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    monkeypatch.setenv("TF_CLI_CONFIG_FILE", "/dev/null")
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -193,12 +189,23 @@ def tf_world(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    ddb.create_table(
-        TableName=OPS_LOCK_TABLE,
-        KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    if ops_lock:
+        ddb.create_table(
+            TableName=OPS_LOCK_TABLE,
+            KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+@pytest.fixture
+def tf_world(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TfWorld:
+    """A fresh moto state: the state bucket (versioning on), terraform's lock table, the ops lock table;
+    a terraform_data configuration in tmp; a test config for `inv -f`."""
+    reset_moto(moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", "/dev/null")
+    make_tf_backend(moto_server)
     config_dir = tmp_path / "infra"
     config_dir.mkdir()
     (config_dir / "main.tf").write_text(MAIN_TF)

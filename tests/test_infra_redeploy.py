@@ -213,3 +213,52 @@ def test_the_sandbox_is_built_destroyed_and_rebuilt_by_terraform(sandbox_cli):
     assert result["met"] is True and result["total_s"] < result["target_s"] == 1800
     assert _rows(cli, "SELECT count(*) FROM orders") == [(500,)]
     ok(cli("sandbox.status"))  # primary, standby, Redis and sentinels all up
+
+
+def test_the_lock_is_held_across_the_whole_rebuild(tmp_path):
+    """Between and inside stages that take no lock of their own (the cache stage only waits), another
+    mutating task is refused: the rebuild holds the environment lock from its first stage to its last."""
+    config = tmp_path / "tf"
+    config.mkdir()
+    (config / "main.tf").write_text(NOOP_TF)
+    cli = Cli(
+        tmp_path,
+        terraform={
+            "dir": str(config),
+            "backend": {"type": "local"},
+            "redeploy_stages": ["infrastructure", "cache"],
+        },
+    )
+    conf = yaml.safe_load(cli.conf.read_text())
+    conf["ops"]["terraform"] = {"stage_timeout_seconds": 60}
+    cli.conf.write_text(yaml.safe_dump(conf))
+    proc = subprocess.Popen(
+        cli.argv("infra.redeploy", "--yes"),
+        cwd=ROOT,
+        env=cli.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            started = [r.get("stage") for r in cli.journal() if r.get("status") == "started"]
+            if "cache" in started:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        else:
+            pytest.fail("the rebuild never reached the cache stage")
+        # a saved plan that is not stale (the infrastructure stage has applied): only the lock stops it
+        ok(cli("infra.plan"))
+        refused = ok(cli("infra.apply", "--yes"), 3)
+        assert "environment is locked by" in refused.stderr and "running infra.redeploy" in refused.stderr
+        assert proc.poll() is None  # still waiting for the cache
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    ops = [(r.get("op"), r.get("event")) for r in cli.journal() if r.get("event") in ("start", "end")]
+    assert ("infra.apply", "start") in ops  # the stage's own apply, journalled inside the rebuild
+    assert [op for op, ev in ops if ev == "start"].count("infra.apply") == 1  # the refused one never started

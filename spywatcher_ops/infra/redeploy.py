@@ -6,19 +6,22 @@ new instance, `db.verify` of it, `db.swap` into service), cache (every node
 alive with a primary), applications (every deployment ready). A part the
 environment does not have is skipped and says so.
 
+The environment lock is held across the whole rebuild (the AWS lock renews
+itself while held), so no other mutating task slips in between two stages.
 Every stage start and end goes to the journal under the redeploy's operation;
-each stage's own changes are journalled (and locked) by the operation it runs
-(infra.apply, db.restore, db.swap), so the environment lock is held per stage,
-not across the rebuild. A failed stage stops the rebuild, saying what is done
-and what is not; a rebuild that was killed is found by the next run, which
-says which stages finished, and `--resume` skips them.
+each stage's own changes are journalled by the operation it runs (infra.apply,
+db.restore, db.verify, db.swap: the swap guard reads them) without taking the
+lock again. A failed stage stops the rebuild, saying what is done and what is
+not; a rebuild that was killed is found by the next run, which says which
+stages finished, and `--resume` skips them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core.errors import BadInput, OperationFailed, OpsError, Refused, TimedOut, VerificationFailed
 from ..core.journal import read, unfinished
@@ -27,6 +30,7 @@ from ..core.ports import Progress, no_progress
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+    from ..core.journal import Operation
     from ..core.ports import Infrastructure
 
 STAGES = ("infrastructure", "cluster", "database", "cache", "applications")
@@ -103,6 +107,28 @@ class RedeployContext:
     # a drill holds the environment lock and its journal operation: stages then call the ports
     # under it (journalling into `held`) instead of operations that would take the lock again
     held: Callable[..., None] | None = None
+
+
+class _UnderLock:
+    """The environment as the stages of a rebuild that holds its lock see it: the operations they
+    run (infra.apply, db.restore, db.swap) are journalled as usual but do not take the lock again
+    (it is not re-entrant); everything else is the environment itself."""
+
+    def __init__(self, environment: Environment) -> None:
+        self._environment = environment
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._environment, name)
+
+    @contextmanager
+    def operation(self, name: str, args: dict[str, Any], *, mutating: bool = True) -> Iterator[Operation]:
+        env = self._environment
+        with env.journal.operation(name, env.name, args) as op:
+            yield op
+
+
+def under_lock(environment: Environment) -> Environment:
+    return cast("Environment", _UnderLock(environment))
 
 
 def earlier_run(environment: Environment) -> dict[str, Any] | None:
@@ -196,7 +222,12 @@ def redeploy(
         "applications": stage_applications,
     }
     args = {"to": ctx.to, "stages": stages, "resume_of": earlier["op_id"] if (earlier and resume) else None}
-    with environment.operation("infra.redeploy", args, mutating=False) as op:
+    # a drill (ctx.held) holds the lock and journals the stages' calls itself; otherwise the rebuild
+    # takes the lock here, for all of its stages
+    holds = ctx.held is None
+    with environment.operation("infra.redeploy", args, mutating=holds) as op:
+        if holds:
+            ctx = replace(ctx, environment=under_lock(environment))
         if earlier:
             # the interrupted run is now accounted for: later runs do not report it again
             environment.journal.write(
