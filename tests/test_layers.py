@@ -166,6 +166,39 @@ def test_relative_imports_are_resolved(tmp_path):
     assert "spywatcher_ops.core.errors" in found
 
 
+# -- no reaching past the ports through Parts ---------------------------------------
+
+# `environment.parts.clients` (the AWS backend's boto3 clients, behind a type: ignore) is a
+# way around the ports that no import shows. These modules do it today; each would need a
+# port (monitoring, notifications, IAM simulation, credentials, resize). No new ones.
+CLIENTS_DEBTS = {
+    "spywatcher_ops.drills.aws", "spywatcher_ops.oncall.alarms", "spywatcher_ops.status.collect",
+    "spywatcher_ops.maintenance.notice", "spywatcher_ops.maintenance.prechecks", "spywatcher_ops.maintenance.publish",
+    "spywatcher_ops.recovery.credentials", "spywatcher_ops.recovery.resize",
+}
+
+
+def reaching_past_parts() -> dict[str, int]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        if layer(name) not in ("domain", "tasks"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "clients" \
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "parts":
+                found.setdefault(name, node.lineno)
+    return found
+
+
+def test_no_new_module_reaches_the_backend_clients_past_the_ports():
+    found = reaching_past_parts()
+    new = [f"{m} line {line}" for m, line in sorted(found.items()) if m not in CLIENTS_DEBTS]
+    assert not new, f"environment.parts.clients outside the backends (add a port method instead): {new}"
+    gone = sorted(CLIENTS_DEBTS - set(found))
+    assert not gone, f"no longer reaching past the ports, remove from CLIENTS_DEBTS: {gone}"
+
+
 # -- no Any at a port ------------------------------------------------------------
 
 PARTS_FILES = [PACKAGE / "backends" / "sandbox" / "parts.py", PACKAGE / "backends" / "aws" / "parts.py",
