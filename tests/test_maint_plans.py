@@ -44,7 +44,7 @@ def test_unknown_step_names_line_and_accepted(tmp_path: Path) -> None:
     text = "environments:\n  sandbox:\n    steps:\n      - step: db-housekeeping\n      - step: reboot-everything\n"
     assert _problems(tmp_path, text) == [
         "maintenance/p.yaml:5: environments.sandbox.steps[2]: unknown step 'reboot-everything'; "
-        "accepted: db-housekeeping, db-engine, cache-restart, tls-renew, os-patch"
+        "accepted: db-housekeeping, db-engine, cache-restart, tls-renew, os-patch, eks-nodegroups, eks-upgrade"
     ]
 
 

@@ -16,7 +16,17 @@ from .config import EnvSettings, Settings
 from .errors import Unsupported
 from .journal import Journal, Operation, os_user
 from .lock import FileLock, Lock
-from .ports import Cache, Cluster, Database, DataMaintenance, FaultInjector, Hosts, Infrastructure, Progress
+from .ports import (
+    Cache,
+    Cluster,
+    ClusterUpgrades,
+    Database,
+    DataMaintenance,
+    FaultInjector,
+    Hosts,
+    Infrastructure,
+    Progress,
+)
 
 
 class Parts(Protocol):
@@ -30,6 +40,7 @@ class Parts(Protocol):
     def identity(self) -> dict[str, str]: ...
     def maintenance(self) -> DataMaintenance: ...  # the Sunday job's data-tier steps
     def hosts(self) -> Hosts: ...  # the machines reached over SSH (OS patches)
+    def upgrades(self) -> ClusterUpgrades | None: ...  # EKS versions (aws); None: no cluster
     def faults(self) -> FaultInjector | None: ...  # what drills inject beyond the provider's own faults
     def ensure_running(self, progress: Progress) -> None: ...  # sandbox: start or repair its servers
 

@@ -454,3 +454,25 @@ class Hosts(Protocol):
 
     def list(self) -> list[HostSpec]: ...
     def connect(self, name: str, *, timeout: float | None = None) -> RemoteShell: ...  # raises SshError
+
+
+# --- EKS versions (the Sunday job's Kubernetes upgrades; backends/aws/eks_updates.py) ---
+
+
+class ClusterUpgrades(Protocol):
+    """EKS control plane, managed add-ons and managed node groups: versions and updates.
+    Reads return plain dicts; `update_*` start an asynchronous EKS update and return its id,
+    `describe_update` says how it goes (InProgress | Successful | Failed | Cancelled)."""
+
+    cluster_name: str
+
+    def cluster(self) -> dict[str, Any]: ...  # {name, version, status}
+    def nodegroups(self) -> list[dict[str, Any]]: ...  # {name, version, release_version, status, ami_type}
+    def latest_release(self, version: str, ami_type: str) -> str | None: ...  # newest AMI release for it
+    def insights(self) -> list[dict[str, Any]]: ...  # {id, name, status, reason, deprecations: [...]}
+    def addons(self) -> list[dict[str, Any]]: ...  # {name, version, status}
+    def addon_versions(self, name: str, kubernetes_version: str) -> list[dict[str, Any]]: ...  # {version, default}
+    def update_cluster_version(self, version: str) -> str: ...
+    def update_addon(self, name: str, version: str) -> str: ...
+    def update_nodegroup(self, name: str, version: str | None = None) -> str: ...
+    def describe_update(self, update_id: str, *, nodegroup: str | None = None, addon: str | None = None) -> dict[str, Any]: ...

@@ -36,5 +36,36 @@ HOST_STEPS: dict[str, StepType] = {
                 "command_timeout_s": Setting(int, 1800, "seconds one package-manager command may run", 1),
             },
         ),
+        StepType(
+            "eks-nodegroups",
+            "each EKS managed node group to the newest AMI release of its Kubernetes version "
+            "(update_nodegroup_version), waited on with the nodes being replaced",
+            ("aws",),
+            1800.0,
+            "none expected: EKS replaces the nodes one by one, draining each as its pods' disruption budgets allow",
+            "EKS rolls a failed node-group update back itself; the old nodes stay",
+            ".eks_steps:EKS_NODEGROUPS",
+            {
+                "timeout_s": Setting(int, 5400, "seconds one EKS update may take", 1),
+                "poll_s": Setting(float, 30.0, "seconds between describe_update polls", 0.01),
+            },
+        ),
+        StepType(
+            "eks-upgrade",
+            "the EKS control plane one minor version (e.g. 1.28 -> 1.29) after its pre-checks, then the managed "
+            "add-ons to their default versions for it, then the node groups",
+            ("aws",),
+            3600.0,
+            "the Kubernetes API may refuse requests for a few seconds while its servers are replaced; workloads "
+            "keep running; nodes are replaced as in eks-nodegroups",
+            "a control plane cannot be downgraded: the pre-checks keep a risky upgrade from starting; a failed "
+            "update is reverted by EKS",
+            ".eks_steps:EKS_UPGRADE",
+            {
+                "target": Setting(str, "", "the version to reach: empty for the next minor, e.g. '1.29'"),
+                "timeout_s": Setting(int, 5400, "seconds one EKS update may take", 1),
+                "poll_s": Setting(float, 30.0, "seconds between describe_update polls", 0.01),
+            },
+        ),
     )
 }

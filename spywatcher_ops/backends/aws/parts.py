@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ...core.ports import (
         Cache,
         Cluster,
+        ClusterUpgrades,
         Database,
         DataMaintenance,
         FaultInjector,
@@ -72,6 +73,11 @@ class AwsParts:
 
     def ensure_running(self, progress: Progress) -> None:
         return None  # nothing to start: the provider runs RDS, ElastiCache and EKS
+
+    def upgrades(self) -> ClusterUpgrades | None:
+        from .eks_updates import EksUpgrades
+
+        return EksUpgrades(self.environment, self.clients)
 
     def hosts(self) -> Hosts:
         from ..ssh import SshHosts

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ...core.ports import (
         Cache,
         Cluster,
+        ClusterUpgrades,
         Database,
         DataMaintenance,
         FaultInjector,
@@ -58,6 +59,9 @@ class SandboxParts:
         from .lifecycle import up
 
         up(self.environment, progress)
+
+    def upgrades(self) -> ClusterUpgrades | None:
+        return None  # no Kubernetes cluster
 
     def hosts(self) -> Hosts:
         from ..ssh import SshHosts
