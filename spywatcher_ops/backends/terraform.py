@@ -161,7 +161,8 @@ def _toolkit_vars(environment: Environment) -> dict[str, str]:
         "ops_env": environment.name,
         "ops_config": str(path),
         "python": sys.executable,
-        "_text": yaml.safe_dump({"ops": raw}),
+        # libyaml's dumper when present: the pure-Python one costs ~20 ms of every `inv infra.*`
+        "_text": yaml.dump({"ops": raw}, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper)),
     }
 
 
