@@ -123,41 +123,61 @@ def _parts(text: str) -> list[str]:
     return text.split(SEP)
 
 
+def _survey_command() -> str:
+    """FACTS and the package manager's listing in one session (one round trip per host): the
+    shell picks apt or dnf from /etc/os-release with the same lists as family_of."""
+    apt = "|".join(f'*" {i} "*' for i in APT_FAMILY)
+    dnf = "|".join(f'*" {i} "*' for i in DNF_FAMILY)
+    return (
+        f'{FACTS}; echo {SEP}; ( . /etc/os-release; case " $ID $ID_LIKE " in '
+        f"{apt}) {APT_LIST};; {dnf}) {DNF_LIST};; esac )"
+    )
+
+
+SURVEY = _survey_command()
+
+
 def read_facts(shell: RemoteShell, facts: HostFacts, timeout: float) -> HostFacts:
-    """Fill `facts` from an open session; raises SshError when the host stops answering."""
-    res = shell.run(FACTS, timeout=timeout)
-    release_text, uptime, boot = (_parts(res.stdout) + ["", ""])[:3]
+    """Fill `facts` from an open session (one command); raises SshError when the host stops answering."""
+    res = shell.run(SURVEY, timeout=timeout)
+    chunks = _parts(res.stdout) + ["", "", ""]
+    release_text, uptime, boot = chunks[:3]
     release = os_release(release_text)
     facts.os = release.get("PRETTY_NAME") or release.get("NAME") or "unknown"
     facts.family = family_of(release)
     facts.uptime_s = float(uptime.split()[0]) if uptime.split() else None
     facts.boot_id = boot.strip() or None
-    facts.updates, facts.reboot_required = pending(shell, facts.family, timeout, facts.name)
+    facts.updates, facts.reboot_required = parse_pending(facts.family, chunks[3:], res.stderr, facts.name)
     facts.reachable = True
     return facts
 
 
 def pending(shell: RemoteShell, family: str | None, timeout: float, host: str) -> tuple[list[Update], bool]:
     """(pending updates, reboot required) by the host's package manager."""
+    command = {"apt": APT_LIST, "dnf": DNF_LIST}.get(family or "")
+    if command is None:
+        return parse_pending(family, [], "", host)
+    res = shell.run(command, timeout=timeout)
+    return parse_pending(family, _parts(res.stdout), res.stderr, host)
+
+
+def parse_pending(family: str | None, chunks: list[str], stderr: str, host: str) -> tuple[list[Update], bool]:
+    """APT_LIST's or DNF_LIST's output, split at SEP."""
+    chunks = chunks + ["", "", "", ""]
     if family == "apt":
-        res = shell.run(APT_LIST, timeout=timeout)
-        listing, code_and_flag = (_parts(res.stdout) + [""])[:2]
+        listing, code_and_flag = chunks[:2]
         code = code_and_flag.split()[0] if code_and_flag.split() else "?"
         if code != "0":
-            raise SshError(
-                host, "command", f"`apt-get -s upgrade` exited {code}: {res.stderr.strip()[-300:]}"
-            )
+            raise SshError(host, "command", f"`apt-get -s upgrade` exited {code}: {stderr.strip()[-300:]}")
         return parse_apt(listing), code_and_flag.split()[-1] == "yes"
     if family == "dnf":
-        res = shell.run(DNF_LIST, timeout=timeout)
-        chunks = _parts(res.stdout)
-        check_code = chunks[1].split()[0] if len(chunks) > 1 and chunks[1].split() else "?"
+        check_code = chunks[1].split()[0] if chunks[1].split() else "?"
         if check_code not in ("0", "100"):  # 100: updates available
             raise SshError(
-                host, "command", f"`dnf check-update` exited {check_code}: {res.stderr.strip()[-300:]}"
+                host, "command", f"`dnf check-update` exited {check_code}: {stderr.strip()[-300:]}"
             )
-        sec_text = "\n".join(chunks[1].splitlines()[1:]) if len(chunks) > 1 else ""
-        restart_code = chunks[3].split()[0] if len(chunks) > 3 and chunks[3].split() else "0"
+        sec_text = "\n".join(chunks[1].splitlines()[1:])
+        restart_code = chunks[3].split()[0] if chunks[3].split() else "0"
         return parse_dnf(chunks[0], sec_text), restart_code == "1"
     raise SshError(
         host, "command", "unknown OS family (neither apt nor dnf); /etc/os-release ID is not supported"
