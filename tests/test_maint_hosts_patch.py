@@ -3,6 +3,7 @@ cordon / drain / uncordon on the in-test Kubernetes API server for hosts that ar
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -198,3 +199,24 @@ def test_not_back_leaves_the_node_cordoned_with_the_command(node_env, fake_kube,
     )
     assert f"`inv cluster.uncordon {NODE} --env kubetest`" in ctx.state["stop_run"]
     assert "left as they are" in OS_PATCH.rollback(ctx) and cordoned(fake_kube, NODE)
+
+
+def test_max_concurrency_patches_hosts_at_the_same_time(ops_config, fleet):
+    for name in ("web-1", "web-2", "web-3"):
+        fleet.add(name, down_s=2.0)
+    env = hosts_env(ops_config, fleet.ssh_config())
+    ctx = ctx_for(env, max_concurrency=3)
+    assert all(c.ok for c in OS_PATCH.precheck(ctx))
+    started = time.monotonic()
+    details = OS_PATCH.action(ctx)
+    wall = time.monotonic() - started
+    post = OS_PATCH.postcheck(ctx, {"impact": {}, "lost": {}})
+    assert [(h["host"], h["status"], h["rebooted"]) for h in details["hosts"]] == [
+        ("web-1", "ok", True),
+        ("web-2", "ok", True),
+        ("web-3", "ok", True),
+    ]
+    # each host is down 2 s for its reboot: together, not one after the other
+    seconds = [h["seconds"] for h in details["hosts"]]
+    assert wall < sum(seconds) * 0.7, (wall, seconds)
+    assert all(h.boots() == 1 for h in fleet.hosts.values()) and [c.status for c in post] == ["ok"]
