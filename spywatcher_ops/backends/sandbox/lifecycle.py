@@ -50,6 +50,7 @@ class SandboxReport:
     pg_base: str | None = None
     replication: str | None = None
     password_file: str | None = None  # where the passwords are (never the passwords themselves)
+    ssh_host: dict[str, Any] | None = None  # the sandbox's SSH host (sshhost.py), what os-patch patches
 
     @property
     def healthy(self) -> bool:
@@ -67,6 +68,7 @@ class SandboxReport:
             "database": self.database,
             "cache_sentinels": self.cache_sentinels,
             "cache": self.cache,
+            "ssh_host": self.ssh_host,
         }
 
 
@@ -126,6 +128,7 @@ def report(environment: Environment, db_rows: list[dict[str, Any]] | None = None
         cache_nodes = _redis(environment).status()
     rep.cache = _cache_rows(cache_nodes)
     rep.cache_sentinels = [f"{n['name']}={pg.HOST}:{n['port']}" for n in rep.cache if n["role"] == "sentinel"]
+    rep.ssh_host = sshhost.status(environment)
     return rep
 
 
@@ -148,6 +151,9 @@ def plan_up(environment: Environment) -> Plan:
                               why="not running; repaired (a standby that cannot stream is rebuilt)"))
     plan.add(Step("sandbox", "redis_up", {"folder": str(box.root / "redis")},
                   why="primary + replica + 3 sentinels; started or repaired as needed"))
+    why_not = sshhost.preflight()
+    plan.add(Step("sandbox", "ssh_host_up", {"folder": str(sshhost.folder(environment))},
+                  why=why_not or "the SSH host the os-patch maintenance step patches; started if not answering"))
     return plan
 
 
@@ -183,6 +189,9 @@ def plan_down(environment: Environment, *, purge: bool) -> Plan:
             else:
                 plan.add(Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node_pid(node), "mode": "fast"}))
     plan.add(Step("sandbox", "redis_down", {"folder": str(box.root / "redis")}))
+    if sshhost.folder(environment).exists():
+        plan.add(Step("sandbox", "ssh_host_down", {"folder": str(sshhost.folder(environment))},
+                      why="its sshd and sessions; --purge also deletes its folder (keys, packages)"))
     if purge:
         from pathlib import Path
 

@@ -38,6 +38,13 @@ def _render(out: Any, rep: Any, *, title: str) -> None:
         out.print(f"cache: sentinels {', '.join(rep.cache_sentinels)}")
         out.table(["node", "role", "port", "pid", "alive"],
                   [[n["name"], n["role"], n["port"], n.get("pid"), _alive(n)] for n in rep.cache])
+    ssh = rep.ssh_host or {}
+    if ssh.get("address"):
+        out.print(f"ssh host: {ssh['name']} at {ssh['address']}, "
+                  + ("answering" if ssh["running"] else "NOT answering (`inv sandbox.up` starts it)")
+                  + f", {ssh.get('pending_updates', 0)} pending update(s)")
+    elif ssh.get("why"):
+        out.print(f"ssh host: none ({ssh['why']})")
 
 
 def _alive(node: dict[str, Any]) -> str:
