@@ -296,3 +296,27 @@ def test_status_on_aws_without_a_cluster_skips_the_application(ops_config: Any):
     for part in ("application", "nodes"):
         assert parts[part][0].level == "SKIPPED", parts[part]
         assert parts[part][0].text == "no cluster: EKS cluster spywatcher-kubetest-eks not found in us-east-1"
+
+
+def test_the_last_maintenance_run_is_read_from_the_journal(ops_config: Any):
+    """`maint.run` records are the runs; a plan or a notice is not. A run that failed is FAILED."""
+    from fixtures_aws import aws_env
+
+    from spywatcher_ops.status.records import last_maintenance
+
+    env = aws_env(ops_config)
+    assert last_maintenance(env)[0].text == "no maintenance run on record"
+    with env.journal.operation("maint.notice", env.name, {}):
+        pass
+    assert last_maintenance(env)[0].text == "no maintenance run on record"
+    with env.journal.operation("maint.run", env.name, {"plan": "sunday"}):
+        pass
+    line = last_maintenance(env)[0]
+    assert line.level == "OK" and line.text.startswith("last run maint.run ") and line.text.endswith(": ok")
+    try:
+        with env.journal.operation("maint.run", env.name, {"plan": "sunday"}):
+            raise RuntimeError("step db-engine failed")
+    except RuntimeError:
+        pass
+    line = last_maintenance(env)[0]
+    assert line.level == "FAILED" and "step db-engine failed" in line.text, line

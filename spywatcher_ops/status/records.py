@@ -3,7 +3,6 @@ the restorable window."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import datetime
 from pathlib import Path
@@ -104,17 +103,10 @@ def last_drill(environment: Environment) -> list[Line]:
 
 
 def last_maintenance(environment: Environment) -> list[Line]:
-    """The newest `maintenance.*` operation in the journal, once the toolkit has the maintenance job."""
-    if importlib.util.find_spec("spywatcher_ops.maintenance") is None:
-        return [skipped("maintenance", "this toolkit has no maintenance job")]
+    """The newest maintenance run (`maint.run`) in the journal; plans, notices and pending settings
+    change nothing on the platform, so they are not runs."""
     path = environment.settings.state_dir / "journal" / f"{environment.name}.jsonl"
-    ends = [
-        r
-        for r in tail_lines(path, 4 << 20)
-        if r.get("event") == "end"
-        and str(r.get("op", "")).startswith("maintenance.")
-        and r.get("op") not in ("maintenance.plan", "maintenance.notice")
-    ]
+    ends = [r for r in tail_lines(path, 4 << 20) if r.get("event") == "end" and r.get("op") == "maint.run"]
     if not ends:
         return [
             warn(
