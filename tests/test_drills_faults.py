@@ -67,15 +67,18 @@ def test_end_frozen_terminates_before_the_process_runs_again(faults, sleeper):
     assert sleeper.wait(timeout=5) == -signal.SIGTERM
 
 
-def test_kill_takes_the_process_and_its_children_at_once(faults):
-    parent = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+def test_kill_takes_the_processes_at_once_then_what_works_in_their_folder(faults, tmp_path):
+    """Like a postmaster: the listed process first, then the workers it forked since
+    (not listed, re-parented once it is dead) found by the folder they work in."""
+    folder = tmp_path.resolve()
+    parent = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"], cwd=folder)
     try:
         deadline = time.monotonic() + 5
         while len(net.children(parent.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         kids = net.children(parent.pid)
         assert len(kids) == 2
-        victims = faults.kill(Processes("tree", ((parent.pid, net.start_time(parent.pid)),)))
+        victims = faults.kill(Processes("tree", ((parent.pid, net.start_time(parent.pid)),), str(folder)))
         assert set(victims) == {parent.pid, *kids}
         assert parent.wait(timeout=5) == -signal.SIGKILL
         assert not any(net.pid_alive(k) for k in kids)

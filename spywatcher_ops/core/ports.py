@@ -269,6 +269,7 @@ class Processes:
 
     what: str  # "primary and its children", "standby walreceiver"
     pids: tuple[tuple[int, int | None], ...]
+    folder: str | None = None  # the server's working folder: where workers it forks later run
 
     @property
     def pid_list(self) -> list[int]:
@@ -295,7 +296,7 @@ class FaultInjector(Protocol):
     def freeze(self, processes: Processes) -> None: ...  # SIGSTOP: a hung server, or WAL receipt stopped
     def thaw(self, processes: Processes) -> tuple[list[int], list[int]]: ...  # SIGCONT the same ones: (resumed, gone)
     def end_frozen(self, processes: Processes) -> None: ...  # SIGTERM, then SIGCONT: exits before reading its socket
-    # SIGKILL them and the first one's children of the moment, at once (the machine is lost); waits until gone
+    # SIGKILL them at once (the machine is lost), then what the server forked since; waits until gone
     def kill(self, processes: Processes) -> list[int]: ...
     def replication_caught_up(self) -> bool: ...  # the standby has received everything the primary wrote
     def synchronous_standbys(self) -> str | None: ...  # the primary's synchronous_standby_names; None: unreadable

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NotReady
 from ...core.ports import Processes
 from . import net
 from .database import SandboxDatabase
+from .state import processes_in
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
@@ -41,8 +43,10 @@ class SandboxFaults:
         return Processes(what, tuple((pid, net.start_time(pid)) for pid in pids))
 
     def primary(self) -> Processes:
-        pid = int(self._primary()["pid"])
-        return self._now("primary and its children", [pid, *net.children(pid)])
+        primary = self._primary()
+        pid = int(primary["pid"])
+        found = self._now("primary and its children", [pid, *net.children(pid)])
+        return Processes(found.what, found.pids, str(Path(primary["data"]).resolve()))
 
     def wal_receiver(self) -> Processes:
         receiver = (self.db.processes().get("walreceiver") or {}).get("pid")
@@ -68,8 +72,12 @@ class SandboxFaults:
         same = [pid for pid, started in processes.pids if net.start_time(pid) == started]
         if not same:
             return []
-        victims = list(dict.fromkeys([*same, *net.children(same[0])]))
-        net.signal_all(victims, signal.SIGKILL)
+        net.signal_all(same, signal.SIGKILL)  # first, before any scan of /proc (slow under load)
+        # Backends forked since were not in the list; their postmaster is gone, so they are
+        # found by the folder they work in (a backend could still acknowledge a commit).
+        later = processes_in(processes.folder) if processes.folder else []
+        victims = list(dict.fromkeys([*same, *later]))
+        net.signal_all(later, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while any(net.pid_alive(v) for v in victims) and time.monotonic() < deadline:
             time.sleep(0.005)
