@@ -313,9 +313,22 @@ def check_runbook(
                     Problem(
                         where,
                         block.line,
-                        f"code block attribute {attr}: accepted are run=diagnostic, run=mutating, manual",
+                        f"code block attribute {attr}: accepted are run=diagnostic, run=mutating, manual, "
+                        "ok=N, failed=N (the step to go to)",
                     )
                 )
+            numbers = [s.number for s in runbook.steps]
+            for key, target in block.jumps.items():
+                if block.run is None or target not in numbers or target <= step.number:
+                    problems.append(
+                        Problem(
+                            where,
+                            block.line,
+                            f"{key}={target}: a runnable block can only jump forward to a step of this "
+                            f"runbook (steps after {step.number}: "
+                            f"{', '.join(str(n) for n in numbers if n > step.number) or 'none'})",
+                        )
+                    )
             if block.run is None:
                 continue
             if block.run not in RUN_KINDS:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any
 from ..core.cli import READ_ONLY_ENV
 from ..core.clock import Clock
 from ..core.errors import BadInput, OperationFailed, OpsError, Refused, VerificationFailed
+from ..core.guards import OPT_IN_VAR as CONFIRM_VAR
 from ..core.journal import os_user, redact
 from .check import TaskSpec, check_invocation
 from .model import BUILTINS, PLACEHOLDER, Block, Runbook, Step, substitute
@@ -43,6 +45,10 @@ OUTPUT_TAIL = 4000  # characters of each command's output kept in the timeline
 
 class Abort(Exception):
     """The responder answered `abort` (or stdin closed)."""
+
+
+class SkipStep(Exception):
+    """The responder answered `skip` at a value prompt: this step is skipped."""
 
 
 @dataclass
@@ -68,6 +74,8 @@ class Terminal:
     def __init__(self, interactive: bool | None = None) -> None:
         self.interactive = sys.stdin.isatty() if interactive is None else interactive
         self._rich: Any = None
+        self.waiting_s = 0.0  # time spent at prompts: a step's timer leaves it out
+        self._editing = False
 
     @property
     def rich(self) -> Any:
@@ -87,12 +95,27 @@ class Terminal:
             self.rich.print(Markdown(text), soft_wrap=False)
 
     def ask(self, prompt: str) -> str:
-        sys.stdout.write(prompt)
-        sys.stdout.flush()
-        line = sys.stdin.readline()
-        if not line:
-            raise Abort("stdin closed")
-        return line.strip()
+        """One answer. In a terminal: line editing (arrows, Ctrl-A/E) and this run's answers as
+        history (up arrow), through readline, loaded here and not by `inv --list`."""
+        started = time.monotonic()
+        try:
+            if self.interactive and sys.stdin.isatty():
+                if not self._editing:
+                    import readline  # noqa: F401 - input() edits lines once it is loaded
+
+                    self._editing = True
+                try:
+                    return input(prompt).strip()
+                except EOFError:
+                    raise Abort("stdin closed") from None
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
+            line = sys.stdin.readline()
+            if not line:
+                raise Abort("stdin closed")
+            return line.strip()
+        finally:
+            self.waiting_s += time.monotonic() - started
 
 
 class CommandRunner:
@@ -119,8 +142,10 @@ class CommandRunner:
         self.yes = yes
         self.incident = incident
 
-    def argv(self, words: Sequence[str]) -> list[str]:
-        """`inv TASK ...` words -> the argv run; the words are used as they are, never re-split."""
+    def argv(self, words: Sequence[str], confirmed: bool = False) -> list[str]:
+        """`inv TASK ...` words -> the argv run; the words are used as they are, never re-split.
+        `confirmed`: the responder said yes to this command at the runbook's prompt, so the task
+        gets --yes and does not ask a second time."""
         words = list(words)
         if not words or words[0] not in ("inv", "invoke"):
             raise BadInput(f"`{display(words)}`: only `inv` commands are run by the engine")
@@ -128,13 +153,18 @@ class CommandRunner:
         spec = self.table.get(words[1]) if len(words) > 1 else None
         tail = words[1:]
         # Unattended (--yes): the tasks' own confirmations are answered too.
-        if self.yes and spec is not None and "--yes" in spec.flags and "--yes" not in tail:
+        if (self.yes or confirmed) and spec is not None and "--yes" in spec.flags and "--yes" not in tail:
             tail = tail + ["--yes"]
         return head + tail
 
-    def __call__(self, words: Sequence[str], read_only: bool = False) -> Outcome:
-        argv = self.argv(words)
+    def __call__(self, words: Sequence[str], read_only: bool = False, confirmed_env: str | None = None
+                 ) -> Outcome:
+        argv = self.argv(words, confirmed=confirmed_env is not None)
         env = dict(os.environ)
+        if confirmed_env is not None and confirmed_env != "":
+            # production: the responder typed its name at the runbook's prompt; that is the
+            # guard's confirmation (core/guards.py), handed to the task with --yes
+            env[CONFIRM_VAR] = confirmed_env
         env["INVOKE_OPS_STATE_DIR"] = self.state_dir
         env["SPYWATCHER_OPS_INCIDENT"] = self.incident
         env.pop(READ_ONLY_ENV, None)
@@ -207,6 +237,7 @@ class Walk:
         self.results: list[dict[str, Any]] = []
         self.prepared = False
         self.who = os_user()
+        self.jump_to: tuple[int, str] | None = None  # set by a step whose check says where to go
 
     # before the first step ----------------------------------------------------
     def prepare(self) -> None:
@@ -319,9 +350,14 @@ class Walk:
         self.banner(remaining)
         current: Step | None = None
         try:
-            for step in remaining:
+            queue = list(remaining)
+            while queue:
+                step = queue.pop(0)
                 current = step
+                self.jump_to = None
                 self.walk_step(step)
+                if self.jump_to is not None:
+                    queue = self.follow_jump(step, self.jump_to, queue)
         except Abort as exc:
             where = f"step {current.number}" if current else "the start"
             if current is not None:
@@ -396,37 +432,66 @@ class Walk:
         if self.term.interactive:
             self.term.say("At any prompt: type `note` to add a line to the incident timeline.", style="dim")
 
+    def follow_jump(self, step: Step, target: tuple[int, str], queue: list[Step]) -> list[Step]:
+        """The step's check said where to go (`ok=N` / `failed=N` on its block): the steps in
+        between are recorded as jumped over (so --resume does not offer them), and the walk
+        goes on at step N."""
+        number, because = target
+        skipped = [s for s in queue if s.number < number]
+        self.record("jump", step=step.number, to=number, because=because,
+                    over=[s.number for s in skipped])
+        self.term.say(f"-> the check {'passed' if because == 'ok' else 'failed'}: going to step {number}"
+                      + (f" (steps {', '.join(str(s.number) for s in skipped)} not needed)" if skipped else ""),
+                      style="bold cyan")
+        for s in skipped:
+            self.record("step", step=s.number, title=s.title, kind=s.kind, outcome="jumped-over")
+            self.results.append({"step": s.number, "title": s.title, "outcome": "jumped-over"})
+        return [s for s in queue if s.number >= number]
+
     def walk_step(self, step: Step) -> None:
         started = self.clock.monotonic()
+        waited = getattr(self.term, "waiting_s", 0.0)
         total = len(self.rb.steps)
         self.term.say("")
         self.term.say(f"== Step {step.number}/{total}: {step.title}  [{step.kind}]", style="bold cyan")
-        if step.kind == "manual":
-            # The instructions first (they often say how to find a value), then the questions.
-            self.term.markdown(substitute(step.body, self.values))
-            self.ensure_values(step.placeholders(), step)
-            self.show_commands(step)
-            outcome = self.acknowledge(step)
-        else:
-            outcome = "done"
-            index = 0
-            for segment in step.segments():
-                if isinstance(segment, str):
-                    self.term.markdown(substitute(segment, self.values))
-                    continue
-                self.ensure_values(PLACEHOLDER.findall(segment.text), step)
-                result = self.run_block(step, index, segment)
-                index += 1
-                if result == "failed":
-                    outcome = "failed"
-                elif result == "skipped" and outcome == "done":
-                    outcome = "skipped"
-        duration = round(self.clock.monotonic() - started, 3)
+        try:
+            outcome = self._walk_body(step)
+        except SkipStep:
+            outcome = "skipped"
+            self.term.say(f"step {step.number} skipped", style="yellow")
+        # the step's own time: what the responder spent reading and typing at prompts is not in it
+        duration = round(max(0.0, self.clock.monotonic() - started - (getattr(self.term, "waiting_s", 0.0) - waited)), 3)
         self.record(
             "step", step=step.number, title=step.title, kind=step.kind, outcome=outcome, duration_s=duration
         )
         self.audit(f"{step.number}. {step.title}", outcome, kind=step.kind, duration_s=duration)
         self.results.append({"step": step.number, "title": step.title, "outcome": outcome})
+
+    def _walk_body(self, step: Step) -> str:
+        if step.kind == "manual":
+            # The instructions first (they often say how to find a value), then the questions.
+            self.term.markdown(substitute(step.body, self.values))
+            self.ensure_values(step.placeholders(), step)
+            self.show_commands(step)
+            return self.acknowledge(step)
+        outcome = "done"
+        index = 0
+        for segment in step.segments():
+            if isinstance(segment, str):
+                self.term.markdown(substitute(segment, self.values))
+                continue
+            self.ensure_values(PLACEHOLDER.findall(segment.text), step)
+            result = self.run_block(step, index, segment)
+            index += 1
+            if result == "failed":
+                outcome = "failed"
+            elif result == "skipped" and outcome == "done":
+                outcome = "skipped"
+            jump = segment.jumps.get("ok" if result == "ok" else "failed" if result == "failed" else "")
+            if jump is not None and self.jump_to is None:
+                self.jump_to = (jump, "ok" if result == "ok" else "failed")
+                break
+        return outcome
 
     def ensure_values(self, names: Sequence[str], step: Step) -> None:
         for name in names:
@@ -437,7 +502,7 @@ class Walk:
             if not self.term.interactive:
                 value = self.check(name, default or "", source=f"default of {name}")
             else:
-                value = self.ask_value(name, spec.prompt, default)
+                value = self.ask_value(name, spec.prompt, default, step=step)
             self.values[name] = value
             self.record("input", step=step.number, name=name, value=value)
 
@@ -454,11 +519,20 @@ class Walk:
             for line in lines:
                 self.term.say(f"  {line}")
 
-    def ask_value(self, name: str, prompt: str, default: str | None) -> str:
-        """Ask until the answer is a valid value of the input's kind (one argument, never split)."""
+    def ask_value(self, name: str, prompt: str, default: str | None, *, step: Step | None = None) -> str:
+        """Ask until the answer is a valid value of the input's kind (one argument, never split).
+        `note`, `skip` (this step) and `abort` work here as at every prompt."""
         suffix = f" [{default}]" if default else ""
         while True:
-            answer = self.term.ask(f"Value for {{{name}}}: {prompt}{suffix}: ") or (default or "")
+            answer = self.term.ask(f"Value for {{{name}}}: {prompt}{suffix} (or note / skip / abort): ")
+            if answer.lower() == "note":
+                self.take_note(step)
+                continue
+            if answer.lower() == "abort":
+                raise Abort("the responder chose abort")
+            if answer.lower() == "skip" and step is not None:
+                raise SkipStep()
+            answer = answer or (default or "")
             if not answer:
                 continue
             try:
@@ -471,9 +545,7 @@ class Walk:
         while True:
             answer = self.term.ask(question).lower()
             if answer == "note":
-                text = self.term.ask("Note for the timeline: ")
-                if text:
-                    self.record("note", step=step.number, title=step.title, text=text)
+                self.take_note(step)
                 continue
             if answer in choices:
                 meaning = choices[answer]
@@ -481,6 +553,12 @@ class Walk:
                     raise Abort("the responder chose abort")
                 return meaning
             self.term.say(f"please answer one of: {', '.join(k for k in choices if len(k) > 1)} (or note)")
+
+    def take_note(self, step: Step | None) -> None:
+        text = self.term.ask("Note for the timeline: ")
+        if text:
+            where = {"step": step.number, "title": step.title} if step is not None else {"step": None}
+            self.record("note", **where, text=text)
 
     def acknowledge(self, step: Step) -> str:
         if not self.term.interactive:
@@ -525,27 +603,30 @@ class Walk:
                     style="bold red" if self.opt.production else "bold yellow",
                 )
                 self.term.say(f"  $ {command}", style="bold")
+                confirmed: str | None = None
                 if self.term.interactive:
+                    # Asked once, here: the answer goes to the task (--yes), which does not ask
+                    # again. Production keeps its guard: the environment's name is typed here.
+                    yes_words = {self.opt.env: "run"} if self.opt.production else {"y": "run", "yes": "run"}
                     meaning = self.prompt(
                         step,
-                        "Run it? [y / skip / abort / note] ",
-                        {
-                            "y": "run",
-                            "yes": "run",
-                            "s": "skip",
-                            "skip": "skip",
-                            "a": "abort",
-                            "abort": "abort",
-                        },
+                        (f"Type {self.opt.env} to run it, or skip / abort / note: " if self.opt.production
+                         else "Run it? [y / skip / abort / note] "),
+                        {**yes_words, "s": "skip", "skip": "skip", "a": "abort", "abort": "abort"},
                     )
                     if meaning == "skip":
                         self.record("command", outcome="skipped", exit=None, **which)
                         return "skipped"
+                    confirmed = self.opt.env if self.opt.production else ""
             else:
+                confirmed = None
                 self.term.say(f"$ {command}", style="bold")
             started = self.clock.monotonic()
             try:
-                result = self.execute(words, block.run == "diagnostic")
+                if confirmed is not None and isinstance(self.execute, CommandRunner):
+                    result = self.execute(words, False, confirmed_env=confirmed)
+                else:
+                    result = self.execute(words, block.run == "diagnostic")
             except KeyboardInterrupt:
                 self.record(
                     "command",
@@ -567,6 +648,9 @@ class Walk:
                 self.record("command", outcome="ok", **base)
                 return "ok"
             self.term.say(f"`{command}` exited {result.code}", style="bold red")
+            if "failed" in block.jumps:  # the runbook says where a failed check leads
+                self.record("command", outcome="failed", **base)
+                return "failed"
             choice = self.after_failure(step, block, raw)
             if choice == "retry":
                 self.record("command", outcome="retried", **base)
@@ -600,7 +684,7 @@ class Walk:
         if meaning == "edit":
             for name in names:
                 spec = self.rb.inputs[name]
-                self.values[name] = self.ask_value(name, spec.prompt, self.values.get(name))
+                self.values[name] = self.ask_value(name, spec.prompt, self.values.get(name), step=step)
                 self.record("input", step=step.number, name=name, value=self.values[name])
             return "retry"
         return meaning

@@ -64,6 +64,12 @@ class Block:
     run: str | None
     bad_attrs: tuple[str, ...] = ()
 
+    @property
+    def jumps(self) -> dict[str, int]:
+        """Where the walk goes after this block: ```` ```sh run=diagnostic ok=6 failed=4 ```` ->
+        {"ok": 6, "failed": 4} (the step's check decides the next step; the engine records it)."""
+        return parse_jumps(self.info)
+
     def commands(self) -> list[tuple[int, str]]:
         """(line, command) for each command: `\\`-continuations joined, comments and blanks dropped."""
         out: list[tuple[int, str]] = []
@@ -229,14 +235,30 @@ def substitute(text: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+JUMP_KEYS = ("ok", "failed")
+
+
+def parse_jumps(info: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for word in info.split()[1:]:
+        key, sep, value = word.partition("=")
+        if sep and key in JUMP_KEYS and value.isdigit():
+            out[key] = int(value)
+    return out
+
+
 def parse_info(info: str) -> tuple[str | None, tuple[str, ...]]:
-    """```` ```sh run=mutating ```` -> ("mutating", ()); unknown attributes are returned as bad."""
+    """```` ```sh run=mutating ```` -> ("mutating", ()); unknown attributes are returned as bad.
+    `ok=N` / `failed=N` (a step number to go to) are known attributes of a runnable block."""
     words = info.split()
     run: str | None = None
     bad: list[str] = []
     for word in words[1:]:
+        key, _sep, value = word.partition("=")
         if word.startswith("run="):
             run = word[4:]
+        elif key in JUMP_KEYS and value.isdigit():
+            continue
         elif word != "manual":
             bad.append(word)
     return run, tuple(bad)

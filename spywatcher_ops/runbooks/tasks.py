@@ -15,7 +15,8 @@ from ..core.errors import BadInput, OperationFailed
 PATH_HELP = (
     "an extra folder of runbook .md files (repeatable; config: ops.runbooks.paths), e.g. --path ./my-runbooks"
 )
-NAME_HELP = "runbook name as `inv runbook.list` shows it, e.g. data-corruption"
+NAME_HELP = ("runbook name as `inv runbook.list` shows it, e.g. data-corruption, or an alarm name one of its "
+             "triggers names, e.g. spywatcher-production-db-unavailable")
 INCIDENT_HELP = "incident id the timeline is filed under, e.g. INC-2041 (default: a new id from the time)"
 
 
@@ -34,7 +35,12 @@ def _root() -> str:
     help={"path": PATH_HELP, "json": JSON_HELP},
 )
 def list_(c: Context, path: Any = None, json: bool = False) -> None:
-    """List every runbook with its triggers (alarm or symptom), severity and a one-line summary."""
+    """List every runbook with its triggers (alarm or symptom), severity and a one-line summary.
+
+    In a terminal: a table. Piped: one line per runbook, tab-separated and never cut:
+    name, severity, triggers (joined by "; "), summary; so `| grep ALARM` finds it.
+    Example: inv runbook.list | grep spywatcher-production-db-unavailable
+    """
     from .library import load_all
 
     out = console(json)
@@ -56,6 +62,12 @@ def list_(c: Context, path: Any = None, json: bool = False) -> None:
     )
     if json:
         return
+    if not out.out.is_terminal:
+        import sys
+
+        for rb in runbooks:
+            sys.stdout.write("\t".join([rb.name, rb.severity, "; ".join(rb.triggers), rb.summary]) + "\n")
+        return
     from rich.table import Table
 
     table = Table(show_lines=True)
@@ -73,11 +85,15 @@ def list_(c: Context, path: Any = None, json: bool = False) -> None:
     help={"name": NAME_HELP, "path": PATH_HELP, "raw": "print the Markdown source instead of rendering it"},
 )
 def show(c: Context, name: str, path: Any = None, raw: bool = False) -> None:
-    """Show a runbook rendered for the terminal: its front matter, then every step."""
-    from .library import load
+    """Show a runbook rendered for the terminal: its front matter, then every step.
+
+    NAME: the runbook's name, or an alarm name one of its triggers names (as the pager shows it).
+    Example: inv runbook.show spywatcher-production-db-unavailable
+    """
+    from .library import find
     from .render import render
 
-    runbook = load(name, _paths(c, path))
+    runbook = find(name, _paths(c, path))
     render(runbook, raw=raw)
 
 
@@ -104,15 +120,21 @@ def run(
     var: Any = None,
     path: Any = None,
 ) -> None:
-    """Walk through a runbook: diagnostics run, every change asks first, each step goes on the incident timeline."""
+    """Walk through a runbook: diagnostics run, every change asks first, each step goes on the incident timeline.
+
+    NAME may be the alarm name from the page. At every prompt (values too): `note`, `skip`,
+    `abort`; line editing and history with the arrow keys. A change is confirmed once, at
+    the runbook's prompt (production: type the environment's name), and the task gets it.
+    Example: inv runbook.run spywatcher-production-db-unavailable --env staging --incident INC-2041
+    """
     from ..core.clock import SystemClock, utc_stamp
     from .check import check_runbook, load_collection, task_table
     from .engine import CommandRunner, Options, Terminal, Walk
-    from .library import load
+    from .library import find
     from .timeline import Timeline, all_unfinished, check_incident_id
 
     values = _parse_vars(var or [])
-    runbook = load(name, _paths(c, path))
+    runbook = find(name, _paths(c, path))
     environ = environment(c, env)
     state_dir = environ.settings.state_dir
     if resume and not incident:
@@ -199,14 +221,20 @@ def _parse_vars(items: list[str]) -> dict[str, str]:
     help={
         "incident": "the incident id given to runbook.run, e.g. INC-2041",
         "format": "md (a table and the command output, ready for a postmortem) or json",
+        "json": JSON_HELP + " (the same as --format json)",
     },
 )
-def timeline(c: Context, incident: Any = None, format: str = "md") -> None:
-    """Print an incident's timeline (every step, command, answer and note, with times) for the postmortem."""
+def timeline(c: Context, incident: Any = None, format: str = "md", json: bool = False) -> None:
+    """Print an incident's timeline (every step, command, answer and note, with times) for the postmortem.
+
+    Example: inv runbook.timeline --incident INC-2041 --format md
+    """
     import sys
 
     from .timeline import Timeline, render_json, render_markdown
 
+    if json:
+        format = "json"
     if format not in ("md", "json"):
         raise BadInput(f"--format {format}: use md or json")
     state_dir = settings(c).state_dir
