@@ -49,7 +49,10 @@ def _approver(env: Any, con: Any, *, dry_run: bool, yes: bool) -> Any:
 
 @ops_task(auto_shortflags=False, help={"env": ENV_HELP, "json": JSON_HELP})
 def status(c: Context, env: str | None = None, json: bool = False) -> None:
-    """Show each deployment: replicas, pods per node and zone, HPA, PDBs, recent warnings."""
+    """Show each deployment: replicas, pods per node and zone, HPA, PDBs, recent warnings.
+
+    Example: inv app.status --env staging
+    """
     from .deployments import status as app_status
 
     con = console(json)
@@ -65,7 +68,10 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
                 "timeout": TIMEOUT_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
 def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None = None, force: bool = False,
           timeout: int = 300, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
-    """Scale a deployment (within its HPA bounds) and wait for the rollout."""
+    """Scale a deployment (within its HPA bounds) and wait for the rollout.
+
+    Example: inv app.scale --deployment backend --replicas 6 --env staging --dry-run
+    """
     from ..core.errors import BadInput
     from .deployments import scale as do_scale
 
@@ -83,7 +89,10 @@ def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None 
                 "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
 def restart(c: Context, deployment: str = "", env: str | None = None, timeout: int = 300, dry_run: bool = False,
             yes: bool = False, json: bool = False) -> None:
-    """Rolling restart of a deployment's pods (PDB-friendly) and wait for it."""
+    """Rolling restart of a deployment's pods (PDB-friendly) and wait for it.
+
+    Example: inv app.restart --deployment backend --env staging
+    """
     from .deployments import restart as do_restart
 
     con, environ = _mutating(c, env, deployment, timeout, json)
@@ -99,7 +108,10 @@ def restart(c: Context, deployment: str = "", env: str | None = None, timeout: i
                 "timeout": TIMEOUT_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
 def rollback(c: Context, deployment: str = "", to_revision: int = 0, env: str | None = None, timeout: int = 300,
              dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
-    """Roll a deployment back to an earlier revision (image shown) and wait for it."""
+    """Roll a deployment back to an earlier revision (image shown) and wait for it.
+
+    Example: inv app.rollback --deployment backend --env staging --dry-run
+    """
     from .deployments import rollback as do_rollback
 
     con, environ = _mutating(c, env, deployment, timeout, json)
@@ -116,7 +128,10 @@ def rollback(c: Context, deployment: str = "", to_revision: int = 0, env: str | 
                 "tail": "at most this many lines per pod, e.g. 200 (default: all)", "json": JSON_HELP})
 def logs(c: Context, deployment: str = "", since: str = "10m", tail: int = 0, env: str | None = None,
          json: bool = False) -> None:
-    """Print recent log lines of every pod of a deployment."""
+    """Print recent log lines of every pod of a deployment.
+
+    Example: inv app.logs --deployment backend --since 30m --env staging
+    """
     from ..core.errors import BadInput
     from ..core.timeparse import parse_duration
     from .deployments import full_name

@@ -24,7 +24,10 @@ NODE_HELP = ("node name as `inv cluster.nodes` shows it, e.g. ip-10-0-1-10.ec2.i
 
 @ops_task(auto_shortflags=False, help={"env": ENV_HELP, "json": JSON_HELP})
 def nodes(c: Context, env: str | None = None, json: bool = False) -> None:
-    """List nodes: zone, kubelet version, AMI, cordoned, pod count."""
+    """List nodes: zone, kubelet version, AMI, cordoned, pod count.
+
+    Example: inv cluster.nodes --env staging --json
+    """
     from .nodes import listing
 
     con = console(json)

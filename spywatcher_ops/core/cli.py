@@ -76,7 +76,15 @@ class OpsTask(Task):  # type: ignore[misc]
         args = super().get_arguments(ignore_unknown_help=ignore_unknown_help)
         for arg in args:
             arg.__class__ = CheckedArgument
+            # One meaning per short flag across every task (invoke would hand out -n as --name
+            # here and --no-up there): only the common options have one.
+            long = arg.names[0]  # as invoke spells it on the command line: dry-run
+            arg.names = (long, SHORT_FLAGS[long]) if long in SHORT_FLAGS else (long,)
         return list(args)
+
+
+# The only short flags, the same in every task that has the option.
+SHORT_FLAGS = {"env": "e", "json": "j", "dry-run": "d", "yes": "y", "quiet": "q"}
 
 
 def changes_things(body: Callable[..., Any]) -> bool:

@@ -25,7 +25,10 @@ SENTINEL_PHASES = ("+sdown", "+odown", "+elected-leader", "+promoted-slave", "+s
 
 @ops_task(help={"env": ENV_HELP, "json": JSON_HELP})
 def status(c: Context, env: str | None = None, json: bool = False) -> None:
-    """Show cache nodes: role, address, health, replication lag."""
+    """Show cache nodes: role, address, health, replication lag.
+
+    Example: inv cache.status --env staging --json
+    """
     out = console(json)
     environment_ = environment(c, env)
     nodes = environment_.cache.status()
@@ -42,6 +45,7 @@ def failover(c: Context, env: str | None = None, node_group: str | None = None, 
     replica and for a sentinel-following client to write, then restart the old
     primary as a replica. AWS: ElastiCache TestFailover (refused when the
     24-hour quota is used up), then wait for ElastiCache's failover events.
+    Example: inv cache.failover --env staging --dry-run
     """
     out = console(json)
     environment_ = environment(c, env)
