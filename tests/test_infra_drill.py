@@ -62,9 +62,11 @@ def test_full_rebuild_drill_measures_rto_and_rpo_with_a_stage_table(cli):
     assert ok(cli("sandbox.status", "--json"))  # everything back: primary, standby, Redis, sentinels
 
 
-def test_full_rebuild_is_refused_on_aws_and_named_in_the_list(cli):
+def test_full_rebuild_needs_a_region_on_aws_none_on_the_sandbox_and_is_named_in_the_list(cli):
     done = ok(cli("dr.drill", "--env", "staging", "--scenario", "full-rebuild", "--yes"), 2)
-    assert "the region-loss variant on AWS is not built yet" in done.stderr
+    assert "full-rebuild on aws is the region-loss rebuild: add --param region=REGION" in done.stderr
+    sandbox = ok(cli("dr.drill", "--scenario", "full-rebuild", "--param", "region=us-west-2", "--yes"), 2)
+    assert "--param region=us-west-2: the region-loss variant runs on aws environments" in sandbox.stderr
     listed = ok(cli("dr.scenarios")).stdout
     assert "full-rebuild" in listed and "RTO infrastructure 30.0 min; RPO database 5.0 min" in listed
 

@@ -199,6 +199,10 @@ class Scenario:
         """Raise BadInput for a value of one of self.params that can never work (no environment needed).
         Unknown keys are checked by the caller, across the whole suite."""
 
+    def check_params_on(self, kind: str, params: dict[str, str]) -> None:
+        """Like check_params, for what depends on the kind of environment (e.g. a param only one
+        kind reads, or one a kind needs): BadInput before anything runs."""
+
     def aws_actions_for(self, env: Environment) -> tuple[str, ...]:
         """The IAM actions on this environment (some depend on its set-up)."""
         return self.aws_actions

@@ -104,7 +104,7 @@ def _chosen(e: Any, scenario: str | None, suite: str | None, options: Any, stabl
     return e, picked, suites.options_for(loaded, options, keep_stability=stable_given)
 
 
-def _check_params(scenarios: list[Any], params: dict[str, str]) -> None:
+def _check_params(scenarios: list[Any], params: dict[str, str], kind: str) -> None:
     """Every --param key is read by one of the scenarios, and each value can work: checked before anything runs."""
     known = {k: v for sc in scenarios for k, v in sc.params.items()}
     for key in params:
@@ -113,6 +113,7 @@ def _check_params(scenarios: list[Any], params: dict[str, str]) -> None:
             raise BadInput(f"--param {key}={params[key]}: no scenario here reads {key}; accepted: {accepted}")
     for sc in scenarios:
         sc.check_params(params)
+        sc.check_params_on(kind, params)
 
 
 def _report_dir(c: Context, report_dir: str | None) -> Path:
@@ -238,7 +239,7 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, suite
     e = environment(c, env)
     options = _options(timeout, keep, param, stable)
     e, scenarios, options = _chosen(e, scenario, suite, options, stable_given=stable != 5)
-    _check_params(scenarios, options.params)
+    _check_params(scenarios, options.params, e.kind)
     folder = _writable_dir(_report_dir(c, report_dir), "--report-dir")
     if not e.env.allow_drills:
         raise Refused(f"drills are not allowed on {e.name} (allow_drills: false)",
@@ -334,7 +335,7 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
     e = environment(c, env)
     options = _options(0, False, param, 5)
     scenarios_ = _scenarios(e, scenario)
-    _check_params(scenarios_, options.params)
+    _check_params(scenarios_, options.params, e.kind)
     with out.progress(f"preflight on {e.name}"):
         # Only the sandbox is cleaned up here; elsewhere a preflight changes nothing and
         # lists what `inv dr.drill` will offer to clean up (with confirmation).

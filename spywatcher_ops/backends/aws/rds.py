@@ -237,7 +237,8 @@ class RdsDatabase:
             source=raw.get("DBInstanceIdentifier", ""),
             kind=raw.get("SnapshotType", "manual"),
             status=raw.get("Status", "?"),
-            created=_utc(raw.get("SnapshotCreateTime")),
+            # a cross-region copy holds the data of its original: that time is the one an RPO needs
+            created=_utc(raw.get("OriginalSnapshotCreateTime") or raw.get("SnapshotCreateTime")),
             size_bytes=int(size) * 2**30 if size is not None else None,
             ours=tags.get("ManagedBy") == MANAGED_BY,
             tags=tags,
@@ -411,7 +412,11 @@ class RdsDatabase:
     # restore ---------------------------------------------------------------
     def plan_restore(self, new_id: str, *, to_time: datetime | None, snapshot_id: str | None) -> Plan:
         source_id = self.instance_id()
-        src = self._require(source_id)
+        src = self._raw(source_id)
+        if src is None and snapshot_id:
+            src = self._lost_source(snapshot_id)  # region loss: a copy restored where the source is not
+        elif src is None:
+            src = self._require(source_id)
         tags = {k: v for k, v in _tags(src.get("TagList")).items() if not k.startswith("aws:")}
         tags.update({"ManagedBy": MANAGED_BY, "RestoredFrom": snapshot_id or source_id,
                      "RestorePoint": iso(to_time) or ("snapshot" if snapshot_id else "latest")})
@@ -477,6 +482,31 @@ class RdsDatabase:
         plan.notes.append(f"encryption is inherited: StorageEncrypted={encrypted}, KmsKeyId={kms}; "
                           "checked on the new instance afterwards")
         return plan
+
+    def _lost_source(self, snapshot_id: str) -> dict[str, Any]:
+        """What a restore takes from the source instance, for a region that does not have it (the
+        region-loss rebuild restores a cross-region snapshot copy): the snapshot's own storage, port
+        and tags, and the DR region's network from the environment's `dr_restore` settings
+        (db_subnet_group, security_groups, instance_class, multi_az, deletion_protection;
+        infra/region.py sets them from terraform.dr_regions)."""
+        snap = self._raw_snapshot(snapshot_id)
+        if snap is None:
+            raise NotReady(f"snapshot {snapshot_id}: not found in {self.env.region}")
+        dr = self.env.raw.get("dr_restore") or {}
+        groups = dr.get("security_groups") or []
+        return {
+            "DBInstanceClass": dr.get("instance_class"),
+            "DBSubnetGroup": {"DBSubnetGroupName": dr["db_subnet_group"]} if dr.get("db_subnet_group") else None,
+            "VpcSecurityGroups": [{"VpcSecurityGroupId": g} for g in groups],
+            "StorageType": snap.get("StorageType"),
+            "Iops": snap.get("Iops"),
+            "Endpoint": {"Port": snap.get("Port")},
+            # what the lost source had can no longer be read: the settings a serving instance needs
+            "MultiAZ": bool(dr.get("multi_az", True)),
+            "DeletionProtection": bool(dr.get("deletion_protection", True)),
+            "CopyTagsToSnapshot": True,
+            "TagList": snap.get("TagList"),
+        }
 
     def restore(self, plan: Plan, *, progress: Progress, keep_failed: bool = False) -> Instance:
         # keep_failed: RDS keeps a failed restore in its own state (restore-error) either way;
