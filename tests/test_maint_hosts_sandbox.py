@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,40 @@ def test_inv_maint_run_patches_the_sandbox_host(sandbox_env: Any, tmp_path: Path
     assert (folder / "boot_id").read_text() != boot_before  # it rebooted, and came back
     after = json.loads(inv(state_dir, plans, "maint.hosts", "--env", "sandbox", "--json").stdout)["hosts"][0]
     assert (after["reachable"], after["pending_security"], after["reboot_required"]) == (True, 0, False)
+
+
+def test_a_host_that_does_not_come_back_in_time_stops_the_run(sandbox_env: Any, tmp_path: Path) -> None:
+    env = sandbox_env
+    folder = sshhost.folder(env)
+    # the sandbox's package manager gets a kernel update again (its packages.json is the host's state)
+    packages = json.loads((folder / "packages.json").read_text())
+    packages["pending"] = [
+        {
+            "name": "linux-image-amd64",
+            "from": "6.1.119-1",
+            "to": "6.1.123-1",
+            "security": True,
+            "reboot": True,
+        }
+    ]
+    (folder / "packages.json").write_text(json.dumps(packages))
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    # the host is down ~1 s after its reboot starts 1.3 s in: a 1 s wait cannot see it back
+    (plans / "sunday.yaml").write_text(
+        "max_errors: 5\nenvironments:\n  sandbox:\n    window: always\n    steps:\n"
+        "      - step: os-patch\n        reboot_timeout_s: 1\n      - db-housekeeping\n"
+    )
+    run = inv(env.settings.state_dir, plans, "maint.run", "--env", "sandbox", "--yes", "--json")
+    assert run.returncode == 1, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    first, second = report["steps"]
+    assert first["status"] in ("failed", "rolled-back") and "did not answer SSH within 1 s" in first["error"]
+    host = first["details"]["hosts"][0]
+    assert (host["host"], host["status"]) == ("sandbox-host", "not-back")
+    assert second["status"] == "not-started"  # max_errors 5 would go on: a host not back stops the run
+    assert "run " in run.stderr and "failed" in run.stderr
+    deadline = time.monotonic() + 30  # it comes back on its own afterwards
+    while not sshhost.status(env)["running"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sshhost.status(env)["running"]
