@@ -290,8 +290,9 @@ def redeploy(
 
     Stages: infrastructure (terraform plan + apply), cluster, database (restore,
     db.verify, db.swap), cache, applications; a part the environment lacks is
-    skipped. A failed stage stops the rebuild saying what is done and not; a
-    killed one is reported by the next run, and --resume skips what finished.
+    skipped. The environment lock is held for the whole rebuild. A failed stage
+    stops it saying what is done and not; a killed one is reported by the next
+    run, and --resume skips what finished.
     Example: inv infra.redeploy --env staging --to 2026-11-25T14:03:00Z
     """
     from spywatcher_ops.core.errors import TargetMissed
