@@ -11,7 +11,9 @@ from typing import Any
 from .report import fmt_seconds
 
 COLORS = {"up": "#2e9d4a", "slow": "#e0a100", "down": "#d23c3c"}
-WIDTH, LEFT, RIGHT, ROW, TOP = 960, 130, 20, 30, 40
+RESTORE_COLORS = {"restoring": "#5b8def", "verifying": "#9b6bd6"}
+WIDTH, LEFT, RIGHT, ROW, TOP = 960, 130, 20, 30, 64
+LABEL_ROWS = (TOP - 48, TOP - 34, TOP - 20)  # fault, recovered, target: one row each, never on top of each other
 
 
 def _range(report: dict[str, Any]) -> tuple[float, float]:
@@ -31,11 +33,46 @@ def _range(report: dict[str, Any]) -> tuple[float, float]:
     return lo, hi + (hi - lo) * 0.02
 
 
+def restore_phases(report: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """A restore drill's own phases from its timeline: (name, from, to) in seconds from the
+    mark: restoring (copy + log replay, until it accepts connections), verifying."""
+    at: dict[str, float] = {}
+    for t in report["timeline"]:
+        if t.get("kind") in ("restore-started", "restore-finished", "verified") and t.get("t_s") is not None:
+            at.setdefault(str(t["kind"]), float(t["t_s"]))
+    out = []
+    if "restore-started" in at:
+        end = at.get("restore-finished", at.get("verified"))
+        if end is not None:
+            out.append(("restoring", at["restore-started"], end))
+    if "restore-finished" in at and "verified" in at:
+        out.append(("verifying", at["restore-finished"], at["verified"]))
+    return out
+
+
+def signed(t: float) -> str:
+    """`+0.266`, and `+0.000` rather than `-0.000` for an event logged a hair before the fault."""
+    return f"{0.0 if abs(t) < 0.0005 else t:+.3f}"
+
+
+def tick_label(t: float, step: float) -> str:
+    """`+0.5 s`, `0 s`, `-1 s`: as many decimals as the step has, and never -0 or 1e-17."""
+    decimals = 0
+    while decimals < 3 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-9:
+        decimals += 1
+    value = round(t, decimals)
+    if value == 0:
+        return "0 s"
+    return f"{value:+.{decimals}f} s"
+
+
 def svg_timeline(report: dict[str, Any]) -> str:
     lo, hi = _range(report)
     probes = report["probes"]
     events = _chart_events(report)
-    height = TOP + ROW * max(1, len(probes)) + 64 + 14 * len(events)
+    restore = restore_phases(report)
+    rows = max(1, len(probes)) + (1 if restore else 0)
+    height = TOP + ROW * rows + 64 + 14 * len(events)
     span = max(hi - lo, 1e-6)
 
     def x(t: float) -> float:
@@ -44,15 +81,31 @@ def svg_timeline(report: dict[str, Any]) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
            f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="drill timeline">',
            '<style>text{font:12px sans-serif;fill:#222}.small{font-size:10px;fill:#555}</style>']
-    axis_y = TOP + ROW * max(1, len(probes)) + 8
-    # ticks
+    axis_y = TOP + ROW * rows + 8
+    # ticks at whole multiples of the step (counted, not summed: no 5.55e-17 at zero)
     step = _tick(span)
-    t = (lo // step) * step
-    while t <= hi:
-        if t >= lo:
-            out.append(f'<line x1="{x(t):.1f}" y1="{TOP - 6}" x2="{x(t):.1f}" y2="{axis_y}" stroke="#eee"/>')
-            out.append(f'<text class="small" x="{x(t):.1f}" y="{axis_y + 14}" text-anchor="middle">{t:+g} s</text>')
-        t += step
+    import math
+
+    for k in range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1):
+        t = k * step
+        out.append(f'<line x1="{x(t):.1f}" y1="{TOP - 6}" x2="{x(t):.1f}" y2="{axis_y}" stroke="#eee"/>')
+        out.append(f'<text class="small" x="{x(t):.1f}" y="{axis_y + 14}" text-anchor="middle">'
+                   f'{tick_label(t, step)}</text>')
+    if restore:
+        y = TOP + max(1, len(probes)) * ROW
+        out.append(f'<text x="{LEFT - 8}" y="{y + ROW / 2 + 4:.1f}" text-anchor="end">restore</text>')
+        for name, a, b in restore:
+            w = max(x(b) - x(a), 1.0)
+            out.append(f'<rect x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
+                       f'fill="{RESTORE_COLORS[name]}"><title>{name} {a:+.3f} s .. {b:+.3f} s</title></rect>')
+            if w > 7 * len(name):
+                out.append(f'<text class="small" x="{x(a) + w / 2:.1f}" y="{y + ROW / 2 + 3:.1f}" '
+                           f'text-anchor="middle" style="fill:#fff">{name}</text>')
+        verified = next((b for n, _a, b in restore if n == "verifying"), None)
+        if verified is not None:
+            vx = x(verified)
+            out.append(f'<line x1="{vx:.1f}" y1="{y + 1}" x2="{vx:.1f}" y2="{y + ROW - 1}" stroke="#1f5fbf" '
+                       f'stroke-width="3"><title>verified at {verified:+.3f} s</title></line>')
     for i, p in enumerate(probes):
         y = TOP + i * ROW
         out.append(f'<text x="{LEFT - 8}" y="{y + ROW / 2 + 4:.1f}" text-anchor="end">{escape(p["name"])}</text>')
@@ -67,22 +120,32 @@ def svg_timeline(report: dict[str, Any]) -> str:
             rx = x(p["recovered_t_s"])
             out.append(f'<line x1="{rx:.1f}" y1="{y + 1}" x2="{rx:.1f}" y2="{y + ROW - 1}" stroke="#1f5fbf" '
                        f'stroke-width="3"><title>{escape(p["name"])} recovered at {p["recovered_t_s"]:+.3f} s</title></line>')
+    def top_label(at_x: float, row: int, text: str, colour: str) -> str:
+        # each marker's label on its own row; anchored so it stays on the page
+        anchor = "end" if at_x > WIDTH - RIGHT - 7 * len(text) else "start"
+        lx = at_x - 3 if anchor == "end" else at_x + 3
+        return (f'<text x="{lx:.1f}" y="{LABEL_ROWS[row]}" text-anchor="{anchor}" '
+                f'style="fill:{colour}">{escape(text)}</text>')
+
     if report["fault"] is not None:
         fx = x(0.0)
-        out.append(f'<line x1="{fx:.1f}" y1="{TOP - 12}" x2="{fx:.1f}" y2="{axis_y}" stroke="#000" stroke-width="2"/>')
-        out.append(f'<text x="{fx + 3:.1f}" y="{TOP - 16}">fault</text>')
+        out.append(f'<line x1="{fx:.1f}" y1="{LABEL_ROWS[0] + 4}" x2="{fx:.1f}" y2="{axis_y}" stroke="#000" '
+                   f'stroke-width="2"/>')
+        out.append(top_label(fx, 0, "fault" if not restore else "corruption mark", "#000"))
     rto = report["rto"].get("achieved_s")
     if rto:
         rx = x(rto)
-        out.append(f'<line x1="{rx:.1f}" y1="{TOP - 12}" x2="{rx:.1f}" y2="{axis_y}" stroke="#1f5fbf" stroke-dasharray="4 2"/>')
-        out.append(f'<text x="{rx + 3:.1f}" y="{TOP - 2}" fill="#1f5fbf">recovered (RTO {escape(fmt_seconds(rto))})</text>')
+        out.append(f'<line x1="{rx:.1f}" y1="{LABEL_ROWS[1] + 4}" x2="{rx:.1f}" y2="{axis_y}" stroke="#1f5fbf" '
+                   f'stroke-dasharray="4 2"/>')
+        what = "restored and verified" if restore else "recovered"
+        out.append(top_label(rx, 1, f"{what} (RTO {fmt_seconds(rto)})", "#1f5fbf"))
     target = report["rto"].get("target_s")
     if target is not None:
         if target <= hi:
             tx = x(target)
-            out.append(f'<line x1="{tx:.1f}" y1="{TOP - 12}" x2="{tx:.1f}" y2="{axis_y}" stroke="#d23c3c" '
-                       f'stroke-dasharray="6 3"/><text x="{tx - 3:.1f}" y="{TOP - 16}" text-anchor="end" '
-                       f'fill="#d23c3c">RTO target {escape(fmt_seconds(target))}</text>')
+            out.append(f'<line x1="{tx:.1f}" y1="{LABEL_ROWS[2] + 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="#d23c3c" '
+                       f'stroke-dasharray="6 3"/>')
+            out.append(top_label(tx, 2, f"RTO target {fmt_seconds(target)}", "#d23c3c"))
         else:
             out.append(f'<text x="{WIDTH - RIGHT}" y="{height - 4}" text-anchor="end" fill="#d23c3c">'
                        f'RTO target {escape(fmt_seconds(target))} (off the chart) &#8594;</text>')
@@ -91,8 +154,9 @@ def svg_timeline(report: dict[str, Any]) -> str:
         ly = axis_y + 30 + 14 * j
         code = str(ev.get("code") or "")
         message = str(ev["message"])
-        label = f'{ev["t_s"]:+.3f} s ' + (message if message.startswith(code) else f"{code} {message}".strip())
-        out.append(f'<line x1="{ex:.1f}" y1="{TOP - 6}" x2="{ex:.1f}" y2="{ly - 10}" stroke="#7a3fbf" '
+        label = f'{signed(ev["t_s"])} s ' + (message if message.startswith(code) else f"{code} {message}".strip())
+        # the guide stops at the axis: a line running on through the labels below would cross them
+        out.append(f'<line x1="{ex:.1f}" y1="{TOP - 6}" x2="{ex:.1f}" y2="{axis_y}" stroke="#7a3fbf" '
                    f'stroke-dasharray="2 2"/><circle cx="{ex:.1f}" cy="{TOP - 6}" r="3" fill="#7a3fbf"/>')
         label = label[:110]
         lx = max(4.0, min(ex, WIDTH - RIGHT - 5.6 * len(label)))  # keep the label on the page
@@ -124,6 +188,33 @@ def _tick(span: float) -> float:
     return 7200.0
 
 
+def headline(report: dict[str, Any]) -> str:
+    """One sentence a person reads first: what came back, how fast, against which target. The
+    provider's own words (sentinel lines, RDS messages) stay in the timeline below."""
+    from .report import PART_WORDS
+
+    rto, rpo = report["rto"], report["rpo"]
+    if report["fault"] is None:
+        return f"no fault was injected ({report['outcome']})."
+    if rto.get("achieved_s") is None:
+        return "the service did not come back before the drill's timeout; see the timeline."
+    words = PART_WORDS.get(str(report["scenario"].get("part")), "recovered")
+    if report["details"].get("restore"):
+        words = "restored into a new instance and verified"
+    text = f"{words} after {fmt_seconds(rto['achieved_s'])}"
+    if rto.get("target_s") is not None:
+        side = "within" if rto.get("verdict") == "met" else "over"
+        text += f", {side} the {fmt_seconds(rto['target_s'])} target ({rto.get('target_key')})"
+    lost = rpo.get("lost_writes")
+    if lost:
+        text += f"; {lost} acknowledged write(s) lost, {fmt_seconds(rpo.get('achieved_s'))} of data"
+        if rpo.get("target_s") is not None:
+            text += f" against {fmt_seconds(rpo['target_s'])} ({rpo.get('target_key')})"
+    elif lost == 0:
+        text += "; no acknowledged write lost"
+    return text + "."
+
+
 def _row(cells: list[str], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
 
@@ -141,7 +232,7 @@ def to_html(report: dict[str, Any]) -> str:
     timeline = [_row(["t (s)", "kind", "source", "message"], "th")]
     for t in report["timeline"]:
         code = f" [{t['code']}]" if t.get("code") else ""
-        timeline.append(_row([f"{t['t_s']:+.3f}", escape(str(t["kind"])), escape(str(t["source"])),
+        timeline.append(_row([signed(t["t_s"]), escape(str(t["kind"])), escape(str(t["source"])),
                               escape(str(t["message"]) + code)]))
     probes = [_row(["probe", "attempts", "failed", "first failure", "recovered", "RTO", "p50 latency", "lost writes"], "th")]
     for p in report["probes"]:
@@ -169,12 +260,13 @@ th{{background:#f3f3f3}}.verdict{{font-size:20px;font-weight:bold;color:{verdict
 .legend span{{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}}
 </style></head><body>
 <h1>{escape(title)}</h1>
-<p class="verdict">{escape(report['outcome'].upper())}: {escape(report['summary'])}</p>
+<p class="verdict">{escape(report['outcome'].upper())}: {escape(headline(report))}</p>
 <p>Injected: {escape(str(sc.get('injects')))}<br>Started {escape(str(report['started_at']))}, ended {escape(str(report['ended_at']))}; id <code>{escape(report['id'])}</code>, schema {report['schema']} v{report['schema_version']}.</p>
 {aborted}
 <table>{''.join(metrics)}</table>
 <h2>Timeline</h2>
 <p class="legend"><span style="background:{COLORS['up']}"></span>up<span style="background:{COLORS['slow']}"></span>slow<span style="background:{COLORS['down']}"></span>down
+<span style="background:{RESTORE_COLORS['restoring']}"></span>restoring<span style="background:{RESTORE_COLORS['verifying']}"></span>verifying
 <span style="background:#000;width:3px"></span>fault<span style="background:#1f5fbf;width:3px"></span>recovery<span style="background:#7a3fbf;width:3px"></span>provider event<span style="background:#d23c3c;width:3px"></span>RTO target</p>
 {svg_timeline(report)}
 <table>{''.join(timeline)}</table>

@@ -28,6 +28,16 @@ def run_outcome(outcomes: list[str]) -> str:
     return "met" if outcomes else "empty"
 
 
+def _sentence(report: dict[str, Any]) -> str:
+    """The report's headline (one human sentence); its raw provider text stays in the report."""
+    from .htmlpage import headline
+
+    try:
+        return headline(report)
+    except (KeyError, TypeError):  # a report from an older schema: its own summary line
+        return str(report.get("summary") or "")
+
+
 def drill_item(report: dict[str, Any]) -> dict[str, Any]:
     """An index row from a drill report: the figures, which target key judged each, the files."""
     figures = []
@@ -46,7 +56,7 @@ def drill_item(report: dict[str, Any]) -> dict[str, Any]:
         "name": (report.get("scenario") or {}).get("name"),
         "id": report.get("id"),
         "outcome": report.get("outcome"),
-        "summary": report.get("summary"),
+        "summary": _sentence(report),
         "figures": figures,
         "lost_writes": (report.get("rpo") or {}).get("lost_writes"),
         "reports": {k: Path(v).name for k, v in (report.get("reports") or {}).items()},
@@ -149,8 +159,8 @@ def to_html(index: dict[str, Any]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drill run {e(index["id"])}: {e(verdict)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}
-table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #d0d7de;padding:6px 8px;text-align:left;
-vertical-align:top}}th{{background:#f6f8fa}}</style></head><body>
+table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #d0d7de;padding:6px 8px;text-align:left;white-space:nowrap;
+vertical-align:top}}td:last-child{{white-space:normal}}th{{background:#f6f8fa}}</style></head><body>
 <h1>Drill run on {e(str(index["environment"]))}: <span style="color:{colour.get(str(index["outcome"]), "#9a6700")}">{e(verdict)}</span></h1>
 <p>Run <code>{e(index["id"])}</code>, {e(str(index["started_at"]))} to {e(str(index["ended_at"]))}.
 Each figure names the target key that judged it.</p>
