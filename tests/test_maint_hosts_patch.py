@@ -220,3 +220,15 @@ def test_max_concurrency_patches_hosts_at_the_same_time(ops_config, fleet):
     seconds = [h["seconds"] for h in details["hosts"]]
     assert wall < sum(seconds) * 0.7, (wall, seconds)
     assert all(h.boots() == 1 for h in fleet.hosts.values()) and [c.status for c in post] == ["ok"]
+
+
+def test_a_node_whose_host_is_lost_after_the_drain_is_uncordoned_again(node_env, fake_kube, fleet):
+    ctx = ctx_for(node_env())
+    assert all(c.ok for c in OS_PATCH.precheck(ctx))
+    fleet.hosts["worker-1"].stop()  # gone between the pre-check and its turn
+    details = OS_PATCH.action(ctx)
+    row = details["hosts"][0]
+    assert row["status"] == "failed" and "cannot be reached" in row["detail"] and row["evicted"]
+    assert not cordoned(fake_kube, NODE) and not row["left_cordoned"]
+    post = OS_PATCH.postcheck(ctx, {"impact": {}, "lost": {}})
+    assert [c.status for c in post] == ["failed"]  # hosts patched: failed; no node left cordoned
