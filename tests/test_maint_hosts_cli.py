@@ -58,3 +58,20 @@ def test_hosts_lists_each_host_and_exits_1_for_one_that_cannot_be_read(fleet, st
 def test_hosts_bad_timeout_is_exit_2(state_dir):
     res = inv(state_dir, {}, "maint.hosts", "--timeout", "0")
     assert res.returncode == 2 and "--timeout 0: must be a positive number" in res.stderr
+
+
+def test_plan_settings_of_the_part_2_steps_are_checked(tmp_path):
+    from spywatcher_ops.maintenance import plans
+
+    text = (
+        "environments:\n  sandbox:\n    steps:\n      - step: os-patch\n        updates: weekly\n"
+        "      - step: eks-upgrade\n"
+    )
+    path = tmp_path / "p.yaml"
+    problems = [str(p) for p in plans.parse(text, path, {"sandbox": "sandbox", "production": "aws"})[1]]
+    assert problems == [
+        "maintenance/p.yaml:5: environments.sandbox.steps[1]: os-patch.updates 'weekly': not one of security, all; "
+        "which updates to apply: security or all, e.g. 'security'",
+        "maintenance/p.yaml:6: environments.sandbox.steps[2]: step eks-upgrade cannot run on a sandbox environment "
+        "(sandbox); it runs on: aws",
+    ]
