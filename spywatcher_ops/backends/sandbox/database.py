@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 ENGINE_VERSION = "15"
 
 
+class DeleteInterrupted(OperationFailed, KeyboardInterrupt):
+    """Ctrl-C during db.delete: what it stopped stays stopped (exit 1 saying so), and still an
+    interrupt for callers that stop on one."""
+
+
 def pg_sandbox(environment: Environment) -> PgSandbox:
     """The PostgreSQL half of the sandbox, configured from the environment."""
     raw = environment.env.raw
@@ -207,15 +212,22 @@ class SandboxDatabase:
         state = self._state()
         return [_snapshot(m) for m in all_backups(state)]
 
-    def restorable_window(self) -> RestoreWindow:
+    def restorable_window(self, *, fresh: bool = True) -> RestoreWindow:
         from .operations import restore_window
 
-        with self.box.statefile.editing() as state:
+        if not fresh:  # read-only: the window as recorded (inv status changes nothing)
+            state = self.box.statefile.load()
             if not state:
                 raise NotReady(f"the sandbox is not provisioned (no state in {self.box.root})",
                                hint="run `inv sandbox.up` first")
-            self.box.heartbeat(state)  # so "latest" is really recent
             window = restore_window(state)
+        else:
+            with self.box.statefile.editing() as state:
+                if not state:
+                    raise NotReady(f"the sandbox is not provisioned (no state in {self.box.root})",
+                                   hint="run `inv sandbox.up` first")
+                self.box.heartbeat(state)  # so "latest" is really recent
+                window = restore_window(state)
         if window is None:
             raise NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
         return RestoreWindow(window.earliest, window.latest, self.environment.settings.retention_days, window.gap)
@@ -352,14 +364,38 @@ class SandboxDatabase:
     def delete_instance(self, plan: Plan, *, progress: Progress = no_progress) -> None:
         import shutil
 
+        instance_id = plan.steps[0].params["instance"]
         with self.box.statefile.editing() as state:
-            for step in plan.steps:
-                name = step.params["node"]
-                progress(f"stopping {name}")
-                self.box.stop_node(state, name)
-                shutil.rmtree(state["nodes"][name]["data"], ignore_errors=True)
+            phase = "starting"
+            try:
+                names = [step.params["node"] for step in plan.steps]
+                for name in names:
+                    phase = f"stopping {name}"
+                    progress(phase)
+                    state["nodes"][name]["desired"] = "stopped"  # `up`, status and drills leave it alone
+                    self.box.stop_node(state, name)
+                for name in names:  # the nodes stay in the state until every folder is gone: a rerun finds them
+                    phase = f"removing the folder of {name}"
+                    shutil.rmtree(state["nodes"][name]["data"], ignore_errors=True)
+            except BaseException as exc:  # a delete is not undone: save what it did, say what is left
+                if instance_id in state["instances"]:
+                    state["instances"][instance_id]["status"] = "failed"
+                self.box.statefile.save(state)
+                what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                running = [f"{n} (pid {node_pid(state['nodes'][n])})" for n in names
+                           if n in state["nodes"] and node_alive(state["nodes"][n])]
+                servers = (f"not confirmed stopped: {', '.join(running)}" if running
+                           else "its server is stopped")
+                message = (f"delete of {instance_id} {what} while {phase}"
+                           + ("" if isinstance(exc, KeyboardInterrupt) else f": {pg.one_line(str(exc), 1)}")
+                           + f"; not rolled back: {servers}, it is marked failed and not fully deleted; run "
+                           f"`inv db.delete --env {self.environment.name} --instance {instance_id}` again to finish")
+                self.box.event("delete-unfinished", message)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise DeleteInterrupted(message) from exc
+                raise OperationFailed(message) from exc
+            for name in names:
                 del state["nodes"][name]
-            instance_id = plan.steps[0].params["instance"]
             state["instances"].pop(instance_id, None)
             self.box.event("deleted", f"instance {instance_id} deleted")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import NotReady, Unsupported
+from ...core.errors import NotReady, OperationFailed, Unsupported
 from ...core.plan import Plan, Step
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
@@ -165,13 +165,35 @@ def up(environment: Environment, progress: Progress = no_progress) -> SandboxRep
     # be found only after PostgreSQL is fully set up
     box.preflight()
     redis.preflight()
-    db_reports = box.up(progress)
-    progress("redis")
-    cache_nodes = redis.up()
-    progress("ssh host")
-    sshhost.up(environment)  # the host the os-patch maintenance step patches (needs root; else skipped)
+    part = "PostgreSQL"
+    try:
+        db_reports = box.up(progress)
+        part = "Redis"
+        progress("redis")
+        cache_nodes = redis.up()
+        part = "the SSH host"
+        progress("ssh host")
+        sshhost.up(environment)  # the host the os-patch maintenance step patches (needs root; else skipped)
+    except KeyboardInterrupt as exc:
+        raise UpInterrupted(_left_by_interrupted_up(box, part)) from exc
     rows = [r.to_dict() for r in db_reports]
     return report(environment, rows, cache_nodes)
+
+
+class UpInterrupted(OperationFailed, KeyboardInterrupt):
+    """Ctrl-C during `sandbox.up`: `up` is a repair, so nothing is undone; exit 1 saying what it
+    left (not 4: nothing was rolled back)."""
+
+
+def _left_by_interrupted_up(box: PgSandbox, part: str) -> str:
+    state = box.statefile.load() or {}
+    if state.get("provisioning"):  # box.up stopped the servers of a first provisioning it had started
+        return (f"sandbox.up interrupted while starting {part}: the first provisioning did not finish; the "
+                f"servers it had started were stopped and its unfinished folder {state.get('pg_base')} is kept; "
+                "the next `inv sandbox.up` starts over (`inv sandbox.down --purge --yes` deletes it)")
+    return (f"sandbox.up interrupted while starting {part}: nothing was rolled back; what was already running "
+            "or had been started keeps running (`inv sandbox.status` shows what does not); run `inv sandbox.up` "
+            "again to finish, or `inv sandbox.down` to stop everything")
 
 
 def status(environment: Environment) -> SandboxReport:

@@ -1,0 +1,107 @@
+"""Ctrl-C at moments issue 10's own tests did not cover, found by the adversarial audit:
+during `db.delete` and during `sandbox.up`. Each message must say what was really left
+(nothing is rolled back by either), and the sandbox must not be wedged afterwards.
+Through the real `inv` on real servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_sandbox import server_pids_under
+
+pytestmark = [pytest.mark.real, pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def inv(state_dir: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    return subprocess.run(["inv", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def inv_interrupted(state_dir: Path, args: list[str], marker: str, timeout: float = 180) -> dict[str, Any]:
+    """Run `inv ARGS` and press Ctrl-C (SIGINT) once a progress line containing `marker` appears."""
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen(
+        ["inv", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    seen, sent = [], False
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGINT)
+            sent = True
+            break
+        if time.monotonic() > deadline:
+            break
+    out, err = proc.communicate(timeout=timeout)
+    return {"code": proc.returncode, "stdout": out, "stderr": "".join(seen) + err, "sent": sent}
+
+
+def test_ctrl_c_during_db_delete_says_what_is_left_and_a_rerun_finishes(sandbox_env):
+    state_dir = Path(sandbox_env.settings.state_dir)
+    made = inv(state_dir, "db.restore", "--to", "latest", "--name", "audit-del", "--yes")
+    assert made.returncode == 0, made.stderr
+
+    run = inv_interrupted(state_dir, ["db.delete", "--instance", "audit-del", "--yes"], "stopping")
+    assert run["sent"], run["stderr"]
+    # before: exit 4, "what was started has been rolled back", and the half-deleted instance
+    # stayed "desired running": sandbox.status exited 3 on it
+    assert run["code"] == 1, run["stderr"]
+    assert "has been rolled back" not in run["stderr"]
+    assert "delete of audit-del interrupted while stopping" in run["stderr"]
+    assert "not rolled back" in run["stderr"] and "again to finish" in run["stderr"]
+    state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+    assert state["instances"]["audit-del"]["status"] == "failed"
+    status = inv(state_dir, "sandbox.status", "--json")
+    assert status.returncode == 0, status.stderr
+
+    again = inv(state_dir, "db.delete", "--instance", "audit-del", "--yes")
+    assert again.returncode == 0, again.stderr
+    state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+    assert "audit-del" not in state["instances"]
+    assert not [n for n in state["nodes"].values() if n.get("instance") == "audit-del"]
+    records = [
+        json.loads(line) for line in (state_dir / "journal" / "sandbox.jsonl").read_text().splitlines()
+    ]
+    ends = [r for r in records if r.get("op") == "db.delete" and r.get("event") == "end"]
+    assert [r["outcome"] for r in ends][-2:] == ["DeleteInterrupted", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("marker", "said"),
+    [
+        ("starting primary", "the next `inv sandbox.up` starts over"),
+        ("up: redis", "nothing was rolled back"),
+    ],
+)
+def test_ctrl_c_during_sandbox_up_says_what_it_left(tmp_path, marker, said):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    try:
+        run = inv_interrupted(state_dir, ["sandbox.up"], marker)
+        assert run["sent"], run["stderr"]
+        # before: exit 4 and "what was started has been rolled back", while PostgreSQL kept running
+        assert run["code"] == 1, run["stderr"]
+        assert "has been rolled back" not in run["stderr"]
+        assert said in run["stderr"], run["stderr"]
+        up = inv(state_dir, "sandbox.up")
+        assert up.returncode == 0, up.stderr
+        assert inv(state_dir, "sandbox.status").returncode == 0
+    finally:
+        state = state_dir / "sandbox" / "state.json"
+        base = Path(json.loads(state.read_text())["pg_base"]) if state.exists() else None
+        down = inv(state_dir, "sandbox.down", "--purge", "--yes")
+        assert down.returncode == 0, down.stderr
+        assert not server_pids_under(state_dir)
+        if base is not None:
+            assert not server_pids_under(base) and not base.exists()
