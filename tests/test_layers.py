@@ -32,8 +32,6 @@ COMPOSITION_ROOT = "spywatcher_ops.backends.table"
 KNOWN_DEBTS = {
     ("spywatcher_ops.oncall.alarms", "spywatcher_ops.backends.aws.cloudwatch"):
         "alarms through a monitoring port instead of the AWS module",
-    ("spywatcher_ops.status.records", "spywatcher_ops.backends.sandbox.operations"):
-        "the sandbox's restorable window: Database.restorable_window() is the port for it",
 }
 
 

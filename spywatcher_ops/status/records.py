@@ -133,11 +133,8 @@ def last_maintenance(environment: Environment) -> list[Line]:
 def window(environment: Environment) -> list[Line]:
     now = environment.clock.now()
     rpo = environment.settings.targets.rpo.get("database", 300.0)
-    if environment.kind == "sandbox":
-        earliest, latest, retention, gap = _sandbox_window(environment)
-    else:
-        w = environment.database.restorable_window()
-        earliest, latest, retention, gap = w.earliest, w.latest, w.retention_days, None
+    w = environment.database.restorable_window(fresh=False)  # read-only: status changes nothing
+    earliest, latest, retention, gap = w.earliest, w.latest, w.retention_days, w.gap
     text = (
         f"restorable from {earliest.strftime('%Y-%m-%d %H:%M')} to {latest.strftime('%Y-%m-%d %H:%M:%S')} UTC"
         f" (retention {retention} d)"
@@ -160,20 +157,3 @@ def window(environment: Environment) -> list[Line]:
             )
         ]
     return [ok("window", text)]
-
-
-def _sandbox_window(environment: Environment) -> tuple[datetime, datetime, int, str | None]:
-    """Read-only: the window as recorded (db.window also writes a fresh heartbeat; status does not)."""
-    from ..backends.sandbox.operations import restore_window
-    from ..core.errors import NotReady
-
-    db: Any = environment.database
-    state = db.box.statefile.load()
-    if not state:
-        raise NotReady("the sandbox is not provisioned", hint="inv sandbox.up")
-    found = restore_window(state)
-    if found is None:
-        raise NotReady("the sandbox has no base backup yet", hint="inv db.snapshot")
-    if isinstance(found, tuple):  # the older shape of restore_window
-        return found[0], found[1], environment.settings.retention_days, None
-    return found.earliest, found.latest, environment.settings.retention_days, getattr(found, "gap", None)

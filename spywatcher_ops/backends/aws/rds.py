@@ -263,7 +263,7 @@ class RdsDatabase:
             raise
         return found["DBSnapshots"][0] if found["DBSnapshots"] else None
 
-    def restorable_window(self) -> RestoreWindow:
+    def restorable_window(self, *, fresh: bool = True) -> RestoreWindow:  # RDS's own, always read-only
         """Latest from the instance; earliest from the automated backup's window
         (or, where that is not reported, the oldest automated snapshot)."""
         raw = self._require(self.instance_id())
