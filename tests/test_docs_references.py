@@ -22,12 +22,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REF = re.compile(r"(?<![\w./<{-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:md|py|yaml|yml|toml|json|html|tf))\b(?![/\w-])")
+REF = re.compile(
+    r"(?<![\w./<{-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:md|py|yaml|yml|toml|json|html|tf))\b(?![/\w-])"
+)
 PATTERN = re.compile(r"[*<>{}$]|/[A-Z][A-Z_]+\.|\b[A-Z][A-Z_]+\.(?:ya?ml|json|md)\b")
-PY_FILES = sorted(p for p in [*ROOT.glob("spywatcher_ops/**/*.py"), *ROOT.glob("tests/*.py"),
-                              *ROOT.glob("bench/*.py"), ROOT / "tasks.py"])
-YAML_FILES = sorted(p for p in [*ROOT.glob("*.yaml"), *ROOT.glob("drills/*.yaml"),
-                                *ROOT.glob("maintenance/*.yaml"), *ROOT.glob("deploy/**/*.yaml")])
+PY_FILES = sorted(
+    p
+    for p in [
+        *ROOT.glob("spywatcher_ops/**/*.py"),
+        *ROOT.glob("tests/*.py"),
+        *ROOT.glob("bench/*.py"),
+        ROOT / "tasks.py",
+    ]
+)
+YAML_FILES = sorted(
+    p
+    for p in [
+        *ROOT.glob("*.yaml"),
+        *ROOT.glob("drills/*.yaml"),
+        *ROOT.glob("maintenance/*.yaml"),
+        *ROOT.glob("deploy/**/*.yaml"),
+    ]
+)
 ALL_NAMES = {p.name for p in ROOT.rglob("*") if ".venv" not in p.parts and ".git" not in p.parts}
 
 
@@ -36,13 +52,19 @@ def commentary(path: Path) -> list[tuple[int, str]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
         return [(i, line.split("#", 1)[1]) for i, line in enumerate(text.splitlines(), 1) if "#" in line]
-    out = [(tok.start[0], tok.string) for tok in tokenize.generate_tokens(io.StringIO(text).readline)
-           if tok.type == tokenize.COMMENT]
+    out = [
+        (tok.start[0], tok.string)
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+        if tok.type == tokenize.COMMENT
+    ]
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 out.append((first.lineno, first.value.value))
     return out
 
@@ -61,7 +83,7 @@ def references(path: Path) -> list[tuple[int, str]]:
     for line, text in commentary(path):
         for m in REF.finditer(text):
             ref = m.group(1)
-            context = text[max(0, m.start() - 1): m.end() + 1]
+            context = text[max(0, m.start() - 1) : m.end() + 1]
             if PATTERN.search(context) or ref.startswith("."):
                 continue
             found.append((line, ref))
@@ -70,15 +92,18 @@ def references(path: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("path", PY_FILES + YAML_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_file_a_comment_names_exists(path):
-    missing = [f"{path.relative_to(ROOT)}:{line}: {ref}" for line, ref in references(path)
-               if not resolves(ref, path)]
+    missing = [
+        f"{path.relative_to(ROOT)}:{line}: {ref}" for line, ref in references(path) if not resolves(ref, path)
+    ]
     assert not missing, "comments name files that are not in the repository:\n" + "\n".join(missing)
 
 
 def test_the_check_finds_a_dangling_reference(tmp_path):
     """The check itself: a comment naming a file outside the repository is caught."""
     sample = tmp_path / "sample.py"
-    sample.write_text('"""Timings from measured.md; see cluster/drill_scenarios.py."""\n# and docs/design.md\n')
+    sample.write_text(
+        '"""Timings from measured.md; see cluster/drill_scenarios.py."""\n# and docs/design.md\n'
+    )
     refs = dict((ref, line) for line, ref in references(sample))
     assert {"measured.md", "cluster/drill_scenarios.py", "docs/design.md"} <= set(refs)
     assert not resolves("measured.md", sample) and not resolves("cluster/drill_scenarios.py", sample)

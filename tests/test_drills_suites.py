@@ -35,8 +35,14 @@ stable: 3
 
 
 def inv(state_dir: Path, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), **env},
+    )
 
 
 @pytest.fixture
@@ -54,8 +60,15 @@ def read(tmp_path: Path, settings, text: str) -> tuple[suites.Suite | None, list
 def test_a_good_suite_reads_with_everything_it_says(tmp_path, settings):
     suite, problems = read(tmp_path, settings, GOOD)
     assert problems == []
-    assert suite is not None and suite.scenarios == ["db-failover", "db-stall"] and suite.environments == ["sandbox"]
-    assert suite.params == {"stall_s": "2"} and suite.targets == {"rto": {"database": 10.0}, "rpo": {"database": 0.0}}
+    assert (
+        suite is not None
+        and suite.scenarios == ["db-failover", "db-stall"]
+        and suite.environments == ["sandbox"]
+    )
+    assert suite.params == {"stall_s": "2"} and suite.targets == {
+        "rto": {"database": 10.0},
+        "rpo": {"database": 0.0},
+    }
     tuned = suite.settings_for(settings)
     assert tuned.targets.rto["database"] == 10.0 and tuned.targets.rpo["database"] == 0.0
     assert tuned.targets.rto["application"] == settings.targets.rto["application"]  # the rest kept
@@ -65,32 +78,55 @@ def test_a_good_suite_reads_with_everything_it_says(tmp_path, settings):
     assert suites.options_for(suite, DrillOptions(), keep_stability=True).stability.stable_count == 5
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("environments: [sandbox]\nscenarios: [db-failover]\nreport: yes\n",
-     "s.yaml:3: report: unknown key; accepted: description, environments, scenarios, params"),
-    ("environments: [sandbox]\nscenarios:\n  - db-failover\n  - nope\n",
-     "s.yaml:4: scenarios: 'nope': unknown; accepted: db-failover, cache-failover"),
-    ("environments: [qa]\nscenarios: [db-failover]\n",
-     "s.yaml:1: environments: 'qa': unknown; accepted: production, sandbox, staging"),
-    ("environments: [staging]\nscenarios:\n  - db-failover\n  - db-stall\n",
-     "s.yaml:4: scenarios: db-stall does not run on aws environments (environments: staging); it runs on sandbox"),
-    ("environments: [sandbox]\nscenarios: [db-stall]\nparams:\n  stall_s: 900\n",
-     "s.yaml:3: params: --param stall_s=900: use 0 < stall_s <= 300 seconds"),
-    ("environments: [sandbox]\nscenarios: [db-failover]\nparams:\n  writes: 5\n",
-     "s.yaml:4: params: writes: no scenario of this suite reads it; accepted: none for these scenarios"),
-    ("environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  rto:\n    databse: 30\n",
-     "s.yaml:5: targets: rto: databse: unknown target; accepted: application, database"),
-    ("environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  rto:\n    database: fast\n",
-     "s.yaml:5: targets: rto: database: 'fast': a number of seconds >= 0, e.g. 60"),
-    ("environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  mttr: {database: 3}\n",
-     "s.yaml:4: targets: mttr: unknown; accepted: rto, rpo"),
-    ("environments: [sandbox]\nscenarios: [db-failover]\ntimeout_s: 0\n",
-     "s.yaml:3: timeout_s: 0: a number from 1 to 7200"),
-    ("scenarios: [db-failover]\n", "s.yaml:1: environments: missing"),
-    ("environments: [sandbox]\nscenarios: db-failover\n", "s.yaml:2: scenarios: a list of names"),
-    ("environments: [sandbox]\nscenarios: [db-failover\n", "s.yaml:3: not valid YAML"),
-    ("- db-failover\n", "s.yaml:1: a suite is a mapping with keys description, environments"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "environments: [sandbox]\nscenarios: [db-failover]\nreport: yes\n",
+            "s.yaml:3: report: unknown key; accepted: description, environments, scenarios, params",
+        ),
+        (
+            "environments: [sandbox]\nscenarios:\n  - db-failover\n  - nope\n",
+            "s.yaml:4: scenarios: 'nope': unknown; accepted: db-failover, cache-failover",
+        ),
+        (
+            "environments: [qa]\nscenarios: [db-failover]\n",
+            "s.yaml:1: environments: 'qa': unknown; accepted: production, sandbox, staging",
+        ),
+        (
+            "environments: [staging]\nscenarios:\n  - db-failover\n  - db-stall\n",
+            "s.yaml:4: scenarios: db-stall does not run on aws environments (environments: staging); it runs on sandbox",
+        ),
+        (
+            "environments: [sandbox]\nscenarios: [db-stall]\nparams:\n  stall_s: 900\n",
+            "s.yaml:3: params: --param stall_s=900: use 0 < stall_s <= 300 seconds",
+        ),
+        (
+            "environments: [sandbox]\nscenarios: [db-failover]\nparams:\n  writes: 5\n",
+            "s.yaml:4: params: writes: no scenario of this suite reads it; accepted: none for these scenarios",
+        ),
+        (
+            "environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  rto:\n    databse: 30\n",
+            "s.yaml:5: targets: rto: databse: unknown target; accepted: application, database",
+        ),
+        (
+            "environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  rto:\n    database: fast\n",
+            "s.yaml:5: targets: rto: database: 'fast': a number of seconds >= 0, e.g. 60",
+        ),
+        (
+            "environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  mttr: {database: 3}\n",
+            "s.yaml:4: targets: mttr: unknown; accepted: rto, rpo",
+        ),
+        (
+            "environments: [sandbox]\nscenarios: [db-failover]\ntimeout_s: 0\n",
+            "s.yaml:3: timeout_s: 0: a number from 1 to 7200",
+        ),
+        ("scenarios: [db-failover]\n", "s.yaml:1: environments: missing"),
+        ("environments: [sandbox]\nscenarios: db-failover\n", "s.yaml:2: scenarios: a list of names"),
+        ("environments: [sandbox]\nscenarios: [db-failover\n", "s.yaml:3: not valid YAML"),
+        ("- db-failover\n", "s.yaml:1: a suite is a mapping with keys description, environments"),
+    ],
+)
 def test_each_problem_names_the_file_the_line_and_what_is_accepted(tmp_path, settings, text, expected):
     _suite, problems = read(tmp_path, settings, text)
     assert any(p.startswith("drills/" + expected) for p in problems), problems
@@ -109,8 +145,12 @@ def test_inv_dr_check_accepts_the_shipped_suites(state_dir):
     assert done.returncode == 0, done.stderr
     shipped = {s["name"]: s for s in json.loads(done.stdout)["suites"]}
     assert {"default-sandbox", "weekly-staging", "measurement-proofs"} <= set(shipped)
-    assert shipped["default-sandbox"]["scenarios"] == ["db-failover", "cache-failover", "pitr-restore",
-                                                        "snapshot-restore"]
+    assert shipped["default-sandbox"]["scenarios"] == [
+        "db-failover",
+        "cache-failover",
+        "pitr-restore",
+        "snapshot-restore",
+    ]
     assert not list((ROOT / "drills").rglob("*.py")), "drills/ holds suites and their README, no code"
 
 
@@ -127,11 +167,14 @@ def test_inv_dr_check_exits_2_naming_every_bad_file_and_line(state_dir, tmp_path
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("args, message", [
-    (["--suite", "nope"], "--suite nope: no such suite in"),
-    (["--suite", "weekly-staging"], "--suite weekly-staging: runs on staging, not on sandbox"),
-    (["--suite", "default-sandbox", "--scenario", "db-failover"], "give one of them"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--suite", "nope"], "--suite nope: no such suite in"),
+        (["--suite", "weekly-staging"], "--suite weekly-staging: runs on staging, not on sandbox"),
+        (["--suite", "default-sandbox", "--scenario", "db-failover"], "give one of them"),
+    ],
+)
 def test_dr_drill_suite_bad_input_exits_2_with_nothing_done(state_dir, args, message):
     done = inv(state_dir, "dr.drill", *args)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -147,10 +190,18 @@ def test_a_suite_runs_its_scenarios_against_its_own_targets(state_dir, tmp_path)
     folder = tmp_path / "suites"
     folder.mkdir()
     (folder / "tight.yaml").write_text(
-        "environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  rto: {database: 0.001}\nstable: 3\n")
+        "environments: [sandbox]\nscenarios: [db-failover]\ntargets:\n  rto: {database: 0.001}\nstable: 3\n"
+    )
     try:
-        done = inv(state_dir, "dr.drill", "--suite", "tight", "--json", timeout=300,
-                   INVOKE_OPS_DRILLS_SUITES_DIR=str(folder))
+        done = inv(
+            state_dir,
+            "dr.drill",
+            "--suite",
+            "tight",
+            "--json",
+            timeout=300,
+            INVOKE_OPS_DRILLS_SUITES_DIR=str(folder),
+        )
         assert done.returncode == 1, done.stdout + done.stderr
         (row,) = json.loads(done.stdout)["scorecard"]
         assert row["scenario"] == "db-failover" and row["outcome"] == "missed"

@@ -30,8 +30,10 @@ COMPOSITION_ROOT = "spywatcher_ops.backends.table"
 # Imports that break the direction today and are known: each names what would remove it.
 # The test fails on any other, and on an entry that no longer happens (so the list only shrinks).
 KNOWN_DEBTS = {
-    ("spywatcher_ops.oncall.alarms", "spywatcher_ops.backends.aws.cloudwatch"):
-        "alarms through a monitoring port instead of the AWS module",
+    (
+        "spywatcher_ops.oncall.alarms",
+        "spywatcher_ops.backends.aws.cloudwatch",
+    ): "alarms through a monitoring port instead of the AWS module",
 }
 
 
@@ -59,7 +61,9 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
             else:
                 target = node.module or ""
             # `from . import x` / `from pkg import mod`: the names may be modules themselves
-            modules = [f"{target}.{alias.name}" for alias in node.names if _is_module(f"{target}.{alias.name}")]
+            modules = [
+                f"{target}.{alias.name}" for alias in node.names if _is_module(f"{target}.{alias.name}")
+            ]
             found += [(node.lineno, m) for m in modules] or [(node.lineno, target)]
     return found
 
@@ -105,7 +109,9 @@ def problem(source: str, target: str) -> str | None:
     if src == "tasks" and dst == "backends":
         if target == COMPOSITION_ROOT or target.startswith(COMPOSITION_ROOT + "."):
             return None
-        if source.startswith("spywatcher_ops.backends.sandbox.") and target.startswith("spywatcher_ops.backends.sandbox"):
+        if source.startswith("spywatcher_ops.backends.sandbox.") and target.startswith(
+            "spywatcher_ops.backends.sandbox"
+        ):
             return None  # the sandbox.* tasks drive their own backend
         return f"task modules reach the backends through {COMPOSITION_ROOT} only"
     return None
@@ -138,21 +144,26 @@ def test_core_imports_no_backend():
     """The import circle between core and the backends is gone (no known debt allowed here)."""
     for path in (PACKAGE / "core").rglob("*.py"):
         for line, target in imports_of(path):
-            assert not target.startswith("spywatcher_ops.backends"), f"{path.relative_to(ROOT)}:{line}: {target}"
+            assert not target.startswith("spywatcher_ops.backends"), (
+                f"{path.relative_to(ROOT)}:{line}: {target}"
+            )
 
 
-@pytest.mark.parametrize("source, target, broken", [
-    ("spywatcher_ops.core.environment", "spywatcher_ops.backends.sandbox.parts", True),
-    ("spywatcher_ops.drills.scenarios.proofs", "spywatcher_ops.backends.sandbox.state", True),
-    ("spywatcher_ops.backends.kube", "spywatcher_ops.cluster.objects", True),
-    ("spywatcher_ops.recovery.restore", "spywatcher_ops.recovery.tasks", True),
-    ("spywatcher_ops.drills.tasks", "spywatcher_ops.backends.sandbox.lifecycle", True),
-    ("spywatcher_ops.drills.tasks", "spywatcher_ops.backends.table", False),
-    ("spywatcher_ops.drills.scenarios.application", "spywatcher_ops.cluster.objects", False),
-    ("spywatcher_ops.backends.aws.rds", "spywatcher_ops.core.ports", False),
-    ("spywatcher_ops.backends.sandbox.tasks", "spywatcher_ops.backends.sandbox.lifecycle", False),
-    ("tasks", "spywatcher_ops.drills.tasks", False),
-])
+@pytest.mark.parametrize(
+    "source, target, broken",
+    [
+        ("spywatcher_ops.core.environment", "spywatcher_ops.backends.sandbox.parts", True),
+        ("spywatcher_ops.drills.scenarios.proofs", "spywatcher_ops.backends.sandbox.state", True),
+        ("spywatcher_ops.backends.kube", "spywatcher_ops.cluster.objects", True),
+        ("spywatcher_ops.recovery.restore", "spywatcher_ops.recovery.tasks", True),
+        ("spywatcher_ops.drills.tasks", "spywatcher_ops.backends.sandbox.lifecycle", True),
+        ("spywatcher_ops.drills.tasks", "spywatcher_ops.backends.table", False),
+        ("spywatcher_ops.drills.scenarios.application", "spywatcher_ops.cluster.objects", False),
+        ("spywatcher_ops.backends.aws.rds", "spywatcher_ops.core.ports", False),
+        ("spywatcher_ops.backends.sandbox.tasks", "spywatcher_ops.backends.sandbox.lifecycle", False),
+        ("tasks", "spywatcher_ops.drills.tasks", False),
+    ],
+)
 def test_the_rule_itself(source, target, broken):
     assert (problem(source, target) is not None) is broken
 
@@ -170,9 +181,14 @@ def test_relative_imports_are_resolved(tmp_path):
 # way around the ports that no import shows. These modules do it today; each would need a
 # port (monitoring, notifications, IAM simulation, credentials, resize). No new ones.
 CLIENTS_DEBTS = {
-    "spywatcher_ops.drills.aws", "spywatcher_ops.oncall.alarms", "spywatcher_ops.status.collect",
-    "spywatcher_ops.maintenance.notice", "spywatcher_ops.maintenance.prechecks", "spywatcher_ops.maintenance.publish",
-    "spywatcher_ops.recovery.credentials", "spywatcher_ops.recovery.resize",
+    "spywatcher_ops.drills.aws",
+    "spywatcher_ops.oncall.alarms",
+    "spywatcher_ops.status.collect",
+    "spywatcher_ops.maintenance.notice",
+    "spywatcher_ops.maintenance.prechecks",
+    "spywatcher_ops.maintenance.publish",
+    "spywatcher_ops.recovery.credentials",
+    "spywatcher_ops.recovery.resize",
 }
 
 
@@ -183,8 +199,12 @@ def reaching_past_parts() -> dict[str, int]:
         if layer(name) not in ("domain", "tasks"):
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Attribute) and node.attr == "clients" \
-                    and isinstance(node.value, ast.Attribute) and node.value.attr == "parts":
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "clients"
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "parts"
+            ):
                 found.setdefault(name, node.lineno)
     return found
 
@@ -199,8 +219,11 @@ def test_no_new_module_reaches_the_backend_clients_past_the_ports():
 
 # -- no Any at a port ------------------------------------------------------------
 
-PARTS_FILES = [PACKAGE / "backends" / "sandbox" / "parts.py", PACKAGE / "backends" / "aws" / "parts.py",
-               PACKAGE / "core" / "environment.py"]
+PARTS_FILES = [
+    PACKAGE / "backends" / "sandbox" / "parts.py",
+    PACKAGE / "backends" / "aws" / "parts.py",
+    PACKAGE / "core" / "environment.py",
+]
 
 
 @pytest.mark.parametrize("path", PARTS_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -224,7 +247,9 @@ def test_ports_have_no_any_in_their_signatures_but_json_and_details():
         if not any(ast.unparse(b) == "Protocol" for b in cls.bases):
             continue
         for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
-            annotations = [a.annotation for a in fn.args.args + fn.args.kwonlyargs if a.annotation] + [fn.returns]
+            annotations = [a.annotation for a in fn.args.args + fn.args.kwonlyargs if a.annotation] + [
+                fn.returns
+            ]
             for ann in annotations:
                 text = ast.unparse(ann) if ann is not None else ""
                 if "Any" in text.replace("dict[str, Any]", ""):

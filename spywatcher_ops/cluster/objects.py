@@ -58,13 +58,17 @@ def default_container(pod: Obj) -> str | None:
 
 
 def pod_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def node_ready(node: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
 
 
 def schedulable(node: Obj) -> bool:
@@ -108,8 +112,10 @@ def pick_revision(deployment: Obj, replicasets: list[Obj], to_revision: int) -> 
         for rs in mine:
             if revision_of(rs) == to_revision:
                 if to_revision == current:
-                    raise LookupError(f"is already at revision {to_revision}, the current one; "
-                                      f"give an earlier one; known: {known}")
+                    raise LookupError(
+                        f"is already at revision {to_revision}, the current one; "
+                        f"give an earlier one; known: {known}"
+                    )
                 return rs
         raise LookupError(f"has no revision {to_revision}; known: {known}")
     older = [rs for rs in mine if revision_of(rs) < current]
@@ -120,6 +126,9 @@ def pick_revision(deployment: Obj, replicasets: list[Obj], to_revision: int) -> 
 
 def pdb_for(pod: Obj, pdbs: list[Obj]) -> list[Obj]:
     labels = pod["metadata"].get("labels") or {}
-    return [p for p in pdbs
-            if p["metadata"].get("namespace") == pod["metadata"].get("namespace")
-            and matches(labels, ((p.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})]
+    return [
+        p
+        for p in pdbs
+        if p["metadata"].get("namespace") == pod["metadata"].get("namespace")
+        and matches(labels, ((p.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    ]

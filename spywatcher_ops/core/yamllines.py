@@ -46,8 +46,13 @@ def compose(text: str) -> Node | None:
         def walk(node: Any) -> Node:
             line = node.start_mark.line + 1
             if isinstance(node, yaml.MappingNode):
-                return Node({str(loader.construct_object(k)): (walk(v), k.start_mark.line + 1) for k, v in node.value},
-                            line)
+                return Node(
+                    {
+                        str(loader.construct_object(k)): (walk(v), k.start_mark.line + 1)
+                        for k, v in node.value
+                    },
+                    line,
+                )
             if isinstance(node, yaml.SequenceNode):
                 return Node([walk(v) for v in node.value], line)
             return Node(loader.construct_object(node), line)
@@ -55,7 +60,9 @@ def compose(text: str) -> Node | None:
         return walk(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise YamlError(mark.line + 1 if mark is not None else 1,
-                        f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise YamlError(
+            mark.line + 1 if mark is not None else 1,
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+        ) from None
     finally:
         loader.dispose()

@@ -47,8 +47,10 @@ class Suite:
 
     def check_env(self, env: str) -> None:
         if env not in self.environments:
-            raise BadInput(f"--suite {self.name}: runs on {', '.join(self.environments)}, not on {env}",
-                           hint=f"pick one with --env, or add {env} to environments: in {self.path.name}")
+            raise BadInput(
+                f"--suite {self.name}: runs on {', '.join(self.environments)}, not on {env}",
+                hint=f"pick one with --env, or add {env} to environments: in {self.path.name}",
+            )
 
     def settings_for(self, settings: Settings) -> Settings:
         """The settings with this suite's target overrides on top of the environment's."""
@@ -90,7 +92,9 @@ def check_all(settings: Settings, scenarios: dict[str, Scenario]) -> tuple[list[
     return suites, problems
 
 
-def read(path: Path, settings: Settings, scenarios: dict[str, Scenario]) -> tuple[Suite | None, list[Problem]]:
+def read(
+    path: Path, settings: Settings, scenarios: dict[str, Scenario]
+) -> tuple[Suite | None, list[Problem]]:
     """The suite in `path` and every problem found in it (all of them, not just the first)."""
     problems: list[Problem] = []
 
@@ -118,16 +122,28 @@ def read(path: Path, settings: Settings, scenarios: dict[str, Scenario]) -> tupl
     if "scenarios" in keys:
         for name, line in zip(names, _lines(keys["scenarios"][0]), strict=False):
             for kind in sorted(kinds - set(scenarios[name].kinds)):
-                bad(line, f"scenarios: {name} does not run on {kind} environments "
-                          f"(environments: {', '.join(envs)}); it runs on {', '.join(scenarios[name].kinds)}")
+                bad(
+                    line,
+                    f"scenarios: {name} does not run on {kind} environments "
+                    f"(environments: {', '.join(envs)}); it runs on {', '.join(scenarios[name].kinds)}",
+                )
     chosen = [scenarios[n] for n in names]
     params = _params(keys.get("params"), chosen, bad)
     targets = _targets(keys.get("targets"), settings, chosen, bad)
     timeout = _number(keys.get("timeout_s"), "timeout_s", 1, 7200, bad)
     stable = _number(keys.get("stable"), "stable", 1, 100, bad)
     description = keys["description"][0].value if "description" in keys else ""
-    suite = Suite(path.stem, path, str(description or ""), envs, names, params, targets,
-                  float(timeout) if timeout is not None else None, int(stable) if stable is not None else None)
+    suite = Suite(
+        path.stem,
+        path,
+        str(description or ""),
+        envs,
+        names,
+        params,
+        targets,
+        float(timeout) if timeout is not None else None,
+        int(stable) if stable is not None else None,
+    )
     return suite, problems
 
 
@@ -177,13 +193,19 @@ def _params(entry: tuple[Node, int] | None, chosen: list[Scenario], bad: Any) ->
     return params
 
 
-def _targets(entry: tuple[Node, int] | None, settings: Settings, chosen: list[Scenario],
-             bad: Any) -> dict[str, dict[str, float]]:
+def _targets(
+    entry: tuple[Node, int] | None, settings: Settings, chosen: list[Scenario], bad: Any
+) -> dict[str, dict[str, float]]:
     if entry is None:
         return {}
     node, line = entry
-    keys = sorted({*settings.targets.rto, *settings.targets.rpo,
-                   *(k for sc in chosen for k in (sc.rto_key, sc.rpo_key) if k)})
+    keys = sorted(
+        {
+            *settings.targets.rto,
+            *settings.targets.rpo,
+            *(k for sc in chosen for k in (sc.rto_key, sc.rpo_key) if k),
+        }
+    )
     example = "{rto: {database: 45}, rpo: {database: 0}}"
     if not isinstance(node.value, dict):
         bad(line, f"targets: a mapping like {example}")
@@ -224,6 +246,9 @@ def options_for(suite: Suite, base: DrillOptions, *, keep_stability: bool = Fals
     stability = base.stability
     if suite.stable is not None and not keep_stability:
         stability = dataclasses.replace(stability, stable_count=suite.stable)
-    return dataclasses.replace(base, params={**suite.params, **base.params},
-                               timeout_s=base.timeout_s if base.timeout_s is not None else suite.timeout_s,
-                               stability=stability)
+    return dataclasses.replace(
+        base,
+        params={**suite.params, **base.params},
+        timeout_s=base.timeout_s if base.timeout_s is not None else suite.timeout_s,
+        stability=stability,
+    )

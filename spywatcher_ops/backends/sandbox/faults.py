@@ -85,7 +85,9 @@ class SandboxFaults:
 
     def replication_caught_up(self) -> bool:
         port = int(self._primary()["port"])
-        rows = self.db.box.try_query(port, "SELECT bool_and(write_lsn >= pg_current_wal_lsn()) FROM pg_stat_replication")
+        rows = self.db.box.try_query(
+            port, "SELECT bool_and(write_lsn >= pg_current_wal_lsn()) FROM pg_stat_replication"
+        )
         return bool(rows and rows[0][0])
 
     def synchronous_standbys(self) -> str | None:

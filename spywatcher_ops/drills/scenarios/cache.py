@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 @register
 class CacheFailover(Scenario):
     name = "cache-failover"
-    injects = "sandbox: SIGKILL the Redis primary, the sentinels promote the replica; aws: ElastiCache TestFailover"
+    injects = (
+        "sandbox: SIGKILL the Redis primary, the sentinels promote the replica; aws: ElastiCache TestFailover"
+    )
     part = "cache"
     rto_key = "cache"
     rpo_key = "cache"
@@ -32,8 +34,12 @@ class CacheFailover(Scenario):
     probes = ("cache-write", "cache-read")
     judged_by = ("cache-write", "cache-read")
     timeout_s = 60.0
-    aws_actions: tuple[str, ...] = ("elasticache:DescribeReplicationGroups", "elasticache:DescribeCacheClusters",
-                                    "elasticache:TestFailover", "elasticache:DescribeEvents")
+    aws_actions: tuple[str, ...] = (
+        "elasticache:DescribeReplicationGroups",
+        "elasticache:DescribeCacheClusters",
+        "elasticache:TestFailover",
+        "elasticache:DescribeEvents",
+    )
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         checks = [cache_replica(env)]
@@ -58,6 +64,12 @@ class CacheFailover(Scenario):
         result = cache.failover(plan, progress=ctx.progress)
         fault.done_at = ctx.now()
         at_provider_fault(ctx, fault, result.events)
-        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
-                 started=result.started, finished=result.finished)
+        ctx.step(
+            "failover-result",
+            "ok",
+            old_primary=result.old_primary,
+            new_primary=result.new_primary,
+            started=result.started,
+            finished=result.finished,
+        )
         return fault

@@ -53,8 +53,12 @@ class DbFailover(DbScenario):
     probes = ("db-write", "db-read")
     judged_by = ("db-write", "db-read")
     timeout_s = 60.0
-    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:DescribeEvents",
-                                    "secretsmanager:GetSecretValue")  # the probes' credentials
+    aws_actions: tuple[str, ...] = (
+        "rds:DescribeDBInstances",
+        "rds:RebootDBInstance",
+        "rds:DescribeEvents",
+        "secretsmanager:GetSecretValue",
+    )  # the probes' credentials
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         return [standby_ready(env)]
@@ -70,8 +74,14 @@ class DbFailover(DbScenario):
         fault.done_at = ctx.now()
         at_provider_fault(ctx, fault, result.events)
         fault.details.update(old_primary=result.old_primary, new_primary=result.new_primary)
-        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
-                 started=result.started, finished=result.finished)
+        ctx.step(
+            "failover-result",
+            "ok",
+            old_primary=result.old_primary,
+            new_primary=result.new_primary,
+            started=result.started,
+            finished=result.finished,
+        )
         return fault
 
     def recheck(self, env: Environment) -> list[Check]:
