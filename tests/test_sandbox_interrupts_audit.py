@@ -105,3 +105,29 @@ def test_ctrl_c_during_sandbox_up_says_what_it_left(tmp_path, marker, said):
         assert not server_pids_under(state_dir)
         if base is not None:
             assert not server_pids_under(base) and not base.exists()
+
+
+def test_db_instances_lists_every_sandbox_instance_and_offers_only_deletes_db_delete_accepts(sandbox_env):
+    state_dir = Path(sandbox_env.settings.state_dir)
+    made = inv(state_dir, "db.restore", "--to", "latest", "--name", "audit-x", "--yes")
+    assert made.returncode == 0, made.stderr
+    assert inv(state_dir, "db.verify", "--instance", "audit-x").returncode == 0
+    swapped = inv(state_dir, "db.swap", "--instance", "audit-x", "--yes")
+    assert swapped.returncode == 0, swapped.stderr
+    listed = inv(state_dir, "db.instances", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["id"]: r for r in json.loads(listed.stdout)["instances"]}
+    replaced = next(i for i in rows if i.startswith("spywatcher-sandbox-db-replaced-"))
+    # before: a restore named without the environment's prefix was left out of the list on the
+    # sandbox, and the pair a swap replaced (made by sandbox.up, not by a restore) came with a
+    # db.delete command that db.delete refuses (exit 2)
+    assert replaced in rows and rows[replaced]["delete_command"] is None
+    assert (
+        rows[replaced]["operation"] == "db.swap: the instance spywatcher-sandbox-db replaced"
+    )  # was "db.restore of sandbox.up"
+    assert inv(state_dir, "db.delete", "--instance", replaced, "--yes").returncode == 2
+    made = inv(state_dir, "db.restore", "--to", "latest", "--name", "audit-y", "--yes")
+    assert made.returncode == 0, made.stderr
+    rows = {r["id"]: r for r in json.loads(inv(state_dir, "db.instances", "--json").stdout)["instances"]}
+    assert rows["audit-y"]["delete_command"] == "inv db.delete --env sandbox --instance audit-y"
+    assert inv(state_dir, "db.delete", "--instance", "audit-y", "--yes").returncode == 0

@@ -38,12 +38,12 @@ def _operation(inst: Instance, live: str) -> str:
     tags = inst.details.get("tags") or {}
     if inst.id == live:
         return "live: serves the application"
+    if "-replaced-" in inst.id:  # first: what it was made by matters less than why it no longer serves
+        return f"db.swap: the instance {live} replaced"
     if inst.details.get("origin"):  # the sandbox records what a restore started from
         return f"db.restore of {inst.details['origin']}"
     if tags.get("RestoredFrom"):
         return f"db.restore of {tags['RestoredFrom']} to {tags.get('RestorePoint', '?')}"
-    if "-replaced-" in inst.id:
-        return f"db.swap: the instance {live} replaced"
     return "not made by this toolkit"
 
 
@@ -61,11 +61,14 @@ def list_instances(environment: Environment) -> list[InstanceRow]:
     db = environment.database
     live = db.instance_id()
     project = environment.settings.project
-    mine = [i for i in db.instances() if i.id == live or _belongs(i, environment.name, project)]
+    # the sandbox's state is that environment's own: every instance in it belongs (a restore
+    # named `x` too); a cloud account is shared, so there tags or the name decide
+    sandbox = environment.kind == "sandbox"
+    mine = [i for i in db.instances() if i.id == live or sandbox or _belongs(i, environment.name, project)]
     rows = []
     for inst in mine:
         is_live = inst.id == live
-        ours = inst.created_by_us or ("-replaced-" in inst.id and not is_live)
+        ours = inst.created_by_us  # what db.delete accepts: a db.delete command is offered for nothing else
         rows.append(
             InstanceRow(
                 id=inst.id,
