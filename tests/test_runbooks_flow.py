@@ -60,7 +60,7 @@ inv runbook.show {{which}} --path {books} --raw
 Write down what happened.
 """
 
-LEFT, CTRL_D = "\x1b[D", "\x04"
+LEFT, UP, CTRL_D = "\x1b[D", "\x1b[A", "\x04"
 
 
 def write_books(tmp_path: Path) -> Path:
@@ -148,6 +148,16 @@ def test_a_failed_check_jumps_to_its_step_with_line_editing_and_a_note_at_a_valu
     steps = {r["step"]: r for r in recs if r["event"] == "step"}
     assert steps[2]["outcome"] == steps[3]["outcome"] == "jumped-over"
     assert steps[4]["outcome"] == "acknowledged" and steps[4]["duration_s"] < 1.0, steps[4]
+
+    # the next run recalls earlier answers with the up arrow (y, then no-such)
+    child = spawn(["runbook.run", "flow", "--path", str(books), "--incident", "INC-FLOW-2"], state_dir)
+    child.expect(r"Value for \{scenario\}")
+    child.send(UP + UP)
+    child.sendline("")
+    child.expect(r"\$ inv dr.history --env sandbox --scenario no-such")
+    child.expect(r"Done\?")
+    child.sendline("abort")
+    child.expect(pexpect.EOF)
 
 
 def test_skip_and_abort_work_at_a_value_prompt_and_a_change_is_confirmed_once(tmp_path, state_dir):

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..core.cli import READ_ONLY_ENV
@@ -71,8 +72,9 @@ class Outcome:
 class Terminal:
     """The responder's terminal: prompts on stdin, text on stdout (rich loaded on first use)."""
 
-    def __init__(self, interactive: bool | None = None) -> None:
+    def __init__(self, interactive: bool | None = None, history: Path | None = None) -> None:
         self.interactive = sys.stdin.isatty() if interactive is None else interactive
+        self.history = history  # answers kept across runs (up arrow), e.g. <state_dir>/runbooks/history
         self._rich: Any = None
         self.waiting_s = 0.0  # time spent at prompts: a step's timer leaves it out
         self._editing = False
@@ -94,20 +96,40 @@ class Terminal:
 
             self.rich.print(Markdown(text), soft_wrap=False)
 
+    def _load_history(self, readline: Any) -> None:
+        if self.history is not None and self.history.is_file():
+            try:
+                readline.read_history_file(str(self.history))
+            except OSError:
+                pass  # a history that cannot be read is no reason to stop a runbook
+
+    def _save_history(self, readline: Any, answer: str) -> None:
+        if self.history is None or not answer:
+            return
+        try:
+            self.history.parent.mkdir(parents=True, exist_ok=True)
+            self.history.touch(exist_ok=True)
+            readline.append_history_file(1, str(self.history))
+        except OSError:
+            pass
+
     def ask(self, prompt: str) -> str:
         """One answer. In a terminal: line editing (arrows, Ctrl-A/E) and this run's answers as
         history (up arrow), through readline, loaded here and not by `inv --list`."""
         started = time.monotonic()
         try:
             if self.interactive and sys.stdin.isatty():
-                if not self._editing:
-                    import readline  # noqa: F401 - input() edits lines once it is loaded
+                import readline  # input() edits lines once it is loaded
 
+                if not self._editing:
                     self._editing = True
+                    self._load_history(readline)
                 try:
-                    return input(prompt).strip()
+                    answer = input(prompt).strip()
                 except EOFError:
                     raise Abort("stdin closed") from None
+                self._save_history(readline, answer)
+                return answer
             sys.stdout.write(prompt)
             sys.stdout.flush()
             line = sys.stdin.readline()

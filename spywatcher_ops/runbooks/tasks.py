@@ -172,7 +172,7 @@ def run(
         runbook,
         options,
         timeline=Timeline(state_dir, incident, environ.clock),
-        terminal=Terminal(),
+        terminal=Terminal(history=state_dir / "runbooks" / "prompt-history"),
         execute=runner,
         clock=environ.clock,
         table=table,
