@@ -6,6 +6,7 @@ this module only reads the merged result and checks it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,13 +113,25 @@ def load(config: Any) -> Settings:
         state_dir=state_dir,
         environments=envs,
         targets=Targets(
-            rto={k: float(v) for k, v in (targets.get("rto") or {}).items()},
-            rpo={k: float(v) for k, v in (targets.get("rpo") or {}).items()},
+            rto={k: _target(f"ops.targets.rto.{k}", v) for k, v in (targets.get("rto") or {}).items()},
+            rpo={k: _target(f"ops.targets.rpo.{k}", v) for k, v in (targets.get("rpo") or {}).items()},
         ),
         retention_days=int(retention.get("days", 7)),
         retention_keep_min=int(retention.get("keep_min", 3)),
         raw=raw,
     )
+
+
+def _target(key: str, value: Any, source: str | None = None) -> float:
+    """A recovery target in seconds: finite and not negative (nan, inf or -1 would judge every
+    drill met or missed whatever it measured)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise BadInput(f"{source or key}={value}: {key} must be a number of seconds, 0 or more, e.g. 60.0")
+    return seconds
 
 
 def check_environ(environ: Mapping[str, str], shipped: Mapping[str, Any] | None = None) -> None:
@@ -145,6 +158,8 @@ def check_environ(environ: Mapping[str, str], shipped: Mapping[str, Any] | None 
             except ValueError:
                 what = "a whole number" if kind is int else "a number"
                 raise BadInput(f"{name}={value}: {key} must be {what}, e.g. {default}") from None
+            if "targets" in path[:2]:
+                _target(key, value, source=name)
 
 
 def _leaves(tree: Mapping[str, Any], path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
