@@ -174,13 +174,15 @@ def test_history_fail_on_regression_exits_1_only_when_one_is_flagged(tmp_path):
     def line(i: int, rto: float) -> dict:
         return {"id": f"id{i:010d}", "at": f"2026-11-2{i}T10:00:00Z", "env": "sandbox", "kind": "sandbox",
                 "scenario": "db-failover", "outcome": "met", "rto_s": rto, "rto_target_s": 60.0, "rto_verdict": "met",
-                "rpo_s": 0.0, "rpo_target_s": 300.0, "rpo_verdict": "met", "lost_writes": 0, "report": None}
+                "rpo_s": 0.0, "rpo_target_s": 300.0, "rpo_verdict": "met", "lost_writes": 0, "report": None,
+                "rto_target_key": "database", "rpo_target_key": "database"}
 
     path = tmp_path / "drills" / "history.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("".join(json.dumps(line(i, 0.3)) + "\n" for i in range(1, 6)))
     steady = inv(tmp_path, "dr.history", "--fail-on-regression")
     assert steady.returncode == 0, steady.stdout + steady.stderr
+    assert "targets: RTO 60.0 s (database), RPO 5.0 min (database)" in steady.stdout
     with open(path, "a") as fh:
         fh.write(json.dumps(line(7, 9.0)) + "\n")
     flagged = inv(tmp_path, "dr.history", "--fail-on-regression")

@@ -34,9 +34,11 @@ def entry(report: dict[str, Any]) -> dict[str, Any]:
         "rto_s": report["rto"]["achieved_s"],
         "rto_target_s": report["rto"]["target_s"],
         "rto_verdict": report["rto"]["verdict"],
+        "rto_target_key": report["rto"].get("target_key"),
         "rpo_s": report["rpo"]["achieved_s"],
         "rpo_target_s": report["rpo"]["target_s"],
         "rpo_verdict": report["rpo"]["verdict"],
+        "rpo_target_key": report["rpo"].get("target_key"),
         "lost_writes": report["rpo"].get("lost_writes"),
         "report": (report.get("reports") or {}).get("json"),
     }
