@@ -55,7 +55,11 @@ class CheckedArgument(Argument):
             name = self.name or "?"
             flag = name.upper() if self.positional else f"--{name.replace('_', '-')}"
             if not value.strip():
-                raise Exit(f"error: {flag} {value!r}: empty; give a value, or leave the option out", code=2)
+                # A positional cannot be left out; its help says what a value looks like.
+                hint = f"give a value: {self.help}" if self.positional and self.help else "give a value"
+                if not self.positional:
+                    hint += ", or leave the option out"
+                raise Exit(f"error: {flag} {value!r}: empty; {hint}", code=2)
             if cast and self.kind not in (str, list, bool):
                 try:
                     self.kind(value)
