@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,6 +141,9 @@ def test_inv_dr_drill_on_a_fresh_machine_prints_a_scorecard_and_three_reports(tm
         done = inv(state_dir, "dr.drill", timeout=300)
         elapsed = time.monotonic() - started
         assert done.returncode == 0, done.stdout + done.stderr
+        # as a scheduler logs it, sandbox start included: a short log of timestamped lines
+        log = done.stderr.splitlines()
+        assert len(log) <= 40 and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", ln) for ln in log), log
         lines = done.stdout.splitlines()
         header = next(i for i, line in enumerate(lines) if line.startswith("scenario "))
         assert "RTO achieved / target" in lines[header] and "RPO achieved / target" in lines[header]
