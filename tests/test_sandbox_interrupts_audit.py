@@ -131,3 +131,22 @@ def test_db_instances_lists_every_sandbox_instance_and_offers_only_deletes_db_de
     rows = {r["id"]: r for r in json.loads(inv(state_dir, "db.instances", "--json").stdout)["instances"]}
     assert rows["audit-y"]["delete_command"] == "inv db.delete --env sandbox --instance audit-y"
     assert inv(state_dir, "db.delete", "--instance", "audit-y", "--yes").returncode == 0
+
+
+def test_a_redis_server_started_but_never_recorded_is_not_shown_as_not_running(sandbox_env):
+    """What a Ctrl-C in sandbox.up's Redis step leaves: a server running whose pid the state
+    never got. Before, `sandbox.status` said "sentinel-2 (process: not running)", exit 3."""
+    state_dir = Path(sandbox_env.settings.state_dir)
+    redis_state = state_dir / "sandbox" / "redis" / "state.json"
+    saved = redis_state.read_text()
+    state = json.loads(saved)
+    pid = state["nodes"]["sentinel-2"]["pid"]
+    state["nodes"]["sentinel-2"]["pid"] = None
+    redis_state.write_text(json.dumps(state))
+    try:
+        done = inv(state_dir, "sandbox.status", "--json")
+        assert done.returncode == 0, done.stderr
+        rows = {r["name"]: r for r in json.loads(done.stdout)["cache"]}
+        assert rows["sentinel-2"]["alive"] is True and rows["sentinel-2"]["pid"] == pid
+    finally:
+        redis_state.write_text(saved)

@@ -444,7 +444,7 @@ class RedisSandbox:
         state = self._load()
         if state is None:
             return []
-        nodes = state["nodes"]
+        nodes = {name: self._observed(state, name, spec) for name, spec in state["nodes"].items()}
         infos: dict[str, dict[str, Any]] = {}
         password = self.data_password(state)
         for name in DATA_NODES:
@@ -465,6 +465,15 @@ class RedisSandbox:
             if spec:
                 out.append(self._sentinel_node(name, spec, self.sentinel_password(state)))
         return out
+
+    def _observed(self, state: dict[str, Any], name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """The node as it runs: a server started but never recorded (its `up` was interrupted
+        before the pid was saved) is found by its own pidfile, so it is never shown as not
+        running while it runs (`up` and `down` find it by its folder)."""
+        if pid_alive(spec.get("pid"), spec["port"]):
+            return spec
+        found = _read_pid(self.node_dir(name, state) / "redis.pid")
+        return {**spec, "pid": found} if pid_alive(found, spec["port"]) else spec
 
     def master_address(self) -> tuple[str, int] | None:
         """The master as a majority of live sentinels report it, or None."""
