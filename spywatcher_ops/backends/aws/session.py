@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ...core.errors import NotReady
+
 RequestIdSink = Callable[[str], None]
 
 
@@ -26,8 +28,23 @@ class AwsClients:
     def session(self) -> Any:
         if self._session is None:
             import boto3
+            from botocore.exceptions import ProfileNotFound
 
-            self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+            try:
+                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+            except ProfileNotFound as err:
+                name = err.kwargs.get("profile", self.profile)
+                raise NotReady(
+                    f"AWS profile {name!r} not found in the AWS config files; use a profile that exists "
+                    "(environments.<env>.profile or AWS_PROFILE), or none"
+                ) from None
+            # Without this, the first call of any task ends in botocore's NoCredentialsError traceback.
+            if session.get_credentials() is None:
+                raise NotReady(
+                    "no AWS credentials found (environment variables, profile, SSO, instance role); "
+                    "log in (e.g. aws sso login) or set AWS_PROFILE, then run the task again"
+                )
+            self._session = session
         return self._session
 
     def client(self, service: str, region: str | None = None) -> Any:
