@@ -155,6 +155,16 @@ def test_region_loss_rebuild_in_the_dr_region_from_the_cross_region_copy(region_
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=KEY)
     # the restored DR instance was removed afterwards; the source is untouched
     assert [i["DBInstanceIdentifier"] for i in west.describe_db_instances()["DBInstances"]] == []
+    journal = world.journal()
+    pending = [r for r in journal if r.get("step") == "undo" and r["undo"]["kind"] == "delete-dr-instance"]
+    assert pending[0]["undo"] == {
+        "id": pending[0]["undo"]["id"],
+        "kind": "delete-dr-instance",
+        "instance": dr["instance"],
+        "region": COPY_REGION,
+    }  # a killed drill leaves this for the next run's cleanup
+    (undone,) = [r for r in journal if r.get("step") == "undone" and r["undo_id"] == pending[0]["undo"]["id"]]
+    assert undone["detail"] == f"deleted {dr['instance']} in {COPY_REGION}"
     home = boto3.client("rds", region_name=REGION).describe_db_instances()["DBInstances"]
     assert [i["DBInstanceIdentifier"] for i in home] == [STAGING_DB]
 

@@ -282,6 +282,8 @@ class FullRebuild(DbScenario):
             )
             plan = db.plan_restore(new_id, to_time=None, snapshot_id=copy.id)
             ctx.scratch["dr_instance"] = new_id
+            # killed from here on, the next dr.drill / dr.preflight deletes it (cleanup.py)
+            ctx.scratch["dr_undo"] = ctx.undo("delete-dr-instance", instance=new_id, region=region)
             ctx.step("dr-restore", "started", region=region, instance=new_id, snapshot=copy.id)
             db.restore(plan, progress=ctx.progress)
             found = read_surviving(db.connection(new_id), ctx.run_id, ctx.options.cadence, 30.0)
@@ -406,18 +408,16 @@ class FullRebuild(DbScenario):
         new_id = ctx.scratch.get("dr_instance")
         if not new_id:
             return
-        dr = self._dr(ctx.env, ctx.options)
+        region = str(self._dr(ctx.env, ctx.options).env.region)
+        undo_id = ctx.scratch.get("dr_undo")
         if ctx.options.keep:
-            ctx.step(
-                "kept", "ok", instance=new_id, region=dr.env.region, detail="--keep: the DR instance stays"
-            )
-            return
-        db = dr.database
-        if not any(i.id.lower() == new_id.lower() for i in db.instances()):
-            ctx.step("dr-instance", "ok", instance=new_id, detail="not created: nothing to delete")
-            return
-        db.delete_instance(db.plan_delete_instance(new_id), progress=ctx.progress)
-        ctx.step("dr-instance-deleted", "ok", instance=new_id, region=dr.env.region)
+            ctx.step("kept", "ok", instance=new_id, region=region, detail="--keep: the DR instance stays")
+            detail = f"kept {new_id} in {region} (--keep)"
+        else:
+            detail = _delete_dr_instance(ctx.env, {"instance": new_id, "region": region})
+            ctx.step("dr-instance", "ok", instance=new_id, region=region, detail=detail)
+        if undo_id:
+            ctx.undone(undo_id, detail)
 
     def recheck(self, env: Environment) -> list[Check]:
         if env.kind == "aws":
@@ -478,3 +478,16 @@ def _rebuild_sandbox(env: Environment, data: dict[str, Any]) -> str:
     rctx = RedeployContext(env, infra, "latest", [], held=lambda *_a, **_k: None)
     outcome = redeploy(rctx, stages=REBUILD_STAGES, resume=False, approve=lambda _plan: True)
     return "sandbox rebuilt: " + ", ".join(f"{s.name} {s.status}" for s in outcome.stages)
+
+
+@undo_handler("delete-dr-instance")
+def _delete_dr_instance(env: Environment, data: dict[str, Any]) -> str:
+    """The instance a region-loss drill restored in the DR region (tagged as made by the toolkit)."""
+    from ...infra.region import dr_environment
+
+    instance, region = str(data["instance"]), str(data["region"])
+    db = dr_environment(env, region).database
+    if not any(i.id.lower() == instance.lower() for i in db.instances()):
+        return f"{instance} in {region}: not there (never created, or deleted already)"
+    db.delete_instance(db.plan_delete_instance(instance), progress=no_progress)
+    return f"deleted {instance} in {region}"
