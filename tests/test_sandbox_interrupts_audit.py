@@ -150,3 +150,37 @@ def test_a_redis_server_started_but_never_recorded_is_not_shown_as_not_running(s
         assert rows["sentinel-2"]["alive"] is True and rows["sentinel-2"]["pid"] == pid
     finally:
         redis_state.write_text(saved)
+
+
+def test_sigterm_during_a_restore_rolls_it_back_like_ctrl_c(sandbox_env):
+    """A CI job's timeout or systemd sends SIGTERM: before, the process vanished mid-restore
+    (exit -15, no word, no journal end) and left the new server running."""
+    state_dir = Path(sandbox_env.settings.state_dir)
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen(
+        ["inv", "db.restore", "--to", "latest", "--name", "audit-term", "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "copying base backup" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _out, err = proc.communicate(timeout=180)
+    err = "".join(seen) + err
+    assert proc.returncode == 4, err
+    assert "restore audit-term interrupted while" in err and ": SIGTERM; rolled back" in err, err
+    state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+    assert "audit-term" not in state["instances"]
+    assert not [n for n in state["nodes"].values() if n.get("instance") == "audit-term"]
+    records = [
+        json.loads(line) for line in (state_dir / "journal" / "sandbox.jsonl").read_text().splitlines()
+    ]
+    end = [r for r in records if r.get("op") == "db.restore" and r.get("event") == "end"][-1]
+    assert end["outcome"] == "RestoreInterrupted"

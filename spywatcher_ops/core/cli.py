@@ -11,10 +11,11 @@ option raised ValueError inside invoke's parser, a traceback) and an empty strin
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from invoke import Context, Exit, Task, task
@@ -98,6 +99,39 @@ def changes_things(body: Callable[..., Any]) -> bool:
     return "dry_run" in params or "yes" in params
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP during a task (a CI job's timeout, systemd, a closed terminal)."""
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    import signal
+
+    raise _Terminated(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP interrupt a task the way Ctrl-C does, so its rollback and its
+    journal record run instead of the process vanishing mid-step (a killed restore left its
+    server running, with no end record and no word). A signal someone chose to ignore
+    (nohup) stays ignored; tasks that install their own handlers (drills, maint.run) still do."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def boundary(body: Callable[..., Any], *, read_only: bool = False) -> Callable[..., Any]:
     @functools.wraps(body)
     def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
@@ -107,12 +141,14 @@ def boundary(body: Callable[..., Any], *, read_only: bool = False) -> Callable[.
                     f"this command was started read-only ({READ_ONLY_ENV}=1: a runbook's diagnostic "
                     f"step) and its task ({body.__name__.rstrip('_')}) changes things; nothing was done"
                 )
-            return body(c, *args, **kwargs)
+            with _terminate_as_interrupt():
+                return body(c, *args, **kwargs)
         except OpsError as exc:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            by = f" by {exc}" if isinstance(exc, _Terminated) else ""
             raise Exit(
-                "interrupted; what was started has been rolled back or is in the journal", code=4
+                f"interrupted{by}; what was started has been rolled back or is in the journal", code=4
             ) from None
 
     return wrapper

@@ -183,7 +183,7 @@ def _give_up(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, name: s
                   f"{req.new_id} ({origin}): {pg.one_line(str(exc), 1)}; {left}")
         box.statefile.save(state)
     what = "interrupted" if interrupted else "failed"
-    reason = pg.one_line(str(exc), 1) if not interrupted else "Ctrl-C"
+    reason = pg.one_line(str(exc), 1) if not interrupted else (str(exc) or "Ctrl-C")  # or SIGTERM/SIGHUP
     if short:
         assert isinstance(exc, RestoreShort)
         raise RestoreShort(f"{exc.message}; {left}") from exc
@@ -460,7 +460,7 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
     try:
         _swap(box, state, new_id, replaced_as, step)
     except BaseException as exc:  # noqa: BLE001 - the original is put back, then what happened is raised
-        reason = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else pg.one_line(str(exc), 1)
+        reason = (str(exc) or "Ctrl-C") if isinstance(exc, KeyboardInterrupt) else pg.one_line(str(exc), 1)
         try:
             back = _put_back(box, state, before, new_id, incoming_ran, progress)
         except BaseException as again:  # noqa: BLE001 - said, saved and raised as a failure
