@@ -167,3 +167,22 @@ def test_a_missing_cache_group_fails_its_stage_and_says_what_is_left(staging_wor
     assert "applications │ not run" in done.stdout
     stages = [(r["stage"], r["status"]) for r in world.journal() if r.get("event") == "step"]
     assert stages == [("cluster", "started"), ("cluster", "ok"), ("cache", "started"), ("cache", "failed")]
+
+
+def test_the_database_stage_restores_to_the_time_given_with_to(staging_world):
+    world = staging_world
+    rds = boto3.client("rds", region_name=REGION)
+    window = rds.describe_db_instances(DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]
+    point = window["LatestRestorableTime"].astimezone(UTC).replace(microsecond=0)
+    conf = yaml.safe_load(world.conf_file.read_text())
+    conf["ops"]["environments"]["staging"]["terraform"]["redeploy_stages"] = ["database"]
+    world.conf_file.write_text(yaml.safe_dump(conf))
+    to = point.strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = ok(world.inv("infra.redeploy", "--env", "staging", "--to", to, "--yes", "--json", timeout=300))
+    (stage,) = json.loads(done.stdout)["stages"]
+    assert stage["status"] == "ok" and f"restored to {point.isoformat()}" in stage["detail"], stage
+    restore = next(r for r in world.journal() if r.get("event") == "start" and r.get("op") == "db.restore")
+    assert restore["args"]["to"] == to
+    serving = rds.describe_db_instances(DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]
+    tags = {t["Key"]: t["Value"] for t in serving["TagList"]}
+    assert tags["RestorePoint"].startswith(point.strftime("%Y-%m-%dT%H:%M:%S"))
