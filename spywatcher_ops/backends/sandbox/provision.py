@@ -33,7 +33,7 @@ from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.ports import Progress, no_progress
 from . import postgres as pg
 from .net import pick_port, port_free
-from .paths import MARKER, is_ours, mark, not_ours_note
+from .paths import MARKER, claim_shared, is_ours, mark, not_ours_note
 from .secrets import REPLICATION_USER, SandboxSecrets, pgpass_text
 from .state import EventLog, StateFile, node_alive, node_pid
 
@@ -366,6 +366,8 @@ class PgSandbox:
     def _provision(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
         user = self.user(state)
         base = Path(state["pg_base"])
+        if base == default_pg_base(self.root):  # a predictable name in /var/tmp: made by us, or refused
+            claim_shared(base, (user.uid, user.gid) if self.run_as else None)
         if base.exists() and any(base.iterdir()) and not is_ours(base):
             raise NotReady(
                 f"PostgreSQL folder {base} exists and was not created by spywatcher-ops",

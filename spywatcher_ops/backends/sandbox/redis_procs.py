@@ -36,7 +36,7 @@ from ...core.errors import NotReady, OperationFailed
 from ...core.ports import CacheNode, ProviderEvent
 from . import net
 from .net import pick_port, port_free
-from .paths import is_ours, mark, not_ours_note
+from .paths import claim_shared, is_ours, mark, not_ours_note
 from .secrets import SandboxSecrets
 
 HOST = "127.0.0.1"
@@ -253,6 +253,7 @@ class RedisSandbox:
         self.secrets.ensure()
         base = self._choose_base()
         if base != self.root:
+            claim_shared(base, self._server_ids())  # a predictable name in /var/tmp: made by us, or refused
             if base.exists() and not is_ours(base) and any(base.iterdir()):
                 raise NotReady(f"sandbox Redis folder {base} exists but was not created by spywatcher-ops",
                                hint="move it away, or set the sandbox's state_dir elsewhere")
