@@ -195,3 +195,68 @@ def test_the_aws_variant_needs_a_configured_region(region_world):
         2,
     )
     assert "--param region=mars: not an AWS region name" in bad.stderr
+
+
+def test_a_region_loss_drill_killed_after_its_restore_leaves_it_to_the_next_run(region_world):
+    import os
+    import signal
+    import socket
+    import time
+
+    world = region_world
+    ok(world.inv("db.snapshot", "--env", "staging", "--copy-to-region", COPY_REGION, "--yes"))
+    # the DR instance's tunnel leads nowhere: the drill keeps trying to read it back, and is killed there
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{sock.getsockname()[1]}"
+    normal = world.conf_file.read_text()
+    conf = yaml.safe_load(normal)
+    tunnels = conf["ops"]["environments"]["staging"]["db_tunnels"]
+    for name in list(tunnels):
+        if "-dr-" in name:
+            tunnels[name] = nowhere
+    conf["ops"]["aws"]["lock_ttl_seconds"] = 6  # the killed drill's lock goes stale soon
+    world.conf_file.write_text(yaml.safe_dump(conf))
+    proc = subprocess.Popen(
+        ["inv", "-f", str(world.conf_file), "dr.drill", *DRILL, "--yes"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=world.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    west = boto3.client("rds", region_name=COPY_REGION)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if west.describe_db_instances()["DBInstances"] and any(
+                r.get("step") == "dr-restore" and r.get("status") == "started" for r in world.journal()
+            ):
+                break
+            assert proc.poll() is None, "the drill ended before it was killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the drill never restored the copy in the DR region")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    (left,) = west.describe_db_instances()["DBInstances"]
+    assert left["DBInstanceIdentifier"].startswith(f"{STAGING_DB}-dr-")
+    # while the dead drill's lock has not expired, preflight says what it left and touches nothing
+    held = ok(world.inv("dr.preflight", *DRILL, "--json"), 3)
+    pending = [u for p in json.loads(held.stdout)["pending_cleanup"] for u in p["undo"]]
+    assert {
+        "kind": "delete-dr-instance",
+        "instance": left["DBInstanceIdentifier"],
+        "region": COPY_REGION,
+    } in [{k: v for k, v in u.items() if k != "id"} for u in pending]
+    time.sleep(7)
+    # on aws, dr.drill cleans up (after confirmation; --yes here) before it runs again
+    world.conf_file.write_text(normal)
+    done = ok(world.inv("dr.drill", *DRILL, "--yes", "--json", timeout=400))
+    cleaned = json.loads(done.stdout)["cleaned_up"]
+    actions = [a for c in cleaned for a in c["actions"] if a["kind"] == "delete-dr-instance"]
+    assert actions and actions[0]["status"] == "ok", done.stdout + done.stderr
+    assert actions[0]["detail"] == f"deleted {left['DBInstanceIdentifier']} in {COPY_REGION}"
+    assert west.describe_db_instances()["DBInstances"] == []  # and the new drill's own one, by its rollback
