@@ -184,3 +184,40 @@ def test_sigterm_during_a_restore_rolls_it_back_like_ctrl_c(sandbox_env):
     ]
     end = [r for r in records if r.get("op") == "db.restore" and r.get("event") == "end"][-1]
     assert end["outcome"] == "RestoreInterrupted"
+
+
+def test_a_swap_killed_before_it_built_the_standby_is_not_reported_healthy(sandbox_env):
+    """SIGKILL while db.swap builds the new standby: the endpoint serves the new instance with
+    no standby. Before, `sandbox.status` exited 0 (and `up` listed the rebuilt standby twice)."""
+    state_dir = Path(sandbox_env.settings.state_dir)
+    made = inv(state_dir, "db.restore", "--to", "latest", "--name", "audit-kill", "--yes")
+    assert made.returncode == 0, made.stderr
+    assert inv(state_dir, "db.verify", "--instance", "audit-kill").returncode == 0
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen(
+        ["inv", "db.swap", "--instance", "audit-kill", "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "base backup for standby" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+    assert not state["instances"][state["main"]]["standby"]  # what the kill left
+    status = inv(state_dir, "sandbox.status")
+    assert status.returncode == 3, status.stdout
+    assert "spywatcher-sandbox-db has no standby: `inv sandbox.up` builds one" in status.stderr
+    plan = inv(state_dir, "sandbox.up", "--dry-run")
+    assert "sandbox.build_standby(instance='spywatcher-sandbox-db')" in plan.stdout, plan.stdout
+    up = inv(state_dir, "sandbox.up", "--json")
+    assert up.returncode == 0, up.stderr
+    names = [row["name"] for row in json.loads(up.stdout)["database"]]
+    assert len(names) == len(set(names)), names
+    assert inv(state_dir, "sandbox.status").returncode == 0

@@ -51,6 +51,7 @@ class SandboxReport:
     replication: str | None = None
     password_file: str | None = None  # where the passwords are (never the passwords themselves)
     ssh_host: dict[str, Any] | None = None  # the sandbox's SSH host (sshhost.py), what os-patch patches
+    problems: list[str] = field(default_factory=list)  # not a process down, still not ready (status exits 3)
 
     @property
     def healthy(self) -> bool:
@@ -69,6 +70,7 @@ class SandboxReport:
             "cache_sentinels": self.cache_sentinels,
             "cache": self.cache,
             "ssh_host": self.ssh_host,
+            "problems": self.problems,
         }
 
 
@@ -122,6 +124,9 @@ def report(environment: Environment, db_rows: list[dict[str, Any]] | None = None
             db_rows.append({"name": extra["name"], "role": "unrecorded", "port": None, "pid": extra["pid"],
                             "alive": True, "desired": "stopped", "instance": ""})
         rep.database = db_rows
+        if not state["instances"].get(state["main"], {}).get("standby"):
+            # the pair lost its standby and nothing rebuilt it (a db.swap killed before it built one)
+            rep.problems.append(f"{state['main']} has no standby: `inv sandbox.up` builds one")
     elif state:
         rep.pg_base = state["pg_base"]  # a first `up` was interrupted: `up` starts over, `down --purge` deletes it
     if cache_nodes is None:
@@ -142,6 +147,9 @@ def plan_up(environment: Environment) -> Plan:
             "replication": box.replication, "archive": "archive_mode=always", "first_base_backup": True,
         }))
     else:
+        if not state["instances"].get(state["main"], {}).get("standby"):
+            plan.add(Step("sandbox", "build_standby", {"instance": state["main"]},
+                          why="the database has no standby (a swap cut short); pg_basebackup + streaming"))
         for name, node in state["nodes"].items():
             if state["instances"].get(node["instance"], {}).get("status") == "creating":
                 plan.add(Step("sandbox", "roll_back_restore", {"instance": node["instance"], "node": name},

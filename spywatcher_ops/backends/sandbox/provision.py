@@ -531,7 +531,7 @@ class PgSandbox:
         if main.get("standby") and self.streaming(state, main["standby"]):
             self.after_standby_started(state, state["main"], progress)  # the configured mode, sync or async
         for name, node in state["nodes"].items():
-            if name in (primary_name, standby_name) or node.get("desired") != "running":
+            if name in (primary_name, standby_name, main.get("standby")) or node.get("desired") != "running":
                 continue
             if not Path(node["data"], "PG_VERSION").exists():
                 reports.append(self.report(state, name, "missing (data folder gone)"))

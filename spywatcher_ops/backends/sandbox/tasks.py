@@ -111,6 +111,8 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
         raise NotReady(f"not answering: {', '.join(down)}",
                        hint="`inv sandbox.up` restarts or rebuilds what is not running; "
                             "a stopped (SIGSTOP) process needs SIGCONT or a restart")
+    if rep.problems:
+        raise NotReady("; ".join(rep.problems))
 
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "purge": "also delete every database, WAL archive, base backup and Redis file",
