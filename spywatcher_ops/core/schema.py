@@ -94,6 +94,7 @@ ENVIRONMENT = Section(
         "sns_topic_arn": OPT_STR,
         "ssh": ANY_MAP,  # hosts, known_hosts, connect_timeout_seconds (backends/ssh.py)
         "redeploy_stages": ListOf(S(str)),
+        "dr_restore": ANY_MAP,  # the DR region's network for a restore (infra/region.py fills it)
     }
 )
 
