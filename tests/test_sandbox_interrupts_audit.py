@@ -221,3 +221,40 @@ def test_a_swap_killed_before_it_built_the_standby_is_not_reported_healthy(sandb
     names = [row["name"] for row in json.loads(up.stdout)["database"]]
     assert len(names) == len(set(names)), names
     assert inv(state_dir, "sandbox.status").returncode == 0
+
+
+def test_ctrl_c_during_sandbox_down_says_nothing_was_rolled_back(tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
+    try:
+        assert inv(state_dir, "sandbox.up").returncode == 0
+        for delay in (0.05, 0.02, 0.0, 0.0):  # down has no progress lines: Ctrl-C soon after its plan
+            out = tmp_path / "down.out"
+            with out.open("w") as fh:
+                proc = subprocess.Popen(
+                    ["inv", "sandbox.down", "--yes"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                deadline = time.monotonic() + 60
+                while "Plan:" not in out.read_text() and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                time.sleep(delay)
+                proc.send_signal(signal.SIGINT)
+                _o, err = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                break
+            assert inv(state_dir, "sandbox.up").returncode == 0  # it finished first: again, sooner
+        # before: exit 4 and "what was started has been rolled back" with half the sandbox stopped
+        assert proc.returncode == 1, err
+        assert "has been rolled back" not in err
+        assert "sandbox.down interrupted: nothing was rolled back" in err, err
+        assert inv(state_dir, "sandbox.down", "--yes").returncode == 0
+    finally:
+        down = inv(state_dir, "sandbox.down", "--purge", "--yes")
+        assert down.returncode == 0, down.stderr
+        assert not server_pids_under(state_dir)

@@ -245,15 +245,27 @@ def down(environment: Environment, *, purge: bool) -> dict[str, Any]:
     box = _box(environment)
     box.check_root()  # before the Redis half is touched
     redis = _redis(environment)
-    if purge:
-        kept = [note for note in (sshhost.down(environment, purge=True), redis.purge(), *box.purge()) if note]
-        if box.root.exists() and not any(box.root.iterdir()):
-            box.root.rmdir()
-        return {"stopped": "all", "purged": True, "kept": kept}
-    stopped = box.down()
-    redis.down()
-    sshhost.down(environment)
+    try:
+        if purge:
+            kept = [note for note in (sshhost.down(environment, purge=True), redis.purge(), *box.purge()) if note]
+            if box.root.exists() and not any(box.root.iterdir()):
+                box.root.rmdir()
+            return {"stopped": "all", "purged": True, "kept": kept}
+        stopped = box.down()
+        redis.down()
+        sshhost.down(environment)
+    except KeyboardInterrupt as exc:
+        what = "delete" if purge else "stop"
+        raise DownInterrupted(
+            f"sandbox.down interrupted: nothing was rolled back; what it stopped{' or deleted' if purge else ''} "
+            f"stays so, the rest may still run (`inv sandbox.status` shows what); run `inv sandbox.down"
+            f"{' --purge --yes' if purge else ''}` again to {what} the rest, or `inv sandbox.up` to start it again"
+        ) from exc
     return {"stopped": stopped, "purged": False}
+
+
+class DownInterrupted(OperationFailed, KeyboardInterrupt):
+    """Ctrl-C during `sandbox.down`: what was stopped stays stopped (exit 1 saying so, not 4)."""
 
 
 def reset(environment: Environment, progress: Progress = no_progress) -> SandboxReport:
