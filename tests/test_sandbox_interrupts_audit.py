@@ -258,3 +258,16 @@ def test_ctrl_c_during_sandbox_down_says_nothing_was_rolled_back(tmp_path):
         down = inv(state_dir, "sandbox.down", "--purge", "--yes")
         assert down.returncode == 0, down.stderr
         assert not server_pids_under(state_dir)
+
+
+def test_ctrl_c_while_a_failover_rebuilds_the_old_primary_says_the_failover_stands(sandbox_env):
+    state_dir = Path(sandbox_env.settings.state_dir)
+    assert inv(state_dir, "sandbox.up").returncode == 0
+    run = inv_interrupted(state_dir, ["db.failover", "--yes"], "rebuilding")
+    assert run["sent"], run["stderr"]
+    # before: exit 4, "what was started has been rolled back", after a promotion that stands
+    assert run["code"] == 1, run["stderr"]
+    assert "has been rolled back" not in run["stderr"]
+    assert "failover done: " in run["stderr"] and "nothing was rolled back" in run["stderr"], run["stderr"]
+    assert inv(state_dir, "sandbox.up").returncode == 0
+    assert inv(state_dir, "sandbox.status").returncode == 0

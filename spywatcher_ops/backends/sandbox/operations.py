@@ -364,9 +364,19 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
         # the promotion stands; save what the rebuild changed (ports, pids), `sandbox.up` finishes it
         note(box.now(), "rebuild-failed", f"{old} was not rebuilt as a standby: {pg.one_line(str(exc), 1)}")
         box.statefile.save(state)
+        if isinstance(exc, KeyboardInterrupt):  # a failover is not undone: say it happened
+            raise FailoverRebuildInterrupted(
+                f"failover done: {new} is the primary and accepts writes (port {new_node['port']}); rebuilding "
+                f"{old} as its standby was interrupted ({str(exc) or 'Ctrl-C'}), so the database has no standby "
+                "yet; nothing was rolled back; run `inv sandbox.up` to rebuild it") from exc
         raise
     note(box.now(), "rebuilt", f"{old} rebuilt as a standby of {new} ({how}) and streaming")
     return FailoverOutcome(old, new, killed_at, started, promoted_at, lost, events)
+
+
+class FailoverRebuildInterrupted(OperationFailed, KeyboardInterrupt):
+    """Ctrl-C after the promotion, while the old primary is rebuilt: exit 1 saying the failover
+    stands (not 4: nothing is rolled back), and still an interrupt for drills."""
 
 
 def _cmdline(pid: int) -> bytes:
