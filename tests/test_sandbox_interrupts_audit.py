@@ -271,3 +271,17 @@ def test_ctrl_c_while_a_failover_rebuilds_the_old_primary_says_the_failover_stan
     assert "failover done: " in run["stderr"] and "nothing was rolled back" in run["stderr"], run["stderr"]
     assert inv(state_dir, "sandbox.up").returncode == 0
     assert inv(state_dir, "sandbox.status").returncode == 0
+
+
+def test_ctrl_c_during_a_cache_failover_says_where_the_primary_is_after_the_repair(sandbox_env):
+    state_dir = Path(sandbox_env.settings.state_dir)
+    run = inv_interrupted(state_dir, ["cache.failover", "--yes"], "master still")
+    assert run["sent"], run["stderr"]
+    assert run["code"] == 4, run["stderr"]  # repaired: a primary and a replica again
+    # before: only "interrupted; what was started has been rolled back or is in the journal",
+    # while the primary may have moved to the other node
+    assert (
+        "the cache was repaired: a primary and a replica run again, the primary is 127.0.0.1:"
+        in run["stderr"]
+    )
+    assert inv(state_dir, "sandbox.status").returncode == 0

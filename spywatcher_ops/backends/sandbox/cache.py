@@ -37,6 +37,10 @@ REJOIN_TIMEOUT_S = 20.0
 POLL_S = 0.05  # loopback state is cheap to read; the switch itself takes about a second
 
 
+class CacheFailoverInterrupted(RolledBack, KeyboardInterrupt):
+    """Ctrl-C during cache.failover, after the repair: exit 4 saying where the primary is."""
+
+
 class SandboxCache:
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
@@ -171,6 +175,13 @@ class SandboxCache:
             journal_step("rollback", "ok")
             if isinstance(exc, OpsError):
                 raise RolledBack(f"{exc}; the cache was repaired (a primary and a replica run again)") from exc
+            if isinstance(exc, KeyboardInterrupt):  # say where the primary is now: it may have moved
+                master = self.redis.master_address()
+                now = f"{master[0]}:{master[1]}" if master else "not agreed by the sentinels yet"
+                raise CacheFailoverInterrupted(
+                    f"cache failover interrupted ({str(exc) or 'Ctrl-C'}) after {node} at {old} was stopped; "
+                    f"the cache was repaired: a primary and a replica run again, the primary is {now} "
+                    "(`inv cache.status` shows both)") from exc
             raise
 
         events.extend(_first_of_each(self.redis.events(killed_at - timedelta(milliseconds=1))))
