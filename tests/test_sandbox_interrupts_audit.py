@@ -285,3 +285,21 @@ def test_ctrl_c_during_a_cache_failover_says_where_the_primary_is_after_the_repa
         in run["stderr"]
     )
     assert inv(state_dir, "sandbox.status").returncode == 0
+
+
+def test_ctrl_c_before_a_restore_created_anything_says_so(sandbox_env):
+    state_dir = Path(sandbox_env.settings.state_dir)
+    run = inv_interrupted(
+        state_dir,
+        ["db.restore", "--to", "latest", "--name", "audit-early", "--yes"],
+        "archiving the newest WAL",
+    )
+    assert run["sent"], run["stderr"]
+    assert run["code"] == 4, run["stderr"]
+    # before: the generic "what was started has been rolled back or is in the journal"
+    assert (
+        "restore audit-early interrupted while archiving the newest WAL (Ctrl-C): nothing was created"
+        in run["stderr"]
+    ), run["stderr"]
+    state = json.loads((state_dir / "sandbox" / "state.json").read_text())
+    assert "audit-early" not in state["instances"]

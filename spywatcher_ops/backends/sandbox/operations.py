@@ -117,7 +117,13 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
         origin = f"snapshot {req.snapshot_id}"
     else:
         progress("archiving the newest WAL")
-        heartbeat = box.heartbeat(state)
+        try:
+            heartbeat = box.heartbeat(state)
+        except KeyboardInterrupt as exc:  # nothing of the new instance exists yet
+            raise RestoreInterrupted(
+                f"restore {req.new_id} interrupted while archiving the newest WAL ({str(exc) or 'Ctrl-C'}): "
+                "nothing was created; the source is untouched but for its heartbeat row and a WAL switch"
+            ) from exc
         backup = choose_backup(state, req.to_time)
         origin = f"point in time {iso(req.to_time) or 'latest'} from base backup {backup['id']}"
     state["instances"][req.new_id] = {
