@@ -303,3 +303,18 @@ def test_ctrl_c_before_a_restore_created_anything_says_so(sandbox_env):
     ), run["stderr"]
     state = json.loads((state_dir / "sandbox" / "state.json").read_text())
     assert "audit-early" not in state["instances"]
+
+
+def test_after_a_rolled_back_swap_the_refusal_says_why_the_verification_no_longer_counts(sandbox_env):
+    state_dir = Path(sandbox_env.settings.state_dir)
+    assert inv(state_dir, "db.restore", "--to", "latest", "--name", "audit-again", "--yes").returncode == 0
+    assert inv(state_dir, "db.verify", "--instance", "audit-again").returncode == 0
+    run = inv_interrupted(state_dir, ["db.swap", "--instance", "audit-again", "--yes"], "as the primary")
+    assert run["sent"] and run["code"] == 4, run["stderr"]
+    again = inv(state_dir, "db.swap", "--instance", "audit-again", "--yes")
+    assert again.returncode == 2
+    # before: "no passed db.verify of it is recorded since it was created", though one was
+    assert (
+        "since it was last created or touched by db.restore, db.swap (a rolled-back one too" in again.stderr
+    )
+    assert inv(state_dir, "db.delete", "--instance", "audit-again", "--yes").returncode == 0

@@ -73,7 +73,8 @@ def check_swappable(environment: Environment, new: Instance) -> str:
                       hint=f"restore again, or inspect it; `inv db.delete --env {environment.name} --instance "
                            f"{new.id}` removes it")
     if how != "verified":
-        raise Refused(f"{flag}: no passed db.verify of it is recorded since it was created; "
+        raise Refused(f"{flag}: no passed db.verify of it is recorded since it was last created or touched by "
+                      "db.restore, db.swap (a rolled-back one too: it ran on the endpoint) or db.delete; "
                       "it is not put in service unchecked",
                       hint=f"run `inv db.verify --env {environment.name} --instance {new.id}` first")
     return "available, and verified by db.verify"
