@@ -68,7 +68,8 @@ def test_plan_settings_of_the_part_2_steps_are_checked(tmp_path):
         "      - step: eks-upgrade\n"
     )
     path = tmp_path / "p.yaml"
-    problems = [str(p) for p in plans.parse(text, path, {"sandbox": "sandbox", "production": "aws"})[1]]
+    named = plans.PLANS_DIR / path.name  # as a plan of the top-level maintenance/ folder
+    problems = [str(p) for p in plans.parse(text, named, {"sandbox": "sandbox", "production": "aws"})[1]]
     assert problems == [
         "maintenance/p.yaml:5: environments.sandbox.steps[1]: os-patch.updates 'weekly': not one of security, all; "
         "which updates to apply: security or all, e.g. 'security'",

@@ -132,7 +132,21 @@ def _plain(node: _Node) -> Any:
 # loading and checking ------------------------------------------------------------
 
 
+def shown(path: Path) -> str:
+    """How a plan file or folder is named in messages: relative to the project when it is
+    inside it (maintenance/sunday.yaml), else as configured (ops.maintenance.plans_dir)."""
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def plan_files(folder: Path = PLANS_DIR) -> list[Path]:
+    if not folder.is_dir():
+        raise BadInput(
+            f"ops.maintenance.plans_dir {shown(folder)}: not a folder; it must hold the plans (*.yaml)",
+            hint="the default is the top-level maintenance/ folder",
+        )
     return sorted(p for p in folder.glob("*.yaml") if p.is_file())
 
 
@@ -140,7 +154,7 @@ def plan_path(name: str, folder: Path = PLANS_DIR) -> Path:
     path = folder / f"{name}.yaml"
     if not name or "/" in name or not path.is_file():
         known = ", ".join(p.stem for p in plan_files(folder)) or "none"
-        raise BadInput(f"--plan {name}: no such plan in {folder.name}/; known: {known}")
+        raise BadInput(f"--plan {name}: no such plan in {shown(folder)}/; known: {known}")
     return path
 
 
@@ -155,7 +169,7 @@ def _int_field(value: _Node, where: str, fname: str, problems: list[Problem]) ->
 def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan | None, list[Problem]]:
     """Check a plan's text against the steps and the environments' kinds (name -> kind).
     Returns the plan (None when it is unusable) and every problem found."""
-    fname = f"maintenance/{path.name}"
+    fname = shown(path)
     problems: list[Problem] = []
     try:
         root = _compose(text)

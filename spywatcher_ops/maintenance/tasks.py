@@ -63,16 +63,16 @@ def check(c: Context, json: bool = False) -> None:
     out = console(json)
     s = settings(c)
     files, problems = plans.check_all(kinds(s), plans_folder(s))
-    out.emit_json({"files": [f"maintenance/{p.name}" for p in files], "problems": [str(p) for p in problems]})
+    out.emit_json({"files": [plans.shown(p) for p in files], "problems": [str(p) for p in problems]})
     for p in problems:
         out.failed(str(p))
     if problems:
         more = f" (and {len(problems) - 1} more above)" if len(problems) > 1 else ""
         raise BadInput(f"{problems[0]}{more}")
     for f in files:
-        out.ok(f"maintenance/{f.name}")
+        out.ok(plans.shown(f))
     if not files:
-        out.print("no plans in maintenance/")
+        out.print(f"no plans in {plans.shown(plans_folder(s))}/")
 
 
 WINDOW_HELP = "NEXT (the current or next window, default) or the local date of a window day, e.g. 2026-12-06"
