@@ -137,7 +137,7 @@ def test_a_standby_down_before_the_switchover_changes_nothing(sandbox_env: Any, 
     pg.kill_tree(pg.postmaster_pid(Path(node["data"])) or node.get("pid"), Path(node["data"]))
     try:
         with pytest.raises(
-            NotReady, match="pre-check failed: database healthy: .* is degraded; nothing was changed"
+            NotReady, match="pre-check failed: database healthy: .* is degraded; this run changed nothing"
         ):
             run(env, _setup(env, tmp_path / "plans", "[db-engine]"), RunOptions(snapshot=False))
         assert [c.name for c in port.pending_changes()] == ["max_wal_senders"]

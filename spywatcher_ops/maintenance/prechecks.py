@@ -102,7 +102,9 @@ def unfinished(runs: list[dict[str, Any]]) -> Check:
         return Check(
             "no unfinished run",
             "failed",
-            f"run {r['run_id']} ({r['started_at']}) stopped at step {r['next_step'] or '?'}: {r['why']}",
+            f"run {r['run_id']} ({r['started_at']}) stopped at step {r['next_step'] or '?'}: {r['why']}; "
+            "what that step was changing may be left part-way (--resume first brings it back "
+            "to a known state, then runs the step again)",
             hint=f"finish it with `inv maint.run --env {r['env']} --resume {r['run_id']}`",
         )
     return Check("no unfinished run", "ok", "every earlier run finished")

@@ -300,7 +300,9 @@ def run(
         if not all(c.ok for c in checks):
             bad = next(c for c in checks if not c.ok)
             op.result = {"state": "not-ready"}
-            raise NotReady(f"pre-check failed: {bad.name}: {bad.detail}; nothing was changed", hint=bad.hint)
+            raise NotReady(
+                f"pre-check failed: {bad.name}: {bad.detail}; this run changed nothing", hint=bad.hint
+            )
         if options.snapshot:
             progress("pre-maintenance snapshot")
             _snapshot(env, op, progress)
