@@ -68,6 +68,7 @@ def summary(records: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
         "env": last.get("env"),
         "plan": (last.get("args") or {}).get("plan"),
         "started_at": starts[0].get("at"),
+        "last_at": last.get("at"),  # a --resume is newer than the runs started before it
         "state": state,
         "why": why,
         "next_step": next_step,
@@ -77,6 +78,11 @@ def summary(records: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
 
 def runs(records: list[dict[str, Any]], env: str | None = None) -> list[dict[str, Any]]:
     return [summary(records, run_id) for run_id in run_ops(records, env)]
+
+
+def latest(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run worked on last: a run resumed after a newer one was refused is the latest."""
+    return max(runs, key=lambda r: str(r.get("last_at") or r.get("started_at") or ""))
 
 
 def notice_published(records: list[dict[str, Any]], env: str, window_key: str) -> str | None:

@@ -75,6 +75,7 @@ def check(c: Context, json: bool = False) -> None:
         out.print(f"no plans in {plans.shown(plans_folder(s))}/")
 
 
+RUNS_LISTED = 10  # maint.status lists this many recent run ids
 WINDOW_HELP = "NEXT (the current or next window, default) or the local date of a window day, e.g. 2026-12-06"
 REPORT_DIR_HELP = (
     "folder for the JSON, Markdown and HTML reports, e.g. /tmp/reports (default: <state_dir>/reports)"
@@ -301,10 +302,15 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
             f"no maintenance run on {e.name} yet; inv maint.plan --env {e.name} shows what one would do"
         )
         return
-    last = runs[-1]
+    last = runlog.latest(runs)
     report = rep.build(runlog.records_of(records, last["run_id"]), last["run_id"])
     out.emit_json({"env": e.name, "runs": runs, "last": report})
     _print_steps(out, report)
+    # the ids maint.report and --resume take, newest work first
+    recent = sorted(runs, key=lambda r: str(r.get("last_at") or ""), reverse=True)[:RUNS_LISTED]
+    out.print(f"runs on {e.name} (newest {len(recent)} of {len(runs)}):")
+    for r in recent:
+        out.print(f"  {r['run_id']}  {r['started_at']}  {r['plan']}  {r['state']}: {r['why']}")
     for r in runs:
         if r["state"] == "unfinished":
             out.print(
@@ -348,9 +354,7 @@ def report(
         records = read(s.state_dir / "journal" / f"{name}.jsonl")
         runs = runlog.runs(records, name)
         for r in runs:
-            if id.strip() in ("latest", r["run_id"]) and (
-                found is None or r["started_at"] > found[0]["started_at"]
-            ):
+            if id.strip() in ("latest", r["run_id"]) and (found is None or runlog.latest([found[0], r]) is r):
                 found = (r, records)
     if found is None:
         raise BadInput(
