@@ -105,8 +105,33 @@ def last_drill(environment: Environment) -> list[Line]:
 def last_maintenance(environment: Environment) -> list[Line]:
     """The newest maintenance run (`maint.run`) in the journal; plans, notices and pending settings
     change nothing on the platform, so they are not runs."""
+    from ..maintenance import runlog
+
     path = environment.settings.state_dir / "journal" / f"{environment.name}.jsonl"
-    ends = [r for r in tail_lines(path, 4 << 20) if r.get("event") == "end" and r.get("op") == "maint.run"]
+    records = tail_lines(path, 4 << 20)
+    # a run with no end (killed, or running now) is newer news than the last run that ended
+    ended = {r.get("op_id") for r in records if r.get("event") == "end"}
+    dangling = {
+        str((r.get("args") or {}).get("run_id") or r.get("op_id"))
+        for r in records
+        if r.get("event") == "start" and r.get("op") == "maint.run" and r.get("op_id") not in ended
+    }
+    # only the runs with an op that never ended are summarised (a long journal has many runs)
+    summaries = [runlog.summary(records, run_id) for run_id in sorted(dangling)]
+    open_runs = [r for r in summaries if r["state"] == "unfinished" and r["env"] == environment.name]
+    if open_runs:
+        r = runlog.latest(open_runs)
+        at = _time(r.get("last_at"))
+        since = f"{at.strftime('%Y-%m-%d %H:%M')} UTC ({_ago(environment.clock.now(), at)})" if at else "?"
+        return [
+            warn(
+                "maintenance",
+                f"run {r['run_id']} started {since} has not finished (running now, or stopped: "
+                f"{r['why']}); next step {r['next_step']}",
+                f"unless it is running: inv maint.run --env {environment.name} --resume {r['run_id']}",
+            )
+        ]
+    ends = [r for r in records if r.get("event") == "end" and r.get("op") == "maint.run"]
     if not ends:
         return [
             warn(
@@ -119,12 +144,13 @@ def last_maintenance(environment: Environment) -> list[Line]:
     at = _time(last.get("at"))
     when = f"{at.strftime('%Y-%m-%d %H:%M')} UTC ({_ago(environment.clock.now(), at)})" if at else "?"
     text = f"last run {last.get('op')} {when}: {last.get('outcome')}"
+    run_id = (last.get("result") or {}).get("run_id") or last.get("op_id")
     if last.get("outcome") not in ("ok", "dry-run"):
         return [
             failed(
                 "maintenance",
                 text + (f" ({last.get('error')})" if last.get("error") else ""),
-                "see the journal; the run can be resumed",
+                f"inv maint.report {run_id} --env {environment.name} says what was done and what was not",
             )
         ]
     return [ok("maintenance", text)]
