@@ -76,3 +76,26 @@ def test_a_failed_run_points_at_its_report_not_at_a_resume(ops_config: Any) -> N
     line = last_maintenance(env)[0]
     assert line.level == "FAILED" and line.text.endswith(": cutoff"), line
     assert line.hint == "inv maint.report cccc33333333 --env staging says what was done and what was not"
+
+
+def test_an_interrupted_run_points_at_the_resume(ops_config: Any) -> None:
+    from fixtures_aws import aws_env
+
+    from spywatcher_ops.status.records import last_maintenance
+
+    env = aws_env(ops_config)
+    args = {"plan": "sunday", "run_id": None, "steps": ["db-housekeeping", "db-engine"]}
+    _append(
+        env,
+        {"at": "2026-11-29T11:00:00.000Z", "event": "start", "op_id": "dddd44444444", "args": args},
+        {
+            "at": "2026-11-29T11:00:05.000Z",
+            "event": "end",
+            "op_id": "dddd44444444",
+            "outcome": "interrupted",
+            "result": {"state": "interrupted", "run_id": "dddd44444444"},
+        },
+    )
+    line = last_maintenance(env)[0]
+    assert line.level == "FAILED" and line.text.endswith(": interrupted"), line
+    assert line.hint == "continue it: inv maint.run --env staging --resume dddd44444444"

@@ -146,13 +146,15 @@ def last_maintenance(environment: Environment) -> list[Line]:
     text = f"last run {last.get('op')} {when}: {last.get('outcome')}"
     run_id = (last.get("result") or {}).get("run_id") or last.get("op_id")
     if last.get("outcome") not in ("ok", "dry-run"):
-        return [
-            failed(
-                "maintenance",
-                text + (f" ({last.get('error')})" if last.get("error") else ""),
-                f"inv maint.report {run_id} --env {environment.name} says what was done and what was not",
-            )
-        ]
+        resumable = str(run_id) in runlog.run_ops(records) and (
+            runlog.summary(records, str(run_id))["state"] == "unfinished"  # interrupted, rolled back
+        )
+        hint = (
+            f"continue it: inv maint.run --env {environment.name} --resume {run_id}"
+            if resumable
+            else f"inv maint.report {run_id} --env {environment.name} says what was done and what was not"
+        )
+        return [failed("maintenance", text + (f" ({last.get('error')})" if last.get("error") else ""), hint)]
     return [ok("maintenance", text)]
 
 
