@@ -116,8 +116,8 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
             raise BadInput(f"snapshot {req.snapshot_id}: no such snapshot")
         origin = f"snapshot {req.snapshot_id}"
     else:
-        progress("archiving the newest WAL")
-        try:
+        try:  # the progress line too: a Ctrl-C right after it is printed lands here
+            progress("archiving the newest WAL")
             heartbeat = box.heartbeat(state)
         except KeyboardInterrupt as exc:  # nothing of the new instance exists yet
             raise RestoreInterrupted(
@@ -363,8 +363,8 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
         why = ("none of them was acknowledged to a client (synchronous replication)" if mode == "synchronous"
                 else "asynchronous replication: acknowledged writes may be among them")
         note(box.now(), "data-loss", f"{lost} transaction(s) committed on {old} never reached {new} and are lost; {why}")
-    progress(f"rebuilding {old} as a standby of {new}")
-    try:
+    try:  # the progress line too: a Ctrl-C right after it is printed lands here
+        progress(f"rebuilding {old} as a standby of {new}")
         how = rebuild_standby(box, state, old, progress)
     except BaseException as exc:
         # the promotion stands; save what the rebuild changed (ports, pids), `sandbox.up` finishes it
