@@ -124,3 +124,24 @@ def test_runbook_run_yes_ends_exit_1_naming_the_failed_checks(tmp_path: Path, st
     # Walked to the end: nothing left for --resume, and the incident can be run again.
     again = inv(["runbook.run", "checks", "--path", str(books), "--incident", "INC-3", "--resume"], state_dir)
     assert again.returncode == 2 and "no unfinished run" in again.stderr
+
+
+def test_an_interrupt_no_task_handled_claims_no_rollback() -> None:
+    """A Ctrl-C that reaches the task boundary was not rolled back by anyone: exit 1, and the
+    message says so (it used to say 'has been rolled back', exit 4, whatever had happened)."""
+    import pytest
+    from invoke import Exit
+
+    from spywatcher_ops.core.cli import boundary
+
+    def body(c: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(Exit) as changing:
+        boundary(body, read_only=False)(None)
+    assert changing.value.code == 1
+    assert "part-way; nothing was rolled back" in str(changing.value.message)
+    assert "rolled back or" not in str(changing.value.message)
+    with pytest.raises(Exit) as reading:
+        boundary(body, read_only=True)(None)
+    assert reading.value.code == 1 and "this task changes nothing" in str(reading.value.message)

@@ -146,9 +146,15 @@ def boundary(body: Callable[..., Any], *, read_only: bool = False) -> Callable[.
         except OpsError as exc:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
+            # Tasks that roll back on an interrupt say so themselves (RolledBack, exit 4); an
+            # interrupt that reaches this point was not rolled back, so claiming it would be false.
             by = f" by {exc}" if isinstance(exc, _Terminated) else ""
+            if read_only:
+                raise Exit(f"interrupted{by}; this task changes nothing", code=1) from None
             raise Exit(
-                f"interrupted{by}; what was started has been rolled back or is in the journal", code=4
+                f"interrupted{by} part-way; nothing was rolled back: what this task did is in the audit "
+                "journal (<state_dir>/journal/<env>.jsonl); run it again or check before going on",
+                code=1,
             ) from None
 
     return wrapper
