@@ -388,3 +388,20 @@ def test_cutoff_reached_the_rest_is_not_started_exit_1(sandbox_env: Any, tmp_pat
         ("db-engine", "not-started", "cutoff"),
     ]
     assert "error: run" in done.stderr and "cutoff" in done.stderr
+
+    # a run in which not even the first step fits takes no pre-maintenance snapshot: nothing will change
+    def snapshot_ids() -> list[str]:
+        return [s["id"] for s in json.loads(_inv(state_dir, plans_dir, "db.snapshots", "--json").stdout)]
+
+    before = snapshot_ids()
+    (plans_dir / "sunday.yaml").write_text(
+        (plans_dir / "sunday.yaml")
+        .read_text()
+        .replace("[tls-renew, db-housekeeping, db-engine]", "[db-housekeeping]")
+    )
+    again = _inv(state_dir, plans_dir, "maint.run", "--json")
+    assert again.returncode == 1, again.stderr
+    assert [(s["name"], s["status"]) for s in json.loads(again.stdout)["steps"]] == [
+        ("db-housekeeping", "not-started")
+    ]
+    assert snapshot_ids() == before

@@ -303,9 +303,14 @@ def run(
             raise NotReady(
                 f"pre-check failed: {bad.name}: {bad.detail}; this run changed nothing", hint=bad.hint
             )
-        if options.snapshot:
+        pending = [p for p in steps if p.index not in done]
+        # Past the cutoff for even the first step, nothing will change: a snapshot would only cost time.
+        first_fits = bool(pending) and fits(est[pending[0].step].expected_s, window, env.clock.now())
+        if options.snapshot and first_fits:
             progress("pre-maintenance snapshot")
             _snapshot(env, op, progress)
+        elif options.snapshot:
+            op.step("snapshot", "skipped", reason="no step fits before the cutoff; nothing will change")
         clean_earlier_probe_data(env, needs_cache)
         probes = Probes(env, f"{PROBE_RUN_PREFIX}{op.id}", needs_cache)
         probes.start()
