@@ -104,6 +104,12 @@ def plan_db_resize(environment: Environment, db_class: str, when: str) -> tuple[
     if environment.kind == "sandbox":
         settings = sandbox_settings(db_class)
         current = _sandbox_class(environment)
+        if _sandbox_has(environment, settings):
+            # as on RDS: a resize to what runs already would restart both nodes for nothing
+            raise BadInput(
+                f"--class {db_class}: {instance} already runs with "
+                f"{', '.join(f'{k}={v}' for k, v in settings.items())}; nothing to do"
+            )
         plan = Plan(
             f"resize {instance} to {db_class} ({when}): {', '.join(f'{k}={v}' for k, v in settings.items())}"
         )
@@ -170,6 +176,21 @@ def _sandbox_class(environment: Environment) -> str:
     with psycopg.connect(**db.admin_connection().kwargs(), connect_timeout=5, autocommit=True) as conn:
         row = conn.execute("SELECT current_setting('shared_buffers')").fetchone()
     return f"shared_buffers={row[0] if row else '?'}"
+
+
+def _sandbox_has(environment: Environment, settings: dict[str, str]) -> bool:
+    """Whether the primary runs with these memory settings now (compared as sizes: 1GB == 1024MB)."""
+    import psycopg
+
+    db: Any = environment.database
+    with psycopg.connect(**db.admin_connection().kwargs(), connect_timeout=5, autocommit=True) as conn:
+        for name, value in settings.items():
+            row = conn.execute(
+                "SELECT pg_size_bytes(current_setting(%s)) = pg_size_bytes(%s)", (name, value)
+            ).fetchone()
+            if not (row and row[0]):
+                return False
+    return True
 
 
 def db_resize(
