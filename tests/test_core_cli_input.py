@@ -145,3 +145,11 @@ def test_an_interrupt_no_task_handled_claims_no_rollback() -> None:
     with pytest.raises(Exit) as reading:
         boundary(body, read_only=True)(None)
     assert reading.value.code == 1 and "this task changes nothing" in str(reading.value.message)
+
+
+def test_help_typed_after_a_task_with_a_positional_is_not_taken_as_its_value(state_dir: Path) -> None:
+    """invoke hands `--help` to a task's positional (`inv runbook.show --help` looked up a runbook
+    called --help); an option-looking positional is exit 2 pointing at `inv --help TASK`."""
+    for args in (["runbook.show", "--help"], ["dr.report", "-h"]):
+        done = inv(args, state_dir)
+        one_line_exit_2(done, "looks like an option, not a value", "inv --help TASK")

@@ -55,6 +55,13 @@ class CheckedArgument(Argument):
         if isinstance(value, str):
             name = self.name or "?"
             flag = name.upper() if self.positional else f"--{name.replace('_', '-')}"
+            if self.positional and value.startswith("-"):
+                # invoke hands `inv runbook.show --help` to the positional, not to its help flag
+                raise Exit(
+                    f"error: {flag} {value!r}: looks like an option, not a value; "
+                    "for a task's help type `inv --help TASK`, e.g. inv --help runbook.show",
+                    code=2,
+                )
             if not value.strip():
                 # A positional cannot be left out; its help says what a value looks like.
                 hint = f"give a value: {self.help}" if self.positional and self.help else "give a value"
