@@ -46,8 +46,14 @@ def environment(state_dir: Path):
 
 def cli_suite(state_dir: Path) -> tuple[float, int, str]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "invoke", "dr.drill"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "dr.drill"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)},
+        timeout=600,
+    )
     return time.perf_counter() - start, done.returncode, done.stdout
 
 
@@ -79,15 +85,26 @@ def raw_baseline(env) -> float:
     user = db.box.user(db.box.load())
     killed = time.perf_counter()
     pg.kill_tree(int(primary["pid"]))
-    promote = subprocess.Popen(["runuser", "-u", user.run_as, "--", user.tool("pg_ctl"), "-D", standby["data"],
-                                "-W", "promote"] if user.run_as else [user.tool("pg_ctl"), "-D", standby["data"],
-                                                                      "-W", "promote"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    promote = subprocess.Popen(
+        ["runuser", "-u", user.run_as, "--", user.tool("pg_ctl"), "-D", standby["data"], "-W", "promote"]
+        if user.run_as
+        else [user.tool("pg_ctl"), "-D", standby["data"], "-W", "promote"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     first = None
     while first is None and time.perf_counter() - killed < 30:
         try:
-            with psycopg.connect(host="127.0.0.1", port=standby["port"], dbname=info.dbname, user=info.user,
-                                 password=info.password, connect_timeout=2, autocommit=True, target_session_attrs="read-write") as conn:
+            with psycopg.connect(
+                host="127.0.0.1",
+                port=standby["port"],
+                dbname=info.dbname,
+                user=info.user,
+                password=info.password,
+                connect_timeout=2,
+                autocommit=True,
+                target_session_attrs="read-write",
+            ) as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (at double precision)")
                 conn.execute("INSERT INTO bench_raw VALUES (%s)", (time.time(),))
                 first = time.perf_counter()
@@ -120,9 +137,12 @@ def idle_probe_cpu(env, seconds: float = 5.0) -> float:
     info = env.database.connection()
     ensure_drill_table(info)
     anchor, cadence = Anchor.system(), Cadence()
-    probes = [PgWriter(info, "bench-idle", anchor, cadence), PgReader(info, anchor, cadence),
-              RedisWriter(env.cache.endpoint(), "bench-idle", anchor, cadence),
-              RedisReader(env.cache.endpoint(), anchor, cadence)]
+    probes = [
+        PgWriter(info, "bench-idle", anchor, cadence),
+        PgReader(info, anchor, cadence),
+        RedisWriter(env.cache.endpoint(), "bench-idle", anchor, cadence),
+        RedisReader(env.cache.endpoint(), anchor, cadence),
+    ]
     for p in probes:
         p.start()
     time.sleep(seconds)
@@ -170,7 +190,10 @@ def main() -> int:
         missed.append("default suite >= 90 s")
     if out.get("db_failover_rto_median_s", 1e9) >= 1.0:
         missed.append("db-failover RTO median >= 1 s")
-    if max(out.get("probe_cpu_pct_idle_4_probes", 1e9), out.get("probe_cpu_pct_during_drill_median", 1e9)) > 5.0:
+    if (
+        max(out.get("probe_cpu_pct_idle_4_probes", 1e9), out.get("probe_cpu_pct_during_drill_median", 1e9))
+        > 5.0
+    ):
         missed.append("probes > 5 % of a core")
     out["missed"] = missed
     if args.json:

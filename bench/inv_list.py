@@ -50,8 +50,14 @@ def main() -> int:
         listing.append(timed(list_cmd))
     b, i = statistics.median(baseline), statistics.median(listing)
     ratio = i / b
-    result = {"import_invoke_ms": round(b * 1000, 1), "inv_list_ms": round(i * 1000, 1),
-              "ratio": round(ratio, 2), "target": args.target, "runs": args.runs, "ok": ratio < args.target}
+    result = {
+        "import_invoke_ms": round(b * 1000, 1),
+        "inv_list_ms": round(i * 1000, 1),
+        "ratio": round(ratio, 2),
+        "target": args.target,
+        "runs": args.runs,
+        "ok": ratio < args.target,
+    }
     if args.json:
         print(json.dumps(result))
     else:

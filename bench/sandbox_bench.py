@@ -79,14 +79,25 @@ def raw_restore(env: Any, backup: Path, archive: Path, target: datetime, work: P
     started = time.monotonic()
     user.run(["cp", "-a", str(backup), str(data)])
     settings = pg.base_settings(port)
-    settings.update(restore_command=pg.restore_command(archive), recovery_target_action="promote",
-                    recovery_target_timeline="latest",
-                    recovery_target_time=target.strftime("%Y-%m-%d %H:%M:%S.%f+00"))
+    settings.update(
+        restore_command=pg.restore_command(archive),
+        recovery_target_action="promote",
+        recovery_target_timeline="latest",
+        recovery_target_time=target.strftime("%Y-%m-%d %H:%M:%S.%f+00"),
+    )
     pg.write_conf(user, data, settings)
     pg.set_signal_file(user, data, "recovery.signal", True)
     pid = pg.start(user, data, log, wait=False)
-    pg.wait_ready(port, pid, log, password=env.database.box.password(), read_write=True, timeout=3600,
-                  interval=0.01, data=data)
+    pg.wait_ready(
+        port,
+        pid,
+        log,
+        password=env.database.box.password(),
+        read_write=True,
+        timeout=3600,
+        interval=0.01,
+        data=data,
+    )
     took = time.monotonic() - started
     pg.stop(user, data, pid)
     shutil.rmtree(data)
@@ -112,7 +123,10 @@ def ours_restore(env: Any, target: datetime, n: int) -> float:
 
 
 def bench_pitr(args: argparse.Namespace, work: Path) -> None:
-    print(f"PITR: {args.size_mb} MB database + {args.wal_mb} MB WAL, {args.runs} runs each, alternating", flush=True)
+    print(
+        f"PITR: {args.size_mb} MB database + {args.wal_mb} MB WAL, {args.runs} runs each, alternating",
+        flush=True,
+    )
     env = sandbox_environment(work / "pitr-state")
     env.database.box.up()
     try:
@@ -184,11 +198,15 @@ def bench_failover(args: argparse.Namespace, work: Path) -> None:
             thread.join(5)
             first = min(a for a in acks if a > kill)
             results.append(first - kill)
-            print(f"  kill -> first write {results[-1]:.3f} s (failover incl. standby rebuild {totals[-1]:.2f} s)",
-                  flush=True)
+            print(
+                f"  kill -> first write {results[-1]:.3f} s (failover incl. standby rebuild {totals[-1]:.2f} s)",
+                flush=True,
+            )
         med = statistics.median(results)
-        print(f"  kill -> first write: {fmt(results)}; target < 1 s {'OK' if med < 1 else 'MISSED'}; "
-              f"ratio to the 0.07 s floor: {med / 0.07:.1f}")
+        print(
+            f"  kill -> first write: {fmt(results)}; target < 1 s {'OK' if med < 1 else 'MISSED'}; "
+            f"ratio to the 0.07 s floor: {med / 0.07:.1f}"
+        )
         print(f"  whole db.failover incl. rebuilt standby: {fmt(totals)}")
     finally:
         db.box.purge()
@@ -210,7 +228,9 @@ def bench_up(args: argparse.Namespace, work: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mb", type=int, default=1024, help="database size in MB (default 1024)")
     parser.add_argument("--wal-mb", type=int, default=500, help="WAL to replay in MB (default 500)")
     parser.add_argument("--runs", type=int, default=3, help="restores of each kind (default 3)")

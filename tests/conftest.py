@@ -19,13 +19,31 @@ ROOT = Path(__file__).resolve().parents[1]
 # exception inside start() leaves time frozen for the rest of the session.
 # Our tests freeze our own code's clock only.
 freezegun.configure(
-    extend_ignore_list=["pydantic", "pydantic_core", "moto", "botocore", "boto3", "kubernetes",
-                        "urllib3", "redis", "psycopg", "rich", "werkzeug", "flask"]
+    extend_ignore_list=[
+        "pydantic",
+        "pydantic_core",
+        "moto",
+        "botocore",
+        "boto3",
+        "kubernetes",
+        "urllib3",
+        "redis",
+        "psycopg",
+        "rich",
+        "werkzeug",
+        "flask",
+    ]
 )
 
 # Fixture modules owned by each area; they live beside this file.
-pytest_plugins = ["fixtures_aws", "fixtures_sandbox", "fixtures_cache", "fixtures_kube", "fixtures_infra",
-                  "fixtures_hosts"]
+pytest_plugins = [
+    "fixtures_aws",
+    "fixtures_sandbox",
+    "fixtures_cache",
+    "fixtures_kube",
+    "fixtures_infra",
+    "fixtures_hosts",
+]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

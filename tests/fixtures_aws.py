@@ -89,41 +89,82 @@ def build_staging(*, password: str = APP_PASSWORD, dbname: str = "spywatcher") -
     kms = boto3.client("kms", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
+            "SubnetId"
+        ]
         for i, az in ((1, "a"), (2, "b"))
     ]
     groups = [
         ec2.create_security_group(GroupName=f"spywatcher-staging-{n}", Description=n, VpcId=vpc)["GroupId"]
         for n in ("db", "db-admin")
     ]
-    rds.create_db_subnet_group(DBSubnetGroupName="spywatcher-staging-db-subnets",
-                               DBSubnetGroupDescription="database subnets", SubnetIds=subnets)
-    rds.create_db_parameter_group(DBParameterGroupName="spywatcher-staging-pg15",
-                                  DBParameterGroupFamily="postgres15", Description="staging")
+    rds.create_db_subnet_group(
+        DBSubnetGroupName="spywatcher-staging-db-subnets",
+        DBSubnetGroupDescription="database subnets",
+        SubnetIds=subnets,
+    )
+    rds.create_db_parameter_group(
+        DBParameterGroupName="spywatcher-staging-pg15",
+        DBParameterGroupFamily="postgres15",
+        Description="staging",
+    )
     key = kms.create_key(Description="staging rds")["KeyMetadata"]["Arn"]
-    west_key = boto3.client("kms", region_name=COPY_REGION).create_key(Description="dr copies")["KeyMetadata"]["Arn"]
+    west_key = boto3.client("kms", region_name=COPY_REGION).create_key(Description="dr copies")[
+        "KeyMetadata"
+    ]["Arn"]
     secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name=SECRET, SecretString=json.dumps({"username": APP_USER, "password": password, "dbname": dbname})
     )["ARN"]
     rds.create_db_instance(
-        DBInstanceIdentifier=STAGING_DB, Engine="postgres", EngineVersion="15.3", DBInstanceClass="db.t3.medium",
-        AllocatedStorage=50, StorageType="gp3", MultiAZ=True, StorageEncrypted=True, KmsKeyId=key,
-        DBSubnetGroupName="spywatcher-staging-db-subnets", VpcSecurityGroupIds=groups,
-        DBParameterGroupName="spywatcher-staging-pg15", BackupRetentionPeriod=7, MasterUsername="postgres",
-        MasterUserPassword="master-Secret-1", DBName=dbname, DeletionProtection=True, CopyTagsToSnapshot=True,
-        Tags=[{"Key": "Environment", "Value": "staging"}, {"Key": "Project", "Value": "spywatcher"},
-              {"Key": "ManagedBy", "Value": "terraform"}, {"Key": "CostCenter", "Value": "engineering"}],
+        DBInstanceIdentifier=STAGING_DB,
+        Engine="postgres",
+        EngineVersion="15.3",
+        DBInstanceClass="db.t3.medium",
+        AllocatedStorage=50,
+        StorageType="gp3",
+        MultiAZ=True,
+        StorageEncrypted=True,
+        KmsKeyId=key,
+        DBSubnetGroupName="spywatcher-staging-db-subnets",
+        VpcSecurityGroupIds=groups,
+        DBParameterGroupName="spywatcher-staging-pg15",
+        BackupRetentionPeriod=7,
+        MasterUsername="postgres",
+        MasterUserPassword="master-Secret-1",
+        DBName=dbname,
+        DeletionProtection=True,
+        CopyTagsToSnapshot=True,
+        Tags=[
+            {"Key": "Environment", "Value": "staging"},
+            {"Key": "Project", "Value": "spywatcher"},
+            {"Key": "ManagedBy", "Value": "terraform"},
+            {"Key": "CostCenter", "Value": "engineering"},
+        ],
     )
     # moto drops monitoring settings given at creation; set them the way terraform's modify would.
-    rds.modify_db_instance(DBInstanceIdentifier=STAGING_DB, MonitoringInterval=60,
-                           MonitoringRoleArn=MONITORING_ROLE, ApplyImmediately=True)
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=LOCK_TABLE, KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+    rds.modify_db_instance(
+        DBInstanceIdentifier=STAGING_DB,
+        MonitoringInterval=60,
+        MonitoringRoleArn=MONITORING_ROLE,
+        ApplyImmediately=True,
     )
-    return {"vpc": vpc, "subnets": subnets, "security_groups": groups, "kms_key": key, "west_key": west_key,
-            "secret": secret, "instance": STAGING_DB, "subnet_group": "spywatcher-staging-db-subnets",
-            "parameter_group": "spywatcher-staging-pg15"}
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=LOCK_TABLE,
+        KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return {
+        "vpc": vpc,
+        "subnets": subnets,
+        "security_groups": groups,
+        "kms_key": key,
+        "west_key": west_key,
+        "secret": secret,
+        "instance": STAGING_DB,
+        "subnet_group": "spywatcher-staging-db-subnets",
+        "parameter_group": "spywatcher-staging-pg15",
+    }
 
 
 @pytest.fixture
@@ -180,9 +221,17 @@ class PgServer:
     superuser_password: str
     root: Path
 
-    def dsn(self, dbname: str = "postgres", user: str = "postgres", password: str | None = None) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "dbname": dbname, "user": user, "sslmode": "require",
-                "password": password or self.superuser_password}
+    def dsn(
+        self, dbname: str = "postgres", user: str = "postgres", password: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": dbname,
+            "user": user,
+            "sslmode": "require",
+            "password": password or self.superuser_password,
+        }
 
     def execute(self, sql: str, dbname: str = "postgres") -> None:
         import psycopg
@@ -217,8 +266,10 @@ def tls_postgres() -> Any:
                 dbname=db,
             )
         # the source has moved on since the "restore point"
-        server.execute("SET ROLE spywatcher; INSERT INTO events (created_at, body) VALUES (now(), 'later')",
-                       dbname="spywatcher_source")
+        server.execute(
+            "SET ROLE spywatcher; INSERT INTO events (created_at, body) VALUES (now(), 'later')",
+            dbname="spywatcher_source",
+        )
         yield server
 
 
@@ -245,19 +296,53 @@ def _tls_postgres_server(prefix: str) -> Iterator[PgServer]:
     if user:
         shutil.chown(root, user)
         shutil.chown(root / "pw", user)
-    run([initdb, "-D", data, "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={root / 'pw'}",
-         "-E", "UTF8", "--no-sync"], user=user, cwd=str(root))
-    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", data / "server.key", "-out", data / "server.crt", "-days", "2", "-subj", "/CN=localhost"])
+    run(
+        [
+            initdb,
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            f"--pwfile={root / 'pw'}",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        user=user,
+        cwd=str(root),
+    )
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            data / "server.key",
+            "-out",
+            data / "server.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ]
+    )
     (data / "server.key").chmod(0o600)
     if user:
         shutil.chown(data / "server.key", user)
         shutil.chown(data / "server.crt", user)
     port = _free_port()
     with open(data / "postgresql.conf", "a") as conf:
-        conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{root}'\n"
-                   "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
-                   "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        conf.write(
+            f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{root}'\n"
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+        )
     (data / "pg_hba.conf").write_text(
         "local all all scram-sha-256\n"
         "hostssl all all 127.0.0.1/32 scram-sha-256\n"
@@ -269,15 +354,22 @@ def _tls_postgres_server(prefix: str) -> Iterator[PgServer]:
         server.execute(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
         yield server
     finally:
-        subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], user=user, capture_output=True,
-                       cwd=str(root), check=False)
+        subprocess.run(
+            [pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            user=user,
+            capture_output=True,
+            cwd=str(root),
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 CALLER_ARN = "arn:aws:sts::123456789012:user/moto"  # what moto's STS says the caller is
 
 
-def stub_iam_simulation(env: Any, scenario: Any, *, deny: tuple[str, ...] = (), caller: str = CALLER_ARN) -> Any:
+def stub_iam_simulation(
+    env: Any, scenario: Any, *, deny: tuple[str, ...] = (), caller: str = CALLER_ARN
+) -> Any:
     """botocore Stubber for the drills' IAM policy simulation (moto lacks it): one call per
     service, with the resource ARNs the toolkit must send; `deny` answers implicitDeny."""
     from botocore.stub import Stubber
@@ -291,7 +383,15 @@ def stub_iam_simulation(env: Any, scenario: Any, *, deny: tuple[str, ...] = (), 
         expected: dict[str, Any] = {"PolicySourceArn": drill_aws._policy_source(caller), "ActionNames": acts}
         if service in resources:
             expected["ResourceArns"] = [resources[service]]
-        stub.add_response("simulate_principal_policy", {"EvaluationResults": [
-            {"EvalActionName": a, "EvalDecision": "implicitDeny" if a in deny else "allowed"} for a in acts]}, expected)
+        stub.add_response(
+            "simulate_principal_policy",
+            {
+                "EvaluationResults": [
+                    {"EvalActionName": a, "EvalDecision": "implicitDeny" if a in deny else "allowed"}
+                    for a in acts
+                ]
+            },
+            expected,
+        )
     stub.activate()
     return stub

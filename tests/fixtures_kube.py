@@ -26,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def _create_lock_table(ddb: Any) -> None:
     if LOCK_TABLE in ddb.list_tables()["TableNames"]:
         return
-    ddb.create_table(TableName=LOCK_TABLE, KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
-                     BillingMode="PAY_PER_REQUEST")
+    ddb.create_table(
+        TableName=LOCK_TABLE,
+        KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 @pytest.fixture
@@ -67,18 +70,30 @@ def iam_sim() -> Iterator[Any]:
 
 
 def write_kubeconfig(path: Path, url: str, *, context: str = "fake", token: str = TOKEN) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": "fake", "cluster": {"server": url}}],
-        "users": [{"name": "tester", "user": {"token": token}}],
-        "contexts": [{"name": context, "context": {"cluster": "fake", "user": "tester"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": context,
+                "clusters": [{"name": "fake", "cluster": {"server": url}}],
+                "users": [{"name": "tester", "user": {"token": token}}],
+                "contexts": [{"name": context, "context": {"cluster": "fake", "user": "tester"}}],
+            }
+        )
+    )
     return path
 
 
 def kube_env_spec(kubeconfig: Path) -> dict[str, Any]:
-    return {"kind": "aws", "region": "us-east-1", "production": False, "allow_drills": True,
-            "kube_context": "fake", "kubeconfig": str(kubeconfig)}
+    return {
+        "kind": "aws",
+        "region": "us-east-1",
+        "production": False,
+        "allow_drills": True,
+        "kube_context": "fake",
+        "kubeconfig": str(kubeconfig),
+    }
 
 
 @pytest.fixture
@@ -123,8 +138,13 @@ def kube_moto_server() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    ddb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=url,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ddb = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     _create_lock_table(ddb)
     yield url
     server.stop()
@@ -136,11 +156,25 @@ class InvRunner:
     def __init__(self, state_dir: Path, config_file: Path, moto_url: str) -> None:
         self.state_dir, self.config_file, self.moto_url = state_dir, config_file, moto_url
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        environ = {**os.environ, "INVOKE_OPS_STATE_DIR": str(self.state_dir), "AWS_ENDPOINT_URL": self.moto_url,
-                   "COLUMNS": "250", **(env or {})}
-        return subprocess.run([sys.executable, "-m", "invoke", "-f", str(self.config_file), *args], cwd=ROOT,
-                              env=environ, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        environ = {
+            **os.environ,
+            "INVOKE_OPS_STATE_DIR": str(self.state_dir),
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "COLUMNS": "250",
+            **(env or {}),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "-f", str(self.config_file), *args],
+            cwd=ROOT,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 @pytest.fixture
@@ -149,12 +183,25 @@ def inv_kube(fake_kube: Any, kube_moto_server: str, state_dir: Path, tmp_path: P
 
     # moto servers in one process share one state: another fixture's /moto-api/reset
     # removes the table created at session start, so make sure it is there now.
-    _create_lock_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=kube_moto_server,
-                                    aws_access_key_id="testing", aws_secret_access_key="testing"))
+    _create_lock_table(
+        boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            endpoint_url=kube_moto_server,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+    )
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake_kube.url)
     config_file = tmp_path / "kubetest.yaml"
-    config_file.write_text(yaml.safe_dump({"ops": {
-        "environments": {ENV_NAME: kube_env_spec(kubeconfig)},
-        "aws": {"poll_seconds": 0.05},
-    }}))
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "ops": {
+                    "environments": {ENV_NAME: kube_env_spec(kubeconfig)},
+                    "aws": {"poll_seconds": 0.05},
+                }
+            }
+        )
+    )
     return InvRunner(state_dir, config_file, kube_moto_server)

@@ -40,23 +40,32 @@ class IamSimulation:
         action = (form.get("Action") or [""])[0]
         request_id = str(uuid.uuid4())
         if action != "SimulatePrincipalPolicy":
-            return 400, (f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>InvalidAction</Code>'
-                         f"<Message>{escape(action)} is not served by the test IAM endpoint</Message></Error>"
-                         f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+            return 400, (
+                f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>InvalidAction</Code>'
+                f"<Message>{escape(action)} is not served by the test IAM endpoint</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+            )
         source = (form.get("PolicySourceArn") or [""])[0]
         actions = _member_list(form, "ActionNames")
-        self.requests.append({"PolicySourceArn": source, "ActionNames": actions,
-                              "ResourceArns": _member_list(form, "ResourceArns")})
+        self.requests.append(
+            {
+                "PolicySourceArn": source,
+                "ActionNames": actions,
+                "ResourceArns": _member_list(form, "ResourceArns"),
+            }
+        )
         members = "".join(
             f"<member><EvalActionName>{escape(a)}</EvalActionName><EvalResourceName>*</EvalResourceName>"
             f"<EvalDecision>{'implicitDeny' if a in self.deny else 'allowed'}</EvalDecision>"
             "<MatchedStatements/><MissingContextValues/></member>"
             for a in actions
         )
-        return 200, (f'<SimulatePrincipalPolicyResponse xmlns="{NS}"><SimulatePrincipalPolicyResult>'
-                     f"<IsTruncated>false</IsTruncated><EvaluationResults>{members}</EvaluationResults>"
-                     f"</SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>{request_id}</RequestId>"
-                     "</ResponseMetadata></SimulatePrincipalPolicyResponse>")
+        return 200, (
+            f'<SimulatePrincipalPolicyResponse xmlns="{NS}"><SimulatePrincipalPolicyResult>'
+            f"<IsTruncated>false</IsTruncated><EvaluationResults>{members}</EvaluationResults>"
+            f"</SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>{request_id}</RequestId>"
+            "</ResponseMetadata></SimulatePrincipalPolicyResponse>"
+        )
 
     def serve(self) -> str:
         sim = self

@@ -21,8 +21,9 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def serve(handler: type[BaseHTTPRequestHandler], name: str,
-          ssl_context: ssl.SSLContext | None = None) -> tuple[ThreadingHTTPServer, str]:
+def serve(
+    handler: type[BaseHTTPRequestHandler], name: str, ssl_context: ssl.SSLContext | None = None
+) -> tuple[ThreadingHTTPServer, str]:
     """Start `handler` on a free loopback port in a daemon thread; (server, base URL)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

@@ -49,7 +49,9 @@ def test_scale_outside_the_hpa_is_exit_2_with_no_change(inv_kube, fake_kube):
 
 
 def test_scale_dry_run_shows_the_call(inv_kube, fake_kube):
-    proc = inv_kube("app.scale", "--env", ENV_NAME, "--deployment", "frontend", "--replicas", "3", "--dry-run")
+    proc = inv_kube(
+        "app.scale", "--env", ENV_NAME, "--deployment", "frontend", "--replicas", "3", "--dry-run"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "AppsV1Api.patch_namespaced_deployment(" in proc.stdout and "'replicas': 3" in proc.stdout
     assert not [r for r in fake_kube.requests if r[0] == "PATCH"]
@@ -58,12 +60,17 @@ def test_scale_dry_run_shows_the_call(inv_kube, fake_kube):
 def test_rollback_shows_revision_and_image(inv_kube, fake_kube):
     with fake_kube.lock:
         dep = fake_kube.store["deployments"][("spywatcher", BACKEND)]
-        dep["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/spywatcher-backend:1.5.0-bad"
+        dep["spec"]["template"]["spec"]["containers"][0]["image"] = (
+            "registry.example/spywatcher-backend:1.5.0-bad"
+        )
         dep["metadata"]["generation"] += 1
     proc = inv_kube("app.rollback", "--env", ENV_NAME, "--deployment", "backend")
     assert proc.returncode == 0, proc.stderr
     assert "to revision 1 (registry.example/spywatcher-backend:1.4.0)" in proc.stdout  # the plan
-    assert f"OK {BACKEND} restored revision 1 (registry.example/spywatcher-backend:1.4.0); was revision 2" in proc.stdout
+    assert (
+        f"OK {BACKEND} restored revision 1 (registry.example/spywatcher-backend:1.4.0); was revision 2"
+        in proc.stdout
+    )
     proc = inv_kube("app.rollback", "--env", ENV_NAME, "--deployment", "backend", "--to-revision", "9")
     assert proc.returncode == 2
     assert "--to-revision 9" in one_line_error(proc) and "known: [2, 3]" in proc.stderr
@@ -79,12 +86,16 @@ def test_restart_and_logs(inv_kube, fake_kube):
     assert proc.returncode == 2 and "--since soon: not a duration" in one_line_error(proc)
 
 
-@pytest.mark.parametrize("task,args", [("app.scale", ["--replicas", "4"]), ("app.restart", []), ("app.rollback", [])])
+@pytest.mark.parametrize(
+    "task,args", [("app.scale", ["--replicas", "4"]), ("app.restart", []), ("app.rollback", [])]
+)
 @pytest.mark.parametrize("timeout", ["0", "-5"])
 def test_a_timeout_that_is_not_positive_is_exit_2_before_any_change(inv_kube, fake_kube, task, args, timeout):
     proc = inv_kube(task, "--env", ENV_NAME, "--deployment", "backend", *args, "--timeout", timeout)
     assert proc.returncode == 2, proc.stderr
-    assert one_line_error(proc) == f"error: --timeout {timeout}: must be a positive number of seconds, e.g. 300"
+    assert (
+        one_line_error(proc) == f"error: --timeout {timeout}: must be a positive number of seconds, e.g. 300"
+    )
     assert not [r for r in fake_kube.requests if r[0] in ("PATCH", "POST", "DELETE")]
 
 
@@ -93,7 +104,10 @@ def test_logs_say_which_pod_has_none_and_print_the_others(inv_kube, fake_kube):
     fake_kube.hold_start(first)  # the API answers 400 for its log
     proc = inv_kube("app.logs", "--env", ENV_NAME, "--deployment", "frontend")
     assert proc.returncode == 0, proc.stderr
-    assert f'[{first}] (no logs: container "app" in pod "{first}" is waiting to start: ContainerCreating)' in proc.stdout
+    assert (
+        f'[{first}] (no logs: container "app" in pod "{first}" is waiting to start: ContainerCreating)'
+        in proc.stdout
+    )
     assert f"{second} starting" in proc.stdout
     assert "Traceback" not in proc.stderr
 
@@ -106,9 +120,19 @@ def test_unknown_deployment_is_exit_2_and_lists_known(inv_kube, fake_kube):
 
 def test_sandbox_has_no_cluster(state_dir):
     env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
-    for args in (["app.status"], ["app.scale", "--deployment", "backend", "--replicas", "3"], ["cluster.nodes"]):
-        proc = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=60)
+    for args in (
+        ["app.status"],
+        ["app.scale", "--deployment", "backend", "--replicas", "3"],
+        ["cluster.nodes"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 2, proc.stderr
         assert "environment sandbox (sandbox) has no Kubernetes cluster" in one_line_error(proc)
 
@@ -123,8 +147,17 @@ def test_production_needs_confirmation_before_any_change(inv_kube, fake_kube):
     assert proc.returncode == 2
     assert "needs SPYWATCHER_OPS_CONFIRM=kubetest" in proc.stderr
     assert fake_kube.get("deployments", BACKEND)["spec"]["replicas"] == 3
-    proc = inv_kube("app.scale", "--env", ENV_NAME, "--deployment", "backend", "--replicas", "4", "--yes",
-                    env={"SPYWATCHER_OPS_CONFIRM": ENV_NAME})
+    proc = inv_kube(
+        "app.scale",
+        "--env",
+        ENV_NAME,
+        "--deployment",
+        "backend",
+        "--replicas",
+        "4",
+        "--yes",
+        env={"SPYWATCHER_OPS_CONFIRM": ENV_NAME},
+    )
     assert proc.returncode == 0, proc.stderr
     assert fake_kube.get("deployments", BACKEND)["spec"]["replicas"] == 4
 
@@ -136,9 +169,17 @@ def test_drill_scenarios_on_aws_and_the_sandbox(inv_kube, state_dir):
     for name in ("app-pod-loss", "node-loss", "zone-loss"):
         assert found[name]["environments"] == ["aws"] and found[name]["rto_target_s"] == 300
     env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
-    proc = subprocess.run([sys.executable, "-m", "invoke", "dr.drill", "--scenario", "node-loss"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "dr.drill", "--scenario", "node-loss"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
-    assert "--scenario node-loss: the sandbox has no cluster; application drills need an EKS cluster " \
-           "(it runs on aws environments)" in proc.stderr
+    assert (
+        "--scenario node-loss: the sandbox has no cluster; application drills need an EKS cluster "
+        "(it runs on aws environments)" in proc.stderr
+    )
     assert not (state_dir / "journal").exists()

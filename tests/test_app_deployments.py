@@ -42,8 +42,9 @@ def test_status_shows_replicas_spread_hpa_pdb_and_recent_warnings(kube_env, fake
     assert backend["pods_per_zone"] == {"us-east-1a": 1, "us-east-1b": 1, "us-east-1c": 1}
     assert sum(backend["pods_per_node"].values()) == 3
     assert backend["hpa"] == {"name": BACKEND, "min": 2, "max": 10, "current": 3}
-    assert backend["pdbs"] == [{"name": f"{BACKEND}-pdb", "min_available": 1, "max_unavailable": None,
-                                "disruptions_allowed": 2}]
+    assert backend["pdbs"] == [
+        {"name": f"{BACKEND}-pdb", "min_available": 1, "max_unavailable": None, "disruptions_allowed": 2}
+    ]
     assert [w["message"] for w in backend["warnings"]] == ["Readiness probe failed: HTTP 503"]
     assert frontend["hpa"]["max"] == 5 and frontend["warnings"] == []
     assert backend["images"] == ["registry.example/spywatcher-backend:1.4.0"]
@@ -52,18 +53,27 @@ def test_status_shows_replicas_spread_hpa_pdb_and_recent_warnings(kube_env, fake
 
 def test_scale_within_hpa_bounds_waits_for_the_rollout(kube_env, fake_kube):
     seen = []
-    result = deployments.scale(kube_env, "backend", 5, force=False, approve=yes, interval=0.05, progress=seen.append)
+    result = deployments.scale(
+        kube_env, "backend", 5, force=False, approve=yes, interval=0.05, progress=seen.append
+    )
     assert result["ready"] == 5 and result["previous"] == 3
     assert fake_kube.get("deployments", BACKEND)["status"]["readyReplicas"] == 5
     assert any("of 5" in s for s in seen), seen
-    journal = [json.loads(line) for line in (kube_env.settings.state_dir / "journal" / f"{ENV_NAME}.jsonl").read_text().splitlines()]
+    journal = [
+        json.loads(line)
+        for line in (kube_env.settings.state_dir / "journal" / f"{ENV_NAME}.jsonl").read_text().splitlines()
+    ]
     assert [r["event"] for r in journal][0] == "start" and journal[-1]["outcome"] == "ok"
     assert journal[-1]["result"]["replicas"] == 5
 
 
-@pytest.mark.parametrize("short,replicas,bounds", [("backend", 11, "2-10"), ("backend", 1, "2-10"), ("frontend", 6, "2-5")])
+@pytest.mark.parametrize(
+    "short,replicas,bounds", [("backend", 11, "2-10"), ("backend", 1, "2-10"), ("frontend", 6, "2-5")]
+)
 def test_scale_outside_hpa_bounds_is_refused_without_a_call(kube_env, fake_kube, short, replicas, bounds):
-    with pytest.raises(BadInput, match=rf"--replicas {replicas}: outside the bounds of HPA .*\({bounds}\); pass --force"):
+    with pytest.raises(
+        BadInput, match=rf"--replicas {replicas}: outside the bounds of HPA .*\({bounds}\); pass --force"
+    ):
         deployments.scale(kube_env, short, replicas, force=False, approve=yes, interval=0.05)
     assert patches(fake_kube) == []
 
@@ -75,7 +85,9 @@ def test_scale_outside_bounds_with_force(kube_env, fake_kube):
 
 def test_dry_run_makes_no_call(kube_env, fake_kube):
     result = deployments.scale(kube_env, "backend", 4, force=False, approve=lambda plan: False)
-    assert result["dry_run"] and result["plan"]["steps"][0]["action"] == "AppsV1Api.patch_namespaced_deployment"
+    assert (
+        result["dry_run"] and result["plan"]["steps"][0]["action"] == "AppsV1Api.patch_namespaced_deployment"
+    )
     assert result["plan"]["steps"][0]["params"]["body"] == {"spec": {"replicas": 4}}
     assert patches(fake_kube) == []
 
@@ -88,7 +100,9 @@ def test_unknown_deployment_lists_the_known_ones(kube_env, fake_kube):
 def test_deployment_missing_from_the_cluster_lists_what_is_there(kube_env, fake_kube):
     with fake_kube.lock:
         del fake_kube.store["deployments"][("spywatcher", FRONTEND)]
-    with pytest.raises(BadInput, match=f"deployment {FRONTEND} not found in namespace spywatcher; present: {BACKEND}"):
+    with pytest.raises(
+        BadInput, match=f"deployment {FRONTEND} not found in namespace spywatcher; present: {BACKEND}"
+    ):
         deployments.restart(kube_env, "frontend", approve=yes)
 
 
@@ -111,9 +125,12 @@ def test_rollback_restores_the_previous_revision_and_its_image(kube_env, fake_ku
     dep = fake_kube.get("deployments", BACKEND)
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.0")
     assert "pod-template-hash" not in dep["spec"]["template"]["metadata"]["labels"]
-    assert dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"  # like kubectl: a new revision
+    assert (
+        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    )  # like kubectl: a new revision
     assert {p["spec"]["containers"][0]["image"] for p in fake_kube.pods(selector="app=backend")} == {
-        "registry.example/spywatcher-backend:1.4.0"}
+        "registry.example/spywatcher-backend:1.4.0"
+    }
 
 
 def test_rollback_to_a_revision_that_does_not_exist(kube_env, fake_kube):
@@ -127,8 +144,10 @@ def test_rollback_to_the_current_revision_says_so_in_one_sentence(kube_env, fake
     deploy_image(fake_kube, BACKEND, "registry.example/spywatcher-backend:1.5.0")
     with pytest.raises(BadInput) as err:
         deployments.rollback(kube_env, "backend", to_revision=2, approve=yes)
-    assert str(err.value) == (f"--to-revision 2: {BACKEND} is already at revision 2, the current one; "
-                              "give an earlier one; known: [1, 2]")
+    assert str(err.value) == (
+        f"--to-revision 2: {BACKEND} is already at revision 2, the current one; "
+        "give an earlier one; known: [1, 2]"
+    )
     assert patches(fake_kube) == []
 
 
@@ -146,8 +165,10 @@ def test_rollback_refuses_when_the_deployment_changed_after_the_plan(kube_env, f
     with pytest.raises(Refused) as err:
         deployments.rollback(kube_env, "backend", approve=someone_scales_meanwhile, interval=0.05)
     now = fake_kube.get("deployments", BACKEND)
-    assert str(err.value) == (f"{BACKEND} changed since the plan was made (resourceVersion {planned['rv']}, "
-                              f"now {now['metadata']['resourceVersion']}); nothing was applied; run the rollback again")
+    assert str(err.value) == (
+        f"{BACKEND} changed since the plan was made (resourceVersion {planned['rv']}, "
+        f"now {now['metadata']['resourceVersion']}); nothing was applied; run the rollback again"
+    )
     assert err.value.exit_code == 2
     # the API rejected the whole patch: the bad image stays, only the other operator's change landed
     assert now["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.5.0-bad")
@@ -161,10 +182,15 @@ def test_the_api_answers_a_failed_json_patch_test_like_the_real_one(kube_env, fa
 
     body = [{"op": "test", "path": "/metadata/resourceVersion", "value": "1"}]
     with pytest.raises(KubeError) as err:
-        kube_env.cluster.kube.call("AppsV1Api", "patch_namespaced_deployment", name=BACKEND,
-                                   namespace="spywatcher", body=body)
+        kube_env.cluster.kube.call(
+            "AppsV1Api", "patch_namespaced_deployment", name=BACKEND, namespace="spywatcher", body=body
+        )
     assert (err.value.status, err.value.reason, err.value.body["kind"], err.value.body["code"]) == (
-        422, "Invalid", "Status", 422)
+        422,
+        "Invalid",
+        "Status",
+        422,
+    )
     assert err.value.api_message == "the server rejected our request due to an error in our request"
     assert err.value.causes == ["testing value /metadata/resourceVersion failed: test failed"]
 
@@ -176,7 +202,10 @@ def test_rollback_without_history_is_bad_input(kube_env, fake_kube):
 
 def test_rollout_that_does_not_finish_fails_at_its_deadline(kube_env, fake_kube):
     fake_kube.ready_after = 60  # the new pods' readiness probes never pass in time
-    with pytest.raises(TimedOut, match=f"gave up waiting for the rollout of {BACKEND} after 1 s; last status: .*old replicas pending termination; the change stays applied"):
+    with pytest.raises(
+        TimedOut,
+        match=f"gave up waiting for the rollout of {BACKEND} after 1 s; last status: .*old replicas pending termination; the change stays applied",
+    ):
         deployments.restart(kube_env, "backend", approve=yes, timeout=0.6, interval=0.1)
     # old pods keep serving: a rolling update never takes the old ReplicaSet below what is ready
     assert fake_kube.get("deployments", BACKEND)["status"]["readyReplicas"] >= 3
@@ -207,18 +236,29 @@ def test_logs_read_the_default_container_of_multi_container_pods(kube_env, fake_
     node = fake_kube.pods(selector="app=frontend")[0]["spec"]["nodeName"]
     # without a container name the API answers 400 for these
     fake_kube.add_pod("frontend-debug", node, labels={"app": "frontend"}, containers=["proxy", "web"])
-    fake_kube.add_pod("frontend-annotated", node, labels={"app": "frontend"}, containers=["proxy", "web"],
-                      annotations={"kubectl.kubernetes.io/default-container": "web"})
+    fake_kube.add_pod(
+        "frontend-annotated",
+        node,
+        labels={"app": "frontend"},
+        containers=["proxy", "web"],
+        annotations={"kubectl.kubernetes.io/default-container": "web"},
+    )
     data = {p["pod"]: p for p in deployments.logs(kube_env, "frontend", since_seconds=600)}
     assert (data["frontend-debug"]["container"], data["frontend-debug"]["error"]) == ("proxy", None)
     assert (data["frontend-annotated"]["container"], data["frontend-annotated"]["error"]) == ("web", None)
     assert data["frontend-annotated"]["lines"][-1].endswith("frontend-annotated starting")
-    assert ("frontend-annotated", "web") in fake_kube.log_reads and ("frontend-debug", "proxy") in fake_kube.log_reads
+    assert ("frontend-annotated", "web") in fake_kube.log_reads and (
+        "frontend-debug",
+        "proxy",
+    ) in fake_kube.log_reads
 
 
 def test_rollout_state_follows_kubectl():
-    dep = {"metadata": {"generation": 2}, "spec": {"replicas": 3},
-           "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}}
+    dep = {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 3},
+        "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3},
+    }
     assert rollout_state(dep).status == "waiting for the controller to see the change"
     dep["status"]["observedGeneration"] = 2
     assert rollout_state(dep).done
@@ -230,8 +270,13 @@ def test_pick_revision_ignores_replicasets_of_other_deployments():
     dep = {"metadata": {"uid": "d1", "annotations": {"deployment.kubernetes.io/revision": "3"}}}
 
     def rs(rev, uid="d1"):
-        return {"metadata": {"name": f"rs{rev}", "annotations": {"deployment.kubernetes.io/revision": str(rev)},
-                             "ownerReferences": [{"uid": uid}]}}
+        return {
+            "metadata": {
+                "name": f"rs{rev}",
+                "annotations": {"deployment.kubernetes.io/revision": str(rev)},
+                "ownerReferences": [{"uid": uid}],
+            }
+        }
 
     assert pick_revision(dep, [rs(1), rs(2), rs(3), rs(9, "other")], 0)["metadata"]["name"] == "rs2"
     with pytest.raises(LookupError, match="is already at revision 3, the current one"):

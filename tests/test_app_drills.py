@@ -19,8 +19,14 @@ NODES = ["ip-10-0-1-10.ec2.internal", "ip-10-0-2-10.ec2.internal", "ip-10-0-3-10
 
 
 def options(**params):
-    return DrillOptions(timeout_s=20, cadence=Cadence(interval=0.05, retry_interval=0.02, op_timeout=1.0),
-                        stability=Stability(stable_count=3), steady_count=2, steady_timeout_s=5, params=params)
+    return DrillOptions(
+        timeout_s=20,
+        cadence=Cadence(interval=0.05, retry_interval=0.02, op_timeout=1.0),
+        stability=Stability(stable_count=3),
+        steady_count=2,
+        steady_timeout_s=5,
+        params=params,
+    )
 
 
 @pytest.fixture
@@ -100,7 +106,10 @@ def test_losing_every_backend_pod_is_an_outage_on_the_health_url(drill_env, fake
     assert rep["details"]["health_impacted"] is True and 0.3 < rep["details"]["health_rto_s"] < 5
     assert 503 in health.answers
     assert rep["rto"]["achieved_s"] >= rep["details"]["health_rto_s"]
-    assert {p["name"]: p["impacted"] for p in rep["probes"]} == {"app-health": True, "deployments-ready": True}
+    assert {p["name"]: p["impacted"] for p in rep["probes"]} == {
+        "app-health": True,
+        "deployments-ready": True,
+    }
 
 
 def test_node_loss_drains_the_busiest_node_and_uncordons_it(drill_env, fake_kube):
@@ -125,7 +134,9 @@ def test_zone_loss_cordons_every_node_of_the_zone(drill_env, fake_kube):
     assert sorted(rep["details"]["nodes"]) == [NODES[1], "ip-10-0-4-10.ec2.internal"]
     assert rep["fault"]["description"] == "lost zone us-east-1b: cordoned and drained 2 node(s)"
     assert not [p for p in fake_kube.pods() if p["spec"]["nodeName"] in rep["details"]["nodes"]]
-    assert cordoned(fake_kube) == [] and not fake_kube.get("nodes", "ip-10-0-4-10.ec2.internal")["spec"].get("unschedulable")
+    assert cordoned(fake_kube) == [] and not fake_kube.get("nodes", "ip-10-0-4-10.ec2.internal")["spec"].get(
+        "unschedulable"
+    )
 
 
 def test_preflight_predicts_misses(kube_config, kube_aws):
@@ -148,19 +159,30 @@ def test_preflight_predicts_misses(kube_config, kube_aws):
         wait_ready(fake)
         from fixtures_kube import write_kubeconfig
 
-        write_kubeconfig(__import__("pathlib").Path(kube_config.ops.environments[ENV_NAME]["kubeconfig"]), fake.url)
+        write_kubeconfig(
+            __import__("pathlib").Path(kube_config.ops.environments[ENV_NAME]["kubeconfig"]), fake.url
+        )
         kube_config.ops.environments[ENV_NAME]["health_url"] = health.url
         env = build(load(kube_config), ENV_NAME)
-        checks: dict[str, Check] = {c.name: c for c in registry.get("zone-loss", "aws").checks(env, options())}
+        checks: dict[str, Check] = {
+            c.name: c for c in registry.get("zone-loss", "aws").checks(env, options())
+        }
     finally:
         health.close()
         fake.close()
     assert checks["backend replicas"].status == "warn" and "1 replica" in checks["backend replicas"].detail
-    assert checks["backend zone spread"].status == "warn" and "us-east-1a" in checks["backend zone spread"].detail
+    assert (
+        checks["backend zone spread"].status == "warn"
+        and "us-east-1a" in checks["backend zone spread"].detail
+    )
     assert checks["backend PodDisruptionBudget"].status == "warn"
     assert checks["backend readiness probe"].status == "warn"
     tol = checks["backend not-ready toleration"]
-    assert tol.status == "warn" and "300 s (the Kubernetes default)" in tol.detail and "300 s application RTO" in tol.detail
+    assert (
+        tol.status == "warn"
+        and "300 s (the Kubernetes default)" in tol.detail
+        and "300 s application RTO" in tol.detail
+    )
     assert checks["another zone"].status == "failed"  # both nodes in one zone: nothing would be left
     assert checks["health URL"].status == "ok"
 
@@ -177,13 +199,26 @@ def test_a_killed_node_drill_is_uncordoned_by_the_next_cleanup(drill_env, fake_k
 
     journal = drill_env.journal
     journal.write({"event": "start", "op_id": "dead1", "op": "dr.drill", "env": ENV_NAME, "args": {}})
-    journal.write({"event": "step", "op_id": "dead1", "op": "dr.drill", "env": ENV_NAME, "step": "undo",
-                   "status": "pending", "undo": {"id": "u1", "kind": "uncordon", "nodes": [NODES[1]]}})
+    journal.write(
+        {
+            "event": "step",
+            "op_id": "dead1",
+            "op": "dr.drill",
+            "env": ENV_NAME,
+            "step": "undo",
+            "status": "pending",
+            "undo": {"id": "u1", "kind": "uncordon", "nodes": [NODES[1]]},
+        }
+    )
     with fake_kube.lock:
         fake_kube.store["nodes"][("", NODES[1])]["spec"]["unschedulable"] = True
     done = clean_up(drill_env)
     (action,) = done[0]["actions"]
-    assert (action["kind"], action["status"], action["detail"]) == ("uncordon", "ok", f"uncordoned {NODES[1]}")
+    assert (action["kind"], action["status"], action["detail"]) == (
+        "uncordon",
+        "ok",
+        f"uncordoned {NODES[1]}",
+    )
     assert cordoned(fake_kube) == []
 
 
@@ -223,7 +258,9 @@ def test_params_are_declared_and_share_is_checked_before_anything_runs():
         pod_loss.check_params({"share": "half"})
     assert str(err.value) == "--param share=half: not a number; use more than 0 and at most 1, e.g. share=0.5"
     for bad in ("0", "1.5", "nan", "-0.2"):
-        with pytest.raises(BadInput, match=f"--param share={bad}: out of range; use more than 0 and at most 1"):
+        with pytest.raises(
+            BadInput, match=f"--param share={bad}: out of range; use more than 0 and at most 1"
+        ):
             pod_loss.check_params({"share": bad})
     pod_loss.check_params({"share": "0.25"})
     pod_loss.check_params({"zone": "us-east-1a"})  # not its key: the caller checks unknown keys
@@ -239,7 +276,9 @@ def test_iam_actions_depend_on_how_the_cluster_is_reached(kube_config, kube_aws)
     assert scenario.aws_actions_for(through_kubeconfig) == ()
     actions = required_actions(through_kubeconfig, scenario)
     assert "eks:DescribeCluster" not in actions and "cloudwatch:PutMetricData" in actions
-    del kube_config.ops.environments[ENV_NAME]["kube_context"]  # the EKS way: DescribeCluster for endpoint and CA
+    del kube_config.ops.environments[ENV_NAME][
+        "kube_context"
+    ]  # the EKS way: DescribeCluster for endpoint and CA
     through_eks = build(load(kube_config), ENV_NAME)
     assert scenario.aws_actions_for(through_eks) == ("eks:DescribeCluster",)
     assert "eks:DescribeCluster" in required_actions(through_eks, scenario)
@@ -252,16 +291,27 @@ def _orphan(fake):
 def _strict_pdb(fake):
     with fake.lock:  # needs all 3 backend pods healthy: no eviction can ever be allowed
         fake.store["pdbs"][("spywatcher", f"spywatcher-{ENV_NAME}-backend-pdb")]["spec"] = {
-            "selector": {"matchLabels": {"app": "backend"}}, "maxUnavailable": 0}
+            "selector": {"matchLabels": {"app": "backend"}},
+            "maxUnavailable": 0,
+        }
 
 
-@pytest.mark.parametrize("blocker,expected", [
-    (_orphan, "pods without a controller would be lost: spywatcher/debug-shell"),
-    (_strict_pdb, f"PodDisruptionBudget spywatcher/spywatcher-{ENV_NAME}-backend-pdb needs all 3 pods healthy"),
-])
-@pytest.mark.parametrize("name,param", [("zone-loss", {"zone": "us-east-1b"}), ("node-loss", {"node": NODES[1]})])
-def test_a_drain_that_could_never_finish_fails_preflight_and_touches_nothing(drill_env, fake_kube, blocker, expected,
-                                                                             name, param):
+@pytest.mark.parametrize(
+    "blocker,expected",
+    [
+        (_orphan, "pods without a controller would be lost: spywatcher/debug-shell"),
+        (
+            _strict_pdb,
+            f"PodDisruptionBudget spywatcher/spywatcher-{ENV_NAME}-backend-pdb needs all 3 pods healthy",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "name,param", [("zone-loss", {"zone": "us-east-1b"}), ("node-loss", {"node": NODES[1]})]
+)
+def test_a_drain_that_could_never_finish_fails_preflight_and_touches_nothing(
+    drill_env, fake_kube, blocker, expected, name, param
+):
     from spywatcher_ops.drills import suite
 
     blocker(fake_kube)
@@ -282,7 +332,8 @@ def test_a_pod_scheduled_just_before_the_cordon_is_evicted_too(drill_env, fake_k
     late = []
     # the scheduler places one more backend pod on the node right before the drill cordons it
     fake_kube.before["patch_node"] = lambda: late.append(
-        fake_kube.add_replica_on(f"spywatcher-{ENV_NAME}-backend", NODES[1]))
+        fake_kube.add_replica_on(f"spywatcher-{ENV_NAME}-backend", NODES[1])
+    )
     row, records, _ = run(drill_env, "node-loss", node=NODES[1])
     assert row.outcome == "met", row.summary
     assert late and late[0]["metadata"]["name"] in fake_kube.evictions
@@ -296,9 +347,22 @@ def test_the_cleanup_uncordons_only_what_the_drill_cordoned(drill_env, fake_kube
 
     journal = drill_env.journal
     journal.write({"event": "start", "op_id": "dead2", "op": "dr.drill", "env": ENV_NAME, "args": {}})
-    journal.write({"event": "step", "op_id": "dead2", "op": "dr.drill", "env": ENV_NAME, "step": "undo",
-                   "status": "pending", "undo": {"id": "u1", "kind": "uncordon", "by": "dead2",
-                                                 "nodes": [NODES[0], NODES[1], "ip-10-0-9-99.ec2.internal"]}})
+    journal.write(
+        {
+            "event": "step",
+            "op_id": "dead2",
+            "op": "dr.drill",
+            "env": ENV_NAME,
+            "step": "undo",
+            "status": "pending",
+            "undo": {
+                "id": "u1",
+                "kind": "uncordon",
+                "by": "dead2",
+                "nodes": [NODES[0], NODES[1], "ip-10-0-9-99.ec2.internal"],
+            },
+        }
+    )
     with fake_kube.lock:
         for node, mark in ((NODES[0], "dead2"), (NODES[1], "maintenance-ticket-7")):
             obj = fake_kube.store["nodes"][("", node)]
@@ -307,8 +371,10 @@ def test_the_cleanup_uncordons_only_what_the_drill_cordoned(drill_env, fake_kube
     (done,) = clean_up(drill_env)
     (action,) = done["actions"]
     assert action["status"] == "ok", action
-    assert action["detail"] == (f"uncordoned {NODES[0]}; ip-10-0-9-99.ec2.internal no longer exist(s); "
-                                f"left {NODES[1]} alone (not cordoned by this drill, or since by someone else)")
+    assert action["detail"] == (
+        f"uncordoned {NODES[0]}; ip-10-0-9-99.ec2.internal no longer exist(s); "
+        f"left {NODES[1]} alone (not cordoned by this drill, or since by someone else)"
+    )
     assert cordoned(fake_kube) == [NODES[1]]  # someone else's cordon stands
     assert CORDONED_BY not in (fake_kube.get("nodes", NODES[0])["metadata"].get("annotations") or {})
     assert clean_up(drill_env) == []  # settled: not retried
@@ -324,7 +390,9 @@ def test_a_drill_marks_the_nodes_it_cordons(drill_env, fake_kube):
     op_id = records[0]["op_id"]
     undo = next(r["undo"] for r in records if r.get("step") == "undo" and r["undo"]["kind"] == "uncordon")
     assert undo["by"] == op_id
-    assert not [n for n in NODES if (fake_kube.get("nodes", n)["metadata"].get("annotations") or {}).get(CORDONED_BY)]
+    assert not [
+        n for n in NODES if (fake_kube.get("nodes", n)["metadata"].get("annotations") or {}).get(CORDONED_BY)
+    ]
 
 
 def test_an_uncordon_and_cordon_by_anyone_else_clears_the_drills_mark(drill_env, fake_kube):
@@ -337,8 +405,17 @@ def test_an_uncordon_and_cordon_by_anyone_else_clears_the_drills_mark(drill_env,
     node = NODES[2]
     journal = drill_env.journal
     journal.write({"event": "start", "op_id": "dead3", "op": "dr.drill", "env": ENV_NAME, "args": {}})
-    journal.write({"event": "step", "op_id": "dead3", "op": "dr.drill", "env": ENV_NAME, "step": "undo",
-                   "status": "pending", "undo": {"id": "u1", "kind": "uncordon", "by": "dead3", "nodes": [node]}})
+    journal.write(
+        {
+            "event": "step",
+            "op_id": "dead3",
+            "op": "dr.drill",
+            "env": ENV_NAME,
+            "step": "undo",
+            "status": "pending",
+            "undo": {"id": "u1", "kind": "uncordon", "by": "dead3", "nodes": [node]},
+        }
+    )
     kube.execute(kube.step_cordon(node, by="dead3"))  # what the drill did
     assert fake_kube.get("nodes", node)["metadata"]["annotations"][CORDONED_BY] == "dead3"
     kube.execute(kube.step_cordon(node, cordon=False))  # inv cluster.uncordon

@@ -22,8 +22,12 @@ def _lock(ops_config) -> DynamoLock:
 
 
 def _item() -> dict:
-    return boto3.client("dynamodb", region_name=REGION).get_item(
-        TableName=LOCK_TABLE, Key={"lock_id": {"S": "staging"}}, ConsistentRead=True).get("Item") or {}
+    return (
+        boto3.client("dynamodb", region_name=REGION)
+        .get_item(TableName=LOCK_TABLE, Key={"lock_id": {"S": "staging"}}, ConsistentRead=True)
+        .get("Item")
+        or {}
+    )
 
 
 def test_second_holder_is_refused_with_who_holds_it(staging_aws, ops_config):
@@ -42,9 +46,16 @@ def test_second_holder_is_refused_with_who_holds_it(staging_aws, ops_config):
 def test_an_expired_lock_is_taken_over_and_the_old_holder_does_not_release_it(staging_aws, ops_config):
     ddb = boto3.client("dynamodb", region_name=REGION)
     # what a holder killed with SIGKILL leaves behind: an item whose expiry has passed
-    ddb.put_item(TableName=LOCK_TABLE, Item={
-        "lock_id": {"S": "staging"}, "token": {"S": "dead-token"}, "owner": {"S": "crashed"},
-        "operation": {"S": "db.restore"}, "expires_at": {"N": str(int(time.time()) - 5)}})
+    ddb.put_item(
+        TableName=LOCK_TABLE,
+        Item={
+            "lock_id": {"S": "staging"},
+            "token": {"S": "dead-token"},
+            "owner": {"S": "crashed"},
+            "operation": {"S": "db.restore"},
+            "expires_at": {"N": str(int(time.time()) - 5)},
+        },
+    )
     lock = _lock(ops_config)
     with lock.hold("carol", "db.snapshot"):
         assert _item()["owner"]["S"] == "carol"
@@ -62,7 +73,9 @@ def test_a_live_holder_renews_its_lock(staging_aws, ops_config):
         time.sleep(1.2)
         item = _item()
         # 1.2 s later it was renewed again: a later renewal time, an expiry no earlier
-        assert float(item["renewed_at"]["N"]) > float((acquired.get("renewed_at") or acquired["acquired_at"])["N"])
+        assert float(item["renewed_at"]["N"]) > float(
+            (acquired.get("renewed_at") or acquired["acquired_at"])["N"]
+        )
         assert int(item["expires_at"]["N"]) >= int(acquired["expires_at"]["N"])  # (whole seconds)
 
 

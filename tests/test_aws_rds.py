@@ -37,7 +37,12 @@ def test_it_is_a_database_port(staging_aws, ops_config):
     db: Database = _db(ops_config)
     assert db.instance_id() == STAGING_DB
     inst = db.describe()
-    assert (inst.id, inst.status, inst.multi_az, inst.engine_version) == (STAGING_DB, "available", True, "15.3")
+    assert (inst.id, inst.status, inst.multi_az, inst.engine_version) == (
+        STAGING_DB,
+        "available",
+        True,
+        "15.3",
+    )
     assert inst.details["encrypted"] and inst.details["kms_key_id"] == staging_aws["kms_key"]
     assert not inst.created_by_us  # terraform made it
     assert STAGING_DB in [i.id for i in db.instances()]
@@ -46,7 +51,12 @@ def test_it_is_a_database_port(staging_aws, ops_config):
 def test_connection_reads_the_secret_and_requires_tls(staging_aws, ops_config):
     info = _db(ops_config).connection()
     assert info.sslmode == "require"
-    assert (info.user, info.password, info.dbname, info.port) == ("spywatcher", "app-Secret-42", "spywatcher", "5432")
+    assert (info.user, info.password, info.dbname, info.port) == (
+        "spywatcher",
+        "app-Secret-42",
+        "spywatcher",
+        "5432",
+    )
     assert info.host.startswith(STAGING_DB + ".")
     assert "app-Secret-42" not in info.redacted()
     ops_config.ops.environments.staging.db_tunnels = {STAGING_DB: "127.0.0.1:15432"}
@@ -56,7 +66,8 @@ def test_connection_reads_the_secret_and_requires_tls(staging_aws, ops_config):
 
 def test_missing_secret_is_not_ready(staging_aws, ops_config):
     boto3.client("secretsmanager", region_name=REGION).delete_secret(
-        SecretId="spywatcher-staging-db-credentials", ForceDeleteWithoutRecovery=True)
+        SecretId="spywatcher-staging-db-credentials", ForceDeleteWithoutRecovery=True
+    )
     with pytest.raises(NotReady, match="spywatcher-staging-db-credentials"):
         _db(ops_config).connection()
 
@@ -71,7 +82,9 @@ def test_snapshot_plan_is_the_exact_calls_and_apply_makes_them(staging_aws, ops_
     assert {"Key": "Purpose", "Value": "pre-deploy"} in create.params["Tags"]
     assert (copy.target, copy.action) == (f"rds@{COPY_REGION}", "copy_db_snapshot")
     assert copy.params["KmsKeyId"] == staging_aws["west_key"]
-    assert copy.params["SourceDBSnapshotIdentifier"].endswith(":snapshot:spywatcher-staging-pre-deploy-20261126t120000z")
+    assert copy.params["SourceDBSnapshotIdentifier"].endswith(
+        ":snapshot:spywatcher-staging-pre-deploy-20261126t120000z"
+    )
     # planning made nothing
     assert [s["SnapshotType"] for s in _rds().describe_db_snapshots()["DBSnapshots"]] == ["automated"]
 
@@ -169,12 +182,17 @@ def test_swap_renames_both_and_says_how_to_reverse(staging_aws, ops_config):
     new = db.restore(db.plan_restore("fix-swap", to_time=None, snapshot_id=None), progress=lambda _s: None)
     plan = db.plan_swap(new.id, f"{STAGING_DB}-replaced-20261126t120000z")
     assert [s.params["NewDBInstanceIdentifier"] for s in plan.steps] == [
-        f"{STAGING_DB}-replaced-20261126t120000z", STAGING_DB]
+        f"{STAGING_DB}-replaced-20261126t120000z",
+        STAGING_DB,
+    ]
     result = db.swap(plan, progress=lambda _s: None)
     ids = {i.id: i for i in db.instances()}
     assert set(ids) == {STAGING_DB, f"{STAGING_DB}-replaced-20261126t120000z"}
     assert ids[STAGING_DB].created_by_us  # the restored one now serves
-    assert result.reverse_command == f"inv db.swap --env staging --instance {STAGING_DB}-replaced-20261126t120000z"
+    assert (
+        result.reverse_command
+        == f"inv db.swap --env staging --instance {STAGING_DB}-replaced-20261126t120000z"
+    )
 
 
 def test_failover_needs_multi_az(staging_aws, ops_config):
@@ -188,7 +206,8 @@ def test_failover_reboots_with_force_and_reports(staging_aws, ops_config):
     db = _db(ops_config, clock)
     plan = db.plan_failover()
     assert [(s.action, s.params) for s in plan.steps] == [
-        ("reboot_db_instance", {"DBInstanceIdentifier": STAGING_DB, "ForceFailover": True})]
+        ("reboot_db_instance", {"DBInstanceIdentifier": STAGING_DB, "ForceFailover": True})
+    ]
     result = db.failover(plan, progress=lambda _s: None)
     assert result.old_primary.startswith(STAGING_DB) and result.finished >= result.started
     # moto emits no failover events: the adapter polls a bounded number of times, then reports
@@ -205,14 +224,25 @@ def test_failover_events_are_read_with_codes_and_times(ops_config):
     clients._clients[("rds", REGION)] = client
     since = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
     events = [
-        {"SourceIdentifier": STAGING_DB, "SourceType": "db-instance", "Date": since + timedelta(seconds=s),
-         "Message": m, "EventCategories": ["failover"]}
-        for s, m in ((-60, "old event"), (2, "Multi-AZ instance failover started."),
-                     (31, "Multi-AZ instance failover completed."))
+        {
+            "SourceIdentifier": STAGING_DB,
+            "SourceType": "db-instance",
+            "Date": since + timedelta(seconds=s),
+            "Message": m,
+            "EventCategories": ["failover"],
+        }
+        for s, m in (
+            (-60, "old event"),
+            (2, "Multi-AZ instance failover started."),
+            (31, "Multi-AZ instance failover completed."),
+        )
     ]
     with Stubber(client) as stub:
-        stub.add_response("describe_events", {"Events": events},
-                          {"SourceIdentifier": STAGING_DB, "SourceType": "db-instance", "StartTime": since})
+        stub.add_response(
+            "describe_events",
+            {"Events": events},
+            {"SourceIdentifier": STAGING_DB, "SourceType": "db-instance", "StartTime": since},
+        )
         got = RdsDatabase(env, clients).events(since)
     assert [(e.code, (e.at - since).seconds) for e in got] == [("RDS-EVENT-0013", 2), ("RDS-EVENT-0049", 31)]
 
@@ -229,9 +259,11 @@ def test_waits_poll_at_the_configured_interval_and_see_readiness_at_once(ops_con
     seen: list[str] = []
     with Stubber(client) as stub:
         for status in ("creating", "backing-up", "available"):
-            stub.add_response("describe_db_instances", {"DBInstances": [
-                {"DBInstanceIdentifier": "fix-1", "DBInstanceStatus": status}]},
-                {"DBInstanceIdentifier": "fix-1"})
+            stub.add_response(
+                "describe_db_instances",
+                {"DBInstances": [{"DBInstanceIdentifier": "fix-1", "DBInstanceStatus": status}]},
+                {"DBInstanceIdentifier": "fix-1"},
+            )
         RdsDatabase(env, clients)._wait_instance("fix-1", "fix-1 to be available", 60, seen.append)
         stub.assert_no_pending_responses()
     assert seen == ["creating", "backing-up", "available"]
@@ -253,15 +285,21 @@ def test_window_earliest_comes_from_the_automated_backup_capped_by_retention(sta
             i["LatestRestorableTime"] = latest
 
     def backups(parsed):
-        parsed["DBInstanceAutomatedBackups"] = [{"DBInstanceIdentifier": STAGING_DB, "Status": "active",
-                                                 "RestoreWindow": {"EarliestTime": earliest["value"],
-                                                                   "LatestTime": latest}}]
+        parsed["DBInstanceAutomatedBackups"] = [
+            {
+                "DBInstanceIdentifier": STAGING_DB,
+                "Status": "active",
+                "RestoreWindow": {"EarliestTime": earliest["value"], "LatestTime": latest},
+            }
+        ]
 
     _answer_with(db, "DescribeDBInstances", instances)
     _answer_with(db, "DescribeDBInstanceAutomatedBackups", backups)
     w = db.restorable_window()
     assert (w.earliest, w.latest, w.retention_days) == (earliest["value"], latest, 7)
-    earliest["value"] = latest - timedelta(days=10)  # older than the retention allows: not restorable any more
+    earliest["value"] = latest - timedelta(
+        days=10
+    )  # older than the retention allows: not restorable any more
     assert db.restorable_window().earliest == latest - timedelta(days=7)
 
 
@@ -272,8 +310,11 @@ def test_restore_plan_carries_performance_insights_over(staging_aws, ops_config)
     def insights(parsed):
         for i in parsed.get("DBInstances", []):
             if i["DBInstanceIdentifier"] == STAGING_DB:
-                i.update(PerformanceInsightsEnabled=True, PerformanceInsightsKMSKeyId=key,
-                         PerformanceInsightsRetentionPeriod=731)
+                i.update(
+                    PerformanceInsightsEnabled=True,
+                    PerformanceInsightsKMSKeyId=key,
+                    PerformanceInsightsRetentionPeriod=731,
+                )
 
     _answer_with(db, "DescribeDBInstances", insights)
     plan = db.plan_restore("spywatcher-staging-db-pi", to_time=None, snapshot_id=None)

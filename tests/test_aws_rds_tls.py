@@ -27,8 +27,28 @@ def server_ca(tls_postgres, tmp_path) -> Path:
 @pytest.fixture
 def other_ca(tmp_path) -> Path:
     key, cert = tmp_path / "other.key", tmp_path / "other.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=not-rds"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not-rds",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert
 
 
@@ -44,8 +64,9 @@ def test_without_a_ca_bundle_tls_is_required_but_not_verified(staging_aws, ops_c
     assert info.sslmode == "require" and "sslrootcert" not in info.kwargs()
 
 
-def test_through_a_tunnel_the_certificate_is_verified_against_the_bundle(staging_aws, ops_config, tls_postgres,
-                                                                         server_ca):
+def test_through_a_tunnel_the_certificate_is_verified_against_the_bundle(
+    staging_aws, ops_config, tls_postgres, server_ca
+):
     info = tunnelled(ops_config, tls_postgres, server_ca)
     assert info.sslmode == "verify-ca" and info.kwargs()["sslrootcert"] == str(server_ca.resolve())
     with psycopg.connect(**info.kwargs(), connect_timeout=5) as conn:
@@ -66,5 +87,7 @@ def test_on_the_endpoint_itself_the_host_name_is_verified_too(staging_aws, ops_c
 
 def test_a_missing_bundle_is_bad_input(staging_aws, ops_config, tmp_path):
     ops_config.ops.database.ssl_root_cert = str(tmp_path / "nope.pem")
-    with pytest.raises(BadInput, match=r"ops.database.ssl_root_cert .*nope.pem: no such file; use the path of the RDS CA"):
+    with pytest.raises(
+        BadInput, match=r"ops.database.ssl_root_cert .*nope.pem: no such file; use the path of the RDS CA"
+    ):
         aws_env(ops_config).database.connection()

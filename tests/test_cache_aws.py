@@ -32,8 +32,12 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 def create_group(client: Any, group_id: str = GROUP, **extra: Any) -> None:
     params: dict[str, Any] = {
-        "ReplicationGroupId": group_id, "ReplicationGroupDescription": "spywatcher cache", "Engine": "redis",
-        "CacheNodeType": "cache.t3.medium", "ReplicasPerNodeGroup": 1, "AutomaticFailoverEnabled": True,
+        "ReplicationGroupId": group_id,
+        "ReplicationGroupDescription": "spywatcher cache",
+        "Engine": "redis",
+        "CacheNodeType": "cache.t3.medium",
+        "ReplicasPerNodeGroup": 1,
+        "AutomaticFailoverEnabled": True,
         "MultiAZEnabled": True,
     }
     params.update(extra)
@@ -60,9 +64,15 @@ def swapped(group: dict[str, Any], status: str = "available") -> dict[str, Any]:
     return out
 
 
-def event(minutes_ago: float, message: str, source: str = GROUP, kind: str = "replication-group") -> dict[str, Any]:
-    return {"SourceIdentifier": source, "SourceType": kind, "Message": message,
-            "Date": NOW - timedelta(minutes=minutes_ago)}
+def event(
+    minutes_ago: float, message: str, source: str = GROUP, kind: str = "replication-group"
+) -> dict[str, Any]:
+    return {
+        "SourceIdentifier": source,
+        "SourceType": kind,
+        "Message": message,
+        "Date": NOW - timedelta(minutes=minutes_ago),
+    }
 
 
 def cache_with_stub(tmp_path: Path, clock: FakeClock, **settings: Any) -> tuple[ElastiCacheCache, Stubber]:
@@ -86,7 +96,11 @@ def test_status_lists_members_roles_and_flags(tmp_path: Path) -> None:
     assert sorted(n.role for n in nodes) == ["primary", "replica"]
     assert all(n.alive and n.details["status"] == "available" for n in nodes)
     first = nodes[0].details
-    assert (first["node_group"], first["automatic_failover"], first["multi_az"]) == ("0001", "enabled", "enabled")
+    assert (first["node_group"], first["automatic_failover"], first["multi_az"]) == (
+        "0001",
+        "enabled",
+        "enabled",
+    )
     assert first["replication_group"] == GROUP and first["group_status"] == "available"
     assert nodes[0].host.endswith(".cache.amazonaws.com") and nodes[0].port == 6379
     assert endpoint.primary_host.startswith("master.") and endpoint.sentinels == []
@@ -108,13 +122,21 @@ def test_missing_group_and_unknown_node_group_are_refused_up_front(tmp_path: Pat
 def test_quota_reached_refuses_before_test_failover(tmp_path: Path) -> None:
     group = moto_group()
     cache, stub = cache_with_stub(tmp_path, FakeClock(NOW))
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP})
-    calls = [event(60 * h + 5, f"Test Failover API called for node group 000{h % 2 + 1}", source=f"g{h}")
-             for h in range(5)]
-    stub.add_response("describe_events",
-                      {"Events": calls + [event(1, "Cache cluster rebooted", source=GROUP)]},
-                      {"StartTime": NOW - timedelta(hours=24), "SourceType": "replication-group"})
-    with pytest.raises(Refused, match=r"quota reached: 5 calls in the last 24 h \(limit 5\).*after 2026-11-27T07:55:00Z"):
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP}
+    )
+    calls = [
+        event(60 * h + 5, f"Test Failover API called for node group 000{h % 2 + 1}", source=f"g{h}")
+        for h in range(5)
+    ]
+    stub.add_response(
+        "describe_events",
+        {"Events": calls + [event(1, "Cache cluster rebooted", source=GROUP)]},
+        {"StartTime": NOW - timedelta(hours=24), "SourceType": "replication-group"},
+    )
+    with pytest.raises(
+        Refused, match=r"quota reached: 5 calls in the last 24 h \(limit 5\).*after 2026-11-27T07:55:00Z"
+    ):
         cache.plan_failover()
     stub.assert_no_pending_responses()  # and TestFailover, never queued, was never called
 
@@ -122,12 +144,20 @@ def test_quota_reached_refuses_before_test_failover(tmp_path: Path) -> None:
 def test_quota_is_configurable_and_counts_only_test_failover_calls(tmp_path: Path) -> None:
     group = moto_group()
     cache, stub = cache_with_stub(tmp_path, FakeClock(NOW), test_failover_quota=3)
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP})
-    stub.add_response("describe_events", {"Events": [
-        event(30, "Test Failover API called for node group 0001"),
-        event(20, "Failover from primary node x-001 to replica node x-002 completed"),
-        event(10, "Test Failover API called for node group 0001"),
-    ]}, {"StartTime": ANY, "SourceType": "replication-group"})
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP}
+    )
+    stub.add_response(
+        "describe_events",
+        {
+            "Events": [
+                event(30, "Test Failover API called for node group 0001"),
+                event(20, "Failover from primary node x-001 to replica node x-002 completed"),
+                event(10, "Test Failover API called for node group 0001"),
+            ]
+        },
+        {"StartTime": ANY, "SourceType": "replication-group"},
+    )
     plan = cache.plan_failover()
     assert [s.action for s in plan.steps] == ["test_failover", "wait_for_failover"]
     assert plan.steps[0].params == {"ReplicationGroupId": GROUP, "NodeGroupId": "0001"}
@@ -140,38 +170,66 @@ def test_failover_calls_test_failover_and_waits_for_the_events(tmp_path: Path) -
     old, new = members[0], members[1]
     clock = FakeClock(NOW)
     cache, stub = cache_with_stub(tmp_path, clock)
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP})
-    stub.add_response("describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"})
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP}
+    )
+    stub.add_response(
+        "describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"}
+    )
     plan = cache.plan_failover(node_group="0001")
 
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP})
-    stub.add_response("test_failover", {"ReplicationGroup": {**group, "Status": "modifying"}},
-                      {"ReplicationGroupId": GROUP, "NodeGroupId": "0001"})
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP}
+    )
+    stub.add_response(
+        "test_failover",
+        {"ReplicationGroup": {**group, "Status": "modifying"}},
+        {"ReplicationGroupId": GROUP, "NodeGroupId": "0001"},
+    )
     called = event(-0.01, "Test Failover API called for node group 0001")
     # first poll: under way
-    stub.add_response("describe_replication_groups",
-                      {"ReplicationGroups": [{**group, "Status": "modifying"}]}, {"ReplicationGroupId": GROUP})
+    stub.add_response(
+        "describe_replication_groups",
+        {"ReplicationGroups": [{**group, "Status": "modifying"}]},
+        {"ReplicationGroupId": GROUP},
+    )
     stub.add_response("describe_events", {"Events": [called]}, {"StartTime": NOW - timedelta(minutes=2)})
     # second poll: promoted, old primary recovered, group available
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [swapped(group)]},
-                      {"ReplicationGroupId": GROUP})
-    stub.add_response("describe_events", {"Events": [
-        event(5, "Test Failover API called for node group 0001"),  # an earlier drill: not ours
-        called,
-        event(-0.5, f"Failover from primary node {old} to replica node {new} completed", source=old,
-              kind="cache-cluster"),
-        event(-0.6, f"Failover from primary node {old} to replica node {new} completed"),
-        event(-0.7, "Test Failover API called for node group 0001", source="another-group"),
-        event(-2, f"Recovering cache nodes {old}", source=old, kind="cache-cluster"),
-        event(-4, f"Finished recovery for cache nodes {old}", source=old, kind="cache-cluster"),
-    ]}, {"StartTime": ANY})
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [swapped(group)]}, {"ReplicationGroupId": GROUP}
+    )
+    stub.add_response(
+        "describe_events",
+        {
+            "Events": [
+                event(5, "Test Failover API called for node group 0001"),  # an earlier drill: not ours
+                called,
+                event(
+                    -0.5,
+                    f"Failover from primary node {old} to replica node {new} completed",
+                    source=old,
+                    kind="cache-cluster",
+                ),
+                event(-0.6, f"Failover from primary node {old} to replica node {new} completed"),
+                event(-0.7, "Test Failover API called for node group 0001", source="another-group"),
+                event(-2, f"Recovering cache nodes {old}", source=old, kind="cache-cluster"),
+                event(-4, f"Finished recovery for cache nodes {old}", source=old, kind="cache-cluster"),
+            ]
+        },
+        {"StartTime": ANY},
+    )
     progress: list[str] = []
     result = cache.failover(plan, progress=progress.append)
     stub.assert_no_pending_responses()
 
     assert (result.old_primary, result.new_primary) == (old, new)
     assert [e.code for e in result.events] == [
-        "test-failover-called", "failover-completed", "failover-completed", "recovering", "recovered"]
+        "test-failover-called",
+        "failover-completed",
+        "failover-completed",
+        "recovering",
+        "recovered",
+    ]
     assert all(e.source in (GROUP, old) for e in result.events)
     assert clock.sleeps == [5]  # polled at ops.aws.poll_seconds
     assert any("modifying" in p for p in progress) and "Finished recovery" in progress[-1]
@@ -183,14 +241,25 @@ def test_failover_gives_up_at_the_deadline(tmp_path: Path) -> None:
     group = moto_group()
     clock = FakeClock(NOW)
     cache, stub = cache_with_stub(tmp_path, clock, failover_timeout_s=10)
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP})
-    stub.add_response("describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"})
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP}
+    )
+    stub.add_response(
+        "describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"}
+    )
     plan = cache.plan_failover()
-    stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP})
-    stub.add_response("test_failover", {"ReplicationGroup": group}, {"ReplicationGroupId": GROUP, "NodeGroupId": "0001"})
+    stub.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": GROUP}
+    )
+    stub.add_response(
+        "test_failover", {"ReplicationGroup": group}, {"ReplicationGroupId": GROUP, "NodeGroupId": "0001"}
+    )
     for _ in range(3):  # t = 0, 5, 10 s
-        stub.add_response("describe_replication_groups",
-                          {"ReplicationGroups": [{**group, "Status": "modifying"}]}, {"ReplicationGroupId": GROUP})
+        stub.add_response(
+            "describe_replication_groups",
+            {"ReplicationGroups": [{**group, "Status": "modifying"}]},
+            {"ReplicationGroupId": GROUP},
+        )
         stub.add_response("describe_events", {"Events": []}, {"StartTime": ANY})
     with pytest.raises(TimedOut, match="after 10 s; last status: group modifying"):
         cache.failover(plan)
@@ -199,7 +268,9 @@ def test_failover_gives_up_at_the_deadline(tmp_path: Path) -> None:
 
 def test_event_codes() -> None:
     assert event_code("Test Failover API called for node group 0001") == "test-failover-called"
-    assert event_code("Failover from master node a-001 to replica node a-002 completed") == "failover-completed"
+    assert (
+        event_code("Failover from master node a-001 to replica node a-002 completed") == "failover-completed"
+    )
     assert event_code("Finished recovery for cache nodes 0001") == "recovered"
     assert event_code("Cache cluster created") is None
 
@@ -211,14 +282,28 @@ def test_inv_cache_status_on_staging_through_a_moto_server(moto_server: str, tmp
 
     create_group(boto3.client("elasticache", region_name=REGION, endpoint_url=moto_server))
     env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(tmp_path), "AWS_ENDPOINT_URL": moto_server}
-    done = subprocess.run([sys.executable, "-m", "invoke", "cache.status", "--env", "staging", "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "cache.status", "--env", "staging", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["kind"] == "aws" and sorted(n["role"] for n in data["nodes"]) == ["primary", "replica"]
     assert data["nodes"][0]["details"]["automatic_failover"] == "enabled"
 
-    table = subprocess.run([sys.executable, "-m", "invoke", "cache.status", "--env", "staging"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    table = subprocess.run(
+        [sys.executable, "-m", "invoke", "cache.status", "--env", "staging"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert table.returncode == 0, table.stderr
-    assert f"replication group {GROUP}: available; automatic failover enabled; Multi-AZ enabled" in table.stdout
+    assert (
+        f"replication group {GROUP}: available; automatic failover enabled; Multi-AZ enabled" in table.stdout
+    )

@@ -30,7 +30,13 @@ def test_status_then_failover_then_status(redis_sandbox, cache_state_dir: Path) 
     done = inv(cache_state_dir, "cache.status", "--json")
     assert done.returncode == 0, done.stderr
     nodes = {n["id"]: n for n in json.loads(done.stdout)["nodes"]}
-    assert sorted(n["role"] for n in nodes.values()) == ["primary", "replica", "sentinel", "sentinel", "sentinel"]
+    assert sorted(n["role"] for n in nodes.values()) == [
+        "primary",
+        "replica",
+        "sentinel",
+        "sentinel",
+        "sentinel",
+    ]
     assert all(n["alive"] for n in nodes.values())
     primary = next(n for n in nodes.values() if n["role"] == "primary")
     replica = next(n for n in nodes.values() if n["role"] == "replica")
@@ -42,7 +48,10 @@ def test_status_then_failover_then_status(redis_sandbox, cache_state_dir: Path) 
 
     dry = inv(cache_state_dir, "cache.failover", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert f"sandbox.kill(node='{primary['id']}', pid={primary['details']['pid']}, signal='SIGKILL'" in dry.stdout
+    assert (
+        f"sandbox.kill(node='{primary['id']}', pid={primary['details']['pid']}, signal='SIGKILL'"
+        in dry.stdout
+    )
     assert "DRY RUN" in dry.stdout
     unconfirmed = inv(cache_state_dir, "cache.failover")
     assert unconfirmed.returncode == 2 and "pass --yes" in unconfirmed.stderr
@@ -59,12 +68,20 @@ def test_status_then_failover_then_status(redis_sandbox, cache_state_dir: Path) 
     assert {"fault", "+sdown", "+odown", "+switch-master", "first-write", "rejoined"} <= set(codes)
     assert "sentinels report the master" in failed_over.stderr  # progress on stderr, JSON clean on stdout
 
-    roles = {n["id"]: n["role"] for n in json.loads(inv(cache_state_dir, "cache.status", "--json").stdout)["nodes"]}
+    roles = {
+        n["id"]: n["role"] for n in json.loads(inv(cache_state_dir, "cache.status", "--json").stdout)["nodes"]
+    }
     assert roles[replica["id"]] == "primary" and roles[primary["id"]] == "replica"
 
-    journal = [json.loads(line) for line in (cache_state_dir / "journal" / "sandbox.jsonl").read_text().splitlines()]
+    journal = [
+        json.loads(line) for line in (cache_state_dir / "journal" / "sandbox.jsonl").read_text().splitlines()
+    ]
     ours = [r for r in journal if r.get("op") == "cache.failover"]
-    assert [r["event"] for r in ours][0] == "start" and ours[-1]["event"] == "end" and ours[-1]["outcome"] == "ok"
+    assert (
+        [r["event"] for r in ours][0] == "start"
+        and ours[-1]["event"] == "end"
+        and ours[-1]["outcome"] == "ok"
+    )
     assert {r.get("step") for r in ours} >= {"kill", "switch", "first-write", "rejoin"}
 
 
@@ -72,7 +89,10 @@ def test_bad_input_exits_2_with_one_line(redis_sandbox, cache_state_dir: Path) -
     before = {n.id: n.details.get("pid") for n in redis_sandbox.status()}
     unknown_env = inv(cache_state_dir, "cache.status", "--env", "prod")
     assert unknown_env.returncode == 2
-    assert unknown_env.stderr.strip() == "error: --env prod: unknown environment; known: production, sandbox, staging"
+    assert (
+        unknown_env.stderr.strip()
+        == "error: --env prod: unknown environment; known: production, sandbox, staging"
+    )
 
     unknown_group = inv(cache_state_dir, "cache.failover", "--node-group", "0009", "--yes")
     assert unknown_group.returncode == 2

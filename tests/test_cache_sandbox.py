@@ -29,8 +29,12 @@ def _sentinel_client(endpoint):
     from redis.sentinel import Sentinel
 
     opts = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(endpoint.sentinels, sentinel_kwargs={**opts, "password": endpoint.sentinel_password},
-                        password=endpoint.password, **opts)
+    sentinel = Sentinel(
+        endpoint.sentinels,
+        sentinel_kwargs={**opts, "password": endpoint.sentinel_password},
+        password=endpoint.password,
+        **opts,
+    )
     return sentinel.master_for(endpoint.master_name, **opts)
 
 
@@ -43,7 +47,13 @@ def test_up_repairs_killed_processes_and_down_leaves_none(tmp_path: Path) -> Non
     sandbox = RedisSandbox(tmp_path / "redis", master_name="spywatcher")
     try:
         nodes = _by_id(sandbox.up())
-        assert sorted(n.role for n in nodes.values()) == ["primary", "replica", "sentinel", "sentinel", "sentinel"]
+        assert sorted(n.role for n in nodes.values()) == [
+            "primary",
+            "replica",
+            "sentinel",
+            "sentinel",
+            "sentinel",
+        ]
         assert all(n.alive for n in nodes.values())
         assert nodes["redis-2"].details["link"] == "up"
         assert nodes["sentinel-1"].details["other_sentinels"] == 2
@@ -64,7 +74,10 @@ def test_up_repairs_killed_processes_and_down_leaves_none(tmp_path: Path) -> Non
         assert repaired["redis-2"].alive and repaired["redis-2"].details["pid"] != pids["redis-2"]
         assert repaired["redis-2"].port == nodes["redis-2"].port
         assert repaired["redis-2"].details["link"] == "up"
-        assert repaired["sentinel-3"].alive and repaired["sentinel-3"].details["master"] == f"127.0.0.1:{nodes['redis-1'].port}"
+        assert (
+            repaired["sentinel-3"].alive
+            and repaired["sentinel-3"].details["master"] == f"127.0.0.1:{nodes['redis-1'].port}"
+        )
         assert repaired["redis-1"].details["pid"] == pids["redis-1"]  # untouched
     finally:
         ports = sandbox.ports()
@@ -124,8 +137,10 @@ def test_a_stale_plan_is_not_applied(sandbox_cache_env) -> None:
     plan = cache.plan_failover()
     kill = plan.steps[0]
     # as if the primary had restarted since the plan was shown: its pid differs
-    stale = Plan(plan.title, [replace(kill, params={**kill.params, "pid": kill.params["pid"] + 100000}),
-                              *plan.steps[1:]])
+    stale = Plan(
+        plan.title,
+        [replace(kill, params={**kill.params, "pid": kill.params["pid"] + 100000}), *plan.steps[1:]],
+    )
     with pytest.raises(NotReady, match="changed since the plan"):
         cache.failover(stale)
     assert all(n.alive for n in cache.status())
@@ -136,12 +151,19 @@ def test_a_failover_that_misses_its_deadline_is_rolled_back(sandbox_cache_env) -
     cache = SandboxCache(sandbox_cache_env)
     plan = cache.plan_failover()
     wait = plan.steps[1]
-    hurried = Plan(plan.title, [plan.steps[0], replace(wait, params={**wait.params, "timeout_s": 0.05}),
-                                *plan.steps[2:]])
+    hurried = Plan(
+        plan.title, [plan.steps[0], replace(wait, params={**wait.params, "timeout_s": 0.05}), *plan.steps[2:]]
+    )
     with pytest.raises(RolledBack, match="gave up waiting for the sentinels .* the cache was repaired"):
         cache.failover(hurried)
     nodes = cache.status()
-    assert sorted(n.role for n in nodes if n.alive) == ["primary", "replica", "sentinel", "sentinel", "sentinel"]
+    assert sorted(n.role for n in nodes if n.alive) == [
+        "primary",
+        "replica",
+        "sentinel",
+        "sentinel",
+        "sentinel",
+    ]
     assert next(n for n in nodes if n.role == "replica").details["link"] == "up"
 
 
@@ -171,7 +193,9 @@ def test_failover_promotes_replica_and_a_sentinel_client_writes_again(sandbox_ca
     codes = [e.code for e in result.events]
     for code in ("fault", "+sdown", "+odown", "+switch-master", "first-write", "rejoined"):
         assert code in codes, codes
-    assert codes.index("fault") < codes.index("+sdown") < codes.index("+odown") < codes.index("+switch-master")
+    assert (
+        codes.index("fault") < codes.index("+sdown") < codes.index("+odown") < codes.index("+switch-master")
+    )
     assert codes.index("+switch-master") <= codes.index("first-write")
 
     after = _by_id(cache.status())
@@ -179,8 +203,10 @@ def test_failover_promotes_replica_and_a_sentinel_client_writes_again(sandbox_ca
     assert after[primary.id].role == "replica" and after[primary.id].alive
     assert after[primary.id].details["master"] == f"{replica.host}:{replica.port}"
     assert after[primary.id].details["pid"] != primary.details["pid"]
-    assert all(after[s].details["master"] == f"{replica.host}:{replica.port}"
-               for s in ("sentinel-1", "sentinel-2", "sentinel-3"))
+    assert all(
+        after[s].details["master"] == f"{replica.host}:{replica.port}"
+        for s in ("sentinel-1", "sentinel-2", "sentinel-3")
+    )
 
     moved = _sentinel_client(cache.endpoint())
     moved.set("after-failover", "ok")
@@ -210,7 +236,10 @@ def test_sentinel_log_lines_become_events(tmp_path: Path) -> None:
     )
     since = parse_log_time("26 Nov 2026 06:40:01.500")
     events = sandbox.events(since - timedelta(seconds=1))
-    assert [(e.code, e.source) for e in events] == [("+sdown", "sentinel-2"), ("+switch-master", "sentinel-2")]
+    assert [(e.code, e.source) for e in events] == [
+        ("+sdown", "sentinel-2"),
+        ("+switch-master", "sentinel-2"),
+    ]
     assert events[1].message == "+switch-master m 127.0.0.1 21001 127.0.0.1 21002"
     assert [e.code for e in sandbox.events(since)] == ["+switch-master"]
     assert events[0].at.astimezone(UTC).tzinfo is not None

@@ -38,7 +38,7 @@ class FakeClock:
 
 def _decode(token: str) -> str:
     assert token.startswith("k8s-aws-v1.")
-    body = token[len("k8s-aws-v1."):]
+    body = token[len("k8s-aws-v1.") :]
     assert "=" not in body, "base64url without padding"
     return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
 
@@ -53,17 +53,26 @@ def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "tls.crt").write_bytes(pem)
-    (tmp_path / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    (tmp_path / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
     return ctx, base64.b64encode(pem).decode()
@@ -75,8 +84,10 @@ def _create_cluster(endpoint: str | None = None, ca: str | None = None) -> None:
     from moto.eks.models import eks_backends
 
     boto3.client("eks", region_name="us-east-1").create_cluster(
-        name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/eks",
-        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})
+        name=CLUSTER,
+        roleArn="arn:aws:iam::123456789012:role/eks",
+        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]},
+    )
     if endpoint:
         # moto invents an endpoint; make it the in-test API server (and its CA), as EKS would report it
         cluster = eks_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].clusters[CLUSTER]
@@ -142,7 +153,6 @@ def test_wrong_ca_is_refused(kube_config, tmp_path):
     from kube_api_server import FakeKube
     from moto import mock_aws
 
-
     ctx, _ = _self_signed(tmp_path)
     (tmp_path / "other").mkdir()
     _, other_ca = _self_signed(tmp_path / "other")
@@ -153,7 +163,9 @@ def test_wrong_ca_is_refused(kube_config, tmp_path):
         with mock_aws():
             _create_cluster(tls.url, other_ca)
             env = build(load(kube_config), ENV_NAME)
-            with pytest.raises(NotReady, match="cannot reach the Kubernetes API: .*CERTIFICATE_VERIFY_FAILED"):
+            with pytest.raises(
+                NotReady, match="cannot reach the Kubernetes API: .*CERTIFICATE_VERIFY_FAILED"
+            ):
                 env.cluster.kube.nodes()
     finally:
         tls.close()

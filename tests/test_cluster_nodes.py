@@ -31,7 +31,11 @@ def test_listing(kube_env, fake_kube):
     assert data["control_plane"] == "v1.28.15-eks-a1b2c3d"
     first = data["nodes"][0]
     assert (first["name"], first["zone"], first["kubelet"], first["ami"]) == (
-        NODES[0], "us-east-1a", "v1.28.15-eks-ae9a62a", "ami-0abc1234def567890")
+        NODES[0],
+        "us-east-1a",
+        "v1.28.15-eks-ae9a62a",
+        "ami-0abc1234def567890",
+    )
     assert sum(n["pods"] for n in data["nodes"]) == 3 + 2 + 3  # app pods + one aws-node per node
     assert not any(n["cordoned"] for n in data["nodes"])
 
@@ -41,7 +45,9 @@ def test_drain_evicts_app_pods_leaves_daemonsets_and_waits_for_replacements(kube
     assert cordoned(fake_kube, NODES[0])
     assert app_pods_on(fake_kube, NODES[0]) == []
     assert [p for p in fake_kube.pods("kube-system") if p["spec"]["nodeName"] == NODES[0]]  # aws-node stays
-    assert len(result["evicted"]) == len(result["evict"]) >= 1 and result["left_alone"][0].startswith("aws-node")
+    assert len(result["evicted"]) == len(result["evict"]) >= 1 and result["left_alone"][0].startswith(
+        "aws-node"
+    )
     assert fake_kube.get("deployments", BACKEND)["status"]["readyReplicas"] == 3
     assert set(fake_kube.evictions) == {name.split("/")[1] for name in result["evicted"]}
 
@@ -63,8 +69,12 @@ def test_last_schedulable_node_is_refused(kube_env, fake_kube):
 def test_a_pdb_that_can_never_allow_an_eviction_is_refused_before_cordoning(kube_env, fake_kube):
     with fake_kube.lock:
         fake_kube.store["pdbs"][("spywatcher", f"{BACKEND}-pdb")]["spec"] = {
-            "selector": {"matchLabels": {"app": "backend"}}, "maxUnavailable": 0}
-    with pytest.raises(Refused, match=f"PodDisruptionBudget spywatcher/{BACKEND}-pdb needs all 3 pods healthy"):
+            "selector": {"matchLabels": {"app": "backend"}},
+            "maxUnavailable": 0,
+        }
+    with pytest.raises(
+        Refused, match=f"PodDisruptionBudget spywatcher/{BACKEND}-pdb needs all 3 pods healthy"
+    ):
         nodes.drain(kube_env, NODES[0], approve=yes)
     assert not cordoned(fake_kube, NODES[0]) and fake_kube.evictions == []
 
@@ -81,9 +91,12 @@ def test_blocked_eviction_times_out_uncordons_and_names_the_pdb(kube_env, fake_k
         fake_kube.store["nodes"][("", NODES[0])]["spec"]["unschedulable"] = pre_cordoned
     fake_kube.ready_after = 60
     after = "node left cordoned as it was before" if pre_cordoned else "node uncordoned"
-    with pytest.raises(RolledBack, match=rf"--node {NODES[0]}: could not evict spywatcher/{BACKEND}-\w+-\w+ within 1 s, "
-                                          rf"blocked by PodDisruptionBudget spywatcher/{BACKEND}-pdb \(The disruption budget "
-                                          rf"{BACKEND}-pdb needs 5 healthy pods and has 5 currently\); {after}"):
+    with pytest.raises(
+        RolledBack,
+        match=rf"--node {NODES[0]}: could not evict spywatcher/{BACKEND}-\w+-\w+ within 1 s, "
+        rf"blocked by PodDisruptionBudget spywatcher/{BACKEND}-pdb \(The disruption budget "
+        rf"{BACKEND}-pdb needs 5 healthy pods and has 5 currently\); {after}",
+    ):
         nodes.drain(kube_env, NODES[0], approve=yes, interval=0.1, timeout=1)
     assert cordoned(fake_kube, NODES[0]) is pre_cordoned
     assert fake_kube.refused_evictions >= 2  # retried on 429
@@ -112,8 +125,11 @@ def test_a_pod_scheduled_between_the_plan_and_the_cordon_is_evicted_too(kube_env
 
 def test_a_pod_without_controller_appearing_before_the_cordon_rolls_the_drain_back(kube_env, fake_kube):
     fake_kube.before["patch_node"] = lambda: fake_kube.add_pod("debug-shell", NODES[0])
-    with pytest.raises(RolledBack, match=f"--node {NODES[0]}: pods without a controller would be lost: "
-                                         "spywatcher/debug-shell; .*; node uncordoned"):
+    with pytest.raises(
+        RolledBack,
+        match=f"--node {NODES[0]}: pods without a controller would be lost: "
+        "spywatcher/debug-shell; .*; node uncordoned",
+    ):
         nodes.drain(kube_env, NODES[0], approve=yes, interval=0.05, timeout=10)
     assert not cordoned(fake_kube, NODES[0]) and "debug-shell" not in fake_kube.evictions
 
@@ -127,6 +143,7 @@ def test_uncordon(kube_env, fake_kube):
 
 
 # -- through inv -------------------------------------------------------------------------
+
 
 @pytest.mark.e2e
 def test_cli_nodes(inv_kube, fake_kube):
@@ -160,7 +177,10 @@ def test_cli_drain_and_uncordon_take_the_node_as_positional(inv_kube, fake_kube)
     assert proc.returncode == 0, proc.stderr
     assert f"OK {NODES[1]} is schedulable again" in proc.stdout and not cordoned(fake_kube, NODES[1])
     help_text = " ".join(inv_kube("--help", "cluster.drain").stdout.split())  # invoke wraps help at the width
-    assert "inv cluster.drain ip-10-0-1-10.ec2.internal" in help_text and "(positional, or --node NAME)" in help_text
+    assert (
+        "inv cluster.drain ip-10-0-1-10.ec2.internal" in help_text
+        and "(positional, or --node NAME)" in help_text
+    )
 
 
 @pytest.mark.e2e
@@ -171,8 +191,10 @@ def test_cli_drain_bad_input(inv_kube, fake_kube):
     proc = inv_kube("cluster.drain", "", "--env", ENV_NAME)
     assert proc.returncode == 2
     # the empty-value rule of every task (core/cli.py) answers first, with the positional's own help
-    assert proc.stderr.strip() == ("error: NODE '': empty; give a value: node name as `inv cluster.nodes` shows it, "
-                                   "e.g. ip-10-0-1-10.ec2.internal (positional, or --node NAME)")
+    assert proc.stderr.strip() == (
+        "error: NODE '': empty; give a value: node name as `inv cluster.nodes` shows it, "
+        "e.g. ip-10-0-1-10.ec2.internal (positional, or --node NAME)"
+    )
     # no NODE at all: invoke's own parser refuses it before the task runs (its exit code, 1)
     proc = inv_kube("cluster.drain", "--env", ENV_NAME)
     assert proc.returncode == 1 and "did not receive required positional arguments: 'node'" in proc.stderr
@@ -188,8 +210,9 @@ def test_cli_drain_of_the_last_schedulable_node_is_exit_2(inv_kube, fake_kube):
             fake_kube.store["nodes"][("", name)]["spec"]["unschedulable"] = True
     proc = inv_kube("cluster.drain", NODES[0], "--env", ENV_NAME, "--yes")
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == (f"error: --node {NODES[0]}: it is the last schedulable node; "
-                                   "its pods would have nowhere to go")
+    assert proc.stderr.strip() == (
+        f"error: --node {NODES[0]}: it is the last schedulable node; its pods would have nowhere to go"
+    )
     assert not cordoned(fake_kube, NODES[0]) and fake_kube.evictions == []
 
 

@@ -66,7 +66,9 @@ def test_production_needs_typed_name_or_yes_with_opt_in(ops_config, monkeypatch)
     monkeypatch.delenv(OPT_IN_VAR)
     with pytest.raises(Refused, match="does not match"):
         approve(_plan(), env, Console(), dry_run=False, yes=False, interactive=True, ask=lambda _: "prod")
-    assert approve(_plan(), env, Console(), dry_run=False, yes=False, interactive=True, ask=lambda _: "production")
+    assert approve(
+        _plan(), env, Console(), dry_run=False, yes=False, interactive=True, ask=lambda _: "production"
+    )
 
 
 def test_journal_records_start_steps_end_and_masks_secrets(tmp_path):
@@ -100,15 +102,21 @@ def test_journal_records_failure_outcome_and_finds_unfinished(tmp_path):
 def test_file_lock_refuses_a_second_holder_in_another_process(tmp_path):
     lock_path = tmp_path / "locks" / "sandbox.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
             from spywatcher_ops.core.lock import FileLock
             with FileLock(Path({str(lock_path)!r})).hold("alice", "dr.drill"):
                 print("held", flush=True)
                 sys.stdin.readline()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -133,8 +133,11 @@ def test_a_torn_journal_never_turns_a_met_report_into_unfinished(sandbox_up: Pat
     # The run's own records (drill-run, its index) follow the drill's: cut them, as a crash
     # just after the drill's end record would, so that end record is the last line.
     lines = journal.read_bytes().splitlines(keepends=True)
-    ends = [i for i, line in enumerate(lines)
-            if json.loads(line).get("event") == "end" and json.loads(line).get("op") == "dr.drill"]
+    ends = [
+        i
+        for i, line in enumerate(lines)
+        if json.loads(line).get("event") == "end" and json.loads(line).get("op") == "dr.drill"
+    ]
     journal.write_bytes(b"".join(lines[: ends[-1] + 1]))
     assert read(journal)[-1]["event"] == "end"  # the drill's end record is the last line
     reports = sorted(p for p in (state_dir / "reports").glob("*.json") if "-run-" not in p.name)

@@ -22,7 +22,9 @@ def test_unknown_environment_lists_known_ones(ops_config):
         cfg.load(ops_config).env("prod")
 
 
-@pytest.mark.parametrize("value", ["2026-11-25T14:03:00", "yesterday", "2026-11-31T02:00Z", "2027-01-01T00:00Z"])
+@pytest.mark.parametrize(
+    "value", ["2026-11-25T14:03:00", "yesterday", "2026-11-31T02:00Z", "2027-01-01T00:00Z"]
+)
 def test_bad_restore_times_are_refused(value):
     with pytest.raises(BadInput, match=value):
         parse_restore_time(value, flag="--to", now=NOW)

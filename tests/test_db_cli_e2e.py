@@ -26,12 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def cli(moto_staging, tmp_path, tls_postgres):
     """Runs `inv -f <test config> ARGS` with a private state folder."""
     tunnel = f"{tls_postgres.host}:{tls_postgres.port}"
-    config = {"ops": {
-        "aws": {"poll_seconds": 0.2},
-        "environments": {"staging": {"kms_keys": {COPY_REGION: moto_staging["west_key"]},
-                                     "db_tunnels": {STAGING_DB: tunnel, "fix-e2e": tunnel}}},
-        "database": {"freshness_tables": [{"table": "events", "column": "created_at"}]},
-    }}
+    config = {
+        "ops": {
+            "aws": {"poll_seconds": 0.2},
+            "environments": {
+                "staging": {
+                    "kms_keys": {COPY_REGION: moto_staging["west_key"]},
+                    "db_tunnels": {STAGING_DB: tunnel, "fix-e2e": tunnel},
+                }
+            },
+            "database": {"freshness_tables": [{"table": "events", "column": "created_at"}]},
+        }
+    }
     path = tmp_path / "ops.yaml"
     path.write_text(yaml.safe_dump(config))
     state = tmp_path / "state"
@@ -44,8 +50,15 @@ def cli(moto_staging, tmp_path, tls_postgres):
             conf = tmp_path / "ops-extra.yaml"
             conf.write_text(yaml.safe_dump(merged))
         env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state), "COLUMNS": "200"}
-        return subprocess.run(["inv", "-f", str(conf), *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["inv", "-f", str(conf), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     run.state = state  # type: ignore[attr-defined]
     return run
@@ -56,8 +69,10 @@ def rds_state() -> dict[str, Any]:
     return {
         "instances": sorted(i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]),
         "snapshots": sorted(s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]),
-        "west": sorted(s["DBSnapshotIdentifier"] for s in boto3.client("rds", region_name=COPY_REGION)
-                       .describe_db_snapshots()["DBSnapshots"]),
+        "west": sorted(
+            s["DBSnapshotIdentifier"]
+            for s in boto3.client("rds", region_name=COPY_REGION).describe_db_snapshots()["DBSnapshots"]
+        ),
     }
 
 
@@ -67,12 +82,23 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(cli):
         (["db.restore", "--env", "staging", "--to", "2026-11-25T14:03:00"], "the time has no zone"),
         (["db.restore", "--env", "staging", "--to", "yesterday"], "--to yesterday: not a valid time"),
         (["db.restore", "--env", "staging", "--to", "2099-01-01T00:00:00Z"], "in the future"),
-        (["db.restore", "--env", "staging", "--to", "2020-01-01T00:00:00Z"],
-         "outside the restorable window 20"),
-        (["db.restore", "--env", "prod", "--to", "latest"], "--env prod: unknown environment; known: production, sandbox, staging"),
-        (["db.restore", "--env", "staging", "--from-snapshot", "nope-1"], "--from-snapshot nope-1: no such snapshot"),
+        (
+            ["db.restore", "--env", "staging", "--to", "2020-01-01T00:00:00Z"],
+            "outside the restorable window 20",
+        ),
+        (
+            ["db.restore", "--env", "prod", "--to", "latest"],
+            "--env prod: unknown environment; known: production, sandbox, staging",
+        ),
+        (
+            ["db.restore", "--env", "staging", "--from-snapshot", "nope-1"],
+            "--from-snapshot nope-1: no such snapshot",
+        ),
         (["db.restore", "--env", "staging", "--to", "latest", "--name", STAGING_DB], "already exists"),
-        (["db.restore", "--env", "staging", "--to", "latest", "--name", "1bad"], "not a valid instance identifier"),
+        (
+            ["db.restore", "--env", "staging", "--to", "latest", "--name", "1bad"],
+            "not a valid instance identifier",
+        ),
         (["db.restore", "--env", "staging", "--to", "latest", "--from-snapshot", "x-1"], "choose one"),
         (["db.snapshot", "--env", "staging", "--label", "Bad Label"], "not a valid label"),
         (["db.snapshot", "--env", "staging", "--copy-to-region", "eu-west-1"], "no KMS key configured"),
@@ -114,7 +140,9 @@ def test_snapshot_with_cross_region_copy_then_listing(cli, moto_staging):
     table = cli("db.snapshots", "--env", "staging")
     assert made in table.stdout and "automated" in table.stdout
 
-    records = [json.loads(line) for line in (cli.state / "journal" / "staging.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (cli.state / "journal" / "staging.jsonl").read_text().splitlines()
+    ]
     start, end = records[0], records[-1]
     assert start["op"] == "db.snapshot" and start["who"]["aws_account"] == "123456789012"
     assert end["outcome"] == "ok" and len(end["request_ids"]) >= 3
@@ -167,15 +195,17 @@ def test_restore_dry_run_then_restore_verify_swap_and_reverse(cli):
     instances = rds_state()["instances"]
     (replaced,) = [i for i in instances if "-replaced-" in i]
     assert instances == sorted([STAGING_DB, replaced])
-    tags = boto3.client("rds", region_name=REGION).describe_db_instances(
-        DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]["TagList"]
+    tags = boto3.client("rds", region_name=REGION).describe_db_instances(DBInstanceIdentifier=STAGING_DB)[
+        "DBInstances"
+    ][0]["TagList"]
     assert {"Key": "RestoredFrom", "Value": STAGING_DB} in tags  # the restored one serves now
 
     args = reverse.removeprefix("to reverse: inv ").split() + ["--yes"]
     back = cli(*args)
     assert back.returncode == 0, back.stderr
-    tags = boto3.client("rds", region_name=REGION).describe_db_instances(
-        DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]["TagList"]
+    tags = boto3.client("rds", region_name=REGION).describe_db_instances(DBInstanceIdentifier=STAGING_DB)[
+        "DBInstances"
+    ][0]["TagList"]
     assert {"Key": "ManagedBy", "Value": "terraform"} in tags  # the original is back
 
     # db.delete: never the live one; the restored one (swapped out again) after confirmation
@@ -193,7 +223,10 @@ def test_restore_dry_run_then_restore_verify_swap_and_reverse(cli):
 
 def test_verify_failed_exits_1_with_a_hint(cli):
     boto3.client("rds", region_name=REGION).restore_db_instance_to_point_in_time(
-        SourceDBInstanceIdentifier=STAGING_DB, TargetDBInstanceIdentifier="fix-e2e", UseLatestRestorableTime=True)
+        SourceDBInstanceIdentifier=STAGING_DB,
+        TargetDBInstanceIdentifier="fix-e2e",
+        UseLatestRestorableTime=True,
+    )
     bad = {"database": {"freshness_tables": [{"table": "audit_log", "column": "at"}]}}
     done = cli("db.verify", "--env", "staging", "--instance", "fix-e2e", extra_config=bad)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -207,7 +240,10 @@ def test_failover_needs_confirmation_then_reports(cli):
     refused = cli("db.failover", "--env", "staging")
     assert refused.returncode == 2 and "needs confirmation" in refused.stderr
     dry = cli("db.failover", "--env", "staging", "--dry-run")
-    assert "rds.reboot_db_instance(DBInstanceIdentifier='spywatcher-staging-db', ForceFailover=True)" in dry.stdout
+    assert (
+        "rds.reboot_db_instance(DBInstanceIdentifier='spywatcher-staging-db', ForceFailover=True)"
+        in dry.stdout
+    )
     done = cli("db.failover", "--env", "staging", "--yes", "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -215,9 +251,16 @@ def test_failover_needs_confirmation_then_reports(cli):
 
 
 def test_a_held_lock_stops_a_mutation_with_exit_3(cli):
-    boto3.client("dynamodb", region_name=REGION).put_item(TableName=LOCK_TABLE, Item={
-        "lock_id": {"S": "staging"}, "token": {"S": "t"}, "owner": {"S": "alice"},
-        "operation": {"S": "db.restore"}, "expires_at": {"N": str(int(time.time()) + 600)}})
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=LOCK_TABLE,
+        Item={
+            "lock_id": {"S": "staging"},
+            "token": {"S": "t"},
+            "owner": {"S": "alice"},
+            "operation": {"S": "db.restore"},
+            "expires_at": {"N": str(int(time.time()) + 600)},
+        },
+    )
     before = rds_state()
     done = cli("db.snapshot", "--env", "staging")
     assert done.returncode == 3 and "locked by alice running db.restore" in done.stderr

@@ -43,7 +43,9 @@ for name in ns.task_names:
 def test_every_task_has_a_summary_and_every_option_has_help():
     # In a fresh interpreter: invoke pops Task.help entries once a parser is built
     # from the collection, which other tests in this process do.
-    done = subprocess.run([sys.executable, "-c", _HELP_CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", done.stdout
 
@@ -72,7 +74,9 @@ def test_inv_list_shows_every_namespace_without_heavy_imports():
         "heavy = [m for m in ('boto3', 'botocore', 'kubernetes', 'fabric', 'paramiko', 'psycopg', 'redis', 'rich') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout
     assert "HEAVY=\n" in out or out.rstrip().endswith("HEAVY="), out
     for namespace in ("db.", "cache.", "sandbox.", "dr.", "runbook.", "app.", "cluster."):
         assert namespace in out, f"{namespace} missing from inv --list"

@@ -38,7 +38,9 @@ def staging(ops_config, tls_postgres, drill_db, clock=None, **aws):
     for key, value in aws.items():
         ops_config.ops.aws[key] = value
     boto3.client("secretsmanager", region_name=REGION).put_secret_value(
-        SecretId=SECRET, SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD, "dbname": drill_db}))
+        SecretId=SECRET,
+        SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD, "dbname": drill_db}),
+    )
     return aws_env(ops_config, clock=clock)
 
 
@@ -52,7 +54,9 @@ def test_db_failover_on_rds_runs_end_to_end_and_publishes(staging_aws, ops_confi
     sqs = boto3.client("sqs", region_name=REGION)
     topic = sns.create_topic(Name="dr-drills")["TopicArn"]
     queue = sqs.create_queue(QueueName="dr-drills")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     env = staging(ops_config, tls_postgres, drill_db, sns_topic_arn=topic)
     scenario = get("db-failover", "aws")
@@ -64,12 +68,18 @@ def test_db_failover_on_rds_runs_end_to_end_and_publishes(staging_aws, ops_confi
     checked = suite.preflight_all(env, [scenario], options)
     stub.assert_no_pending_responses()
     names = {c.name: c.status for c in checked[0].checks}
-    assert names == {"drills allowed": "ok", "lock free": "ok", "database writable": "ok",
-                     "standby / Multi-AZ": "ok", "IAM permissions": "ok"}, checked[0].checks
+    assert names == {
+        "drills allowed": "ok",
+        "lock free": "ok",
+        "database writable": "ok",
+        "standby / Multi-AZ": "ok",
+        "IAM permissions": "ok",
+    }, checked[0].checks
 
     reboots: list[dict] = []  # observe the real call on its way to moto
     env.parts.clients.client("rds").meta.events.register(
-        "provide-client-params.rds.RebootDBInstance", lambda params, **_: reboots.append(dict(params)))
+        "provide-client-params.rds.RebootDBInstance", lambda params, **_: reboots.append(dict(params))
+    )
     result = suite.run_suite(env, checked, options, report_dir=env.settings.state_dir / "reports")
     assert reboots == [{"DBInstanceIdentifier": STAGING_DB, "ForceFailover": True}]
     (row,) = result.rows
@@ -85,17 +95,28 @@ def test_db_failover_on_rds_runs_end_to_end_and_publishes(staging_aws, ops_confi
     assert {m["MetricName"] for m in metrics} == {"RTOSeconds", "RPOSeconds", "LostWrites", "TargetsMet"}
     dims = {d["Name"]: d["Value"] for d in metrics[0]["Dimensions"]}
     assert dims == {"Environment": "staging", "Scenario": "db-failover"}
-    stats = cw.get_metric_statistics(Namespace="Spywatcher/DR", MetricName="TargetsMet",
-                                     Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-                                     StartTime=datetime.now(UTC) - timedelta(hours=1),
-                                     EndTime=datetime.now(UTC) + timedelta(hours=1), Period=60, Statistics=["Sum"])
+    stats = cw.get_metric_statistics(
+        Namespace="Spywatcher/DR",
+        MetricName="TargetsMet",
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=datetime.now(UTC) - timedelta(hours=1),
+        EndTime=datetime.now(UTC) + timedelta(hours=1),
+        Period=60,
+        Statistics=["Sum"],
+    )
     assert sum(p["Sum"] for p in stats["Datapoints"]) == 1.0
     (message,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", [])
     body = json.loads(message["Body"])
     assert body["Subject"] == "DR drill db-failover on staging: met"
     assert "RTO" in body["Message"] and row.report_id in body["Message"]
-    assert result.published == [{"id": row.report_id, "status": "ok", "namespace": "Spywatcher/DR",
-                                 "sns_message_id": result.published[0]["sns_message_id"]}]
+    assert result.published == [
+        {
+            "id": row.report_id,
+            "status": "ok",
+            "namespace": "Spywatcher/DR",
+            "sns_message_id": result.published[0]["sns_message_id"],
+        }
+    ]
 
 
 def _instant(value) -> float:
@@ -123,19 +144,25 @@ class RdsRestoreCopy:
         self.calls.append(dict(params))
         until = self.until(params)
         with psycopg.connect(**self.source.dsn(self.dbname), autocommit=True) as conn:
-            rows = conn.execute(f"SELECT run_id, seq, client_ts FROM {DRILL_TABLE} WHERE client_ts <= %s",
-                                (until,)).fetchall()
-            self.after_point = conn.execute(f"SELECT count(*) FROM {DRILL_TABLE} WHERE client_ts > %s",
-                                            (until,)).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT run_id, seq, client_ts FROM {DRILL_TABLE} WHERE client_ts <= %s", (until,)
+            ).fetchall()
+            self.after_point = conn.execute(
+                f"SELECT count(*) FROM {DRILL_TABLE} WHERE client_ts > %s", (until,)
+            ).fetchone()[0]
         self.copy.execute(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
         self.copy.execute(f"CREATE DATABASE {self.dbname} OWNER {APP_USER}")
         with psycopg.connect(**self.copy.dsn(self.dbname), autocommit=True) as conn:
             conn.execute(f"SET ROLE {APP_USER}")
-            conn.execute(f"CREATE TABLE {DRILL_TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
-                         "client_ts double precision NOT NULL, written_at timestamptz NOT NULL DEFAULT now(), "
-                         "PRIMARY KEY (run_id, seq))")
+            conn.execute(
+                f"CREATE TABLE {DRILL_TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
+                "client_ts double precision NOT NULL, written_at timestamptz NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (run_id, seq))"
+            )
             with conn.cursor() as cur:
-                cur.executemany(f"INSERT INTO {DRILL_TABLE} (run_id, seq, client_ts) VALUES (%s, %s, %s)", rows)
+                cur.executemany(
+                    f"INSERT INTO {DRILL_TABLE} (run_id, seq, client_ts) VALUES (%s, %s, %s)", rows
+                )
         # the new instance's id: TargetDBInstanceIdentifier (point in time) or DBInstanceIdentifier (snapshot)
         new_id = params.get("TargetDBInstanceIdentifier") or params["DBInstanceIdentifier"]
         self.env.env.raw.setdefault("db_tunnels", {})[new_id] = f"127.0.0.1:{self.copy.port}"
@@ -143,18 +170,25 @@ class RdsRestoreCopy:
 
 @pytest.mark.real
 def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_copy(
-        staging_aws, ops_config, tls_postgres, tls_postgres_restored, drill_db):
+    staging_aws, ops_config, tls_postgres, tls_postgres_restored, drill_db
+):
     env = staging(ops_config, tls_postgres, drill_db)
     rds = env.parts.clients.client("rds")
     # RDS's LatestRestorableTime trails by minutes; moto reports a fixed one. Say "now",
     # so the drill restores to its own mark, as it would on an idle-enough real instance.
-    rds.meta.events.register("after-call.rds.DescribeDBInstances", lambda parsed, **_: [
-        i.__setitem__("LatestRestorableTime", datetime.now(UTC)) for i in parsed.get("DBInstances", [])])
+    rds.meta.events.register(
+        "after-call.rds.DescribeDBInstances",
+        lambda parsed, **_: [
+            i.__setitem__("LatestRestorableTime", datetime.now(UTC)) for i in parsed.get("DBInstances", [])
+        ],
+    )
     copy = RdsRestoreCopy(env, tls_postgres, tls_postgres_restored, drill_db)
     rds.meta.events.register("provide-client-params.rds.RestoreDBInstanceToPointInTime", copy)
     asked_events_of: list[str] = []
-    rds.meta.events.register("provide-client-params.rds.DescribeEvents",
-                             lambda params, **_: asked_events_of.append(params.get("SourceIdentifier")))
+    rds.meta.events.register(
+        "provide-client-params.rds.DescribeEvents",
+        lambda params, **_: asked_events_of.append(params.get("SourceIdentifier")),
+    )
     scenario = get("pitr-restore", "aws")
     options = DrillOptions()
     stub = allow_all(env, scenario)
@@ -171,8 +205,12 @@ def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_c
     assert call["SourceDBInstanceIdentifier"] == STAGING_DB and new_id.startswith(f"{STAGING_DB}-drill-")
     d = rep["details"]
     assert d["restore"]["instance"] == new_id and d["restore"]["kept"] is False
-    assert abs(_instant(call["RestoreTime"]) - d["restore"]["restore_point"]) < 0.001  # ms precision on the wire
-    assert rep["timeline"][0]["kind"] == "fault" or any(e["kind"] == "fault" and e["t_s"] == 0 for e in rep["timeline"])
+    assert (
+        abs(_instant(call["RestoreTime"]) - d["restore"]["restore_point"]) < 0.001
+    )  # ms precision on the wire
+    assert rep["timeline"][0]["kind"] == "fault" or any(
+        e["kind"] == "fault" and e["t_s"] == 0 for e in rep["timeline"]
+    )
     assert d["verification"] == "passed" and d["missing_before_point"] == 0 and d["present_after_point"] == 0
     assert d["surviving"] >= 3  # the writes before the mark are in the copy
     assert copy.after_point >= 1  # and the drill kept writing past it (those must not count)
@@ -186,7 +224,8 @@ def test_pitr_restore_on_rds_restores_before_the_mark_verifies_and_removes_the_c
 
 @pytest.mark.real
 def test_snapshot_restore_on_rds_counts_every_write_since_the_snapshot_as_lost(
-        staging_aws, ops_config, tls_postgres, tls_postgres_restored, drill_db):
+    staging_aws, ops_config, tls_postgres, tls_postgres_restored, drill_db
+):
     from spywatcher_ops.core.clock import SystemClock
 
     # the real clock: the drill's write times are compared with moto's snapshot time
@@ -194,7 +233,9 @@ def test_snapshot_restore_on_rds_counts_every_write_since_the_snapshot_as_lost(
     rds = env.parts.clients.client("rds")
     snap = rds.create_db_snapshot(DBInstanceIdentifier=STAGING_DB, DBSnapshotIdentifier="before-the-drill")
     created = snap["DBSnapshot"]["SnapshotCreateTime"]
-    copy = RdsRestoreCopy(env, tls_postgres, tls_postgres_restored, drill_db, until=lambda _: created.timestamp())
+    copy = RdsRestoreCopy(
+        env, tls_postgres, tls_postgres_restored, drill_db, until=lambda _: created.timestamp()
+    )
     rds.meta.events.register("provide-client-params.rds.RestoreDBInstanceFromDBSnapshot", copy)
     scenario = get("snapshot-restore", "aws")
     options = DrillOptions()
@@ -243,9 +284,15 @@ def test_test_failover_quota_is_checked_before_a_cache_drill(ops_config):
         client = env.cache.client
         stub = Stubber(client)
         now = env.clock.now()
-        events = [{"SourceIdentifier": "spywatcher-staging-redis", "SourceType": "replication-group",
-                   "Message": "Test Failover API called for node group 0001", "Date": now - timedelta(hours=h)}
-                  for h in (1, 2, 3, 4, 5)]
+        events = [
+            {
+                "SourceIdentifier": "spywatcher-staging-redis",
+                "SourceType": "replication-group",
+                "Message": "Test Failover API called for node group 0001",
+                "Date": now - timedelta(hours=h),
+            }
+            for h in (1, 2, 3, 4, 5)
+        ]
         stub.add_response("describe_events", {"Events": events})
         stub.activate()
         check = drill_aws.test_failover_quota(env)
@@ -263,8 +310,14 @@ def test_production_refuses_drills_unless_allowed(ops_config):
 
 
 def test_metric_data_shape():
-    rep = {"environment": {"name": "staging"}, "scenario": {"name": "db-failover"}, "started_at": "2026-11-26T00:00:00Z",
-           "rto": {"achieved_s": 41.5}, "rpo": {"achieved_s": 0.0, "lost_writes": 0}, "outcome": "met"}
+    rep = {
+        "environment": {"name": "staging"},
+        "scenario": {"name": "db-failover"},
+        "started_at": "2026-11-26T00:00:00Z",
+        "rto": {"achieved_s": 41.5},
+        "rpo": {"achieved_s": 0.0, "lost_writes": 0},
+        "outcome": "met",
+    }
     data = {d["MetricName"]: d for d in drill_aws.metric_data(rep)}
     assert data["RTOSeconds"]["Value"] == 41.5 and data["RTOSeconds"]["Unit"] == "Seconds"
     assert data["TargetsMet"]["Value"] == 1.0 and data["LostWrites"]["Unit"] == "Count"
@@ -273,14 +326,19 @@ def test_metric_data_shape():
 def test_snapshot_restore_preflight_predicts_the_database_rpo_miss(staging_aws, ops_config):
     from fixtures_aws import FakeClock
 
-    boto3.client("rds", region_name=REGION).create_db_snapshot(DBInstanceIdentifier=STAGING_DB,
-                                                               DBSnapshotIdentifier="ten-minutes-old")
+    boto3.client("rds", region_name=REGION).create_db_snapshot(
+        DBInstanceIdentifier=STAGING_DB, DBSnapshotIdentifier="ten-minutes-old"
+    )
     env = aws_env(ops_config, clock=FakeClock(datetime.now(UTC) + timedelta(minutes=10)))
     checks = get("snapshot-restore", "aws").checks(env, DrillOptions())
     predictions = [c.detail for c in checks if c.name == "prediction"]
     assert len(predictions) == 1 and c_status(checks, "prediction") == "warn"
-    assert predictions[0].startswith("snapshot-only recovery cannot meet the 300 s database RPO target: the newest "
-                                     "snapshot is 60") and "only a point-in-time restore can" in predictions[0]
+    assert (
+        predictions[0].startswith(
+            "snapshot-only recovery cannot meet the 300 s database RPO target: the newest snapshot is 60"
+        )
+        and "only a point-in-time restore can" in predictions[0]
+    )
 
 
 def c_status(checks, name):

@@ -38,8 +38,11 @@ def redis_primary():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -85,7 +88,11 @@ def group_on(port: int) -> dict:
 
 
 def clusters(group: dict, status: str = "available") -> dict:
-    return {"CacheClusters": [{"CacheClusterId": m, "CacheClusterStatus": status} for m in group["MemberClusters"]]}
+    return {
+        "CacheClusters": [
+            {"CacheClusterId": m, "CacheClusterStatus": status} for m in group["MemberClusters"]
+        ]
+    }
 
 
 def events_after_failover(group: dict) -> list[dict]:
@@ -93,13 +100,20 @@ def events_after_failover(group: dict) -> list[dict]:
     now = datetime.now(UTC)
 
     def ev(message: str, source: str = GROUP, kind: str = "replication-group", after_s: float = 0.0) -> dict:
-        return {"SourceIdentifier": source, "SourceType": kind, "Message": message, "Date": now + timedelta(seconds=after_s)}
+        return {
+            "SourceIdentifier": source,
+            "SourceType": kind,
+            "Message": message,
+            "Date": now + timedelta(seconds=after_s),
+        }
 
-    return [ev("Test Failover API called for node group 0001"),
-            ev(f"Failover from primary node {old} to replica node {new} completed", after_s=0.5),
-            ev(f"Failover from primary node {old} to replica node {new} completed", old, "cache-cluster", 0.5),
-            ev(f"Recovering cache nodes {old}", old, "cache-cluster", 0.6),
-            ev(f"Finished recovery for cache nodes {old}", old, "cache-cluster", 0.9)]
+    return [
+        ev("Test Failover API called for node group 0001"),
+        ev(f"Failover from primary node {old} to replica node {new} completed", after_s=0.5),
+        ev(f"Failover from primary node {old} to replica node {new} completed", old, "cache-cluster", 0.5),
+        ev(f"Recovering cache nodes {old}", old, "cache-cluster", 0.6),
+        ev(f"Finished recovery for cache nodes {old}", old, "cache-cluster", 0.9),
+    ]
 
 
 def script(stub: Stubber, group: dict) -> None:
@@ -111,15 +125,22 @@ def script(stub: Stubber, group: dict) -> None:
     stub.add_response("describe_replication_groups", ready, by_id)
     stub.add_response("describe_replication_groups", ready, by_id)
     stub.add_response("describe_cache_clusters", clusters(group), {})
-    stub.add_response("describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"})
+    stub.add_response(
+        "describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"}
+    )
     # the run: probes' endpoint, the plan (group + quota), the state before, the call
     stub.add_response("describe_replication_groups", ready, by_id)
     stub.add_response("describe_replication_groups", ready, by_id)
     stub.add_response("describe_replication_groups", ready, by_id)
-    stub.add_response("describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"})
+    stub.add_response(
+        "describe_events", {"Events": []}, {"StartTime": ANY, "SourceType": "replication-group"}
+    )
     stub.add_response("describe_replication_groups", ready, by_id)
-    stub.add_response("test_failover", {"ReplicationGroup": {**group, "Status": "modifying"}},
-                      {**by_id, "NodeGroupId": "0001"})
+    stub.add_response(
+        "test_failover",
+        {"ReplicationGroup": {**group, "Status": "modifying"}},
+        {**by_id, "NodeGroupId": "0001"},
+    )
     # polled once: promoted, old primary recovered, group available
     stub.add_response("describe_replication_groups", {"ReplicationGroups": [after]}, by_id)
     stub.add_response("describe_events", {"Events": events_after_failover(group)}, {"StartTime": ANY})
@@ -130,8 +151,9 @@ def script(stub: Stubber, group: dict) -> None:
 
 
 @pytest.mark.real
-def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_aws, ops_config, redis_primary,
-                                                                      api_on_the_cache):
+def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(
+    staging_aws, ops_config, redis_primary, api_on_the_cache
+):
     proc, port = redis_primary
     ops_config.ops.aws.poll_seconds = 0.01
     ops_config.ops.environments.staging.health_url = api_on_the_cache
@@ -153,7 +175,9 @@ def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_a
 
         threading.Timer(OUTAGE_S, back).start()
 
-    env.cache.client.meta.events.register("provide-client-params.elasticache.TestFailover", primary_endpoint_moves)
+    env.cache.client.meta.events.register(
+        "provide-client-params.elasticache.TestFailover", primary_endpoint_moves
+    )
     scenario = get("cache-failover", "aws")
     actions = required_actions(env, scenario)
     assert {"elasticache:TestFailover", "elasticache:DescribeEvents"} <= set(actions)
@@ -162,8 +186,13 @@ def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_a
 
     (checked,) = suite.preflight_all(env, [scenario], options)
     assert {c.name: c.status for c in checked.checks} == {
-        "drills allowed": "ok", "lock free": "ok", "cache master": "ok", "cache replica": "ok",
-        "TestFailover quota": "ok", "IAM permissions": "ok"}, checked.checks
+        "drills allowed": "ok",
+        "lock free": "ok",
+        "cache master": "ok",
+        "cache replica": "ok",
+        "TestFailover quota": "ok",
+        "IAM permissions": "ok",
+    }, checked.checks
     result = suite.run_suite(env, [checked], options, report_dir=env.settings.state_dir / "reports")
     stub.assert_no_pending_responses()
     (row,) = result.rows
@@ -174,8 +203,11 @@ def test_cache_failover_on_elasticache_measures_the_outage_clients_saw(staging_a
     assert abs(rep["rto"]["achieved_s"] - OUTAGE_S) < 0.3, rep["rto"]
     assert rep["rpo"]["lost_writes"] == 0
     probes = {p["name"]: p for p in rep["probes"]}
-    assert {n: p["impacted"] for n, p in probes.items()} == {"cache-write": True, "cache-read": True,
-                                                             "app-health": True}
+    assert {n: p["impacted"] for n, p in probes.items()} == {
+        "cache-write": True,
+        "cache-read": True,
+        "app-health": True,
+    }
     # the API behind the cache was down as long, watched but not judged
     assert abs(probes["app-health"]["rto_s"] - OUTAGE_S) < 0.4, probes["app-health"]
     assert rep["rto"]["basis"] and "app-health" not in rep["rto"]["basis"]

@@ -17,7 +17,11 @@ def test_preflight_on_unreachable_rds_fails_cleanly_with_exit_3(moto_staging, st
     env = {**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)}
     done = subprocess.run(
         [sys.executable, "-m", "invoke", "dr.preflight", "--env", "staging", "--scenario", "db-failover"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 3, output

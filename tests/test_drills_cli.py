@@ -16,19 +16,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def inv(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)},
+    )
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("args, message", [
-    (["--scenario", "nope"], "--scenario nope: unknown scenario; known: db-failover, cache-failover"),
-    (["--env", "staging", "--scenario", "db-stall"], "--scenario db-stall: not supported on aws environments"),
-    (["--env", "production"], "drills are not allowed on production (allow_drills: false)"),
-    (["--param", "stall_s"], "--param stall_s: not KEY=VALUE"),
-    (["--timeout", "-5"], "--timeout -5: use a number of seconds > 0"),
-    (["--env", "qa"], "--env qa: unknown environment; known: production, sandbox, staging"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scenario", "nope"], "--scenario nope: unknown scenario; known: db-failover, cache-failover"),
+        (
+            ["--env", "staging", "--scenario", "db-stall"],
+            "--scenario db-stall: not supported on aws environments",
+        ),
+        (["--env", "production"], "drills are not allowed on production (allow_drills: false)"),
+        (["--param", "stall_s"], "--param stall_s: not KEY=VALUE"),
+        (["--timeout", "-5"], "--timeout -5: use a number of seconds > 0"),
+        (["--env", "qa"], "--env qa: unknown environment; known: production, sandbox, staging"),
+    ],
+)
 def test_bad_input_and_guards_exit_2_with_nothing_done(state_dir, args, message):
     done = inv(state_dir, "dr.drill", *args)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -41,7 +53,14 @@ def test_scenarios_lists_what_each_injects_and_its_targets(state_dir):
     done = inv(state_dir, "dr.scenarios", "--json")
     assert done.returncode == 0, done.stderr
     found = {s["name"]: s for s in json.loads(done.stdout)["scenarios"]}
-    assert {"db-failover", "cache-failover", "pitr-restore", "snapshot-restore", "db-stall", "db-async-loss"} <= set(found)
+    assert {
+        "db-failover",
+        "cache-failover",
+        "pitr-restore",
+        "snapshot-restore",
+        "db-stall",
+        "db-async-loss",
+    } <= set(found)
     assert found["db-failover"]["rto_target_s"] == 60 and found["db-failover"]["rpo_target_s"] == 300
     assert found["cache-failover"]["rto_target_s"] == 300  # no cache target: judged as application
     assert found["db-stall"]["environments"] == ["sandbox"]
@@ -72,10 +91,16 @@ def _journal(state_dir: Path) -> list[dict]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("suite, message", [
-    (["db-failover", "nope"], "environments.sandbox.drill_suite: nope: unknown scenario; known: db-failover"),
-    (["node-loss"], "environments.sandbox.drill_suite: node-loss: the sandbox has no cluster"),
-])
+@pytest.mark.parametrize(
+    "suite, message",
+    [
+        (
+            ["db-failover", "nope"],
+            "environments.sandbox.drill_suite: nope: unknown scenario; known: db-failover",
+        ),
+        (["node-loss"], "environments.sandbox.drill_suite: node-loss: the sandbox has no cluster"),
+    ],
+)
 def test_a_configured_suite_is_checked_before_anything_runs(state_dir, tmp_path, suite, message):
     config = tmp_path / "suite.yaml"
     config.write_text(yaml.safe_dump({"ops": {"environments": {"sandbox": {"drill_suite": suite}}}}))
@@ -86,12 +111,24 @@ def test_a_configured_suite_is_checked_before_anything_runs(state_dir, tmp_path,
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("args, message", [
-    (["--scenario", "db-stall", "--param", "stall_s=abc"], "--param stall_s=abc: not a number of seconds"),
-    (["--scenario", "db-failover", "--param", "bogus=1"], "--param bogus=1: no scenario here reads bogus; accepted: none"),
-    (["--scenario", "pitr-restore", "--param", "after_mark_s=-1"], "--param after_mark_s=-1: use 0 to 60 seconds"),
-    (["--report-dir", "/proc/version"], "--report-dir /proc/version: is a file, not a folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--scenario", "db-stall", "--param", "stall_s=abc"],
+            "--param stall_s=abc: not a number of seconds",
+        ),
+        (
+            ["--scenario", "db-failover", "--param", "bogus=1"],
+            "--param bogus=1: no scenario here reads bogus; accepted: none",
+        ),
+        (
+            ["--scenario", "pitr-restore", "--param", "after_mark_s=-1"],
+            "--param after_mark_s=-1: use 0 to 60 seconds",
+        ),
+        (["--report-dir", "/proc/version"], "--report-dir /proc/version: is a file, not a folder"),
+    ],
+)
 def test_bad_params_and_report_dir_are_exit_2_before_anything(state_dir, args, message):
     for task in (["dr.drill"], ["dr.preflight"]):
         if task == ["dr.preflight"] and "--report-dir" in args:

@@ -75,8 +75,15 @@ class MemOutage(Scenario):
     judged_by = ("mem-write",)
     timeout_s = 5.0
 
-    def __init__(self, outage_s: float = 0.3, lose: int = 0, recover: bool = True, signal_me: int = 0,
-                 fail: bool = False, start_down: bool = False) -> None:
+    def __init__(
+        self,
+        outage_s: float = 0.3,
+        lose: int = 0,
+        recover: bool = True,
+        signal_me: int = 0,
+        fail: bool = False,
+        start_down: bool = False,
+    ) -> None:
         self.service = MemoryService()
         self.service.up = not start_down
         self.outage_s, self.lose, self.recover = outage_s, lose, recover
@@ -93,7 +100,7 @@ class MemOutage(Scenario):
         fault = mark_fault(ctx, "service down")
         with self.service.lock:
             self.service.up = False
-            for seq in sorted(self.service.rows)[-self.lose:] if self.lose else []:
+            for seq in sorted(self.service.rows)[-self.lose :] if self.lose else []:
                 self.service.rows.discard(seq)
         if self.signal_me:
             os.kill(os.getpid(), self.signal_me)
@@ -135,8 +142,17 @@ def test_a_drill_measures_the_outage_and_writes_reports_and_history(env, tmp_pat
     assert result.index["html"].endswith(f"-run-{result.run_id}.html")
     assert [p.name for p in drill_files if p.suffix == ".html"][0] in Path(result.index["html"]).read_text()
     steps = [r.get("step") for r in read(env.journal.path) if r.get("event") == "step"]
-    for expected in ("probes-started", "steady-state", "fault", "fault-done", "recovered", "rollback", "probe",
-                     "measured", "recheck"):
+    for expected in (
+        "probes-started",
+        "steady-state",
+        "fault",
+        "fault-done",
+        "recovered",
+        "rollback",
+        "probe",
+        "measured",
+        "recheck",
+    ):
         assert expected in steps, expected
     assert steps.index("steady-state") < steps.index("fault") < steps.index("rollback")
     (line,) = history.read(history.history_path(env.settings.state_dir))
@@ -144,13 +160,15 @@ def test_a_drill_measures_the_outage_and_writes_reports_and_history(env, tmp_pat
 
 
 def test_lost_acknowledged_writes_miss_the_rpo_target(env, tmp_path):
-    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1, lose=3), [])], options(),
-                             report_dir=tmp_path)
+    result = suite.run_suite(
+        env, [suite.Preflighted(MemOutage(outage_s=0.1, lose=3), [])], options(), report_dir=tmp_path
+    )
     (row,) = result.rows
     assert row.lost_writes == 3 and row.rpo_verdict == "met"  # 3 writes at 20 ms: 0.06 s < 0.5 s
     env.settings.targets.rpo["memory"] = 0.01
-    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1, lose=3), [])], options(),
-                             report_dir=tmp_path)
+    result = suite.run_suite(
+        env, [suite.Preflighted(MemOutage(outage_s=0.1, lose=3), [])], options(), report_dir=tmp_path
+    )
     assert result.rows[0].outcome == "missed"
     err = result.exit_error()
     assert isinstance(err, TargetMissed) and err.exit_code == 1 and "RPO" in str(err)
@@ -158,7 +176,9 @@ def test_lost_acknowledged_writes_miss_the_rpo_target(env, tmp_path):
 
 def test_a_slow_recovery_misses_the_rto_target(env, tmp_path):
     env.settings.targets.rto["memory"] = 0.1
-    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.3), [])], options(), report_dir=tmp_path)
+    result = suite.run_suite(
+        env, [suite.Preflighted(MemOutage(outage_s=0.3), [])], options(), report_dir=tmp_path
+    )
     assert result.rows[0].rto_verdict == "missed" and result.exit_error().exit_code == 1
 
 
@@ -213,7 +233,9 @@ def test_preflight_failure_is_exit_3_before_anything(env):
 
 
 def test_reports_can_be_rebuilt_from_the_journal(env, tmp_path):
-    result = suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1), [])], options(), report_dir=tmp_path)
+    result = suite.run_suite(
+        env, [suite.Preflighted(MemOutage(outage_s=0.1), [])], options(), report_dir=tmp_path
+    )
     rep = suite.rerender(env.settings.state_dir, result.rows[0].report_id, tmp_path / "again")
     assert rep["id"] == result.rows[0].report_id and rep["rto"]["achieved_s"] == result.rows[0].rto_s
     assert len(list(Path(tmp_path / "again").iterdir())) == 3
@@ -242,11 +264,32 @@ def test_cleanup_leaves_a_running_drill_alone_and_retries_what_failed(env):
         os.kill(sleeper.pid, signal.SIGSTOP)
         journal = env.journal
         journal.write({"event": "start", "op_id": "live1", "op": "dr.drill", "env": "sandbox", "args": {}})
-        journal.write({"event": "step", "op_id": "live1", "op": "dr.drill", "env": "sandbox", "step": "undo",
-                       "status": "pending", "undo": {"id": "u1", "kind": "sigcont",
-                                                     "pids": [[sleeper.pid, process_start_time(sleeper.pid)]]}})
-        journal.write({"event": "step", "op_id": "live1", "op": "dr.drill", "env": "sandbox", "step": "undo",
-                       "status": "pending", "undo": {"id": "u2", "kind": "no-such-kind"}})
+        journal.write(
+            {
+                "event": "step",
+                "op_id": "live1",
+                "op": "dr.drill",
+                "env": "sandbox",
+                "step": "undo",
+                "status": "pending",
+                "undo": {
+                    "id": "u1",
+                    "kind": "sigcont",
+                    "pids": [[sleeper.pid, process_start_time(sleeper.pid)]],
+                },
+            }
+        )
+        journal.write(
+            {
+                "event": "step",
+                "op_id": "live1",
+                "op": "dr.drill",
+                "env": "sandbox",
+                "step": "undo",
+                "status": "pending",
+                "undo": {"id": "u2", "kind": "no-such-kind"},
+            }
+        )
         with env.parts.lock().hold("someone", "dr.drill"):  # the live drill
             assert clean_up(env) == []
             assert _state(sleeper.pid) == "T"  # still stopped: its own rollback will resume it
@@ -306,8 +349,10 @@ def test_a_watch_only_probe_does_not_hold_up_the_steady_state():
         _wait_steady(ctx, [good, watcher])  # returns: only the judged probe must be steady
         watcher.watch_only = False
         with pytest.raises(NotReady, match="app-health: .*HTTP 503"):
-            _wait_steady(SimpleNamespace(options=options(steady_timeout_s=0.3), progress=lambda _s: None),
-                         [good, watcher])
+            _wait_steady(
+                SimpleNamespace(options=options(steady_timeout_s=0.3), progress=lambda _s: None),
+                [good, watcher],
+            )
     finally:
         for p in (good, watcher):
             p.stop()

@@ -25,7 +25,9 @@ from spywatcher_ops.drills.reporting.htmlpage import to_html
 RULE = Stability(stable_count=3, stable_s=0.0, slow_s=0.5)
 
 
-def steady(start: float, end: float, step: float = 0.1, ok: bool = True, latency: float = 0.002) -> list[Attempt]:
+def steady(
+    start: float, end: float, step: float = 0.1, ok: bool = True, latency: float = 0.002
+) -> list[Attempt]:
     out, t = [], start
     while t < end - 1e-9:
         out.append(Attempt(t, t + latency, ok))
@@ -43,8 +45,13 @@ def test_rto_is_fault_to_first_success_of_a_stable_run():
 
 
 def test_a_short_success_between_failures_is_not_recovery():
-    attempts = (steady(0, 10) + steady(10.0, 10.2, 0.01, ok=False) + [Attempt(10.2, 10.21, True)]
-                + steady(10.21, 10.4, 0.01, ok=False) + steady(10.4, 11))
+    attempts = (
+        steady(0, 10)
+        + steady(10.0, 10.2, 0.01, ok=False)
+        + [Attempt(10.2, 10.21, True)]
+        + steady(10.21, 10.4, 0.01, ok=False)
+        + steady(10.4, 11)
+    )
     rec = recovery(attempts, fault_at=10.0, rule=RULE)
     assert rec.recovered_at == pytest.approx(10.402)
 
@@ -79,13 +86,25 @@ def test_not_recovered_when_the_stable_run_is_too_short_or_absent():
 
 
 def test_stable_run_can_require_a_duration():
-    attempts = steady(0, 10) + steady(10, 11, ok=False) + steady(11, 11.35) + steady(11.35, 11.4, ok=False) + steady(11.4, 13)
+    attempts = (
+        steady(0, 10)
+        + steady(10, 11, ok=False)
+        + steady(11, 11.35)
+        + steady(11.35, 11.4, ok=False)
+        + steady(11.4, 13)
+    )
     rule = Stability(stable_count=3, stable_s=1.0)
     assert recovery(attempts, 10.0, rule).recovered_at == pytest.approx(11.402)
 
 
 def test_relapses_after_recovery_are_counted():
-    attempts = steady(0, 10) + steady(10, 10.5, ok=False) + steady(10.5, 11) + steady(11, 11.2, ok=False) + steady(11.2, 12)
+    attempts = (
+        steady(0, 10)
+        + steady(10, 10.5, ok=False)
+        + steady(10.5, 11)
+        + steady(11, 11.2, ok=False)
+        + steady(11.2, 12)
+    )
     assert recovery(attempts, 10.0, RULE).relapses == 1
 
 
@@ -145,10 +164,21 @@ def test_percentile_and_verdict():
 
 # history ----------------------------------------------------------------------
 
+
 def run(i: int, rto: float, outcome: str = "met", **extra: object) -> dict:
-    return {"id": f"r{i}", "at": f"2026-11-26T00:00:{i:02d}Z", "env": "sandbox", "scenario": "db-failover",
-            "outcome": outcome, "rto_s": rto, "rpo_s": 0.0, "lost_writes": 0, "rto_verdict": "met",
-            "rpo_verdict": "met", **extra}
+    return {
+        "id": f"r{i}",
+        "at": f"2026-11-26T00:00:{i:02d}Z",
+        "env": "sandbox",
+        "scenario": "db-failover",
+        "outcome": outcome,
+        "rto_s": rto,
+        "rpo_s": 0.0,
+        "lost_writes": 0,
+        "rto_verdict": "met",
+        "rpo_verdict": "met",
+        **extra,
+    }
 
 
 def test_trend_gives_p50_p95_and_flags_a_regression(tmp_path):
@@ -173,30 +203,95 @@ def test_noise_and_short_history_are_not_regressions():
 
 # reports from journal records ---------------------------------------------------
 
+
 def journal(op: str = "abc123", fault: float = 1000.0) -> list[dict]:
     base = {"op_id": op, "op": "dr.drill", "env": "sandbox"}
-    step = lambda name, status="ok", **d: {"at": "2026-11-26T00:00:01.000Z", "event": "step", **base,  # noqa: E731
-                                           "step": name, "status": status, **d}
-    probe = {"name": "db-write", "part": "database", "kind": "write", "attempts": 40, "failed": 3, "impacted": True,
-             "first_failure": fault + 0.02, "recovered_at": fault + 0.12, "rto_s": 0.12, "latency_p50_s": 0.003,
-             "bands": [[fault - 2, fault + 0.01, "up"], [fault + 0.02, fault + 0.11, "down"], [fault + 0.12, fault + 1, "up"]],
-             "loss": {"lost": 2, "rpo_s": 0.2, "lost_seqs": [19, 20]}}
+
+    def step(name: str, status: str = "ok", **d: object) -> dict:
+        return {
+            "at": "2026-11-26T00:00:01.000Z",
+            "event": "step",
+            **base,
+            "step": name,
+            "status": status,
+            **d,
+        }
+
+    probe = {
+        "name": "db-write",
+        "part": "database",
+        "kind": "write",
+        "attempts": 40,
+        "failed": 3,
+        "impacted": True,
+        "first_failure": fault + 0.02,
+        "recovered_at": fault + 0.12,
+        "rto_s": 0.12,
+        "latency_p50_s": 0.003,
+        "bands": [
+            [fault - 2, fault + 0.01, "up"],
+            [fault + 0.02, fault + 0.11, "down"],
+            [fault + 0.12, fault + 1, "up"],
+        ],
+        "loss": {"lost": 2, "rpo_s": 0.2, "lost_seqs": [19, 20]},
+    }
     return [
-        {"at": "2026-11-26T00:00:00.000Z", "event": "start", **base, "who": {"os_user": "me"},
-         "args": {"scenario": "db-failover", "run_id": "db-failover-1"}},
-        step("scenario", scenario={"name": "db-failover", "injects": "kill", "part": "database",
-                                   "rto_target": "database", "rpo_target": "database", "probes": ["db-write"]},
-             kind="sandbox"),
+        {
+            "at": "2026-11-26T00:00:00.000Z",
+            "event": "start",
+            **base,
+            "who": {"os_user": "me"},
+            "args": {"scenario": "db-failover", "run_id": "db-failover-1"},
+        },
+        step(
+            "scenario",
+            scenario={
+                "name": "db-failover",
+                "injects": "kill",
+                "part": "database",
+                "rto_target": "database",
+                "rpo_target": "database",
+                "probes": ["db-write"],
+            },
+            kind="sandbox",
+        ),
         step("preflight", checks=[{"name": "lock free", "status": "ok", "detail": "free", "hint": None}]),
         step("fault", "injected", t=fault, description="primary killed"),
-        step("event", t=fault + 0.08, kind="provider", source="sandbox", message="standby promoted", code="promote"),
+        step(
+            "event",
+            t=fault + 0.08,
+            kind="provider",
+            source="sandbox",
+            message="standby promoted",
+            code="promote",
+        ),
         step("fault-done", t=fault + 2.0, description="primary killed"),
         step("probe", probe=probe),
-        step("measured", rto_s=0.12, rpo_s=0.2, lost_writes=2, rto_target_s=60.0, rpo_target_s=300.0,
-             rto_verdict="met", rpo_verdict="met", rto_basis="b1", rpo_basis="b2", rto_target_key="database"),
-        step("recheck", checks=[{"name": "database writable", "status": "ok", "detail": "yes", "hint": None}]),
-        {"at": "2026-11-26T00:00:03.000Z", "event": "end", **base, "outcome": "ok", "duration_s": 3.0,
-         "result": {"outcome": "met"}, "error": None},
+        step(
+            "measured",
+            rto_s=0.12,
+            rpo_s=0.2,
+            lost_writes=2,
+            rto_target_s=60.0,
+            rpo_target_s=300.0,
+            rto_verdict="met",
+            rpo_verdict="met",
+            rto_basis="b1",
+            rpo_basis="b2",
+            rto_target_key="database",
+        ),
+        step(
+            "recheck", checks=[{"name": "database writable", "status": "ok", "detail": "yes", "hint": None}]
+        ),
+        {
+            "at": "2026-11-26T00:00:03.000Z",
+            "event": "end",
+            **base,
+            "outcome": "ok",
+            "duration_s": 3.0,
+            "result": {"outcome": "met"},
+            "error": None,
+        },
     ]
 
 
@@ -205,8 +300,13 @@ def test_report_is_built_from_the_journal_with_a_phase_breakdown():
     assert rep["schema"] == report.SCHEMA and rep["schema_version"] == 1
     assert rep["outcome"] == "met" and rep["rto"]["achieved_s"] == 0.12 and rep["rpo"]["lost_writes"] == 2
     kinds = [(t["kind"], t["t_s"]) for t in rep["timeline"]]
-    assert kinds == [("fault", 0.0), ("first-failure", 0.02), ("provider", 0.08), ("recovered", 0.12),
-                     ("fault-done", 2.0)]
+    assert kinds == [
+        ("fault", 0.0),
+        ("first-failure", 0.02),
+        ("provider", 0.08),
+        ("recovered", 0.12),
+        ("fault-done", 2.0),
+    ]
     assert [p["duration_s"] for p in rep["phases"]] == [0.02, 0.06, 0.04]
     assert rep["summary"].startswith("database writable again after 0.12 s; longest phase 0.06 s")
     assert rep["probes"][0]["bands_t_s"][1] == [0.02, 0.11, "down"]
@@ -239,8 +339,18 @@ def test_leftovers_lists_what_killed_drills_and_failed_rollbacks_left_pending():
     base = {"op": "dr.drill", "env": "sandbox"}
     records = [
         {"event": "start", "op_id": "a", **base},
-        {"event": "step", "op_id": "a", "step": "undo", "undo": {"id": "u1", "kind": "sigcont", "pids": [[1, 2]]}},
-        {"event": "step", "op_id": "a", "step": "undo", "undo": {"id": "u2", "kind": "delete-instance", "instance": "x"}},
+        {
+            "event": "step",
+            "op_id": "a",
+            "step": "undo",
+            "undo": {"id": "u1", "kind": "sigcont", "pids": [[1, 2]]},
+        },
+        {
+            "event": "step",
+            "op_id": "a",
+            "step": "undo",
+            "undo": {"id": "u2", "kind": "delete-instance", "instance": "x"},
+        },
         {"event": "step", "op_id": "a", "step": "undone", "undo_id": "u1"},
         {"event": "start", "op_id": "b", **base},
         {"event": "step", "op_id": "b", "step": "undo", "undo": {"id": "u3", "kind": "sigcont", "pids": []}},
@@ -249,11 +359,18 @@ def test_leftovers_lists_what_killed_drills_and_failed_rollbacks_left_pending():
     ]
     found = leftovers(records)
     # a: killed, u2 never undone; b: ended, but its rollback left u3 pending; c: not a drill
-    assert [(s["op_id"], [u["id"] for u in pending]) for s, pending in found] == [("a", ["u2"]), ("b", ["u3"])]
-    cleaned = records + [{"event": "cleaned", "op_id": "a", "actions": [{"undo_id": "u2", "status": "ok"}]},
-                         {"event": "cleaned", "op_id": "b", "actions": [{"undo_id": "u3", "status": "failed"}]}]
+    assert [(s["op_id"], [u["id"] for u in pending]) for s, pending in found] == [
+        ("a", ["u2"]),
+        ("b", ["u3"]),
+    ]
+    cleaned = records + [
+        {"event": "cleaned", "op_id": "a", "actions": [{"undo_id": "u2", "status": "ok"}]},
+        {"event": "cleaned", "op_id": "b", "actions": [{"undo_id": "u3", "status": "failed"}]},
+    ]
     assert [(s["op_id"], [u["id"] for u in p]) for s, p in leftovers(cleaned)] == [("b", ["u3"])]  # retried
-    legacy = records + [{"event": "cleaned", "op_id": "a", "actions": [{"kind": "delete-instance", "status": "ok"}]}]
+    legacy = records + [
+        {"event": "cleaned", "op_id": "a", "actions": [{"kind": "delete-instance", "status": "ok"}]}
+    ]
     assert [s["op_id"] for s, _ in leftovers(legacy)] == ["b"]
     killed_clean = [{"event": "start", "op_id": "k", **base}]
     assert [s["op_id"] for s, _ in leftovers(killed_clean)] == ["k"]  # listed once, to be closed
@@ -271,11 +388,26 @@ def test_probe_owned_entries_of_a_drill_that_ended_are_settled():
     base = {"op": "dr.drill", "env": "sandbox"}
     records = [
         {"event": "start", "op_id": "old", **base},
-        {"event": "step", "op_id": "old", "step": "undo", "undo": {"id": "r1", "kind": "drill-rows", "run_id": "x"}},
-        {"event": "step", "op_id": "old", "step": "undo", "undo": {"id": "k1", "kind": "cache-key", "key": "k"}},
+        {
+            "event": "step",
+            "op_id": "old",
+            "step": "undo",
+            "undo": {"id": "r1", "kind": "drill-rows", "run_id": "x"},
+        },
+        {
+            "event": "step",
+            "op_id": "old",
+            "step": "undo",
+            "undo": {"id": "k1", "kind": "cache-key", "key": "k"},
+        },
         {"event": "end", "op_id": "old", **base},
         {"event": "start", "op_id": "dead", **base},
-        {"event": "step", "op_id": "dead", "step": "undo", "undo": {"id": "r2", "kind": "drill-rows", "run_id": "y"}},
+        {
+            "event": "step",
+            "op_id": "dead",
+            "step": "undo",
+            "undo": {"id": "r2", "kind": "drill-rows", "run_id": "y"},
+        },
     ]
     assert [(s["op_id"], [u["id"] for u in p]) for s, p in leftovers(records)] == [("dead", ["r2"])]
 
@@ -284,7 +416,12 @@ def test_a_drill_whose_probe_cleanup_failed_leaves_its_rows_for_the_next_run():
     base = {"op": "dr.drill", "env": "sandbox"}
     records = [
         {"event": "start", "op_id": "flap", **base},
-        {"event": "step", "op_id": "flap", "step": "undo", "undo": {"id": "r1", "kind": "drill-rows", "run_id": "x"}},
+        {
+            "event": "step",
+            "op_id": "flap",
+            "step": "undo",
+            "undo": {"id": "r1", "kind": "drill-rows", "run_id": "x"},
+        },
         {"event": "step", "op_id": "flap", "step": "probe-cleanup", "status": "failed", "probe": "db-write"},
         {"event": "end", "op_id": "flap", **base},
     ]

@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def inv(state_dir: Path, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), **env},
+    )
 
 
 @pytest.mark.real
@@ -75,9 +81,23 @@ def _kill_a_drill_halfway(state_dir):
     """Start a db-stall drill (primary frozen for 30 s), SIGKILL it mid-freeze; (fault record, frozen pids)."""
     journal = state_dir / "journal" / "sandbox.jsonl"
     before = len(read(journal))
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "dr.drill", "--scenario", "db-stall", "--param",
-                             "stall_s=30", "--no-up"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "dr.drill",
+            "--scenario",
+            "db-stall",
+            "--param",
+            "stall_s=30",
+            "--no-up",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)},
+    )
     try:
         deadline = time.monotonic() + 30
         fault = None
@@ -147,8 +167,13 @@ def test_inv_dr_drill_on_a_fresh_machine_prints_a_scorecard_and_three_reports(tm
         lines = done.stdout.splitlines()
         header = next(i for i, line in enumerate(lines) if line.startswith("scenario "))
         assert "RTO achieved / target" in lines[header] and "RPO achieved / target" in lines[header]
-        rows = [line.split(" | ") for line in lines[header + 2: header + 6]]
-        assert [r[0].strip() for r in rows] == ["db-failover", "cache-failover", "pitr-restore", "snapshot-restore"]
+        rows = [line.split(" | ") for line in lines[header + 2 : header + 6]]
+        assert [r[0].strip() for r in rows] == [
+            "db-failover",
+            "cache-failover",
+            "pitr-restore",
+            "snapshot-restore",
+        ]
         for row in rows:
             assert row[3].strip() == "MET"
             html = Path(row[4].strip())
@@ -159,11 +184,15 @@ def test_inv_dr_drill_on_a_fresh_machine_prints_a_scorecard_and_three_reports(tm
             assert html.parent == state_dir / "reports"
         assert elapsed < 120, f"default suite with sandbox start took {elapsed:.0f} s"
         # the measurement agrees with what the providers logged
-        reports = {r[0].strip(): json.loads(Path(r[4].strip()).with_suffix(".json").read_text()) for r in rows}
+        reports = {
+            r[0].strip(): json.loads(Path(r[4].strip()).with_suffix(".json").read_text()) for r in rows
+        }
         cache = reports["cache-failover"]
         # sentinels hand out the new master from +failover-state-reconf-slaves on, before +switch-master
         codes = {t.get("code"): t["t_s"] for t in reversed(cache["timeline"])}
-        assert codes["+promoted-slave"] - 0.05 <= cache["rto"]["achieved_s"] <= codes["+switch-master"] + 0.5, codes
+        assert (
+            codes["+promoted-slave"] - 0.05 <= cache["rto"]["achieved_s"] <= codes["+switch-master"] + 0.5
+        ), codes
         db = reports["db-failover"]
         promoted = next(t["t_s"] for t in db["timeline"] if t.get("code") == "promote")
         assert abs(db["rto"]["achieved_s"] - promoted) <= 0.3, (promoted, db["rto"])
@@ -204,9 +233,24 @@ def test_sigterm_during_a_drill_rolls_back_and_exits_4(pg_pair):
     state_dir = pg_pair.state_dir
     journal = state_dir / "journal" / "sandbox.jsonl"
     before = len(read(journal))
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "dr.drill", "--scenario", "db-stall", "--param",
-                             "stall_s=30", "--no-up"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "dr.drill",
+            "--scenario",
+            "db-stall",
+            "--param",
+            "stall_s=30",
+            "--no-up",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir)},
+    )
     try:
         deadline = time.monotonic() + 30
         fault = None
@@ -241,13 +285,25 @@ def test_an_instance_left_by_a_killed_restore_drill_is_removed_by_the_next_run(p
     db.restore(db.plan_restore(new_id, to_time=None, snapshot_id=None))
     assert db.describe(new_id).created_by_us
     # what a pitr-restore drill killed after its restore leaves in the journal
-    env.journal.write({"event": "start", "op_id": "deadbeef0001", "op": "dr.drill", "env": "sandbox", "args": {}})
-    env.journal.write({"event": "step", "op_id": "deadbeef0001", "op": "dr.drill", "env": "sandbox", "step": "undo",
-                       "status": "pending", "undo": {"id": "u1", "kind": "delete-instance", "instance": new_id}})
+    env.journal.write(
+        {"event": "start", "op_id": "deadbeef0001", "op": "dr.drill", "env": "sandbox", "args": {}}
+    )
+    env.journal.write(
+        {
+            "event": "step",
+            "op_id": "deadbeef0001",
+            "op": "dr.drill",
+            "env": "sandbox",
+            "step": "undo",
+            "status": "pending",
+            "undo": {"id": "u1", "kind": "delete-instance", "instance": new_id},
+        }
+    )
     (done,) = clean_up(env)
     assert done["op_id"] == "deadbeef0001"
-    assert done["actions"] == [{"kind": "delete-instance", "undo_id": "u1", "status": "ok",
-                                "detail": f"deleted instance {new_id}"}]
+    assert done["actions"] == [
+        {"kind": "delete-instance", "undo_id": "u1", "status": "ok", "detail": f"deleted instance {new_id}"}
+    ]
     with pytest.raises(BadInput):
         db.describe(new_id)
     assert clean_up(env) == []

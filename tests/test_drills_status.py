@@ -57,7 +57,10 @@ def test_a_redirected_default_drill_logs_at_most_40_timestamped_lines(sandbox_en
     import json
 
     index = json.loads(inv(state_dir, "dr.report", "latest", "--json").stdout)
-    keys = {i["name"]: [(f["metric"], f["target_key"], f["target_s"]) for f in i["figures"]] for i in index["items"]}
+    keys = {
+        i["name"]: [(f["metric"], f["target_key"], f["target_s"]) for f in i["figures"]]
+        for i in index["items"]
+    }
     assert keys["pitr-restore"] == [("RTO", "restore", 3600.0), ("RPO", "database", 300.0)]
     assert keys["snapshot-restore"] == [("RTO", "restore", 3600.0), ("RPO", "snapshot", 86400.0)]
     assert keys["db-failover"][0] == ("RTO", "database", 60.0)
@@ -120,12 +123,16 @@ def test_every_run_writes_an_index_and_latest_is_the_run(sandbox_env):
     result = json.loads(done.stdout)
     run_id, drills = result["run_id"], [r["report_id"] for r in result["scorecard"]]
     index = json.loads(Path(result["index"]["json"]).read_text())
-    assert index["schema"] == "spywatcher-ops/run-index" and index["id"] == run_id and index["outcome"] == "met"
+    assert (
+        index["schema"] == "spywatcher-ops/run-index" and index["id"] == run_id and index["outcome"] == "met"
+    )
     assert [i["name"] for i in index["items"]] == ["db-failover", "cache-failover"]
     assert [i["id"] for i in index["items"]] == drills
     folder = Path(result["index"]["html"]).parent
     for item in index["items"]:  # links are relative, next to the index, and each is there
-        assert (folder / item["reports"]["html"]).is_file() and (folder / item["reports"]["markdown"]).is_file()
+        assert (folder / item["reports"]["html"]).is_file() and (
+            folder / item["reports"]["markdown"]
+        ).is_file()
         assert all(f["target_key"] for f in item["figures"]), item  # which key judged each figure
     page = Path(result["index"]["html"]).read_text()
     assert all(f'href="{i["reports"]["html"]}"' in page for i in index["items"])
@@ -137,7 +144,9 @@ def test_every_run_writes_an_index_and_latest_is_the_run(sandbox_env):
     assert shown["id"] == run_id and [i["id"] for i in shown["items"]] == drills
     # any unique prefix of 4+ characters: of the run, or of a drill
     by_prefix = inv(state_dir, "dr.report", run_id[:4])
-    assert by_prefix.returncode == 0 and f"run {run_id}" in by_prefix.stdout, by_prefix.stdout + by_prefix.stderr
+    assert by_prefix.returncode == 0 and f"run {run_id}" in by_prefix.stdout, (
+        by_prefix.stdout + by_prefix.stderr
+    )
     one = json.loads(inv(state_dir, "dr.report", drills[1][:6], "--json").stdout)
     assert one["id"] == drills[1] and one["scenario"]["name"] == "cache-failover"
     short = inv(state_dir, "dr.report", drills[0][:3])
@@ -154,28 +163,59 @@ def _journal(state_dir: Path, records: list[dict]) -> None:
 
 
 def test_an_ambiguous_prefix_is_exit_2_listing_the_candidates(tmp_path):
-    starts = [{"event": "start", "op_id": op_id, "op": "dr.drill", "env": "sandbox", "at": at,
-               "args": {"scenario": name}}
-              for op_id, name, at in (("abcd11110000", "db-failover", "2026-11-29T10:00:00Z"),
-                                      ("abcd22220000", "cache-failover", "2026-11-29T10:01:00Z"),
-                                      ("ef0133330000", "pitr-restore", "2026-11-29T10:02:00Z"))]
+    starts = [
+        {
+            "event": "start",
+            "op_id": op_id,
+            "op": "dr.drill",
+            "env": "sandbox",
+            "at": at,
+            "args": {"scenario": name},
+        }
+        for op_id, name, at in (
+            ("abcd11110000", "db-failover", "2026-11-29T10:00:00Z"),
+            ("abcd22220000", "cache-failover", "2026-11-29T10:01:00Z"),
+            ("ef0133330000", "pitr-restore", "2026-11-29T10:02:00Z"),
+        )
+    ]
     _journal(tmp_path, starts)
     done = inv(tmp_path, "dr.report", "abcd")
     assert done.returncode == 2
-    assert "abcd11110000 (drill db-failover" in done.stderr and "abcd22220000 (drill cache-failover" in done.stderr
+    assert (
+        "abcd11110000 (drill db-failover" in done.stderr
+        and "abcd22220000 (drill cache-failover" in done.stderr
+    )
     assert "give more characters" in done.stderr
     missing = inv(tmp_path, "dr.report", "9999")
-    assert missing.returncode == 2 and "no such drill or run" in missing.stderr and "ef0133330000" in missing.stderr
+    assert (
+        missing.returncode == 2
+        and "no such drill or run" in missing.stderr
+        and "ef0133330000" in missing.stderr
+    )
 
 
 def test_history_fail_on_regression_exits_1_only_when_one_is_flagged(tmp_path):
     import json
 
     def line(i: int, rto: float) -> dict:
-        return {"id": f"id{i:010d}", "at": f"2026-11-2{i}T10:00:00Z", "env": "sandbox", "kind": "sandbox",
-                "scenario": "db-failover", "outcome": "met", "rto_s": rto, "rto_target_s": 60.0, "rto_verdict": "met",
-                "rpo_s": 0.0, "rpo_target_s": 300.0, "rpo_verdict": "met", "lost_writes": 0, "report": None,
-                "rto_target_key": "database", "rpo_target_key": "database"}
+        return {
+            "id": f"id{i:010d}",
+            "at": f"2026-11-2{i}T10:00:00Z",
+            "env": "sandbox",
+            "kind": "sandbox",
+            "scenario": "db-failover",
+            "outcome": "met",
+            "rto_s": rto,
+            "rto_target_s": 60.0,
+            "rto_verdict": "met",
+            "rpo_s": 0.0,
+            "rpo_target_s": 300.0,
+            "rpo_verdict": "met",
+            "lost_writes": 0,
+            "report": None,
+            "rto_target_key": "database",
+            "rpo_target_key": "database",
+        }
 
     path = tmp_path / "drills" / "history.jsonl"
     path.parent.mkdir(parents=True)
@@ -187,7 +227,9 @@ def test_history_fail_on_regression_exits_1_only_when_one_is_flagged(tmp_path):
         fh.write(json.dumps(line(7, 9.0)) + "\n")
     flagged = inv(tmp_path, "dr.history", "--fail-on-regression")
     assert "REGRESSION" in flagged.stdout
-    assert flagged.returncode == 1 and "regression(s) flagged: db-failover on sandbox: rto_s 9" in flagged.stderr
+    assert (
+        flagged.returncode == 1 and "regression(s) flagged: db-failover on sandbox: rto_s 9" in flagged.stderr
+    )
     assert inv(tmp_path, "dr.history").returncode == 0  # without the flag: informative only
 
 
@@ -198,5 +240,7 @@ def test_restores_fall_back_to_the_database_target_without_a_restore_key():
     assert target_key({"database": 60.0}, "restore") == "database"
     shown = inv(Path("/nonexistent-state"), "dr.scenarios", "--json")
     found = {s["name"]: s for s in __import__("json").loads(shown.stdout)["scenarios"]}
-    assert found["pitr-restore"]["rto_target"] == "restore" and found["pitr-restore"]["rto_target_s"] == 3600.0
+    assert (
+        found["pitr-restore"]["rto_target"] == "restore" and found["pitr-restore"]["rto_target_s"] == 3600.0
+    )
     assert found["db-failover"]["rto_target_s"] == 60.0

@@ -12,9 +12,18 @@ from spywatcher_ops.recovery.prune import choose
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def snap(id_: str, days: float, *, ours: bool = True, kind: str = "manual", status: str = "available") -> Snapshot:
-    return Snapshot(id=id_, source="db", kind=kind, status=status, created=NOW - timedelta(days=days),
-                    size_bytes=None, ours=ours)
+def snap(
+    id_: str, days: float, *, ours: bool = True, kind: str = "manual", status: str = "available"
+) -> Snapshot:
+    return Snapshot(
+        id=id_,
+        source="db",
+        kind=kind,
+        status=status,
+        created=NOW - timedelta(days=days),
+        size_bytes=None,
+        ours=ours,
+    )
 
 
 def _now() -> datetime:
@@ -40,8 +49,13 @@ def test_never_the_newest_even_when_everything_is_old():
 
 @freeze_time(NOW)
 def test_only_manual_snapshots_made_by_us_are_candidates():
-    snaps = [snap("mine-new", 1), snap("mine-old", 20), snap("hand-made", 90, ours=False),
-             snap("rds:auto", 6, kind="automated", ours=False), snap("mine-creating", 30, status="creating")]
+    snaps = [
+        snap("mine-new", 1),
+        snap("mine-old", 20),
+        snap("hand-made", 90, ours=False),
+        snap("rds:auto", 6, kind="automated", ours=False),
+        snap("mine-creating", 30, status="creating"),
+    ]
     decision = choose(snaps, now=_now(), retention_days=7, keep_min=1)
     assert [s.id for s in decision.delete] == ["mine-old"]
     reasons = {s.id: why for s, why in decision.keep}

@@ -20,8 +20,10 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def _instances() -> list[str]:
-    return sorted(i["DBInstanceIdentifier"] for i in boto3.client("rds", region_name=REGION)
-                  .describe_db_instances()["DBInstances"])
+    return sorted(
+        i["DBInstanceIdentifier"]
+        for i in boto3.client("rds", region_name=REGION).describe_db_instances()["DBInstances"]
+    )
 
 
 def _yes(_plan) -> bool:
@@ -32,15 +34,18 @@ def _no(_plan) -> bool:
     return False
 
 
-@pytest.mark.parametrize(("request_", "message"), [
-    (RestoreRequest(to="2026-11-25T14:03:00Z", from_snapshot="s1"), "choose one"),
-    (RestoreRequest(), "give --to TIME"),
-    (RestoreRequest(to="2026-11-25T14:03:00"), "no zone"),
-    (RestoreRequest(to="yesterday-ish"), "not a valid time"),
-    (RestoreRequest(to="2026-11-26T12:00:01Z"), "in the future"),
-    (RestoreRequest(to="latest", name="9lives"), "--name 9lives: not a valid instance identifier"),
-    (RestoreRequest(to="latest", name="a--b"), "--name a--b"),
-])
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (RestoreRequest(to="2026-11-25T14:03:00Z", from_snapshot="s1"), "choose one"),
+        (RestoreRequest(), "give --to TIME"),
+        (RestoreRequest(to="2026-11-25T14:03:00"), "no zone"),
+        (RestoreRequest(to="yesterday-ish"), "not a valid time"),
+        (RestoreRequest(to="2026-11-26T12:00:01Z"), "in the future"),
+        (RestoreRequest(to="latest", name="9lives"), "--name 9lives: not a valid instance identifier"),
+        (RestoreRequest(to="latest", name="a--b"), "--name a--b"),
+    ],
+)
 def test_checks_that_need_no_provider(request_, message):
     with pytest.raises(BadInput, match=message):
         check_request(request_, now=NOW)
@@ -56,8 +61,11 @@ def test_latest_and_zoned_times_pass():
 def test_window_arithmetic_and_the_message_shows_the_window():
     w = RestoreWindow(earliest=NOW - timedelta(days=7), latest=NOW - timedelta(minutes=5), retention_days=7)
     assert window.check_inside(NOW - timedelta(days=7), w) == NOW - timedelta(days=7)
-    with pytest.raises(BadInput, match=r"outside the restorable window 2026-11-19T12:00:00.000Z .. "
-                                       r"2026-11-26T11:55:00.000Z \(backup retention 7 days\)"):
+    with pytest.raises(
+        BadInput,
+        match=r"outside the restorable window 2026-11-19T12:00:00.000Z .. "
+        r"2026-11-26T11:55:00.000Z \(backup retention 7 days\)",
+    ):
         window.check_inside(NOW - timedelta(minutes=1), w)
     with pytest.raises(BadInput, match="outside"):
         window.check_inside(NOW - timedelta(days=7, seconds=1), w)
@@ -72,10 +80,16 @@ def test_restore_outside_the_window_makes_no_call(staging_aws, ops_config):
     assert _instances() == before
 
 
-@pytest.mark.parametrize(("request_", "message"), [
-    (RestoreRequest(to="latest", name=STAGING_DB), "already exists"),
-    (RestoreRequest(from_snapshot="nope-1"), "--from-snapshot nope-1: no such snapshot of spywatcher-staging-db"),
-])
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (RestoreRequest(to="latest", name=STAGING_DB), "already exists"),
+        (
+            RestoreRequest(from_snapshot="nope-1"),
+            "--from-snapshot nope-1: no such snapshot of spywatcher-staging-db",
+        ),
+    ],
+)
 def test_restore_refuses_names_and_snapshots_before_any_call(staging_aws, ops_config, request_, message):
     before = _instances()
     with pytest.raises(BadInput, match=message):
@@ -84,8 +98,9 @@ def test_restore_refuses_names_and_snapshots_before_any_call(staging_aws, ops_co
 
 
 def test_dry_run_restore_returns_the_plan_and_creates_nothing(staging_aws, ops_config):
-    outcome = restore.restore(aws_env(ops_config, FakeClock(NOW)), RestoreRequest(to="latest"),
-                              approve=_no, progress=print)
+    outcome = restore.restore(
+        aws_env(ops_config, FakeClock(NOW)), RestoreRequest(to="latest"), approve=_no, progress=print
+    )
     assert not outcome.applied and outcome.new_id == "spywatcher-staging-db-restored-20261126t120000z"
     assert outcome.plan.steps[0].action == "restore_db_instance_to_point_in_time"
     assert _instances() == [STAGING_DB]
@@ -103,21 +118,29 @@ def test_restore_applies_and_journals(staging_aws, ops_config):
 
 def test_snapshot_is_named_tagged_and_timed(staging_aws, ops_config):
     env = aws_env(ops_config, FakeClock(NOW))
-    outcome = snapshot.take_snapshot(env, label="pre-deploy", copy_to_region=None, wait=True,
-                                     approve=_yes, progress=print)
+    outcome = snapshot.take_snapshot(
+        env, label="pre-deploy", copy_to_region=None, wait=True, approve=_yes, progress=print
+    )
     assert outcome.snapshot is not None
     assert outcome.snapshot.id == "spywatcher-staging-pre-deploy-20261126t120000z"
-    assert outcome.snapshot.tags == {"Environment": "staging", "Project": "spywatcher",
-                                     "CostCenter": "engineering", "ManagedBy": "spywatcher-ops",
-                                     "Purpose": "pre-deploy"}
+    assert outcome.snapshot.tags == {
+        "Environment": "staging",
+        "Project": "spywatcher",
+        "CostCenter": "engineering",
+        "ManagedBy": "spywatcher-ops",
+        "Purpose": "pre-deploy",
+    }
     assert outcome.duration_s is not None
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"label": "Pre Deploy"}, "--label Pre Deploy: not a valid label"),
-    ({"copy_to_region": "mars-1"}, "not an AWS region"),
-    ({"copy_to_region": "us-west-2", "wait": False}, "drop --no-wait"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"label": "Pre Deploy"}, "--label Pre Deploy: not a valid label"),
+        ({"copy_to_region": "mars-1"}, "not an AWS region"),
+        ({"copy_to_region": "us-west-2", "wait": False}, "drop --no-wait"),
+    ],
+)
 def test_snapshot_bad_input(staging_aws, ops_config, kwargs, message):
     args = {"label": "manual", "copy_to_region": None, "wait": True, **kwargs}
     with pytest.raises(BadInput, match=message):
@@ -157,8 +180,9 @@ def test_swap_checks_the_instance_then_renames(staging_aws, ops_config):
     back = swap.swap(env, outcome.replaced_as, approve=_yes, progress=print)
     assert back.replaced_as == "spywatcher-staging-db-replaced-20261126t120000z-2"
     assert _instances() == [STAGING_DB, back.replaced_as]
-    serving = boto3.client("rds", region_name=REGION).describe_db_instances(
-        DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]
+    serving = boto3.client("rds", region_name=REGION).describe_db_instances(DBInstanceIdentifier=STAGING_DB)[
+        "DBInstances"
+    ][0]
     assert {"Key": "ManagedBy", "Value": "terraform"} in serving["TagList"]
 
 

@@ -90,4 +90,5 @@ def test_rotation_is_the_toolkit_task_and_the_restart_follows() -> None:
     assert [c for b in rotate.runnable for _, c in b.commands()] == ["inv db.rotate-credentials --env {env}"]
     (restart,) = [s for s in rb.steps if s.title == "Make the application reconnect"]
     assert [c for b in restart.runnable for _, c in b.commands()] == [
-        "inv app.restart --env {env} --deployment backend"]
+        "inv app.restart --env {env} --deployment backend"
+    ]

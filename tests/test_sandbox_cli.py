@@ -86,7 +86,9 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
         state = json.loads((state_dir / "sandbox" / "state.json").read_text())
         main = state["instances"][state["main"]]
         primary_port = state["nodes"][main["primary"]]["port"]
-        slots = _query(state_dir, primary_port, "SELECT slot_name, active FROM pg_replication_slots ORDER BY 1")
+        slots = _query(
+            state_dir, primary_port, "SELECT slot_name, active FROM pg_replication_slots ORDER BY 1"
+        )
         # the only slot is the new standby's, in use: none left behind for the discarded standby
         assert slots == [(main["standby"].replace("-", "_"), True)], slots
         assert inv(state_dir, "sandbox.status").returncode == 0
@@ -138,8 +140,14 @@ def _query(state_dir, port, sql):
 def test_missing_postgres_binaries_is_one_line_naming_the_package(tmp_path):
     config = tmp_path / "ops.yaml"
     config.write_text(f"ops:\n  environments:\n    sandbox:\n      pg_bin: {tmp_path / 'nowhere'}\n")
-    result = subprocess.run(["inv", "-f", str(config), "sandbox.up"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "INVOKE_OPS_STATE_DIR": str(tmp_path / "state")}, timeout=60)
+    result = subprocess.run(
+        ["inv", "-f", str(config), "sandbox.up"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(tmp_path / "state")},
+        timeout=60,
+    )
     assert result.returncode == 3
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "apt-get install postgresql-15" in errors[0]
@@ -150,9 +158,14 @@ def test_missing_redis_server_is_found_before_postgres_is_set_up(tmp_path):
     """A PATH with only the virtualenv hides redis-server (the PostgreSQL binaries are found by path)."""
     state_dir = tmp_path / "state"
     venv_bin = Path(sys.executable).parent
-    result = subprocess.run([str(venv_bin / "inv"), "sandbox.up"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PATH": str(venv_bin), "INVOKE_OPS_STATE_DIR": str(state_dir)},
-                            timeout=60)
+    result = subprocess.run(
+        [str(venv_bin / "inv"), "sandbox.up"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(venv_bin), "INVOKE_OPS_STATE_DIR": str(state_dir)},
+        timeout=60,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "apt-get install redis-server" in errors[0], result.stderr

@@ -79,7 +79,8 @@ def test_synchronous_failover_loses_no_acknowledged_write_and_rebuilds_the_stand
     assert {"fault", "promote", "rebuilt"} <= {e.code for e in result.events}
     assert result.lost_commits is not None  # counted from the old primary's WAL (none acknowledged)
     assert "data-loss" not in {e.code for e in result.events} or "none of them was acknowledged" in next(
-        e.message for e in result.events if e.code == "data-loss")
+        e.message for e in result.events if e.code == "data-loss"
+    )
     # redundancy is back: the old primary streams, synchronously, from the new one
     assert _standby_streaming(pg_pair, expect_sync=True)
     assert db.describe().status == "available"
@@ -142,7 +143,11 @@ def test_a_primary_killed_outside_the_toolkit_is_restarted_by_up(pg_pair):
     deadline = time.monotonic() + 5
     while pid_alive(procs["primary"]["pid"]) and time.monotonic() < deadline:
         time.sleep(0.01)
-    down = [r.name for r in pg_pair.box.status() if not r.alive and r.details["instance"] == pg_pair.state()["main"]]
+    down = [
+        r.name
+        for r in pg_pair.box.status()
+        if not r.alive and r.details["instance"] == pg_pair.state()["main"]
+    ]
     assert down == [procs["primary"]["node"]]
     assert pg_pair.database.describe().status == "failed"
     actions = {r.name: r.action for r in pg_pair.box.up()}

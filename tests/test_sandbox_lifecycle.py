@@ -154,7 +154,9 @@ def test_a_half_deleted_sandbox_is_a_clear_error_and_reset_repairs_it(pg_pair):
     box.purge()
     assert not Path(state["pg_base"]).exists()
     assert all(r.alive for r in box.up())
-    assert lifecycle.database_url(pair.state(), "spywatcher", "spywatcher").endswith("target_session_attrs=read-write")
+    assert lifecycle.database_url(pair.state(), "spywatcher", "spywatcher").endswith(
+        "target_session_attrs=read-write"
+    )
 
 
 def test_up_applies_a_changed_replication_mode(pg_pair):
@@ -188,7 +190,9 @@ def test_window_answers_at_once_when_the_synchronous_standby_is_down(pg_pair_fac
     before = datetime.now(UTC)
     answer: dict = {}
     # in a thread: a regression hangs forever, and the test must fail, not hang
-    worker = threading.Thread(target=lambda: answer.update(window=pair.database.restorable_window()), daemon=True)
+    worker = threading.Thread(
+        target=lambda: answer.update(window=pair.database.restorable_window()), daemon=True
+    )
     started = time.monotonic()
     worker.start()
     worker.join(10)
@@ -197,7 +201,10 @@ def test_window_answers_at_once_when_the_synchronous_standby_is_down(pg_pair_fac
     assert answer["window"].latest >= before  # a new heartbeat reached the archive
     # the lock is free again: up repairs the standby
     actions = {r.name: r.action for r in pair.box.up()}
-    assert actions[state["instances"][state["main"]]["standby"]] in ("started", "rebuilt (it would not start as a standby)")
+    assert actions[state["instances"][state["main"]]["standby"]] in (
+        "started",
+        "rebuilt (it would not start as a standby)",
+    )
 
 
 def test_purge_deletes_only_folders_the_toolkit_created(tmp_path):
@@ -215,7 +222,9 @@ def test_purge_deletes_only_folders_the_toolkit_created(tmp_path):
         result = lifecycle.down(env, purge=True)
         for folder in foreign:
             assert (folder / "precious.txt").read_text() == "not yours"
-            assert any(str(folder) in note and "not created by spywatcher-ops" in note for note in result["kept"])
+            assert any(
+                str(folder) in note and "not created by spywatcher-ops" in note for note in result["kept"]
+            )
         assert all("\n" not in note for note in result["kept"])
         # and up refuses to build into them rather than adopt someone else's files
         with pytest.raises(NotReady) as caught:
@@ -273,8 +282,12 @@ def test_down_and_reset_on_a_folder_owned_by_someone_else_are_clear_errors(tmp_p
     (root / "postgres").mkdir(parents=True)
     (root / "postgres" / "theirs.txt").write_text("keep")
     os.chown(root, 65534, 65534)  # nobody
-    for action in (lambda: lifecycle.down(env, purge=True), lambda: lifecycle.reset(env),
-                   lambda: lifecycle.down(env, purge=False), lambda: env.database.describe()):
+    for action in (
+        lambda: lifecycle.down(env, purge=True),
+        lambda: lifecycle.reset(env),
+        lambda: lifecycle.down(env, purge=False),
+        lambda: env.database.describe(),
+    ):
         with pytest.raises(NotReady) as caught:
             action()
         assert "owned by uid 65534" in str(caught.value)

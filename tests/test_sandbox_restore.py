@@ -42,7 +42,9 @@ def test_restore_to_time_has_every_row_up_to_t_and_none_after(pg_pair):
     plan = db.plan_restore("pitr-one", to_time=target, snapshot_id=None)
     instance = db.restore(plan)
     assert instance.created_by_us and instance.status == "available"
-    assert instance.port not in {n["port"] for n in pg_pair.state()["nodes"].values() if n["instance"] != "pitr-one"}
+    assert instance.port not in {
+        n["port"] for n in pg_pair.state()["nodes"].values() if n["instance"] != "pitr-one"
+    }
     assert _ids(pg_pair, "pitr-one") == list(range(1, 7))
     # registered like a new RDS instance, and deletable because we created it
     assert "pitr-one" in {i.id for i in db.instances()}
@@ -91,8 +93,18 @@ def test_disk_full_during_a_base_backup_removes_the_partial_backup(pg_pair, tmp_
     db = pg_pair.database
     backups = pg_pair.pg_base() / "backups"
     user = pg_pair.box.user(pg_pair.state())
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=2m,uid={user.uid},gid={user.gid},mode=0700",
-                    "tmpfs", str(backups)], check=True)
+    subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size=2m,uid={user.uid},gid={user.gid},mode=0700",
+            "tmpfs",
+            str(backups),
+        ],
+        check=True,
+    )
     try:
         with pytest.raises(OperationFailed) as caught:
             db.create_snapshot(db.plan_snapshot("too-big", {}, None), wait=True)
@@ -137,8 +149,12 @@ def test_a_failed_restore_is_rolled_back_or_kept_marked_failed(pg_pair):
         assert "restore-rolled-back" in {e.code for e in db.events(datetime.now(UTC) - timedelta(minutes=5))}
 
         with pytest.raises(OperationFailed) as kept:
-            db.restore(db.plan_restore("broken-one", to_time=None, snapshot_id="broken-copy"), keep_failed=True)
-        assert "restore broken-one failed" in str(kept.value) and "kept, stopped and marked failed" in str(kept.value)
+            db.restore(
+                db.plan_restore("broken-one", to_time=None, snapshot_id="broken-copy"), keep_failed=True
+            )
+        assert "restore broken-one failed" in str(kept.value) and "kept, stopped and marked failed" in str(
+            kept.value
+        )
         on_disk = json.loads((pg_pair.box.root / "state.json").read_text())
         assert on_disk["instances"]["broken-one"]["status"] == "failed"
         assert db.describe("broken-one").status == "failed"

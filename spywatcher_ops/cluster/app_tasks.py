@@ -62,12 +62,30 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
     render.app_status(con, data)
 
 
-@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "deployment": DEPLOYMENT_HELP,
-                "replicas": "the replica count to set, e.g. 5 (must be within the HPA's bounds)",
-                "force": "set a count outside the HPA's min-max bounds anyway",
-                "timeout": TIMEOUT_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None = None, force: bool = False,
-          timeout: int = 300, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+@ops_task(
+    auto_shortflags=False,
+    help={
+        "env": ENV_HELP,
+        "deployment": DEPLOYMENT_HELP,
+        "replicas": "the replica count to set, e.g. 5 (must be within the HPA's bounds)",
+        "force": "set a count outside the HPA's min-max bounds anyway",
+        "timeout": TIMEOUT_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def scale(
+    c: Context,
+    deployment: str = "",
+    replicas: int = -1,
+    env: str | None = None,
+    force: bool = False,
+    timeout: int = 300,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Scale a deployment (within its HPA bounds) and wait for the rollout.
 
     Example: inv app.scale --deployment backend --replicas 6 --env staging --dry-run
@@ -79,16 +97,40 @@ def scale(c: Context, deployment: str = "", replicas: int = -1, env: str | None 
         raise BadInput(f"--replicas {replicas}: give the replica count to set, e.g. --replicas 5")
     con, environ = _mutating(c, env, deployment, timeout, json)
     with con.progress(f"scaling {deployment}") as update:
-        data = do_scale(environ, deployment, replicas, force=force, timeout=timeout, interval=_interval(c),
-                        approve=_approver(environ, con, dry_run=dry_run, yes=yes), progress=update)
+        data = do_scale(
+            environ,
+            deployment,
+            replicas,
+            force=force,
+            timeout=timeout,
+            interval=_interval(c),
+            approve=_approver(environ, con, dry_run=dry_run, yes=yes),
+            progress=update,
+        )
     con.emit_json(data)
     render.mutation(con, data, f"{data['name']} scaled from {data.get('previous')} to {replicas} replicas")
 
 
-@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "deployment": DEPLOYMENT_HELP, "timeout": TIMEOUT_HELP,
-                "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def restart(c: Context, deployment: str = "", env: str | None = None, timeout: int = 300, dry_run: bool = False,
-            yes: bool = False, json: bool = False) -> None:
+@ops_task(
+    auto_shortflags=False,
+    help={
+        "env": ENV_HELP,
+        "deployment": DEPLOYMENT_HELP,
+        "timeout": TIMEOUT_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def restart(
+    c: Context,
+    deployment: str = "",
+    env: str | None = None,
+    timeout: int = 300,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Rolling restart of a deployment's pods (PDB-friendly) and wait for it.
 
     Example: inv app.restart --deployment backend --env staging
@@ -97,17 +139,42 @@ def restart(c: Context, deployment: str = "", env: str | None = None, timeout: i
 
     con, environ = _mutating(c, env, deployment, timeout, json)
     with con.progress(f"restarting {deployment}") as update:
-        data = do_restart(environ, deployment, timeout=timeout, interval=_interval(c),
-                          approve=_approver(environ, con, dry_run=dry_run, yes=yes), progress=update)
+        data = do_restart(
+            environ,
+            deployment,
+            timeout=timeout,
+            interval=_interval(c),
+            approve=_approver(environ, con, dry_run=dry_run, yes=yes),
+            progress=update,
+        )
     con.emit_json(data)
-    render.mutation(con, data, f"{data['name']} restarted; {data.get('ready')} of {data.get('desired')} ready")
+    render.mutation(
+        con, data, f"{data['name']} restarted; {data.get('ready')} of {data.get('desired')} ready"
+    )
 
 
-@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "deployment": DEPLOYMENT_HELP,
-                "to_revision": "ReplicaSet revision to restore, e.g. 3 (default: the one before the current)",
-                "timeout": TIMEOUT_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def rollback(c: Context, deployment: str = "", to_revision: int = 0, env: str | None = None, timeout: int = 300,
-             dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+@ops_task(
+    auto_shortflags=False,
+    help={
+        "env": ENV_HELP,
+        "deployment": DEPLOYMENT_HELP,
+        "to_revision": "ReplicaSet revision to restore, e.g. 3 (default: the one before the current)",
+        "timeout": TIMEOUT_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def rollback(
+    c: Context,
+    deployment: str = "",
+    to_revision: int = 0,
+    env: str | None = None,
+    timeout: int = 300,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Roll a deployment back to an earlier revision (image shown) and wait for it.
 
     Example: inv app.rollback --deployment backend --env staging --dry-run
@@ -116,18 +183,42 @@ def rollback(c: Context, deployment: str = "", to_revision: int = 0, env: str | 
 
     con, environ = _mutating(c, env, deployment, timeout, json)
     with con.progress(f"rolling back {deployment}") as update:
-        data = do_rollback(environ, deployment, to_revision=to_revision, timeout=timeout, interval=_interval(c),
-                           approve=_approver(environ, con, dry_run=dry_run, yes=yes), progress=update)
+        data = do_rollback(
+            environ,
+            deployment,
+            to_revision=to_revision,
+            timeout=timeout,
+            interval=_interval(c),
+            approve=_approver(environ, con, dry_run=dry_run, yes=yes),
+            progress=update,
+        )
     con.emit_json(data)
-    render.mutation(con, data, f"{data['name']} restored revision {data['restored_revision']} "
-                               f"({', '.join(data['images'])}); was revision {data['from_revision']}")
+    render.mutation(
+        con,
+        data,
+        f"{data['name']} restored revision {data['restored_revision']} "
+        f"({', '.join(data['images'])}); was revision {data['from_revision']}",
+    )
 
 
-@ops_task(auto_shortflags=False, help={"env": ENV_HELP, "deployment": DEPLOYMENT_HELP,
-                "since": "how far back, e.g. 10m, 90s, 2h (default 10m)",
-                "tail": "at most this many lines per pod, e.g. 200 (default: all)", "json": JSON_HELP})
-def logs(c: Context, deployment: str = "", since: str = "10m", tail: int = 0, env: str | None = None,
-         json: bool = False) -> None:
+@ops_task(
+    auto_shortflags=False,
+    help={
+        "env": ENV_HELP,
+        "deployment": DEPLOYMENT_HELP,
+        "since": "how far back, e.g. 10m, 90s, 2h (default 10m)",
+        "tail": "at most this many lines per pod, e.g. 200 (default: all)",
+        "json": JSON_HELP,
+    },
+)
+def logs(
+    c: Context,
+    deployment: str = "",
+    since: str = "10m",
+    tail: int = 0,
+    env: str | None = None,
+    json: bool = False,
+) -> None:
     """Print recent log lines of every pod of a deployment.
 
     Example: inv app.logs --deployment backend --since 30m --env staging

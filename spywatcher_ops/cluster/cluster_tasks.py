@@ -18,8 +18,9 @@ from ..core.cli import (
 from . import render
 
 # NODE is positional (the issue's `inv cluster.drain NODE`); invoke still accepts `--node NODE`.
-NODE_HELP = ("node name as `inv cluster.nodes` shows it, e.g. ip-10-0-1-10.ec2.internal "
-             "(positional, or --node NAME)")
+NODE_HELP = (
+    "node name as `inv cluster.nodes` shows it, e.g. ip-10-0-1-10.ec2.internal (positional, or --node NAME)"
+)
 
 
 @ops_task(auto_shortflags=False, help={"env": ENV_HELP, "json": JSON_HELP})
@@ -37,11 +38,27 @@ def nodes(c: Context, env: str | None = None, json: bool = False) -> None:
 
 
 # `node` defaults to None: invoke only fills a positional whose value is still None
-@ops_task(auto_shortflags=False, positional=["node"], help={"env": ENV_HELP, "node": NODE_HELP,
-                "timeout": "seconds to get every pod evicted and running elsewhere before uncordoning and giving up, e.g. 600 (default 300)",
-                "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def drain(c: Context, node: str | None = None, env: str | None = None, timeout: int = 300, dry_run: bool = False,
-          yes: bool = False, json: bool = False) -> None:
+@ops_task(
+    auto_shortflags=False,
+    positional=["node"],
+    help={
+        "env": ENV_HELP,
+        "node": NODE_HELP,
+        "timeout": "seconds to get every pod evicted and running elsewhere before uncordoning and giving up, e.g. 600 (default 300)",
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    },
+)
+def drain(
+    c: Context,
+    node: str | None = None,
+    env: str | None = None,
+    timeout: int = 300,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Cordon a node and evict its pods, respecting PDBs; uncordon if it cannot finish.
 
     Example: inv cluster.drain ip-10-0-1-10.ec2.internal --env staging
@@ -51,24 +68,45 @@ def drain(c: Context, node: str | None = None, env: str | None = None, timeout: 
     from .nodes import drain as do_drain
 
     if not node or not node.strip():
-        raise BadInput(f"NODE {node!r}: give a node name, e.g. inv cluster.drain ip-10-0-1-10.ec2.internal; "
-                       "list them with `inv cluster.nodes`")
+        raise BadInput(
+            f"NODE {node!r}: give a node name, e.g. inv cluster.drain ip-10-0-1-10.ec2.internal; "
+            "list them with `inv cluster.nodes`"
+        )
     check_timeout(timeout)
     con = console(json)
     environ = environment(c, env)
     interval = float(settings(c).section("aws").get("poll_seconds", 3))
     with con.progress(f"draining {node}") as update:
-        data = do_drain(environ, node, timeout=timeout, interval=interval, progress=update,
-                        approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes))
+        data = do_drain(
+            environ,
+            node,
+            timeout=timeout,
+            interval=interval,
+            progress=update,
+            approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes),
+        )
     con.emit_json(data)
-    render.mutation(con, data, f"{node} drained: {len(data.get('evicted', []))} pods evicted, "
-                               f"{len(data['left_alone'])} DaemonSet/static pods left; the node stays cordoned")
+    render.mutation(
+        con,
+        data,
+        f"{node} drained: {len(data.get('evicted', []))} pods evicted, "
+        f"{len(data['left_alone'])} DaemonSet/static pods left; the node stays cordoned",
+    )
 
 
-@ops_task(auto_shortflags=False, positional=["node"],
-          help={"env": ENV_HELP, "node": NODE_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def uncordon(c: Context, node: str | None = None, env: str | None = None, dry_run: bool = False, yes: bool = False,
-             json: bool = False) -> None:
+@ops_task(
+    auto_shortflags=False,
+    positional=["node"],
+    help={"env": ENV_HELP, "node": NODE_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP},
+)
+def uncordon(
+    c: Context,
+    node: str | None = None,
+    env: str | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Make a cordoned node schedulable again.
 
     Example: inv cluster.uncordon ip-10-0-1-10.ec2.internal --env staging
@@ -78,11 +116,15 @@ def uncordon(c: Context, node: str | None = None, env: str | None = None, dry_ru
     from .nodes import uncordon as do_uncordon
 
     if not node or not node.strip():
-        raise BadInput(f"NODE {node!r}: give a node name, e.g. inv cluster.uncordon ip-10-0-1-10.ec2.internal; "
-                       "list them with `inv cluster.nodes`")
+        raise BadInput(
+            f"NODE {node!r}: give a node name, e.g. inv cluster.uncordon ip-10-0-1-10.ec2.internal; "
+            "list them with `inv cluster.nodes`"
+        )
     con = console(json)
     environ = environment(c, env)
-    data = do_uncordon(environ, node, approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes))
+    data = do_uncordon(
+        environ, node, approve=lambda plan: approve(plan, environ.env, con, dry_run=dry_run, yes=yes)
+    )
     con.emit_json(data)
     if data["dry_run"]:
         return

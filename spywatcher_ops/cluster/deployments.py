@@ -62,11 +62,14 @@ def _hpa_for(cluster: Any, name: str) -> Obj | None:
 
 # -- status ------------------------------------------------------------------------
 
+
 def status(env: Any, *, event_window: float = 3600) -> dict[str, Any]:
     """Each deployment: replicas, pods per node and zone, HPA, PDBs, recent warnings."""
     cluster = env.cluster
     kube = cluster.kube
-    zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(ZONE_LABEL, "?") for n in kube.nodes()}
+    zones = {
+        n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(ZONE_LABEL, "?") for n in kube.nodes()
+    }
     present = {d["metadata"]["name"]: d for d in kube.deployments()}
     pods = kube.pods()
     hpas, pdbs = kube.hpas(), kube.pdbs()
@@ -89,41 +92,75 @@ def status(env: Any, *, event_window: float = 3600) -> dict[str, Any]:
             zone = zones.get(node, "?")
             per_zone[zone] = per_zone.get(zone, 0) + 1
         st = dep.get("status") or {}
-        hpa = next((h for h in hpas if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == name), None)
-        my_pdbs = [p for p in pdbs if matches(match, ((p.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})]
+        hpa = next(
+            (h for h in hpas if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == name), None
+        )
+        my_pdbs = [
+            p
+            for p in pdbs
+            if matches(match, ((p.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        ]
         pod_names = {p["metadata"]["name"] for p in mine}
         warnings = [
-            {"at": _event_time(e).isoformat(), "object": f"{e['involvedObject'].get('kind')}/{e['involvedObject'].get('name')}",
-             "reason": e.get("reason"), "message": e.get("message"), "count": e.get("count", 1)}
+            {
+                "at": _event_time(e).isoformat(),
+                "object": f"{e['involvedObject'].get('kind')}/{e['involvedObject'].get('name')}",
+                "reason": e.get("reason"),
+                "message": e.get("message"),
+                "count": e.get("count", 1),
+            }
             for e in events
-            if e["involvedObject"].get("name") in pod_names or str(e["involvedObject"].get("name", "")).startswith(name)
+            if e["involvedObject"].get("name") in pod_names
+            or str(e["involvedObject"].get("name", "")).startswith(name)
         ]
-        out.append({
-            "deployment": short,
-            "name": name,
-            "present": True,
-            "desired": int((dep.get("spec") or {}).get("replicas", 0)),
-            "ready": int(st.get("readyReplicas") or 0),
-            "updated": int(st.get("updatedReplicas") or 0),
-            "available": int(st.get("availableReplicas") or 0),
-            "revision": revision_of(dep),
-            "images": images((dep.get("spec") or {}).get("template") or {}),
-            "pods": [{"name": p["metadata"]["name"], "node": (p.get("spec") or {}).get("nodeName"),
-                      "zone": zones.get((p.get("spec") or {}).get("nodeName") or "", "?"), "ready": pod_ready(p)}
-                     for p in mine],
-            "pods_per_node": per_node,
-            "pods_per_zone": per_zone,
-            "hpa": None if hpa is None else {
-                "name": hpa["metadata"]["name"], "min": hpa["spec"].get("minReplicas", 1),
-                "max": hpa["spec"].get("maxReplicas"), "current": (hpa.get("status") or {}).get("currentReplicas"),
-            },
-            "pdbs": [{"name": p["metadata"]["name"], "min_available": p["spec"].get("minAvailable"),
-                      "max_unavailable": p["spec"].get("maxUnavailable"),
-                      "disruptions_allowed": (p.get("status") or {}).get("disruptionsAllowed")} for p in my_pdbs],
-            "warnings": sorted(warnings, key=lambda w: w["at"], reverse=True)[:10],
-        })
-    return {"environment": env.name, "cluster": cluster.describe_access(), "namespace": cluster.namespace,
-            "deployments": out}
+        out.append(
+            {
+                "deployment": short,
+                "name": name,
+                "present": True,
+                "desired": int((dep.get("spec") or {}).get("replicas", 0)),
+                "ready": int(st.get("readyReplicas") or 0),
+                "updated": int(st.get("updatedReplicas") or 0),
+                "available": int(st.get("availableReplicas") or 0),
+                "revision": revision_of(dep),
+                "images": images((dep.get("spec") or {}).get("template") or {}),
+                "pods": [
+                    {
+                        "name": p["metadata"]["name"],
+                        "node": (p.get("spec") or {}).get("nodeName"),
+                        "zone": zones.get((p.get("spec") or {}).get("nodeName") or "", "?"),
+                        "ready": pod_ready(p),
+                    }
+                    for p in mine
+                ],
+                "pods_per_node": per_node,
+                "pods_per_zone": per_zone,
+                "hpa": None
+                if hpa is None
+                else {
+                    "name": hpa["metadata"]["name"],
+                    "min": hpa["spec"].get("minReplicas", 1),
+                    "max": hpa["spec"].get("maxReplicas"),
+                    "current": (hpa.get("status") or {}).get("currentReplicas"),
+                },
+                "pdbs": [
+                    {
+                        "name": p["metadata"]["name"],
+                        "min_available": p["spec"].get("minAvailable"),
+                        "max_unavailable": p["spec"].get("maxUnavailable"),
+                        "disruptions_allowed": (p.get("status") or {}).get("disruptionsAllowed"),
+                    }
+                    for p in my_pdbs
+                ],
+                "warnings": sorted(warnings, key=lambda w: w["at"], reverse=True)[:10],
+            }
+        )
+    return {
+        "environment": env.name,
+        "cluster": cluster.describe_access(),
+        "namespace": cluster.namespace,
+        "deployments": out,
+    }
 
 
 def _event_time(event: Obj) -> datetime:
@@ -136,8 +173,20 @@ def _event_time(event: Obj) -> datetime:
 
 # -- mutations -------------------------------------------------------------------------
 
-def _apply(env: Any, plan: Plan, op_name: str, args: Obj, approve: Approve, name: str, *,
-           timeout: float, interval: float, progress: Progress, result: Obj) -> Obj:
+
+def _apply(
+    env: Any,
+    plan: Plan,
+    op_name: str,
+    args: Obj,
+    approve: Approve,
+    name: str,
+    *,
+    timeout: float,
+    interval: float,
+    progress: Progress,
+    result: Obj,
+) -> Obj:
     """Guard, journal + lock, the plan's calls, then wait for the rollout."""
     if not approve(plan):
         return {**result, "dry_run": True, "plan": plan.to_dict()}
@@ -154,13 +203,21 @@ def _apply(env: Any, plan: Plan, op_name: str, args: Obj, approve: Approve, name
                 now = cluster.kube.deployment(name)["metadata"].get("resourceVersion")
                 if now == planned:
                     raise
-                raise Refused(f"{name} changed since the plan was made (resourceVersion {planned}, now {now}); "
-                              f"nothing was applied; run the {op_name.split('.')[-1]} again") from None
+                raise Refused(
+                    f"{name} changed since the plan was made (resourceVersion {planned}, now {now}); "
+                    f"nothing was applied; run the {op_name.split('.')[-1]} again"
+                ) from None
             op.step(step.action, "ok", target=step.params.get("name"), why=step.why)
-        dep = wait_rollout(cluster.kube, name, clock=env.clock, timeout=timeout, interval=interval, progress=progress)
+        dep = wait_rollout(
+            cluster.kube, name, clock=env.clock, timeout=timeout, interval=interval, progress=progress
+        )
         st = dep.get("status") or {}
-        done = {**result, "dry_run": False, "ready": int(st.get("readyReplicas") or 0),
-                "desired": int(dep["spec"].get("replicas", 0))}
+        done = {
+            **result,
+            "dry_run": False,
+            "ready": int(st.get("readyReplicas") or 0),
+            "desired": int(dep["spec"].get("replicas", 0)),
+        }
         op.result = done
         op.step("rollout", "ok", ready=done["ready"])
     return done
@@ -177,8 +234,17 @@ def _tested_version(step: Any) -> str | None:
     return None
 
 
-def scale(env: Any, short: str, replicas: int, *, force: bool, approve: Approve, timeout: float = DEFAULT_TIMEOUT,
-          interval: float = 3.0, progress: Progress = no_progress) -> Obj:
+def scale(
+    env: Any,
+    short: str,
+    replicas: int,
+    *,
+    force: bool,
+    approve: Approve,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 3.0,
+    progress: Progress = no_progress,
+) -> Obj:
     """Set the replica count, within the HPA's bounds unless forced."""
     if replicas < 0:
         raise BadInput(f"--replicas {replicas}: must be 0 or more")
@@ -194,31 +260,73 @@ def scale(env: Any, short: str, replicas: int, *, force: bool, approve: Approve,
                 f"--replicas {replicas}: outside the bounds of HPA {hpa['metadata']['name']} ({low}-{high}); "
                 "pass --force to set it anyway (the HPA moves it back within its bounds)"
             )
-        plan.notes.append(f"HPA {hpa['metadata']['name']} ({low}-{high}) may change this count later as load changes")
+        plan.notes.append(
+            f"HPA {hpa['metadata']['name']} ({low}-{high}) may change this count later as load changes"
+        )
     plan.add(cluster.kube.step_scale(name, replicas))
-    return _apply(env, plan, "app.scale", {"deployment": short, "replicas": replicas, "force": force}, approve, name,
-                  timeout=timeout, interval=interval, progress=progress,
-                  result={"deployment": short, "name": name, "replicas": replicas,
-                          "previous": dep["spec"].get("replicas")})
+    return _apply(
+        env,
+        plan,
+        "app.scale",
+        {"deployment": short, "replicas": replicas, "force": force},
+        approve,
+        name,
+        timeout=timeout,
+        interval=interval,
+        progress=progress,
+        result={
+            "deployment": short,
+            "name": name,
+            "replicas": replicas,
+            "previous": dep["spec"].get("replicas"),
+        },
+    )
 
 
-def restart(env: Any, short: str, *, approve: Approve, timeout: float = DEFAULT_TIMEOUT, interval: float = 3.0,
-            progress: Progress = no_progress) -> Obj:
+def restart(
+    env: Any,
+    short: str,
+    *,
+    approve: Approve,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 3.0,
+    progress: Progress = no_progress,
+) -> Obj:
     """Rolling restart (kubectl rollout restart): every pod replaced, PDB-friendly."""
     cluster = env.cluster
     dep = _read(cluster, short)
     name = dep["metadata"]["name"]
     plan = Plan(f"rolling restart of {name} ({dep['spec'].get('replicas')} replicas)")
     plan.add(cluster.kube.step_restart(name, env.clock.now()))
-    return _apply(env, plan, "app.restart", {"deployment": short}, approve, name, timeout=timeout,
-                  interval=interval, progress=progress, result={"deployment": short, "name": name})
+    return _apply(
+        env,
+        plan,
+        "app.restart",
+        {"deployment": short},
+        approve,
+        name,
+        timeout=timeout,
+        interval=interval,
+        progress=progress,
+        result={"deployment": short, "name": name},
+    )
 
 
-def rollback(env: Any, short: str, *, to_revision: int = 0, approve: Approve, timeout: float = DEFAULT_TIMEOUT,
-             interval: float = 3.0, progress: Progress = no_progress) -> Obj:
+def rollback(
+    env: Any,
+    short: str,
+    *,
+    to_revision: int = 0,
+    approve: Approve,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 3.0,
+    progress: Progress = no_progress,
+) -> Obj:
     """kubectl rollout undo: restore a ReplicaSet revision's pod template."""
     if to_revision < 0:
-        raise BadInput(f"--to-revision {to_revision}: must be a revision number (see `inv app.status`), or 0 for the previous one")
+        raise BadInput(
+            f"--to-revision {to_revision}: must be a revision number (see `inv app.status`), or 0 for the previous one"
+        )
     cluster = env.cluster
     dep = _read(cluster, short)
     name = dep["metadata"]["name"]
@@ -229,14 +337,30 @@ def rollback(env: Any, short: str, *, to_revision: int = 0, approve: Approve, ti
         raise BadInput(f"{flag}: {name} {exc}") from None  # exc reads as the rest of the sentence
     current_images = images(dep["spec"]["template"])
     target_images = images(target["spec"]["template"])
-    plan = Plan(f"roll back {name} from revision {revision_of(dep)} ({', '.join(current_images)}) "
-                f"to revision {revision_of(target)} ({', '.join(target_images)})")
+    plan = Plan(
+        f"roll back {name} from revision {revision_of(dep)} ({', '.join(current_images)}) "
+        f"to revision {revision_of(target)} ({', '.join(target_images)})"
+    )
     plan.add(cluster.kube.step_rollback(dep, target))
-    return _apply(env, plan, "app.rollback", {"deployment": short, "to_revision": to_revision}, approve, name,
-                  timeout=timeout, interval=interval, progress=progress,
-                  result={"deployment": short, "name": name, "from_revision": revision_of(dep),
-                          "restored_revision": revision_of(target), "images": target_images,
-                          "previous_images": current_images})
+    return _apply(
+        env,
+        plan,
+        "app.rollback",
+        {"deployment": short, "to_revision": to_revision},
+        approve,
+        name,
+        timeout=timeout,
+        interval=interval,
+        progress=progress,
+        result={
+            "deployment": short,
+            "name": name,
+            "from_revision": revision_of(dep),
+            "restored_revision": revision_of(target),
+            "images": target_images,
+            "previous_images": current_images,
+        },
+    )
 
 
 def logs(env: Any, short: str, *, since_seconds: int, tail: int | None = None) -> list[Obj]:
@@ -254,11 +378,17 @@ def logs(env: Any, short: str, *, since_seconds: int, tail: int | None = None) -
         if not matches(pod["metadata"].get("labels") or {}, match):
             continue
         container = default_container(pod)
-        entry: Obj = {"pod": pod["metadata"]["name"], "node": pod["spec"].get("nodeName"), "container": container,
-                      "lines": [], "error": None}
+        entry: Obj = {
+            "pod": pod["metadata"]["name"],
+            "node": pod["spec"].get("nodeName"),
+            "container": container,
+            "lines": [],
+            "error": None,
+        }
         try:
-            text = cluster.kube.pod_log(pod["metadata"]["name"], since_seconds=since_seconds, tail=tail,
-                                        container=container)
+            text = cluster.kube.pod_log(
+                pod["metadata"]["name"], since_seconds=since_seconds, tail=tail, container=container
+            )
         except KubeError as exc:
             if exc.status not in (400, 404):
                 raise

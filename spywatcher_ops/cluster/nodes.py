@@ -26,7 +26,11 @@ Obj = dict[str, Any]
 def listing(env: Any) -> dict[str, Any]:
     """Control-plane version and every node: zone, kubelet, AMI, cordoned, pod count."""
     kube = env.cluster.kube
-    pods = [p for p in kube.pods(all_namespaces=True) if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    pods = [
+        p
+        for p in kube.pods(all_namespaces=True)
+        if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
     count: dict[str, int] = {}
     for p in pods:
         node = (p.get("spec") or {}).get("nodeName")
@@ -36,21 +40,27 @@ def listing(env: Any) -> dict[str, Any]:
     for n in sorted(kube.nodes(), key=lambda n: n["metadata"]["name"]):
         labels = n["metadata"].get("labels") or {}
         info = (n.get("status") or {}).get("nodeInfo") or {}
-        rows.append({
-            "name": n["metadata"]["name"],
-            "zone": labels.get(ZONE_LABEL, "?"),
-            "instance_type": labels.get("node.kubernetes.io/instance-type"),
-            "nodegroup": labels.get("eks.amazonaws.com/nodegroup"),
-            "kubelet": info.get("kubeletVersion"),
-            "ami": labels.get("eks.amazonaws.com/nodegroup-image") or info.get("osImage"),
-            "os_image": info.get("osImage"),
-            "ready": node_ready(n),
-            "cordoned": bool((n.get("spec") or {}).get("unschedulable")),
-            "pods": count.get(n["metadata"]["name"], 0),
-        })
+        rows.append(
+            {
+                "name": n["metadata"]["name"],
+                "zone": labels.get(ZONE_LABEL, "?"),
+                "instance_type": labels.get("node.kubernetes.io/instance-type"),
+                "nodegroup": labels.get("eks.amazonaws.com/nodegroup"),
+                "kubelet": info.get("kubeletVersion"),
+                "ami": labels.get("eks.amazonaws.com/nodegroup-image") or info.get("osImage"),
+                "os_image": info.get("osImage"),
+                "ready": node_ready(n),
+                "cordoned": bool((n.get("spec") or {}).get("unschedulable")),
+                "pods": count.get(n["metadata"]["name"], 0),
+            }
+        )
     version = kube.version()
-    return {"environment": env.name, "cluster": env.cluster.describe_access(),
-            "control_plane": version.get("gitVersion"), "nodes": rows}
+    return {
+        "environment": env.name,
+        "cluster": env.cluster.describe_access(),
+        "control_plane": version.get("gitVersion"),
+        "nodes": rows,
+    }
 
 
 def _node(kube: KubeApi, name: str, nodes: list[Obj]) -> Obj:
@@ -82,18 +92,27 @@ def evictable(kube: KubeApi, nodes: list[str]) -> tuple[list[Obj], list[Obj]]:
 def drain_blockers(kube: KubeApi, evict: list[Obj]) -> list[str]:
     """Why evicting these pods could never finish, or would lose one (empty: it can)."""
     out = []
-    orphans = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in evict
-               if controller_kind(p) is None and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    orphans = [
+        f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+        for p in evict
+        if controller_kind(p) is None and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
     if orphans:
-        out.append(f"pods without a controller would be lost: {', '.join(orphans)}; move or delete them first")
+        out.append(
+            f"pods without a controller would be lost: {', '.join(orphans)}; move or delete them first"
+        )
     pdbs = kube.pdbs(all_namespaces=True)
     for pod in evict:
         for pdb in pdb_for(pod, pdbs):
             st = pdb.get("status") or {}
-            if int(st.get("expectedPods") or 0) and int(st.get("desiredHealthy") or 0) >= int(st.get("expectedPods") or 0):
-                out.append(f"PodDisruptionBudget {pdb['metadata']['namespace']}/{pdb['metadata']['name']} "
-                           f"needs all {st.get('expectedPods')} pods healthy, so pod {pod['metadata']['name']} can "
-                           "never be evicted; scale the deployment up or relax the budget first")
+            if int(st.get("expectedPods") or 0) and int(st.get("desiredHealthy") or 0) >= int(
+                st.get("expectedPods") or 0
+            ):
+                out.append(
+                    f"PodDisruptionBudget {pdb['metadata']['namespace']}/{pdb['metadata']['name']} "
+                    f"needs all {st.get('expectedPods')} pods healthy, so pod {pod['metadata']['name']} can "
+                    "never be evicted; scale the deployment up or relax the budget first"
+                )
                 return out
     return out
 
@@ -115,7 +134,9 @@ def plan_drain(env: Any, node_name: str) -> tuple[Plan, list[Obj], list[Obj]]:
     node = _node(kube, node_name, nodes)
     others = [n for n in nodes if n is not node and schedulable(n)]
     if not others:
-        raise Refused(f"--node {node_name}: it is the last schedulable node; its pods would have nowhere to go")
+        raise Refused(
+            f"--node {node_name}: it is the last schedulable node; its pods would have nowhere to go"
+        )
     evict, skipped = evictable(kube, [node_name])
     blockers = drain_blockers(kube, evict)
     if blockers:
@@ -127,9 +148,13 @@ def plan_drain(env: Any, node_name: str) -> tuple[Plan, list[Obj], list[Obj]]:
     for pod in evict:
         plan.add(kube.step_evict(pod))
     for pod in skipped:
-        plan.notes.append(f"left alone: {pod['metadata']['namespace']}/{pod['metadata']['name']} ({_skip_reason(pod)})")
-    plan.notes.append("evictions refused with 429 (a PodDisruptionBudget) are retried until the deadline; "
-                      "on timeout or Ctrl-C the node is uncordoned")
+        plan.notes.append(
+            f"left alone: {pod['metadata']['namespace']}/{pod['metadata']['name']} ({_skip_reason(pod)})"
+        )
+    plan.notes.append(
+        "evictions refused with 429 (a PodDisruptionBudget) are retried until the deadline; "
+        "on timeout or Ctrl-C the node is uncordoned"
+    )
     return plan, evict, skipped
 
 
@@ -167,7 +192,9 @@ class Evictions:
                     raise
                 if self._pdbs is None:
                     self._pdbs = self.kube.pdbs(all_namespaces=True)
-                names = [f"{b['metadata']['namespace']}/{b['metadata']['name']}" for b in pdb_for(pod, self._pdbs)]
+                names = [
+                    f"{b['metadata']['namespace']}/{b['metadata']['name']}" for b in pdb_for(pod, self._pdbs)
+                ]
                 why = "; ".join(exc.causes) or exc.api_message
                 self.blocked[key] = f"PodDisruptionBudget {', '.join(names) or '?'} ({why})"
                 continue
@@ -187,8 +214,10 @@ class Evictions:
         if not self.pending:
             return ""
         ns, name = next(iter(self.pending))
-        return (f"could not evict {ns}/{name} within {timeout:.0f} s, "
-                f"blocked by {self.blocked.get((ns, name), 'no answer')}")
+        return (
+            f"could not evict {ns}/{name} within {timeout:.0f} s, "
+            f"blocked by {self.blocked.get((ns, name), 'no answer')}"
+        )
 
 
 def pods_gone(kube: KubeApi, node_names: list[str]) -> tuple[bool, None, str]:
@@ -197,11 +226,21 @@ def pods_gone(kube: KubeApi, node_names: list[str]) -> tuple[bool, None, str]:
     return not left, None, f"{len(left)} pods still terminating on {', '.join(node_names)}"
 
 
-def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAULT_TIMEOUT, interval: float = 3.0,
-          progress: Progress = no_progress) -> dict[str, Any]:
+def drain(
+    env: Any,
+    node_name: str,
+    *,
+    approve: Approve,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 3.0,
+    progress: Progress = no_progress,
+) -> dict[str, Any]:
     plan, evict, skipped = plan_drain(env, node_name)
-    result: dict[str, Any] = {"node": node_name, "evict": [p["metadata"]["name"] for p in evict],
-                              "left_alone": [p["metadata"]["name"] for p in skipped]}
+    result: dict[str, Any] = {
+        "node": node_name,
+        "evict": [p["metadata"]["name"] for p in evict],
+        "left_alone": [p["metadata"]["name"] for p in skipped],
+    }
     if not approve(plan):
         return {**result, "dry_run": True, "plan": plan.to_dict()}
     kube = env.cluster.kube
@@ -215,18 +254,38 @@ def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAUL
         op.step("cordon", "ok", node=node_name)
         try:
             evictions.add(pods_to_evict(kube, [node_name]))  # and what was scheduled since the plan
-            evictions.run(clock=clock, timeout=timeout, interval=interval, progress=progress,
-                          what=f"evictions from {node_name}")
+            evictions.run(
+                clock=clock,
+                timeout=timeout,
+                interval=interval,
+                progress=progress,
+                what=f"evictions from {node_name}",
+            )
             op.step("evict", "ok", pods=evictions.evicted)
-            wait_for(lambda: pods_gone(kube, [node_name]), what=f"pods to leave {node_name}", clock=clock,
-                     timeout=max(1.0, deadline - clock.monotonic()), interval=interval, progress=progress)
+            wait_for(
+                lambda: pods_gone(kube, [node_name]),
+                what=f"pods to leave {node_name}",
+                clock=clock,
+                timeout=max(1.0, deadline - clock.monotonic()),
+                interval=interval,
+                progress=progress,
+            )
             # the drain is done when what was evicted runs again elsewhere
             for dep in kube.deployments():
                 match = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-                if any(p["metadata"]["namespace"] == kube.namespace and matches(p["metadata"].get("labels") or {}, match)
-                       for p in evictions.pods):
-                    wait_rollout(kube, dep["metadata"]["name"], clock=clock,
-                                 timeout=max(1.0, deadline - clock.monotonic()), interval=interval, progress=progress)
+                if any(
+                    p["metadata"]["namespace"] == kube.namespace
+                    and matches(p["metadata"].get("labels") or {}, match)
+                    for p in evictions.pods
+                ):
+                    wait_rollout(
+                        kube,
+                        dep["metadata"]["name"],
+                        clock=clock,
+                        timeout=max(1.0, deadline - clock.monotonic()),
+                        interval=interval,
+                        progress=progress,
+                    )
         except BaseException as exc:
             # Ctrl-C, a deadline or an API error: put back what we changed, then say what happened
             undone, failed = "node left cordoned as it was before", False
@@ -235,10 +294,20 @@ def drain(env: Any, node_name: str, *, approve: Approve, timeout: float = DEFAUL
                     kube.execute(kube.step_cordon(node_name, cordon=False))
                     undone = "node uncordoned"
                 except OpsError as again:
-                    undone, failed = (f"uncordoning FAILED ({again}); run: inv cluster.uncordon {node_name} "
-                                      f"--env {env.name}"), True
-            op.step("uncordon", "failed" if failed else "rolled-back", evicted=evictions.evicted,
-                    blocked=list(evictions.blocked.values()), detail=undone)
+                    undone, failed = (
+                        (
+                            f"uncordoning FAILED ({again}); run: inv cluster.uncordon {node_name} "
+                            f"--env {env.name}"
+                        ),
+                        True,
+                    )
+            op.step(
+                "uncordon",
+                "failed" if failed else "rolled-back",
+                evicted=evictions.evicted,
+                blocked=list(evictions.blocked.values()),
+                detail=undone,
+            )
             if not isinstance(exc, OpsError):
                 raise
             stuck = evictions.why_stuck(timeout) if isinstance(exc, TimedOut) else ""

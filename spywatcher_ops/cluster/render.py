@@ -15,13 +15,21 @@ def app_status(con: Any, data: dict[str, Any]) -> None:
             rows.append([d["deployment"], d["name"], "missing", "", "", "", "", ""])
             continue
         hpa = d["hpa"]
-        rows.append([
-            d["deployment"], d["name"], f"{d['ready']}/{d['desired']}", d["updated"], d["revision"],
-            "; ".join(d["images"]),
-            "-" if hpa is None else f"{hpa['min']}-{hpa['max']} (now {hpa['current']})",
-            ", ".join(f"{p['name']} allows {p['disruptions_allowed']}" for p in d["pdbs"]) or "none",
-        ])
-    con.table(["deployment", "name", "ready/desired", "updated", "revision", "image", "HPA min-max", "PDB"], rows)
+        rows.append(
+            [
+                d["deployment"],
+                d["name"],
+                f"{d['ready']}/{d['desired']}",
+                d["updated"],
+                d["revision"],
+                "; ".join(d["images"]),
+                "-" if hpa is None else f"{hpa['min']}-{hpa['max']} (now {hpa['current']})",
+                ", ".join(f"{p['name']} allows {p['disruptions_allowed']}" for p in d["pdbs"]) or "none",
+            ]
+        )
+    con.table(
+        ["deployment", "name", "ready/desired", "updated", "revision", "image", "HPA min-max", "PDB"], rows
+    )
     for d in data["deployments"]:
         if not d["present"]:
             continue
@@ -39,8 +47,19 @@ def nodes(con: Any, data: dict[str, Any]) -> None:
     con.print(f"{data['environment']}: {data['cluster']}, control plane {data['control_plane']}")
     con.table(
         ["node", "zone", "type", "kubelet", "AMI", "ready", "cordoned", "pods"],
-        [[n["name"], n["zone"], n["instance_type"], n["kubelet"], n["ami"], "yes" if n["ready"] else "NO",
-          "CORDONED" if n["cordoned"] else "no", n["pods"]] for n in data["nodes"]],
+        [
+            [
+                n["name"],
+                n["zone"],
+                n["instance_type"],
+                n["kubelet"],
+                n["ami"],
+                "yes" if n["ready"] else "NO",
+                "CORDONED" if n["cordoned"] else "no",
+                n["pods"],
+            ]
+            for n in data["nodes"]
+        ],
     )
 
 

@@ -23,13 +23,22 @@ def wait_rollout(
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Poll the deployment until its rollout is complete; return the final deployment object."""
+
     def probe() -> tuple[bool, dict[str, Any], str]:
         dep = kube.deployment(name)
         state = rollout_state(dep)
         return state.done, dep, f"{name}: {state.status}"
 
     try:
-        return wait_for(probe, what=f"the rollout of {name}", clock=clock, timeout=timeout,
-                        interval=interval, progress=progress)
+        return wait_for(
+            probe,
+            what=f"the rollout of {name}",
+            clock=clock,
+            timeout=timeout,
+            interval=interval,
+            progress=progress,
+        )
     except TimedOut as exc:
-        raise TimedOut(f"{exc}; the change stays applied", hint=f"look at `inv app.status` and the events of {name}") from None
+        raise TimedOut(
+            f"{exc}; the change stays applied", hint=f"look at `inv app.status` and the events of {name}"
+        ) from None

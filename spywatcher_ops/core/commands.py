@@ -34,9 +34,7 @@ def require_binary(name: str, *, search: Sequence[str] = (), package: str) -> st
     found = shutil.which(name)
     if found:
         return found
-    raise MissingTool(
-        f"`{name}` not found", hint=f"install it with: apt-get install {package}"
-    )
+    raise MissingTool(f"`{name}` not found", hint=f"install it with: apt-get install {package}")
 
 
 def run(

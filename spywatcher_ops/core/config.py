@@ -174,8 +174,10 @@ def _leaves(tree: Mapping[str, Any], path: tuple[str, ...]) -> list[tuple[tuple[
 
 # Where each value came from ------------------------------------------------------
 
+
 def _layers(config: Any) -> list[tuple[str, Any, str | None]]:
     """invoke's configuration layers, lowest priority first: (attribute, label, kind)."""
+
     def rel(path: Any) -> str:
         if not path:
             return "?"

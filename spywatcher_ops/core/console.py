@@ -54,8 +54,14 @@ class Console:
             extra = f" [dim]({_esc(hint)})[/dim]" if hint else ""
             self.out.print(f"[red]FAILED[/red] {_esc(text)}{extra}")
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
-              *, whole: Sequence[str] = ()) -> None:
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        title: str | None = None,
+        *,
+        whole: Sequence[str] = (),
+    ) -> None:
         """`whole`: columns never cut short (ids a user copies into the next command).
         Piped output with such columns gets the width the table needs, not 80."""
         if self.json_mode:

@@ -134,4 +134,6 @@ def build(
     settings: Settings, name: str | None, *, backends: Mapping[str, PartsFactory], clock: Clock | None = None
 ) -> Environment:
     """`backends`: the table of backends (backends.table.BACKENDS in the toolkit; a test may hand its own)."""
-    return Environment(settings=settings, env=settings.env(name), clock=clock or SystemClock(), backends=backends)
+    return Environment(
+        settings=settings, env=settings.env(name), clock=clock or SystemClock(), backends=backends
+    )

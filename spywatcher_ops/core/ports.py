@@ -142,9 +142,7 @@ class Database(Protocol):
     def plan_delete_snapshots(self, snapshot_ids: list[str]) -> Plan: ...
     def delete_snapshots(self, plan: Plan) -> None: ...
 
-    def plan_restore(
-        self, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
-    ) -> Plan: ...
+    def plan_restore(self, new_id: str, *, to_time: datetime | None, snapshot_id: str | None) -> Plan: ...
     def restore(self, plan: Plan, *, progress: Progress, keep_failed: bool = False) -> Instance: ...
 
     def plan_delete_instance(self, instance_id: str, *, final_snapshot: str | None = None) -> Plan: ...
@@ -175,7 +173,9 @@ class CacheEndpoint:
     primary_port: int
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     master_name: str | None = None
-    password: str | None = field(default=None, repr=False)  # the data nodes' (AUTH); never journalled or printed
+    password: str | None = field(
+        default=None, repr=False
+    )  # the data nodes' (AUTH); never journalled or printed
     tls: bool = False
     sentinel_password: str | None = field(default=None, repr=False)  # the sentinels' own (sandbox)
 
@@ -295,12 +295,18 @@ class FaultInjector(Protocol):
     def primary(self) -> Processes: ...  # the primary's server and its children, as they are now
     def wal_receiver(self) -> Processes: ...  # the standby's walreceiver; NotReady when it is not streaming
     def freeze(self, processes: Processes) -> None: ...  # SIGSTOP: a hung server, or WAL receipt stopped
-    def thaw(self, processes: Processes) -> tuple[list[int], list[int]]: ...  # SIGCONT the same ones: (resumed, gone)
-    def end_frozen(self, processes: Processes) -> None: ...  # SIGTERM, then SIGCONT: exits before reading its socket
+    def thaw(
+        self, processes: Processes
+    ) -> tuple[list[int], list[int]]: ...  # SIGCONT the same ones: (resumed, gone)
+    def end_frozen(
+        self, processes: Processes
+    ) -> None: ...  # SIGTERM, then SIGCONT: exits before reading its socket
     # SIGKILL them at once (the machine is lost), then what the server forked since; waits until gone
     def kill(self, processes: Processes) -> list[int]: ...
     def replication_caught_up(self) -> bool: ...  # the standby has received everything the primary wrote
-    def synchronous_standbys(self) -> str | None: ...  # the primary's synchronous_standby_names; None: unreadable
+    def synchronous_standbys(
+        self,
+    ) -> str | None: ...  # the primary's synchronous_standby_names; None: unreadable
 
 
 # --- infrastructure (Terraform) ---------------------------------------------
@@ -473,8 +479,12 @@ class ClusterUpgrades(Protocol):
     def latest_release(self, version: str, ami_type: str) -> str | None: ...  # newest AMI release for it
     def insights(self) -> list[dict[str, Any]]: ...  # {id, name, status, reason, deprecations: [...]}
     def addons(self) -> list[dict[str, Any]]: ...  # {name, version, status}
-    def addon_versions(self, name: str, kubernetes_version: str) -> list[dict[str, Any]]: ...  # {version, default}
+    def addon_versions(
+        self, name: str, kubernetes_version: str
+    ) -> list[dict[str, Any]]: ...  # {version, default}
     def update_cluster_version(self, version: str) -> str: ...
     def update_addon(self, name: str, version: str) -> str: ...
     def update_nodegroup(self, name: str, version: str | None = None) -> str: ...
-    def describe_update(self, update_id: str, *, nodegroup: str | None = None, addon: str | None = None) -> dict[str, Any]: ...
+    def describe_update(
+        self, update_id: str, *, nodegroup: str | None = None, addon: str | None = None
+    ) -> dict[str, Any]: ...

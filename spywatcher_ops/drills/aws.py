@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 
 PUBLISH_ACTIONS = ("cloudwatch:PutMetricData",)
 # Every drill on aws: who am I (journal, simulation), the environment lock (DynamoDB).
-COMMON_ACTIONS = ("sts:GetCallerIdentity", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                  "dynamodb:DeleteItem")
+COMMON_ACTIONS = (
+    "sts:GetCallerIdentity",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
 
 
 def _clients(env: Environment) -> Any:
@@ -34,9 +39,15 @@ def test_failover_quota(env: Environment) -> Check:
         return Check("TestFailover quota", "failed", exc.message, hint=exc.hint)
     quota = int(getattr(cache, "quota", 5))
     if len(used) >= quota:
-        return Check("TestFailover quota", "failed", f"{len(used)} of {quota} TestFailover calls used in the last 24 h",
-                     hint="wait until the oldest call is 24 h old")
-    return Check("TestFailover quota", "ok", f"{len(used)} of {quota} TestFailover calls used in the last 24 h")
+        return Check(
+            "TestFailover quota",
+            "failed",
+            f"{len(used)} of {quota} TestFailover calls used in the last 24 h",
+            hint="wait until the oldest call is 24 h old",
+        )
+    return Check(
+        "TestFailover quota", "ok", f"{len(used)} of {quota} TestFailover calls used in the last 24 h"
+    )
 
 
 def required_actions(env: Environment, scenario: Scenario) -> list[str]:
@@ -72,11 +83,19 @@ def permissions(env: Environment, scenario: Scenario) -> Check:
     except (ClientError, BotoCoreError, ResponseParserError) as exc:
         # ResponseParserError: an endpoint that does not implement the simulation
         # (moto) answers with a body botocore cannot parse; report it, don't crash.
-        return Check("IAM permissions", "failed", f"could not simulate the caller's policy: {exc}",
-                     hint="the caller needs iam:SimulatePrincipalPolicy on itself, or check the policy by hand")
+        return Check(
+            "IAM permissions",
+            "failed",
+            f"could not simulate the caller's policy: {exc}",
+            hint="the caller needs iam:SimulatePrincipalPolicy on itself, or check the policy by hand",
+        )
     if denied:
-        return Check("IAM permissions", "failed", "denied: " + ", ".join(denied),
-                     hint="allow these actions to the role that runs drills (deploy/iam/drills-policy.json lists them all)")
+        return Check(
+            "IAM permissions",
+            "failed",
+            "denied: " + ", ".join(denied),
+            hint="allow these actions to the role that runs drills (deploy/iam/drills-policy.json lists them all)",
+        )
     return Check("IAM permissions", "ok", f"{len(actions)} action(s) allowed for {principal}")
 
 
@@ -92,8 +111,10 @@ def resource_arns(env: Environment, caller_arn: str) -> dict[str, str]:
         "eks": f"arn:{partition}:eks:{region}:{account}:cluster/{env.env.resource(project, 'eks')}",
         # The real ARN ends in 6 random characters that only reading the secret (a password)
         # would tell; a policy scoped with the usual `...-credentials-*` pattern matches this one.
-        "secretsmanager": (f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
-                           f"{env.env.resource(project, 'db-credentials')}-AbCdEf"),
+        "secretsmanager": (
+            f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+            f"{env.env.resource(project, 'db-credentials')}-AbCdEf"
+        ),
     }
 
 
@@ -120,19 +141,38 @@ def _policy_source(arn: str) -> str:
 
 def metric_data(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The CloudWatch datums of one report. Pure."""
-    dims = [{"Name": "Environment", "Value": str(report["environment"]["name"])},
-            {"Name": "Scenario", "Value": str(report["scenario"]["name"])}]
+    dims = [
+        {"Name": "Environment", "Value": str(report["environment"]["name"])},
+        {"Name": "Scenario", "Value": str(report["scenario"]["name"])},
+    ]
     from datetime import datetime
 
     at = datetime.fromisoformat(str(report["started_at"]).replace("Z", "+00:00"))
     data = []
-    for name, value in (("RTOSeconds", report["rto"]["achieved_s"]), ("RPOSeconds", report["rpo"]["achieved_s"]),
-                        ("LostWrites", report["rpo"].get("lost_writes"))):
+    for name, value in (
+        ("RTOSeconds", report["rto"]["achieved_s"]),
+        ("RPOSeconds", report["rpo"]["achieved_s"]),
+        ("LostWrites", report["rpo"].get("lost_writes")),
+    ):
         if value is not None:
-            data.append({"MetricName": name, "Dimensions": dims, "Timestamp": at, "Value": float(value),
-                         "Unit": "Count" if name == "LostWrites" else "Seconds"})
-    data.append({"MetricName": "TargetsMet", "Dimensions": dims, "Timestamp": at,
-                 "Value": 1.0 if report["outcome"] == "met" else 0.0, "Unit": "Count"})
+            data.append(
+                {
+                    "MetricName": name,
+                    "Dimensions": dims,
+                    "Timestamp": at,
+                    "Value": float(value),
+                    "Unit": "Count" if name == "LostWrites" else "Seconds",
+                }
+            )
+    data.append(
+        {
+            "MetricName": "TargetsMet",
+            "Dimensions": dims,
+            "Timestamp": at,
+            "Value": 1.0 if report["outcome"] == "met" else 0.0,
+            "Unit": "Count",
+        }
+    )
     return data
 
 
@@ -145,9 +185,12 @@ def publish(env: Environment, report: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"namespace": namespace}
     topic = aws.get("sns_topic_arn")
     if topic:
-        subject = f"DR drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome']}"
-        reply = clients.client("sns").publish(TopicArn=str(topic), Subject=subject[:99],
-                                              Message=sns_message(report))
+        subject = (
+            f"DR drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome']}"
+        )
+        reply = clients.client("sns").publish(
+            TopicArn=str(topic), Subject=subject[:99], Message=sns_message(report)
+        )
         out["sns_message_id"] = reply.get("MessageId")
     return out
 
@@ -156,10 +199,12 @@ def sns_message(report: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         return "-" if v is None else f"{float(v):.2f} s"
 
-    return "\n".join([
-        f"Drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome'].upper()}",
-        report["summary"],
-        f"RTO {fmt(report['rto']['achieved_s'])} (target {fmt(report['rto']['target_s'])}): {report['rto']['verdict']}",
-        f"RPO {fmt(report['rpo']['achieved_s'])} (target {fmt(report['rpo']['target_s'])}): {report['rpo']['verdict']}",
-        f"Report id {report['id']}",
-    ])
+    return "\n".join(
+        [
+            f"Drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome'].upper()}",
+            report["summary"],
+            f"RTO {fmt(report['rto']['achieved_s'])} (target {fmt(report['rto']['target_s'])}): {report['rto']['verdict']}",
+            f"RPO {fmt(report['rpo']['achieved_s'])} (target {fmt(report['rpo']['target_s'])}): {report['rpo']['verdict']}",
+            f"Report id {report['id']}",
+        ]
+    )

@@ -102,17 +102,25 @@ def leftovers(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[
     killed = {r["op_id"] for r in unfinished(records)}
     ended = {r.get("op_id") for r in records if r.get("event") == "end"}
     # ...unless the drill said its probe cleanup failed: then those entries are real leftovers
-    ended -= {r.get("op_id") for r in records if r.get("step") == "probe-cleanup" and r.get("status") == "failed"}
+    ended -= {
+        r.get("op_id") for r in records if r.get("step") == "probe-cleanup" and r.get("status") == "failed"
+    }
     out = []
     for start in (r for r in records if r.get("event") == "start" and str(r.get("op", "")).startswith("dr.")):
         op_id = start["op_id"]
         if ("op", op_id) in done:
             continue
-        pending = [r["undo"] for r in records if r.get("op_id") == op_id and r.get("event") == "step"
-                   and r.get("step") == "undo" and r["undo"]["id"] not in done
-                   # a drill that ended ran its probes' cleanup (older journals never marked it);
-                   # a few leftover drill rows or a cache key are not worth a cleanup on every run
-                   and not (op_id in ended and r["undo"].get("kind") in PROBE_OWNED)]
+        pending = [
+            r["undo"]
+            for r in records
+            if r.get("op_id") == op_id
+            and r.get("event") == "step"
+            and r.get("step") == "undo"
+            and r["undo"]["id"] not in done
+            # a drill that ended ran its probes' cleanup (older journals never marked it);
+            # a few leftover drill rows or a cache key are not worth a cleanup on every run
+            and not (op_id in ended and r["undo"].get("kind") in PROBE_OWNED)
+        ]
         if pending or op_id in killed:
             out.append((start, pending))
     return out
@@ -145,15 +153,36 @@ def _clean_up(env: Environment) -> list[dict[str, Any]]:
             kind = entry.get("kind", "")
             handler = _HANDLERS.get(kind)
             if handler is None:
-                actions.append({"kind": kind, "undo_id": entry["id"], "status": "failed",
-                                "detail": "no handler for this kind"})
+                actions.append(
+                    {
+                        "kind": kind,
+                        "undo_id": entry["id"],
+                        "status": "failed",
+                        "detail": "no handler for this kind",
+                    }
+                )
                 continue
             try:
-                actions.append({"kind": kind, "undo_id": entry["id"], "status": "ok", "detail": handler(env, entry)})
+                actions.append(
+                    {"kind": kind, "undo_id": entry["id"], "status": "ok", "detail": handler(env, entry)}
+                )
             except Exception as exc:  # noqa: BLE001 - recorded and retried next time; the others still run
-                actions.append({"kind": kind, "undo_id": entry["id"], "status": "failed",
-                                "detail": f"{type(exc).__name__}: {exc}"})
-        journal.write({"event": "cleaned", "op_id": start["op_id"], "op": start.get("op"), "env": env.name,
-                       "actions": actions})
+                actions.append(
+                    {
+                        "kind": kind,
+                        "undo_id": entry["id"],
+                        "status": "failed",
+                        "detail": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+        journal.write(
+            {
+                "event": "cleaned",
+                "op_id": start["op_id"],
+                "op": start.get("op"),
+                "env": env.name,
+                "actions": actions,
+            }
+        )
         results.append({"op_id": start["op_id"], "started": start.get("at"), "actions": actions})
     return results

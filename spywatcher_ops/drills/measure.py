@@ -107,8 +107,9 @@ def recovery(attempts: Sequence[Attempt], fault_at: float, rule: Stability = Sta
         if len(run) >= rule.stable_count and run[-1].end - run[0].end >= rule.stable_s:
             recovered_at = run[0].end
             relapses = _count_runs(after[j:], rule.slow_s)
-            return Recovery(True, first_failure, recovered_at, max(0.0, recovered_at - fault_at),
-                            relapses, failed, slow)
+            return Recovery(
+                True, first_failure, recovered_at, max(0.0, recovered_at - fault_at), relapses, failed, slow
+            )
         i = j
     return Recovery(True, first_failure, None, None, 0, failed, slow)
 
@@ -146,7 +147,9 @@ def failover_loss(writes: Iterable[Write], surviving: Iterable[int], fault_at: f
     unknown = sum(1 for w in writes if not w.acked)
     before = [w for w in acked if w.acked_at is not None and w.acked_at <= fault_at]
     lost = sorted((w for w in before if w.seq not in present), key=lambda w: w.ts)
-    lost_after = [w for w in acked if w.acked_at is not None and w.acked_at > fault_at and w.seq not in present]
+    lost_after = [
+        w for w in acked if w.acked_at is not None and w.acked_at > fault_at and w.seq not in present
+    ]
     kept = [w.ts for w in acked if w.seq in present and w.ts <= fault_at]
     oldest = lost[0].ts if lost else None
     return Loss(
@@ -182,8 +185,11 @@ def restore_check(writes: Iterable[Write], surviving: Iterable[int], restore_poi
     by_seq = {w.seq: w for w in writes}
     kept = [by_seq[s].ts for s in present if s in by_seq]
     newest = max(kept) if kept else None
-    missing = sorted(w.seq for w in writes
-                     if w.acked_at is not None and w.acked_at < restore_point and w.seq not in present)
+    missing = sorted(
+        w.seq
+        for w in writes
+        if w.acked_at is not None and w.acked_at < restore_point and w.seq not in present
+    )
     overshoot = sum(1 for w in writes if w.ts > restore_point and w.seq in present)
     return RestoreCheck(
         restore_point=restore_point,

@@ -21,10 +21,16 @@ if TYPE_CHECKING:
 
 def drills_allowed(env: Environment) -> Check:
     if not env.env.allow_drills:
-        return Check("drills allowed", "failed", f"{env.name} has allow_drills: false",
-                     hint=f"set ops.environments.{env.name}.allow_drills: true to allow drills there")
+        return Check(
+            "drills allowed",
+            "failed",
+            f"{env.name} has allow_drills: false",
+            hint=f"set ops.environments.{env.name}.allow_drills: true to allow drills there",
+        )
     if env.env.production:
-        return Check("drills allowed", "ok", f"{env.name} is production: allow_drills is on; the drill asks to confirm")
+        return Check(
+            "drills allowed", "ok", f"{env.name} is production: allow_drills is on; the drill asks to confirm"
+        )
     return Check("drills allowed", "ok", f"allow_drills is on for {env.name}")
 
 
@@ -55,8 +61,9 @@ def database_writable(env: Environment, cadence: Cadence, deadline_s: float) -> 
         except Exception as exc:  # noqa: BLE001 - reported as the check's detail
             last = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         if time.monotonic() >= end:
-            return Check("database writable", "failed", last,
-                         hint="is the database up? on the sandbox: inv sandbox.up")
+            return Check(
+                "database writable", "failed", last, hint="is the database up? on the sandbox: inv sandbox.up"
+            )
         time.sleep(0.1)
 
 
@@ -80,7 +87,9 @@ def cache_master(env: Environment, cadence: Cadence, deadline_s: float) -> Check
         except Exception as exc:  # noqa: BLE001 - reported as the check's detail
             last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= end:
-            return Check("cache master", "failed", last, hint="is the cache up? on the sandbox: inv sandbox.up")
+            return Check(
+                "cache master", "failed", last, hint="is the cache up? on the sandbox: inv sandbox.up"
+            )
         time.sleep(0.1)
 
 
@@ -94,17 +103,28 @@ def standby_ready(env: Environment, deadline_s: float = 0.0) -> Check:
             # instance mid-modification (RDS) has nowhere healthy to fail over to.
             if inst.multi_az and inst.status == "available":
                 return Check("standby / Multi-AZ", "ok", f"{inst.id}: Multi-AZ on, status {inst.status}")
-            last = (f"{inst.id}: Multi-AZ on but status {inst.status}" if inst.multi_az
-                    else f"{inst.id}: no standby (Multi-AZ off), status {inst.status}")
+            last = (
+                f"{inst.id}: Multi-AZ on but status {inst.status}"
+                if inst.multi_az
+                else f"{inst.id}: no standby (Multi-AZ off), status {inst.status}"
+            )
         except OpsError as exc:
             return Check("standby / Multi-AZ", "failed", exc.message, hint=exc.hint)
         if deferred_signal():  # the operator interrupted the rollback: report now, do not wait on
-            return Check("standby / Multi-AZ", "failed", f"{last}; stopped waiting: interrupted",
-                         hint="check again with inv dr.preflight, or inv sandbox.status")
+            return Check(
+                "standby / Multi-AZ",
+                "failed",
+                f"{last}; stopped waiting: interrupted",
+                hint="check again with inv dr.preflight, or inv sandbox.status",
+            )
         if time.monotonic() >= end:
-            return Check("standby / Multi-AZ", "failed", last,
-                         hint="a failover needs a healthy standby: enable Multi-AZ and wait until the instance is "
-                              "available (RDS), or `inv sandbox.up` to repair the sandbox")
+            return Check(
+                "standby / Multi-AZ",
+                "failed",
+                last,
+                hint="a failover needs a healthy standby: enable Multi-AZ and wait until the instance is "
+                "available (RDS), or `inv sandbox.up` to repair the sandbox",
+            )
         time.sleep(0.2)
 
 
@@ -115,9 +135,15 @@ def cache_replica(env: Environment) -> Check:
         return Check("cache replica", "failed", exc.message, hint=exc.hint)
     replicas = [n for n in nodes if n.role == "replica" and n.alive]
     if not replicas:
-        return Check("cache replica", "failed", "no live replica: a failover has nowhere to go",
-                     hint="enable automatic failover with a replica (ElastiCache) or `inv sandbox.up`")
-    return Check("cache replica", "ok", f"{len(replicas)} live replica(s): " + ", ".join(n.id for n in replicas))
+        return Check(
+            "cache replica",
+            "failed",
+            "no live replica: a failover has nowhere to go",
+            hint="enable automatic failover with a replica (ElastiCache) or `inv sandbox.up`",
+        )
+    return Check(
+        "cache replica", "ok", f"{len(replicas)} live replica(s): " + ", ".join(n.id for n in replicas)
+    )
 
 
 def backups_enabled(env: Environment) -> Check:
@@ -126,15 +152,23 @@ def backups_enabled(env: Environment) -> Check:
     except OpsError as exc:
         return Check("backups enabled", "failed", exc.message, hint=exc.hint)
     if window.retention_days <= 0:
-        return Check("backups enabled", "failed", "automated backups are off (retention 0 days)",
-                     hint="set a backup retention of 7 days")
-    return Check("backups enabled", "ok",
-                 f"restorable from {window.earliest:%Y-%m-%dT%H:%M:%SZ} to {window.latest:%Y-%m-%dT%H:%M:%SZ} "
-                 f"({window.retention_days} days retention)")
+        return Check(
+            "backups enabled",
+            "failed",
+            "automated backups are off (retention 0 days)",
+            hint="set a backup retention of 7 days",
+        )
+    return Check(
+        "backups enabled",
+        "ok",
+        f"restorable from {window.earliest:%Y-%m-%dT%H:%M:%SZ} to {window.latest:%Y-%m-%dT%H:%M:%SZ} "
+        f"({window.retention_days} days retention)",
+    )
 
 
-def steady_state_checks(env: Environment, part: str, cadence: Cadence, *, deadline_s: float = 15.0
-                        ) -> list[Check]:
+def steady_state_checks(
+    env: Environment, part: str, cadence: Cadence, *, deadline_s: float = 15.0
+) -> list[Check]:
     """Used before (preflight) and after (re-check) a drill. Never raises."""
     checks: list[Check] = []
     try:

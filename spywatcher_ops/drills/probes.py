@@ -115,7 +115,10 @@ class ProbeThread:
                 try:
                     self.once()
                 except Exception as exc:  # noqa: BLE001 - every failure is data for the probe
-                    ok, error = False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                    ok, error = (
+                        False,
+                        f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                    )
                     self.reset()
                 end = self.anchor.now()
                 with self._lock:
@@ -178,6 +181,7 @@ class WriteLedger:
 
 
 # PostgreSQL ------------------------------------------------------------------
+
 
 def pg_connect(info: ConnectionInfo, cadence: Cadence) -> Any:
     import psycopg
@@ -297,6 +301,7 @@ class PgReader(PgProbe):
 
 # Redis -----------------------------------------------------------------------
 
+
 class RedisTarget:
     """Finds the current master: sentinels when the endpoint has them
     (SENTINEL get-master-addr-by-name, one short attempt each), else the
@@ -331,11 +336,19 @@ class RedisTarget:
 
         problems = []
         for host, port in self.endpoint.sentinels:
-            sentinel = redis.Redis(host=host, port=port, password=self.endpoint.sentinel_password,
-                                   socket_timeout=0.3, socket_connect_timeout=0.3,
-                                   retry=Retry(NoBackoff(), 0), decode_responses=True)
+            sentinel = redis.Redis(
+                host=host,
+                port=port,
+                password=self.endpoint.sentinel_password,
+                socket_timeout=0.3,
+                socket_connect_timeout=0.3,
+                retry=Retry(NoBackoff(), 0),
+                decode_responses=True,
+            )
             try:
-                addr = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", self.endpoint.master_name)
+                addr = sentinel.execute_command(
+                    "SENTINEL", "get-master-addr-by-name", self.endpoint.master_name
+                )
                 if addr:
                     return str(addr[0]), int(addr[1])
             except Exception as exc:  # noqa: BLE001 - ask the next sentinel

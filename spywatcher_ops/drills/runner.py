@@ -34,9 +34,13 @@ if TYPE_CHECKING:
 LOST_SEQS_KEPT = 200  # journal at most this many lost sequence numbers per probe
 
 PROBE_FACTORIES: dict[str, Callable[[DrillContext], Probe]] = {
-    "db-write": lambda ctx: PgWriter(ctx.env.database.connection(), ctx.run_id, ctx.anchor, ctx.options.cadence),
+    "db-write": lambda ctx: PgWriter(
+        ctx.env.database.connection(), ctx.run_id, ctx.anchor, ctx.options.cadence
+    ),
     "db-read": lambda ctx: PgReader(ctx.env.database.connection(), ctx.anchor, ctx.options.cadence),
-    "cache-write": lambda ctx: RedisWriter(ctx.env.cache.endpoint(), ctx.run_id, ctx.anchor, ctx.options.cadence),
+    "cache-write": lambda ctx: RedisWriter(
+        ctx.env.cache.endpoint(), ctx.run_id, ctx.anchor, ctx.options.cadence
+    ),
     "cache-read": lambda ctx: RedisReader(ctx.env.cache.endpoint(), ctx.anchor, ctx.options.cadence),
 }
 
@@ -79,6 +83,7 @@ class DrillRun:
 
 # the lifecycle ----------------------------------------------------------------
 
+
 def run_scenario(
     env: Environment,
     scenario: Scenario,
@@ -99,19 +104,34 @@ def run_scenario(
     anchor = anchor or Anchor.from_clock(env.clock)
     run_id = f"{scenario.name}-{uuid.uuid4().hex[:8]}"
     started = datetime.fromtimestamp(anchor.now(), UTC) - _PROVIDER_EVENT_SLACK
-    args = {"scenario": scenario.name, "run_id": run_id, "timeout_s": scenario.hard_timeout(env, options),
-            "keep": options.keep, "params": options.params}
+    args = {
+        "scenario": scenario.name,
+        "run_id": run_id,
+        "timeout_s": scenario.hard_timeout(env, options),
+        "keep": options.keep,
+        "params": options.params,
+    }
     op_id = ""
     run: DrillRun | None = None
     try:
         with env.operation("dr.drill", args) as op:
             op_id = op.id
             ctx = DrillContext(env=env, op=op, run_id=run_id, anchor=anchor, options=options, progress=status)
-            op.step("scenario", "ok", scenario=scenario.describe(), kind=env.kind, anchor_wall=anchor.wall0,
-                    stability=vars(options.stability), cadence=vars(options.cadence))
+            op.step(
+                "scenario",
+                "ok",
+                scenario=scenario.describe(),
+                kind=env.kind,
+                anchor_wall=anchor.wall0,
+                stability=vars(options.stability),
+                cadence=vars(options.cadence),
+            )
             if preflight is not None:
-                op.step("preflight", "ok" if all(c.ok for c in preflight) else "failed",
-                        checks=[c.to_dict() for c in preflight])
+                op.step(
+                    "preflight",
+                    "ok" if all(c.ok for c in preflight) else "failed",
+                    checks=[c.to_dict() for c in preflight],
+                )
             run = _lifecycle(ctx, scenario, started, status)
             op.result = {"outcome": run.outcome, **_measured_dict(run.measured)}
             op.outcome = run.outcome if run.outcome != "met" else None
@@ -119,8 +139,13 @@ def run_scenario(
                 raise run.error
     except OpsError as exc:
         if run is None:
-            run = DrillRun(op_id, env.name, scenario.name, "not-ready" if isinstance(exc, NotReady) else "failed",
-                           error=exc)
+            run = DrillRun(
+                op_id,
+                env.name,
+                scenario.name,
+                "not-ready" if isinstance(exc, NotReady) else "failed",
+                error=exc,
+            )
         run.error = exc
     run.op_id = op_id
     run.records = [r for r in _read_journal(env) if r.get("op_id") == op_id] if op_id else []
@@ -198,31 +223,49 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime, status:
                 try:
                     recheck += scenario.recheck(env)
                 except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
-                    recheck.append(Check(f"{scenario.name} re-check", "failed", f"{type(exc).__name__}: {exc}"))
-                ctx.step("recheck", "ok" if all(c.ok for c in recheck) else "failed",
-                         checks=[c.to_dict() for c in recheck])
+                    recheck.append(
+                        Check(f"{scenario.name} re-check", "failed", f"{type(exc).__name__}: {exc}")
+                    )
+                ctx.step(
+                    "recheck",
+                    "ok" if all(c.ok for c in recheck) else "failed",
+                    checks=[c.to_dict() for c in recheck],
+                )
                 _provider_events(ctx, scenario, started)
     outcome = _outcome(env, scenario, measured, abort)
     late = [signal.Signals(s).name for s in deferred]
     if late and not abort:
         # Asked to stop while this drill rolled back: its measurement stands, but
         # nothing more may be injected; the suite stops here with exit 4.
-        why = f"interrupted by {', '.join(late)} during the rollback; the drill finished, no further drill runs"
+        why = (
+            f"interrupted by {', '.join(late)} during the rollback; the drill finished, no further drill runs"
+        )
         if not all(c.ok for c in recheck):
             outcome = "failed"
             why += "; the steady-state re-check FAILED, see the report"
         ctx.step("interrupted", "failed", reason=why, signals=list(deferred))
-        return DrillRun("", env.name, scenario.name, outcome, measured=measured, interrupted=True,
-                        error=RolledBack(f"drill {scenario.name} on {env.name}: {why}"))
+        return DrillRun(
+            "",
+            env.name,
+            scenario.name,
+            outcome,
+            measured=measured,
+            interrupted=True,
+            error=RolledBack(f"drill {scenario.name} on {env.name}: {why}"),
+        )
     error: OpsError | None = None
     if isinstance(cause, NotReady) and fault is None:
         error, outcome = cause, "not-ready"
     elif abort:
-        error = RolledBack(f"drill {scenario.name} on {env.name} aborted ({abort}); rollback ran"
-                           + ("" if all(c.ok for c in recheck) else "; the re-check FAILED, see the report"))
+        error = RolledBack(
+            f"drill {scenario.name} on {env.name} aborted ({abort}); rollback ran"
+            + ("" if all(c.ok for c in recheck) else "; the re-check FAILED, see the report")
+        )
     elif not all(c.ok for c in recheck):
-        error = OperationFailed(f"drill {scenario.name}: the steady-state re-check failed after the rollback: "
-                                + "; ".join(f"{c.name}: {c.detail}" for c in recheck if not c.ok))
+        error = OperationFailed(
+            f"drill {scenario.name}: the steady-state re-check failed after the rollback: "
+            + "; ".join(f"{c.name}: {c.detail}" for c in recheck if not c.ok)
+        )
         outcome = "failed"
     return DrillRun("", env.name, scenario.name, outcome, error=error, measured=measured)
 
@@ -290,14 +333,22 @@ def _wait_steady(ctx: DrillContext, probes: list[Probe], status: Status | None =
     need = ctx.options.steady_count
     deadline = time.monotonic() + ctx.options.steady_timeout_s
     while True:
-        lagging = [p for p in probes if not getattr(p, "watch_only", False)
-                   and not _tail_good(p.attempts(), need, ctx.options.stability.slow_s)]
+        lagging = [
+            p
+            for p in probes
+            if not getattr(p, "watch_only", False)
+            and not _tail_good(p.attempts(), need, ctx.options.stability.slow_s)
+        ]
         if not lagging:
             return
         if time.monotonic() >= deadline:
-            detail = "; ".join(f"{p.name}: {getattr(p, 'last_error', None) or 'no healthy run yet'}" for p in lagging)
-            raise NotReady(f"steady state not reached within {ctx.options.steady_timeout_s:.0f} s ({detail}); "
-                           "nothing was injected")
+            detail = "; ".join(
+                f"{p.name}: {getattr(p, 'last_error', None) or 'no healthy run yet'}" for p in lagging
+            )
+            raise NotReady(
+                f"steady state not reached within {ctx.options.steady_timeout_s:.0f} s ({detail}); "
+                "nothing was injected"
+            )
         if status is not None:
             _probe_states(ctx, status, probes)
         time.sleep(0.05)
@@ -308,8 +359,9 @@ def _tail_good(attempts: list[measure.Attempt], need: int, slow_s: float) -> boo
     return len(tail) >= need and not any(measure.impaired(a, slow_s) for a in tail)
 
 
-def _wait_recovery(ctx: DrillContext, scenario: Scenario, worker: _Injector, probes: list[Probe],
-                   status: Status) -> Fault:
+def _wait_recovery(
+    ctx: DrillContext, scenario: Scenario, worker: _Injector, probes: list[Probe], status: Status
+) -> Fault:
     # This loop only sets the phase and the probe states; provider messages come from the
     # injecting thread as the status's event, and neither overwrites the other.
     timeout = scenario.hard_timeout(ctx.env, ctx.options)
@@ -359,23 +411,39 @@ def _provider_events(ctx: DrillContext, scenario: Scenario, since: datetime) -> 
         ctx.step("provider-events", "failed", error=f"{type(exc).__name__}: {exc}")
         return
     for ev in events:
-        ctx.step("event", "ok", t=ev.at.timestamp(), kind="provider", source=ev.source, message=ev.message,
-                 code=ev.code)
+        ctx.step(
+            "event",
+            "ok",
+            t=ev.at.timestamp(),
+            kind="provider",
+            source=ev.source,
+            message=ev.message,
+            code=ev.code,
+        )
 
 
 # measurement ------------------------------------------------------------------
 
-def probe_summary(p: Probe, fault: Fault, rule: measure.Stability, surviving_deadline_s: float = 10.0
-                  ) -> dict[str, Any]:
+
+def probe_summary(
+    p: Probe, fault: Fault, rule: measure.Stability, surviving_deadline_s: float = 10.0
+) -> dict[str, Any]:
     attempts = p.attempts()
     rec = measure.recovery(attempts, fault.at, rule)
     lat = [a.latency for a in attempts if a.ok]
     out: dict[str, Any] = {
-        "name": p.name, "part": p.part, "kind": p.kind, "attempts": len(attempts),
-        "failed": sum(1 for a in attempts if not a.ok), "impacted": rec.impacted,
-        "first_failure": rec.first_failure, "recovered_at": rec.recovered_at, "rto_s": rec.rto_s,
+        "name": p.name,
+        "part": p.part,
+        "kind": p.kind,
+        "attempts": len(attempts),
+        "failed": sum(1 for a in attempts if not a.ok),
+        "impacted": rec.impacted,
+        "first_failure": rec.first_failure,
+        "recovered_at": rec.recovered_at,
+        "rto_s": rec.rto_s,
         "relapses": rec.relapses,
-        "latency_p50_s": measure.percentile(lat, 50), "latency_p95_s": measure.percentile(lat, 95),
+        "latency_p50_s": measure.percentile(lat, 50),
+        "latency_p95_s": measure.percentile(lat, 95),
         "latency_max_s": max(lat) if lat else None,
         "bands": [list(b) for b in measure.bands(attempts, rule.slow_s)],
         "first_error": next((a.error for a in attempts if not a.ok and a.end > fault.at), None),
@@ -390,10 +458,17 @@ def probe_summary(p: Probe, fault: Fault, rule: measure.Stability, surviving_dea
             out["loss_error"] = "could not read the surviving writes back"
         else:
             loss = measure.failover_loss(writes, surviving, fault.at)
-            out["loss"] = {"acked": loss.acked, "acked_before_fault": loss.acked_before_fault, "lost": loss.lost,
-                           "lost_after_fault": loss.lost_after_fault, "rpo_s": loss.rpo_s,
-                           "lost_seqs": loss.lost_seqs[:LOST_SEQS_KEPT], "oldest_lost_ts": loss.oldest_lost_ts,
-                           "newest_surviving_ts": loss.newest_surviving_ts, "unacknowledged": loss.unknown}
+            out["loss"] = {
+                "acked": loss.acked,
+                "acked_before_fault": loss.acked_before_fault,
+                "lost": loss.lost,
+                "lost_after_fault": loss.lost_after_fault,
+                "rpo_s": loss.rpo_s,
+                "lost_seqs": loss.lost_seqs[:LOST_SEQS_KEPT],
+                "oldest_lost_ts": loss.oldest_lost_ts,
+                "newest_surviving_ts": loss.newest_surviving_ts,
+                "unacknowledged": loss.unknown,
+            }
     return out
 
 
@@ -416,22 +491,32 @@ def _measure(ctx: DrillContext, scenario: Scenario, fault: Fault, probes: list[P
         ctx.step("measured", "failed", error=f"{type(exc).__name__}: {exc}")
         return None
     targets = _targets(ctx.env, scenario)
-    ctx.step("measured", "ok", fault_at=fault.at, fault_done_at=fault.done_at, **_measured_dict(measured),
-             rto_target_s=targets[0], rpo_target_s=targets[1],
-             rto_target_key=target_key(ctx.env.settings.targets.rto, scenario.rto_key),
-             rpo_target_key=target_key(ctx.env.settings.targets.rpo, scenario.rpo_key),
-             rto_verdict=measure.verdict(measured.rto_s, targets[0]),
-             rpo_verdict=measure.verdict(measured.rpo_s, targets[1]) if scenario.rpo_key else "n/a")
+    ctx.step(
+        "measured",
+        "ok",
+        fault_at=fault.at,
+        fault_done_at=fault.done_at,
+        **_measured_dict(measured),
+        rto_target_s=targets[0],
+        rpo_target_s=targets[1],
+        rto_target_key=target_key(ctx.env.settings.targets.rto, scenario.rto_key),
+        rpo_target_key=target_key(ctx.env.settings.targets.rpo, scenario.rpo_key),
+        rto_verdict=measure.verdict(measured.rto_s, targets[0]),
+        rpo_verdict=measure.verdict(measured.rpo_s, targets[1]) if scenario.rpo_key else "n/a",
+    )
     return measured
 
 
-def failover_measure(ctx: DrillContext, fault: Fault, summaries: dict[str, Any], judged_by: tuple[str, ...]
-                     ) -> Measured:
+def failover_measure(
+    ctx: DrillContext, fault: Fault, summaries: dict[str, Any], judged_by: tuple[str, ...]
+) -> Measured:
     """RTO: the slowest judged probe's recovery. RPO: the worst writer loss."""
     judged = [summaries[n] for n in judged_by if n in summaries]
     rtos = [s.get("rto_s") for s in judged]
     rto = None if (not rtos or any(r is None for r in rtos)) else max(r for r in rtos if r is not None)
-    writers = [s for s in judged if s.get("kind") == "write"] or [s for s in summaries.values() if s.get("kind") == "write"]
+    writers = [s for s in judged if s.get("kind") == "write"] or [
+        s for s in summaries.values() if s.get("kind") == "write"
+    ]
     losses = [s.get("loss") for s in writers]
     if not writers or any(loss is None for loss in losses):
         rpo, lost = None, None
@@ -440,7 +525,9 @@ def failover_measure(ctx: DrillContext, fault: Fault, summaries: dict[str, Any],
         lost = sum(loss["lost"] + loss["lost_after_fault"] for loss in losses if loss)
     names = ", ".join(s["name"] for s in judged)
     return Measured(
-        rto_s=rto, rpo_s=rpo, lost_writes=lost,
+        rto_s=rto,
+        rpo_s=rpo,
+        lost_writes=lost,
         rto_basis=f"fault -> first success of {names} followed by {ctx.options.stability.stable_count} good attempts",
         rpo_basis="fault -> oldest acknowledged write missing after recovery (0: none missing)",
     )
@@ -449,8 +536,14 @@ def failover_measure(ctx: DrillContext, fault: Fault, summaries: dict[str, Any],
 def _measured_dict(m: Measured | None) -> dict[str, Any]:
     if m is None:
         return {"rto_s": None, "rpo_s": None, "lost_writes": None}
-    return {"rto_s": m.rto_s, "rpo_s": m.rpo_s, "lost_writes": m.lost_writes, "rto_basis": m.rto_basis,
-            "rpo_basis": m.rpo_basis, "details": m.details}
+    return {
+        "rto_s": m.rto_s,
+        "rpo_s": m.rpo_s,
+        "lost_writes": m.lost_writes,
+        "rto_basis": m.rto_basis,
+        "rpo_basis": m.rpo_basis,
+        "details": m.details,
+    }
 
 
 # A part without its own target is judged by the tier it serves (the cache serves the application).
@@ -492,7 +585,10 @@ def _outcome(env: Environment, scenario: Scenario, m: Measured | None, abort: st
 
 # steady state -------------------------------------------------------------------
 
-def steady_state(env: Environment, part: str, options: DrillOptions, *, deadline_s: float = 15.0) -> list[Check]:
+
+def steady_state(
+    env: Environment, part: str, options: DrillOptions, *, deadline_s: float = 15.0
+) -> list[Check]:
     """The service answers like a client expects: the database is writable, the cache has a master."""
     from .preflight import steady_state_checks
 

@@ -99,8 +99,13 @@ class TimelineEvent:
     code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"t": self.at, "kind": self.kind, "source": self.source, "message": self.message,
-                "code": self.code}
+        return {
+            "t": self.at,
+            "kind": self.kind,
+            "source": self.source,
+            "message": self.message,
+            "code": self.code,
+        }
 
 
 @dataclass
@@ -130,8 +135,15 @@ class DrillContext:
     def step(self, name: str, status: str, **data: Any) -> None:
         self.op.step(name, status, **data)
 
-    def event(self, kind: str, message: str, *, at: float | None = None, source: str = "drill",
-              code: str | None = None) -> TimelineEvent:
+    def event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        at: float | None = None,
+        source: str = "drill",
+        code: str | None = None,
+    ) -> TimelineEvent:
         ev = TimelineEvent(self.now() if at is None else at, kind, source, message, code)
         self.events.append(ev)
         self.op.step("event", "ok", **ev.to_dict())
@@ -192,8 +204,15 @@ class Scenario:
 
     # description -------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "injects": self.injects, "part": self.part, "rto_target": self.rto_key,
-                "rpo_target": self.rpo_key, "environments": list(self.kinds), "probes": list(self.probes)}
+        return {
+            "name": self.name,
+            "injects": self.injects,
+            "part": self.part,
+            "rto_target": self.rto_key,
+            "rpo_target": self.rpo_key,
+            "environments": list(self.kinds),
+            "probes": list(self.probes),
+        }
 
     def check_params(self, params: dict[str, str]) -> None:
         """Raise BadInput for a value of one of self.params that can never work (no environment needed).

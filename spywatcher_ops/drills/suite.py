@@ -71,16 +71,23 @@ class SuiteResult:
             return self.error
         missed = [r for r in self.rows if r.outcome in ("missed", "failed")]
         if missed:
-            return TargetMissed("target missed: " + "; ".join(
-                f"{r.scenario} ({_what_missed(r)})" for r in missed))
+            return TargetMissed(
+                "target missed: " + "; ".join(f"{r.scenario} ({_what_missed(r)})" for r in missed)
+            )
         return None
 
     def to_dict(self) -> dict[str, Any]:
         err = self.exit_error()
-        return {"env": self.env, "run_id": self.run_id, "index": self.index,
-                "scorecard": [r.to_dict() for r in self.rows], "cleaned_up": self.cleaned,
-                "published": self.published, "exit_code": err.exit_code if err else 0,
-                "error": str(err) if err else None}
+        return {
+            "env": self.env,
+            "run_id": self.run_id,
+            "index": self.index,
+            "scorecard": [r.to_dict() for r in self.rows],
+            "cleaned_up": self.cleaned,
+            "published": self.published,
+            "exit_code": err.exit_code if err else 0,
+            "error": str(err) if err else None,
+        }
 
 
 def _what_missed(r: ScoreRow) -> str:
@@ -149,16 +156,29 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _index_run(env: Environment, result: SuiteResult, reps: list[dict[str, Any]], missing: list[str],
-               started: str, report_dir: Path) -> None:
+def _index_run(
+    env: Environment,
+    result: SuiteResult,
+    reps: list[dict[str, Any]],
+    missing: list[str],
+    started: str,
+    report_dir: Path,
+) -> None:
     """Journal the run (which drills it ran) and write its index beside the drill reports."""
     from .reporting import runindex
 
-    args = {"started_at": started, "drills": [r["id"] for r in reps], "missing": missing,
-            "report_dir": str(report_dir)}
+    args = {
+        "started_at": started,
+        "drills": [r["id"] for r in reps],
+        "missing": missing,
+        "report_dir": str(report_dir),
+    }
     with env.operation(runindex.RUN_OP, args, mutating=False) as op:
-        index = runindex.build({"id": op.id, "env": env.name, "started_at": started, "ended_at": _now_iso()},
-                               reps, missing=missing)
+        index = runindex.build(
+            {"id": op.id, "env": env.name, "started_at": started, "ended_at": _now_iso()},
+            reps,
+            missing=missing,
+        )
         op.result = {"outcome": index["outcome"], "drills": {r["id"]: r["outcome"] for r in reps}}
     result.run_id = op.id
     result.index = runindex.write(index, report_dir)
@@ -172,8 +192,9 @@ def _verdict_phase(row: ScoreRow) -> str:
     return " ".join([row.outcome.upper(), *figures])
 
 
-def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Path
-            ) -> tuple[ScoreRow, dict[str, Any] | None]:
+def _finish(
+    env: Environment, run: DrillRun, scenario: Scenario, report_dir: Path
+) -> tuple[ScoreRow, dict[str, Any] | None]:
     rep = None
     paths: dict[str, str] = {}
     lost = None
@@ -181,7 +202,9 @@ def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Pat
         try:
             rep = report.build(run.records)
         except ValueError as exc:  # the journal lost the drill's start (deleted or cut while it ran)
-            lost = f"{run.outcome}; no report: {exc} ({env.journal.path} was deleted or cut short while it ran)"
+            lost = (
+                f"{run.outcome}; no report: {exc} ({env.journal.path} was deleted or cut short while it ran)"
+            )
     elif run.op_id:
         lost = f"{run.outcome}; no report: {env.journal.path} lost this drill's records while it ran"
     if rep is not None:
@@ -190,14 +213,18 @@ def _finish(env: Environment, run: DrillRun, scenario: Scenario, report_dir: Pat
     rto_t, rpo_t = targets_for(env, scenario)
     m = run.measured
     row = ScoreRow(
-        scenario=scenario.name, outcome=run.outcome,
-        rto_s=m.rto_s if m else None, rto_target_s=rto_t,
+        scenario=scenario.name,
+        outcome=run.outcome,
+        rto_s=m.rto_s if m else None,
+        rto_target_s=rto_t,
         rto_verdict=rep["rto"]["verdict"] if rep else "n/a",
-        rpo_s=m.rpo_s if m else None, rpo_target_s=rpo_t if scenario.rpo_key else None,
+        rpo_s=m.rpo_s if m else None,
+        rpo_target_s=rpo_t if scenario.rpo_key else None,
         rpo_verdict=rep["rpo"]["verdict"] if rep else "n/a",
         lost_writes=m.lost_writes if m else None,
         summary=rep["summary"] if rep else (str(run.error) if run.error else (lost or run.outcome)),
-        report=paths.get("html"), report_id=run.op_id,
+        report=paths.get("html"),
+        report_id=run.op_id,
         rto_target_key=target_key(env.settings.targets.rto, scenario.rto_key),
         rpo_target_key=target_key(env.settings.targets.rpo, scenario.rpo_key) if scenario.rpo_key else None,
     )
@@ -230,8 +257,9 @@ def not_ready(checked: list[Preflighted]) -> NotReady | None:
         return None
     name, first = failed[0]
     more = f" (and {len(failed) - 1} more failed check(s))" if len(failed) > 1 else ""
-    return NotReady(f"preflight failed, nothing was injected: {name}: {first.name}: {first.detail}{more}",
-                    hint=first.hint)
+    return NotReady(
+        f"preflight failed, nothing was injected: {name}: {first.name}: {first.detail}{more}", hint=first.hint
+    )
 
 
 # reports and history from the journal ------------------------------------------
@@ -239,8 +267,9 @@ def not_ready(checked: list[Preflighted]) -> NotReady | None:
 MIN_PREFIX = 4
 
 
-def _operations(state_dir: Path, damage: list[str] | None) -> tuple[list[tuple[str, Path, dict[str, Any]]],
-                                                                     dict[Path, Records]]:
+def _operations(
+    state_dir: Path, damage: list[str] | None
+) -> tuple[list[tuple[str, Path, dict[str, Any]]], dict[Path, Records]]:
     """Every drill and run start record in every environment's journal, with the journals read."""
     from .reporting.runindex import RUN_OP
 
@@ -259,13 +288,17 @@ def _operations(state_dir: Path, damage: list[str] | None) -> tuple[list[tuple[s
 
 def _label(start: dict[str, Any]) -> str:
     args = start.get("args") or {}
-    what = f"run of {len(args.get('drills') or [])} drill(s)" if start.get("op") != "dr.drill" else \
-        f"drill {args.get('scenario', '?')}"
+    what = (
+        f"run of {len(args.get('drills') or [])} drill(s)"
+        if start.get("op") != "dr.drill"
+        else f"drill {args.get('scenario', '?')}"
+    )
     return f"{start['op_id']} ({what} on {start.get('env')}, {start.get('at')})"
 
 
-def resolve(state_dir: Path, wanted: str, damage: list[str] | None = None
-            ) -> tuple[dict[str, Any], dict[Path, Records], Path]:
+def resolve(
+    state_dir: Path, wanted: str, damage: list[str] | None = None
+) -> tuple[dict[str, Any], dict[Path, Records], Path]:
     """The start record of `wanted`: 'latest' (the newest run; the newest drill when no run is
     journalled), or a unique prefix (4+ characters) of a drill's or a run's id."""
     from ..core.errors import BadInput
@@ -278,15 +311,18 @@ def resolve(state_dir: Path, wanted: str, damage: list[str] | None = None
         _at, path, start = max(runs or starts, key=lambda s: s[0])
         return start, cache, path
     if len(wanted) < MIN_PREFIX:
-        raise BadInput(f"id {wanted}: too short; give at least {MIN_PREFIX} characters of a drill or run id, "
-                       "or 'latest'")
+        raise BadInput(
+            f"id {wanted}: too short; give at least {MIN_PREFIX} characters of a drill or run id, or 'latest'"
+        )
     match = [s for s in starts if str(s[2]["op_id"]).startswith(wanted)]
     if not match:
         recent = ", ".join(_label(s[2]) for s in sorted(starts, key=lambda s: s[0])[-5:])
         raise BadInput(f"id {wanted}: no such drill or run; recent: {recent}; or 'latest'")
     if len({s[2]["op_id"] for s in match}) > 1:
-        raise BadInput(f"id {wanted}: matches {len(match)} ids, give more characters: "
-                       + "; ".join(_label(s[2]) for s in sorted(match, key=lambda s: s[0])))
+        raise BadInput(
+            f"id {wanted}: matches {len(match)} ids, give more characters: "
+            + "; ".join(_label(s[2]) for s in sorted(match, key=lambda s: s[0]))
+        )
     _at, path, start = match[0]
     return start, cache, path
 
@@ -332,8 +368,16 @@ def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
             reps.append(_rerender_drill(records, report_dir))
         except ValueError:
             missing.append(drill_id)
-    index = runindex.build({"id": start["op_id"], "env": start.get("env"), "started_at": args.get("started_at"),
-                            "ended_at": (end or start).get("at")}, reps, missing=missing)
+    index = runindex.build(
+        {
+            "id": start["op_id"],
+            "env": start.get("env"),
+            "started_at": args.get("started_at"),
+            "ended_at": (end or start).get("at"),
+        },
+        reps,
+        missing=missing,
+    )
     runindex.write(index, report_dir)
     index["warnings"] = damage
     return index

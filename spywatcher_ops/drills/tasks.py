@@ -21,16 +21,22 @@ from spywatcher_ops.core.cli import (
 )
 from spywatcher_ops.core.errors import BadInput
 
-SCENARIO_HELP = "scenario name (inv dr.scenarios lists them), e.g. db-failover (default: the environment's suite)"
-REPORT_DIR_HELP = "folder for the JSON, Markdown and HTML reports, e.g. /tmp/reports (default: <state_dir>/reports)"
+SCENARIO_HELP = (
+    "scenario name (inv dr.scenarios lists them), e.g. db-failover (default: the environment's suite)"
+)
+REPORT_DIR_HELP = (
+    "folder for the JSON, Markdown and HTML reports, e.g. /tmp/reports (default: <state_dir>/reports)"
+)
 TIMEOUT_HELP = "hard timeout after the fault, in seconds, e.g. 120; the drill aborts and rolls back (default: the scenario's)"
 KEEP_HELP = "restore drills: keep the restored instance instead of removing it"
 PARAM_HELP = "scenario parameter KEY=VALUE, repeatable, e.g. --param stall_s=3 (db-stall), --param writes=5 (db-async-loss)"
 STABLE_HELP = "consecutive good probe attempts that count as recovered, e.g. 5"
 NO_UP_HELP = "sandbox: do not start or repair the sandbox first; fail preflight if it is down"
 SUITE_HELP = "a drill suite from drills/ (inv dr.check lists them), e.g. weekly-staging: its scenarios, params, targets"
-LOG_HELP = ("append UTC-timestamped status lines (on each change, heartbeat every 30 s) to this file, "
-            "e.g. /var/log/spywatcher/drills.log (default: ops.status_log, or none)")
+LOG_HELP = (
+    "append UTC-timestamped status lines (on each change, heartbeat every 30 s) to this file, "
+    "e.g. /var/log/spywatcher/drills.log (default: ops.status_log, or none)"
+)
 QUIET_HELP = "print only the scorecard and errors (no plan, no status lines; --log still written)"
 
 
@@ -66,25 +72,33 @@ def _options(timeout: int, keep: bool, param: list[str] | None, stable: int) -> 
         raise BadInput(f"--timeout {timeout}: use a number of seconds > 0, e.g. 120 (0: the scenario's own)")
     if not 1 <= stable <= 100:
         raise BadInput(f"--stable {stable}: use 1 to 100 consecutive good attempts, e.g. 5")
-    return DrillOptions(timeout_s=float(timeout) if timeout else None, keep=keep, params=_params(param),
-                        stability=Stability(stable_count=stable))
+    return DrillOptions(
+        timeout_s=float(timeout) if timeout else None,
+        keep=keep,
+        params=_params(param),
+        stability=Stability(stable_count=stable),
+    )
 
 
 def _scenarios(e: Any, scenario: str | None) -> list[Any]:
     from spywatcher_ops.drills.scenarios import registry
 
-    extra = (e.settings.section("drills").get("scenario_modules") or [])
+    extra = e.settings.section("drills").get("scenario_modules") or []
     if scenario:
         names = [s.strip() for s in scenario.split(",") if s.strip()]
         return [registry.get(n, e.kind, extra) for n in names]
     suite = registry.default_suite(e, extra)
     if not suite:
-        raise BadInput(f"no default drill suite for {e.name} ({e.kind}); pick one with --scenario, "
-                       f"or set environments.{e.name}.drill_suite")
+        raise BadInput(
+            f"no default drill suite for {e.name} ({e.kind}); pick one with --scenario, "
+            f"or set environments.{e.name}.drill_suite"
+        )
     return suite
 
 
-def _chosen(e: Any, scenario: str | None, suite: str | None, options: Any, stable_given: bool) -> tuple[Any, Any, Any]:
+def _chosen(
+    e: Any, scenario: str | None, suite: str | None, options: Any, stable_given: bool
+) -> tuple[Any, Any, Any]:
     """--scenario, --suite (drills/NAME.yaml: its scenarios, params, targets) or the default suite.
     With a suite, the environment's targets get its overrides; flags given on the command line win."""
     import dataclasses
@@ -92,7 +106,9 @@ def _chosen(e: Any, scenario: str | None, suite: str | None, options: Any, stabl
     if not suite:
         return e, _scenarios(e, scenario), options
     if scenario:
-        raise BadInput(f"--suite {suite} --scenario {scenario}: give one of them; the suite names its scenarios")
+        raise BadInput(
+            f"--suite {suite} --scenario {scenario}: give one of them; the suite names its scenarios"
+        )
     from spywatcher_ops.drills import suites
     from spywatcher_ops.drills.scenarios import registry
 
@@ -100,7 +116,10 @@ def _chosen(e: Any, scenario: str | None, suite: str | None, options: Any, stabl
     loaded = suites.find(suite, e.settings, registry.load(extra))
     loaded.check_env(e.name)
     e = dataclasses.replace(e, settings=loaded.settings_for(e.settings))
-    picked = [registry.get(n, e.kind, extra, source=f"drills/{loaded.path.name}: scenarios:") for n in loaded.scenarios]
+    picked = [
+        registry.get(n, e.kind, extra, source=f"drills/{loaded.path.name}: scenarios:")
+        for n in loaded.scenarios
+    ]
     return e, picked, suites.options_for(loaded, options, keep_stability=stable_given)
 
 
@@ -140,8 +159,10 @@ def _fmt(value: float | None) -> str:
 
 
 def _undo_list(pending: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{u.get('kind')} {u.get('instance') or u.get('nodes') or ''}".strip()
-                     for u in pending) or "close its record"
+    return (
+        ", ".join(f"{u.get('kind')} {u.get('instance') or u.get('nodes') or ''}".strip() for u in pending)
+        or "close its record"
+    )
 
 
 def _cleanup_plan(e: Any, leftovers: list[Any]) -> Any:
@@ -150,15 +171,23 @@ def _cleanup_plan(e: Any, leftovers: list[Any]) -> Any:
     plan = Plan(f"clean up after {len(leftovers)} earlier drill(s) on {e.name}")
     for start, pending in leftovers:
         for u in pending or [{"kind": "close-record"}]:
-            plan.add(Step("drill", f"undo {u.get('kind')}", {k: v for k, v in u.items() if k not in ("id", "kind")},
-                          why=f"left by drill {start['op_id']} (killed, or its rollback failed)"))
+            plan.add(
+                Step(
+                    "drill",
+                    f"undo {u.get('kind')}",
+                    {k: v for k, v in u.items() if k not in ("id", "kind")},
+                    why=f"left by drill {start['op_id']} (killed, or its rollback failed)",
+                )
+            )
     return plan
 
 
 def _render_cleaned(out: Any, cleaned: list[dict[str, Any]]) -> None:
     for item in cleaned:
-        details = "; ".join(f"{a['detail']}" + ("" if a["status"] == "ok" else " (FAILED: tried again next run)")
-                            for a in item["actions"])
+        details = "; ".join(
+            f"{a['detail']}" + ("" if a["status"] == "ok" else " (FAILED: tried again next run)")
+            for a in item["actions"]
+        )
         out.print(f"cleaned up after drill {item['op_id']}: {details or 'nothing was left'}")
 
 
@@ -183,12 +212,21 @@ def _render_scorecard(out: Any, result: Any) -> None:
         rpo = f"{_fmt(r.rpo_s)} / {_fmt(r.rpo_target_s)}{key(r.rpo_target_key)}"
         if r.lost_writes:
             rpo += f" ({r.lost_writes} lost)"
-        rows.append([r.scenario, f"{_fmt(r.rto_s)} / {_fmt(r.rto_target_s)}{key(r.rto_target_key)}", rpo,
-                     r.outcome.upper(), r.report or "-"])
+        rows.append(
+            [
+                r.scenario,
+                f"{_fmt(r.rto_s)} / {_fmt(r.rto_target_s)}{key(r.rto_target_key)}",
+                rpo,
+                r.outcome.upper(),
+                r.report or "-",
+            ]
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
     out.print("")
     for i, row in enumerate(rows):
-        out.print(" | ".join(str(cell).ljust(widths[j]) if j < 4 else str(cell) for j, cell in enumerate(row)))
+        out.print(
+            " | ".join(str(cell).ljust(widths[j]) if j < 4 else str(cell) for j, cell in enumerate(row))
+        )
         if i == 0:
             out.print("-+-".join("-" * w for w in widths) + "-+-" + "-" * 6)
     for r in result.rows:
@@ -216,10 +254,23 @@ def _render_scorecard(out: Any, result: Any) -> None:
         "quiet": QUIET_HELP,
     },
 )
-def drill(c: Context, env: str | None = None, scenario: str | None = None, suite: str | None = None, json: bool = False,
-          report_dir: str | None = None, timeout: int = 0, keep: bool = False, param: list[str] | None = None,
-          stable: int = 5, no_up: bool = False, dry_run: bool = False, yes: bool = False,
-          log: str | None = None, quiet: bool = False) -> None:
+def drill(
+    c: Context,
+    env: str | None = None,
+    scenario: str | None = None,
+    suite: str | None = None,
+    json: bool = False,
+    report_dir: str | None = None,
+    timeout: int = 0,
+    keep: bool = False,
+    param: list[str] | None = None,
+    stable: int = 5,
+    no_up: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    log: str | None = None,
+    quiet: bool = False,
+) -> None:
     """Run failover drills and print a scorecard of measured RTO/RPO against the targets.
 
     With no arguments: brings the sandbox up if needed, runs the environment's
@@ -242,8 +293,10 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, suite
     _check_params(scenarios, options.params, e.kind)
     folder = _writable_dir(_report_dir(c, report_dir), "--report-dir")
     if not e.env.allow_drills:
-        raise Refused(f"drills are not allowed on {e.name} (allow_drills: false)",
-                      hint=f"set ops.environments.{e.name}.allow_drills: true for it first")
+        raise Refused(
+            f"drills are not allowed on {e.name} (allow_drills: false)",
+            hint=f"set ops.environments.{e.name}.allow_drills: true for it first",
+        )
     confirm = e.kind != "sandbox"  # the sandbox is ours to break; anything else asks
     # Leftovers of earlier drills first: they can fail the preflight (a frozen primary, a
     # cordoned node). On the sandbox at once; elsewhere the cleanup is a change too, so it
@@ -267,8 +320,13 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, suite
             _render_checks(out, pre.scenario.name, pre.checks)
     failed = runs.not_ready(checked)
     if failed is not None:
-        out.emit_json({"env": e.name, "preflight": {p.scenario.name: [ch.to_dict() for ch in p.checks]
-                                                    for p in checked}, "exit_code": 3})
+        out.emit_json(
+            {
+                "env": e.name,
+                "preflight": {p.scenario.name: [ch.to_dict() for ch in p.checks] for p in checked},
+                "exit_code": 3,
+            }
+        )
         raise failed
     plan = runs.suite_plan(e, scenarios, options)
     for start, pending in later:  # a dry run: what would be cleaned up first
@@ -287,7 +345,9 @@ def drill(c: Context, env: str | None = None, scenario: str | None = None, suite
         raise err
 
 
-@ops_task(help={"env": "only scenarios this environment supports, e.g. staging (default: all)", "json": JSON_HELP})
+@ops_task(
+    help={"env": "only scenarios this environment supports, e.g. staging (default: all)", "json": JSON_HELP}
+)
 def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
     """List the drill scenarios: what each injects, its targets, where it runs.
 
@@ -308,19 +368,35 @@ def scenarios(c: Context, env: str | None = None, json: bool = False) -> None:
         rto = f"RTO {rto_k} {_fmt(s.targets.rto.get(rto_k))}" if rto_k else "RTO not judged"
         rpo = f"RPO {rpo_k} {_fmt(s.targets.rpo.get(rpo_k))}" if rpo_k else "RPO not judged"
         suites = (", ".join(sc.default_for) or "-") + (
-            f" (when {sc.default_needs} is set)" if sc.default_for and sc.default_needs else "")
+            f" (when {sc.default_needs} is set)" if sc.default_for and sc.default_needs else ""
+        )
         rows.append([name, sc.injects, f"{rto}; {rpo}", ", ".join(sc.kinds), suites])
-        data.append({**sc.describe(), "rto_target_s": s.targets.rto.get(rto_k) if rto_k else None,
-                     "rpo_target_s": s.targets.rpo.get(rpo_k) if rpo_k else None, "default_suite_for": list(sc.default_for)})
+        data.append(
+            {
+                **sc.describe(),
+                "rto_target_s": s.targets.rto.get(rto_k) if rto_k else None,
+                "rpo_target_s": s.targets.rpo.get(rpo_k) if rpo_k else None,
+                "default_suite_for": list(sc.default_for),
+            }
+        )
     out.emit_json({"scenarios": data})
     for r in rows:
-        out.print(f"{r[0]}\n  injects: {r[1]}\n  judged by: {r[2]}\n  environments: {r[3]} (default suite: {r[4]})")
+        out.print(
+            f"{r[0]}\n  injects: {r[1]}\n  judged by: {r[2]}\n  environments: {r[3]} (default suite: {r[4]})"
+        )
 
 
-@ops_task(help={"env": ENV_HELP, "scenario": SCENARIO_HELP, "json": JSON_HELP, "param": PARAM_HELP},
-          iterable=["param"])
-def preflight(c: Context, env: str | None = None, scenario: str | None = None, json: bool = False,
-              param: list[str] | None = None) -> None:
+@ops_task(
+    help={"env": ENV_HELP, "scenario": SCENARIO_HELP, "json": JSON_HELP, "param": PARAM_HELP},
+    iterable=["param"],
+)
+def preflight(
+    c: Context,
+    env: str | None = None,
+    scenario: str | None = None,
+    json: bool = False,
+    param: list[str] | None = None,
+) -> None:
     """Check everything a drill needs, without injecting anything. Exit 3 if a check fails.
 
     Steady state, drills allowed, lock free, standby / Multi-AZ, backups,
@@ -342,13 +418,21 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
         cleaned = suite.cleanup_leftovers(e) if e.kind == "sandbox" else []
         pending = [] if e.kind == "sandbox" else suite.pending_leftovers(e)
         checked = suite.preflight_all(e, scenarios_, options)
-    out.emit_json({"env": e.name, "cleaned_up": cleaned,
-                   "pending_cleanup": [{"op_id": s["op_id"], "undo": p} for s, p in pending],
-                   "scenarios": {p.scenario.name: {"ok": p.ok, "checks": [ch.to_dict() for ch in p.checks]}
-                                 for p in checked}})
+    out.emit_json(
+        {
+            "env": e.name,
+            "cleaned_up": cleaned,
+            "pending_cleanup": [{"op_id": s["op_id"], "undo": p} for s, p in pending],
+            "scenarios": {
+                p.scenario.name: {"ok": p.ok, "checks": [ch.to_dict() for ch in p.checks]} for p in checked
+            },
+        }
+    )
     _render_cleaned(out, cleaned)
     for start, undo in pending:
-        out.print(f"left by drill {start['op_id']}: {_undo_list(undo)} (inv dr.drill cleans it up, after confirmation)")
+        out.print(
+            f"left by drill {start['op_id']}: {_undo_list(undo)} (inv dr.drill cleans it up, after confirmation)"
+        )
     if not out.json_mode:
         for pre in checked:
             _render_checks(out, pre.scenario.name, pre.checks)
@@ -357,9 +441,15 @@ def preflight(c: Context, env: str | None = None, scenario: str | None = None, j
         raise failed
 
 
-@ops_task(positional=["id"], help={"id": "a run or drill id, or its first 4+ characters (scorecard, dr.history), "
-                                         "or latest (the newest run), e.g. 3f9e",
-                                   "report_dir": REPORT_DIR_HELP, "json": JSON_HELP})
+@ops_task(
+    positional=["id"],
+    help={
+        "id": "a run or drill id, or its first 4+ characters (scorecard, dr.history), "
+        "or latest (the newest run), e.g. 3f9e",
+        "report_dir": REPORT_DIR_HELP,
+        "json": JSON_HELP,
+    },
+)
 def report(c: Context, id: str | None = None, report_dir: str | None = None, json: bool = False) -> None:
     """Re-render a run's index or one drill's report (JSON, Markdown, HTML) from the journal.
 
@@ -377,24 +467,40 @@ def report(c: Context, id: str | None = None, report_dir: str | None = None, jso
     for said in [*rep.get("warnings", []), *([rep["kept"]] if rep.get("kept") else [])]:
         out.warn(said)
     if "items" in rep:  # a run's index
-        out.print(f"run {rep['id']} on {rep['environment']}: {rep['outcome'].upper()} "
-                  f"({len(rep['items'])} drill(s), started {rep['started_at']})")
+        out.print(
+            f"run {rep['id']} on {rep['environment']}: {rep['outcome'].upper()} "
+            f"({len(rep['items'])} drill(s), started {rep['started_at']})"
+        )
         for item in rep["items"]:
             out.print(f"  {item['name']}: {str(item['outcome']).upper()} - {item['id']}")
         for name in rep["missing"]:
             out.print(f"  {name}: no report")
     else:
-        out.print(f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "
-                  f"{rep['outcome'].upper()} - {rep['summary']}")
+        out.print(
+            f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "
+            f"{rep['outcome'].upper()} - {rep['summary']}"
+        )
     for kind, path in rep["reports"].items():
         out.print(f"{kind}: {path}")
 
 
-@ops_task(help={"scenario": "only this scenario, e.g. db-failover", "env": "only this environment, e.g. sandbox",
-                "last": "how many recent runs to list per scenario, e.g. 10", "json": JSON_HELP,
-                "fail_on_regression": "exit 1 when a regression is flagged (for a scheduler to alert on)"})
-def history(c: Context, scenario: str | None = None, env: str | None = None, last: int = 10,
-            json: bool = False, fail_on_regression: bool = False) -> None:
+@ops_task(
+    help={
+        "scenario": "only this scenario, e.g. db-failover",
+        "env": "only this environment, e.g. sandbox",
+        "last": "how many recent runs to list per scenario, e.g. 10",
+        "json": JSON_HELP,
+        "fail_on_regression": "exit 1 when a regression is flagged (for a scheduler to alert on)",
+    }
+)
+def history(
+    c: Context,
+    scenario: str | None = None,
+    env: str | None = None,
+    last: int = 10,
+    json: bool = False,
+    fail_on_regression: bool = False,
+) -> None:
     """Show the drill trend: last runs, p50 / p95 of RTO and RPO, regressions flagged.
 
     With --fail-on-regression the exit code is 1 when any regression is flagged.
@@ -422,17 +528,24 @@ def history(c: Context, scenario: str | None = None, env: str | None = None, las
         return
     for g in trend["groups"]:
         st = g["stats"]
-        out.print(f"{g['scenario']} on {g['env']}: {g['runs']} run(s); "
-                  f"RTO p50 {_fmt(st['rto_s']['p50'])} p95 {_fmt(st['rto_s']['p95'])}; "
-                  f"RPO p50 {_fmt(st['rpo_s']['p50'])} p95 {_fmt(st['rpo_s']['p95'])}")
+        out.print(
+            f"{g['scenario']} on {g['env']}: {g['runs']} run(s); "
+            f"RTO p50 {_fmt(st['rto_s']['p50'])} p95 {_fmt(st['rto_s']['p95'])}; "
+            f"RPO p50 {_fmt(st['rpo_s']['p50'])} p95 {_fmt(st['rpo_s']['p95'])}"
+        )
         newest = g["last_runs"][-1] if g["last_runs"] else {}
-        judged = [f"{m} {_fmt(newest.get(f'{m.lower()}_target_s'))} ({newest[f'{m.lower()}_target_key']})"
-                  for m in ("RTO", "RPO") if newest.get(f"{m.lower()}_target_key")]
+        judged = [
+            f"{m} {_fmt(newest.get(f'{m.lower()}_target_s'))} ({newest[f'{m.lower()}_target_key']})"
+            for m in ("RTO", "RPO")
+            if newest.get(f"{m.lower()}_target_key")
+        ]
         if judged:
             out.print(f"  targets: {', '.join(judged)}")
         for r in g["last_runs"]:
-            out.print(f"  {r['at']}  {r['outcome']:<9} RTO {_fmt(r.get('rto_s')):>8}  RPO {_fmt(r.get('rpo_s')):>8}"
-                      f"  lost {r.get('lost_writes') if r.get('lost_writes') is not None else '-'}  {r['id']}")
+            out.print(
+                f"  {r['at']}  {r['outcome']:<9} RTO {_fmt(r.get('rto_s')):>8}  RPO {_fmt(r.get('rpo_s')):>8}"
+                f"  lost {r.get('lost_writes') if r.get('lost_writes') is not None else '-'}  {r['id']}"
+            )
         for reg in g["regressions"]:
             out.print(f"  REGRESSION: {reg}")
     flagged = [f"{g['scenario']} on {g['env']}: {reg}" for g in trend["groups"] for reg in g["regressions"]]
@@ -454,9 +567,20 @@ def check(c: Context, json: bool = False) -> None:
     out = console(json)
     s = settings(c)
     found, problems = suites.check_all(s, registry.load(s.section("drills").get("scenario_modules") or []))
-    out.emit_json({"suites": [{"name": x.name, "file": f"drills/{x.path.name}", "environments": x.environments,
-                               "scenarios": x.scenarios} for x in found],
-                   "problems": [str(p) for p in problems]})
+    out.emit_json(
+        {
+            "suites": [
+                {
+                    "name": x.name,
+                    "file": f"drills/{x.path.name}",
+                    "environments": x.environments,
+                    "scenarios": x.scenarios,
+                }
+                for x in found
+            ],
+            "problems": [str(p) for p in problems],
+        }
+    )
     for p in problems:
         out.failed(str(p))
     if problems:

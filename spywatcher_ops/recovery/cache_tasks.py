@@ -35,10 +35,23 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
     render_status(out, environment_.name, environment_.kind, nodes)
 
 
-@ops_task(help={"env": ENV_HELP, "node_group": NODE_GROUP_HELP, "yes": YES_HELP,
-                "dry_run": DRY_RUN_HELP, "json": JSON_HELP})
-def failover(c: Context, env: str | None = None, node_group: str | None = None, yes: bool = False,
-             dry_run: bool = False, json: bool = False) -> None:
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "node_group": NODE_GROUP_HELP,
+        "yes": YES_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "json": JSON_HELP,
+    }
+)
+def failover(
+    c: Context,
+    env: str | None = None,
+    node_group: str | None = None,
+    yes: bool = False,
+    dry_run: bool = False,
+    json: bool = False,
+) -> None:
     """Fail over the cache to its replica; wait for writes.
 
     Sandbox: SIGKILL the Redis primary, wait for the sentinels to promote the
@@ -65,8 +78,14 @@ def failover(c: Context, env: str | None = None, node_group: str | None = None, 
 
 # rendering ---------------------------------------------------------------------
 def node_dict(node: CacheNode) -> dict[str, Any]:
-    return {"id": node.id, "role": node.role, "host": node.host, "port": node.port,
-            "alive": node.alive, "details": node.details}
+    return {
+        "id": node.id,
+        "role": node.role,
+        "host": node.host,
+        "port": node.port,
+        "alive": node.alive,
+        "details": node.details,
+    }
 
 
 def render_status(out: Console, env: str, kind: str, nodes: list[CacheNode]) -> None:
@@ -78,9 +97,21 @@ def render_status(out: Console, env: str, kind: str, nodes: list[CacheNode]) -> 
             f"automatic failover {first.get('automatic_failover', '?')}; Multi-AZ {first.get('multi_az', '?')}; "
             f"cluster mode {first.get('cluster_mode', '?')}"
         )
-        rows = [[n.details.get("node_group"), n.id, n.role, f"{n.host}:{n.port}" if n.host else "",
-                 n.details.get("status"), "yes" if n.alive else "NO", n.details.get("zone")] for n in nodes]
-        out.table(["shard", "node", "role", "address", "status", "alive", "zone"], rows, title=f"cache on {env}")
+        rows = [
+            [
+                n.details.get("node_group"),
+                n.id,
+                n.role,
+                f"{n.host}:{n.port}" if n.host else "",
+                n.details.get("status"),
+                "yes" if n.alive else "NO",
+                n.details.get("zone"),
+            ]
+            for n in nodes
+        ]
+        out.table(
+            ["shard", "node", "role", "address", "status", "alive", "zone"], rows, title=f"cache on {env}"
+        )
         return
     rows = []
     for n in nodes:
@@ -92,7 +123,9 @@ def render_status(out: Console, env: str, kind: str, nodes: list[CacheNode]) -> 
         rows.append([n.id, n.role, n.port, "yes" if n.alive else "NO", d.get("offset", ""), lag, link])
     hosts = ", ".join(sorted({n.host for n in nodes}))
     # pids, flags and sentinel peer counts are in --json
-    out.table(["node", "role", "port", "alive", "offset", "lag", "link"], rows, title=f"cache on {env} ({hosts})")
+    out.table(
+        ["node", "role", "port", "alive", "offset", "lag", "link"], rows, title=f"cache on {env} ({hosts})"
+    )
 
 
 def failover_dict(result: FailoverResult) -> dict[str, Any]:
@@ -102,8 +135,16 @@ def failover_dict(result: FailoverResult) -> dict[str, Any]:
         "started": iso(result.started),
         "finished": iso(result.finished),
         "duration_s": round((result.finished - result.started).total_seconds(), 3),
-        "events": [{"at": iso(e.at), "after_s": _after(e.at, result.started), "source": e.source,
-                    "code": e.code, "message": e.message} for e in result.events],
+        "events": [
+            {
+                "at": iso(e.at),
+                "after_s": _after(e.at, result.started),
+                "source": e.source,
+                "code": e.code,
+                "message": e.message,
+            }
+            for e in result.events
+        ],
     }
 
 
@@ -111,11 +152,16 @@ def render_failover(out: Console, result: FailoverResult) -> None:
     data = failover_dict(result)
     out.emit_json(data)
     # Sentinels log a dozen state changes; the table keeps the phases (all are in --json).
-    rows = [[f"{e['after_s']:+.3f}", (e["at"] or "")[11:23], e["code"] or "", e["source"]]
-            for e in data["events"] if not e["source"].startswith("sentinel") or e["code"] in SENTINEL_PHASES]
+    rows = [
+        [f"{e['after_s']:+.3f}", (e["at"] or "")[11:23], e["code"] or "", e["source"]]
+        for e in data["events"]
+        if not e["source"].startswith("sentinel") or e["code"] in SENTINEL_PHASES
+    ]
     out.table(["after s", "UTC", "event", "source"], rows, title="failover timeline")
-    out.ok(f"{result.new_primary} is the primary (was {result.old_primary}); "
-           f"clients wrote again {data['duration_s']:.3f} s after the failover started")
+    out.ok(
+        f"{result.new_primary} is the primary (was {result.old_primary}); "
+        f"clients wrote again {data['duration_s']:.3f} s after the failover started"
+    )
 
 
 def _after(at: datetime, start: datetime) -> float:

@@ -48,7 +48,9 @@ def check_region(value: str, *, flag: str) -> str:
 def known_instance(environment: Environment, value: str | None, *, flag: str) -> Instance:
     """The instance named by `flag`, or BadInput listing the ones there are."""
     if not value:
-        raise BadInput(f"{flag} is required: the instance to work on, e.g. {flag} spywatcher-staging-db-restored-...")
+        raise BadInput(
+            f"{flag} is required: the instance to work on, e.g. {flag} spywatcher-staging-db-restored-..."
+        )
     name = check_db_identifier(value, flag=flag)
     instances = environment.database.instances()
     for instance in instances:

@@ -36,8 +36,10 @@ class FailoverOutcome:
             "finished": iso(r.finished) if r else None,
             "duration_s": self.duration_s,
             "lost_commits": r.lost_commits if r else None,  # None: the provider cannot tell
-            "events": [{"at": iso(e.at), "code": e.code, "source": e.source, "message": e.message}
-                       for e in (r.events if r else [])],
+            "events": [
+                {"at": iso(e.at), "code": e.code, "source": e.source, "message": e.message}
+                for e in (r.events if r else [])
+            ],
         }
 
 
@@ -50,7 +52,10 @@ def failover(environment: Environment, *, approve: Approver, progress: Progress)
         result = database.failover(plan, progress=progress)
         for event in result.events:
             op.step("provider-event", "seen", at=iso(event.at), code=event.code, message=event.message)
-        op.result = {"old_primary": result.old_primary, "new_primary": result.new_primary,
-                     "duration_s": round((result.finished - result.started).total_seconds(), 1),
-                     "lost_commits": result.lost_commits}
+        op.result = {
+            "old_primary": result.old_primary,
+            "new_primary": result.new_primary,
+            "duration_s": round((result.finished - result.started).total_seconds(), 1),
+            "lost_commits": result.lost_commits,
+        }
     return FailoverOutcome(plan, True, result)

@@ -76,8 +76,12 @@ class PruneOutcome:
 def prune(environment: Environment, *, approve: Approver) -> PruneOutcome:
     settings = environment.settings
     database = environment.database
-    decision = choose(database.list_snapshots(), now=environment.clock.now(),
-                      retention_days=settings.retention_days, keep_min=settings.retention_keep_min)
+    decision = choose(
+        database.list_snapshots(),
+        now=environment.clock.now(),
+        retention_days=settings.retention_days,
+        keep_min=settings.retention_keep_min,
+    )
     outcome = PruneOutcome(decision, None, False, settings.retention_days, settings.retention_keep_min)
     if not decision.delete:
         return outcome
@@ -86,8 +90,10 @@ def prune(environment: Environment, *, approve: Approver) -> PruneOutcome:
     if not approve(plan):
         return outcome
     ids = [s.id for s in decision.delete]
-    with environment.operation("db.prune", {"delete": ids, "retention_days": settings.retention_days,
-                                            "keep_min": settings.retention_keep_min}) as op:
+    with environment.operation(
+        "db.prune",
+        {"delete": ids, "retention_days": settings.retention_days, "keep_min": settings.retention_keep_min},
+    ) as op:
         database.delete_snapshots(plan)
         op.result = {"deleted": ids}
     return PruneOutcome(decision, plan, True, settings.retention_days, settings.retention_keep_min)

@@ -65,19 +65,24 @@ class RestoreOutcome:
         }
 
 
-def check_request(request: RestoreRequest, *, now: datetime,
-                  window: Callable[[], RestoreWindow] | None = None) -> Checked:
+def check_request(
+    request: RestoreRequest, *, now: datetime, window: Callable[[], RestoreWindow] | None = None
+) -> Checked:
     """The checks that need no provider: presence, exclusivity, time syntax, name syntax.
 
     With `window`, a time in the future is refused showing the restorable window, like
     every other time outside it (the window is read only for that refusal).
     """
     if request.to and request.from_snapshot:
-        raise BadInput(f"--to {request.to} with --from-snapshot {request.from_snapshot}: choose one; "
-                       "a snapshot restores to the snapshot's own time")
+        raise BadInput(
+            f"--to {request.to} with --from-snapshot {request.from_snapshot}: choose one; "
+            "a snapshot restores to the snapshot's own time"
+        )
     if not request.to and not request.from_snapshot:
-        raise BadInput("give --to TIME (ISO 8601 with a zone, e.g. 2026-11-25T14:03:00Z, or 'latest') "
-                       "or --from-snapshot ID")
+        raise BadInput(
+            "give --to TIME (ISO 8601 with a zone, e.g. 2026-11-25T14:03:00Z, or 'latest') "
+            "or --from-snapshot ID"
+        )
     to_time = parse_restore_time(request.to, flag="--to", now=now, future_ok=True) if request.to else None
     if to_time is not None and to_time > now:
         future = f"--to {request.to}: the time is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})"
@@ -109,11 +114,14 @@ def restore(
         match = [s for s in snaps if s.id == checked.snapshot_id]
         if not match:
             newest = ", ".join(s.id for s in snaps[:3]) or "none"
-            raise BadInput(f"--from-snapshot {checked.snapshot_id}: no such snapshot of {source}; "
-                           f"newest: {newest} (inv db.snapshots --env {environment.name})")
+            raise BadInput(
+                f"--from-snapshot {checked.snapshot_id}: no such snapshot of {source}; "
+                f"newest: {newest} (inv db.snapshots --env {environment.name})"
+            )
         if match[0].status != "available":
-            raise BadInput(f"--from-snapshot {checked.snapshot_id}: the snapshot is {match[0].status}, "
-                           "not available yet")
+            raise BadInput(
+                f"--from-snapshot {checked.snapshot_id}: the snapshot is {match[0].status}, not available yet"
+            )
     else:
         window = database.restorable_window()
         if checked.to_time is not None:
@@ -129,6 +137,9 @@ def restore(
         instance = database.restore(plan, progress=progress, keep_failed=request.keep_failed)
         duration = round(clock.monotonic() - started, 1)
         op.step("restore", "available", endpoint=f"{instance.host}:{instance.port}")
-        op.result = {"new_instance": instance.id, "endpoint": f"{instance.host}:{instance.port}",
-                     "duration_s": duration}
+        op.result = {
+            "new_instance": instance.id,
+            "endpoint": f"{instance.host}:{instance.port}",
+            "duration_s": duration,
+        }
     return RestoreOutcome(plan, True, new_id, checked.to_time, checked.snapshot_id, instance, duration)

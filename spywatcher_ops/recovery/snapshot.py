@@ -31,9 +31,14 @@ class SnapshotOutcome:
         return {
             "applied": self.applied,
             "plan": self.plan.to_dict(),
-            "snapshot": None if snap is None else {
-                "id": snap.id, "status": snap.status, "size_bytes": snap.size_bytes,
-                "created": snap.created, "source": snap.source,
+            "snapshot": None
+            if snap is None
+            else {
+                "id": snap.id,
+                "status": snap.status,
+                "size_bytes": snap.size_bytes,
+                "created": snap.created,
+                "source": snap.source,
             },
             "duration_s": self.duration_s,
             "copy_to_region": self.copy_to_region,
@@ -67,8 +72,10 @@ def take_snapshot(
     if copy_to_region:
         check_region(copy_to_region, flag="--copy-to-region")
         if not wait:
-            raise BadInput("--copy-to-region with --no-wait: the copy starts only when the snapshot is "
-                           "available; drop --no-wait")
+            raise BadInput(
+                "--copy-to-region with --no-wait: the copy starts only when the snapshot is "
+                "available; drop --no-wait"
+            )
     clock = environment.clock
     name = snapshot_name(environment.settings.project, environment.name, label, clock.now())
     tags = snapshot_tags(environment.settings, environment.name, label)
@@ -81,6 +88,12 @@ def take_snapshot(
         started = clock.monotonic()
         snap = database.create_snapshot(plan, wait=wait, progress=progress)
         duration = round(clock.monotonic() - started, 1)
-        op.result = {"snapshot": snap.id, "status": snap.status, "size_bytes": snap.size_bytes,
-                     "duration_s": duration}
-    return SnapshotOutcome(plan, applied=True, snapshot=snap, duration_s=duration, copy_to_region=copy_to_region)
+        op.result = {
+            "snapshot": snap.id,
+            "status": snap.status,
+            "size_bytes": snap.size_bytes,
+            "duration_s": duration,
+        }
+    return SnapshotOutcome(
+        plan, applied=True, snapshot=snap, duration_s=duration, copy_to_region=copy_to_region
+    )

@@ -20,18 +20,30 @@ class SnapshotRow:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.snapshot
-        return {"id": s.id, "type": s.kind, "created": iso(s.created), "age_s": self.age_s,
-                "size_bytes": s.size_bytes, "status": s.status, "ours": s.ours, "source": s.source,
-                "region": s.region}
+        return {
+            "id": s.id,
+            "type": s.kind,
+            "created": iso(s.created),
+            "age_s": self.age_s,
+            "size_bytes": s.size_bytes,
+            "status": s.status,
+            "ours": s.ours,
+            "source": s.source,
+            "region": s.region,
+        }
 
 
 def newest_first(snapshots: list[Snapshot]) -> list[Snapshot]:
-    return sorted(snapshots, key=lambda s: s.created.timestamp() if s.created else float("-inf"), reverse=True)
+    return sorted(
+        snapshots, key=lambda s: s.created.timestamp() if s.created else float("-inf"), reverse=True
+    )
 
 
 def rows(snapshots: list[Snapshot], now: datetime) -> list[SnapshotRow]:
-    return [SnapshotRow(s, None if s.created is None else round((now - s.created).total_seconds(), 1))
-            for s in newest_first(snapshots)]
+    return [
+        SnapshotRow(s, None if s.created is None else round((now - s.created).total_seconds(), 1))
+        for s in newest_first(snapshots)
+    ]
 
 
 def list_snapshots(environment: Environment) -> list[SnapshotRow]:

@@ -31,9 +31,15 @@ class SwapOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         r = self.result
-        return {"applied": self.applied, "replaced_as": self.replaced_as, "duration_s": self.duration_s,
-                "instance": r.instance if r else None, "reverse_command": r.reverse_command if r else None,
-                "warnings": self.warnings, "plan": self.plan.to_dict()}
+        return {
+            "applied": self.applied,
+            "replaced_as": self.replaced_as,
+            "duration_s": self.duration_s,
+            "instance": r.instance if r else None,
+            "reverse_command": r.reverse_command if r else None,
+            "warnings": self.warnings,
+            "plan": self.plan.to_dict(),
+        }
 
 
 def standing(records: list[dict[str, Any]], instance_id: str) -> str | None:
@@ -45,13 +51,20 @@ def standing(records: list[dict[str, Any]], instance_id: str) -> str | None:
     for rec in records:
         op, event = rec.get("op"), rec.get("event")
         args, result = rec.get("args") or {}, rec.get("result") or {}
-        if event == "start" and op in ("db.restore", "db.swap", "db.delete") and target in {
-                str(args.get(k, "")).lower() for k in ("name", "instance", "replaced_as")}:
+        if (
+            event == "start"
+            and op in ("db.restore", "db.swap", "db.delete")
+            and target in {str(args.get(k, "")).lower() for k in ("name", "instance", "replaced_as")}
+        ):
             state = None  # rebuilt, moved or deleted: an earlier verification says nothing about it now
         elif event == "end" and op == "db.verify" and str(result.get("instance", "")).lower() == target:
             state = "verified" if rec.get("outcome") == "ok" and result.get("ok") else None
-        elif event == "end" and op == "db.swap" and rec.get("outcome") == "ok" \
-                and str(result.get("replaced_as", "")).lower() == target:
+        elif (
+            event == "end"
+            and op == "db.swap"
+            and rec.get("outcome") == "ok"
+            and str(result.get("replaced_as", "")).lower() == target
+        ):
             state = "replaced"
     return state
 
@@ -65,22 +78,30 @@ def check_swappable(environment: Environment, new: Instance) -> str:
     flag = f"--instance {new.id}"
     if how == "replaced":
         if new.status not in ("available", "stopped"):
-            raise Refused(f"{flag}: it was swapped out earlier but is {new.status} now; it is not put in service")
+            raise Refused(
+                f"{flag}: it was swapped out earlier but is {new.status} now; it is not put in service"
+            )
         return "it served before and was swapped out by db.swap (reverse)"
     if new.status != "available":
-        raise Refused(f"{flag}: the instance is {new.status}, not available; only an available, verified "
-                      "instance is put in service",
-                      hint=f"restore again, or inspect it; `inv db.delete --env {environment.name} --instance "
-                           f"{new.id}` removes it")
+        raise Refused(
+            f"{flag}: the instance is {new.status}, not available; only an available, verified "
+            "instance is put in service",
+            hint=f"restore again, or inspect it; `inv db.delete --env {environment.name} --instance "
+            f"{new.id}` removes it",
+        )
     if how != "verified":
-        raise Refused(f"{flag}: no passed db.verify of it is recorded since it was last created or touched by "
-                      "db.restore, db.swap (a rolled-back one too: it ran on the endpoint) or db.delete; "
-                      "it is not put in service unchecked",
-                      hint=f"run `inv db.verify --env {environment.name} --instance {new.id}` first")
+        raise Refused(
+            f"{flag}: no passed db.verify of it is recorded since it was last created or touched by "
+            "db.restore, db.swap (a rolled-back one too: it ran on the endpoint) or db.delete; "
+            "it is not put in service unchecked",
+            hint=f"run `inv db.verify --env {environment.name} --instance {new.id}` first",
+        )
     return "available, and verified by db.verify"
 
 
-def swap(environment: Environment, instance: str | None, *, approve: Approver, progress: Progress) -> SwapOutcome:
+def swap(
+    environment: Environment, instance: str | None, *, approve: Approver, progress: Progress
+) -> SwapOutcome:
     database = environment.database
     source = database.instance_id()
     new = known_instance(environment, instance, flag="--instance")
@@ -93,13 +114,21 @@ def swap(environment: Environment, instance: str | None, *, approve: Approver, p
     plan = database.plan_swap(new.id, replaced_as)
     if not approve(plan):
         return SwapOutcome(plan, False, replaced_as)
-    with environment.operation("db.swap", {"instance": new.id, "replaced_as": replaced_as, "guard": why}) as op:
+    with environment.operation(
+        "db.swap", {"instance": new.id, "replaced_as": replaced_as, "guard": why}
+    ) as op:
         started = clock.monotonic()
         result = database.swap(plan, progress=progress)
         duration = round(clock.monotonic() - started, 1)
         if not result.reverse_command:
-            result = SwapResult(result.instance, result.replaced_as,
-                                f"inv db.swap --env {environment.name} --instance {result.replaced_as}")
-        op.result = {"instance": result.instance, "replaced_as": result.replaced_as,
-                     "reverse_command": result.reverse_command}
+            result = SwapResult(
+                result.instance,
+                result.replaced_as,
+                f"inv db.swap --env {environment.name} --instance {result.replaced_as}",
+            )
+        op.result = {
+            "instance": result.instance,
+            "replaced_as": result.replaced_as,
+            "reverse_command": result.reverse_command,
+        }
     return SwapOutcome(plan, True, replaced_as, result, duration)

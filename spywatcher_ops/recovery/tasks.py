@@ -45,8 +45,16 @@ def _dry(out: Any, outcome: Any) -> bool:
         "json": JSON_HELP,
     }
 )
-def snapshot(c: Context, env: str | None = None, label: str = "manual", copy_to_region: str | None = None,
-             wait: bool = True, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+def snapshot(
+    c: Context,
+    env: str | None = None,
+    label: str = "manual",
+    copy_to_region: str | None = None,
+    wait: bool = True,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Take a manual database snapshot now (tagged, waited on), e.g. before a risky change.
 
     The snapshot is named {project}-{environment}-{label}-{UTC stamp} and tagged
@@ -59,15 +67,23 @@ def snapshot(c: Context, env: str | None = None, label: str = "manual", copy_to_
     out = console(json)
     e = environment(c, env)
     with out.progress(f"snapshot of {e.name}") as progress:
-        outcome = take_snapshot(e, label=label, copy_to_region=copy_to_region, wait=wait,
-                                approve=_approver(e, out, dry_run=dry_run, yes=yes), progress=progress)
+        outcome = take_snapshot(
+            e,
+            label=label,
+            copy_to_region=copy_to_region,
+            wait=wait,
+            approve=_approver(e, out, dry_run=dry_run, yes=yes),
+            progress=progress,
+        )
     if _dry(out, outcome):
         return
     snap = outcome.snapshot
     assert snap is not None
     out.emit_json(outcome.to_dict())
-    out.print(f"snapshot {snap.id}: {snap.status}, size {human_size(snap.size_bytes)}, "
-              f"took {outcome.duration_s:.1f} s")
+    out.print(
+        f"snapshot {snap.id}: {snap.status}, size {human_size(snap.size_bytes)}, "
+        f"took {outcome.duration_s:.1f} s"
+    )
     if outcome.copy_to_region:
         out.print(f"copy {snap.id} in {outcome.copy_to_region}: available")
 
@@ -87,16 +103,27 @@ def snapshots(c: Context, env: str | None = None, json: bool = False) -> None:
     out.emit_json([r.to_dict() for r in found])
     out.table(
         ["id", "type", "created (UTC)", "age", "size", "status", "made by us"],
-        [[r.snapshot.id, r.snapshot.kind, iso(r.snapshot.created), human_age(r.age_s),
-          human_size(r.snapshot.size_bytes), r.snapshot.status, "yes" if r.snapshot.ours else "no"]
-         for r in found],
+        [
+            [
+                r.snapshot.id,
+                r.snapshot.kind,
+                iso(r.snapshot.created),
+                human_age(r.age_s),
+                human_size(r.snapshot.size_bytes),
+                r.snapshot.status,
+                "yes" if r.snapshot.ours else "no",
+            ]
+            for r in found
+        ],
         title=f"{len(found)} snapshot(s)",
         whole=["id"],
     )
 
 
 @ops_task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def prune(c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+def prune(
+    c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False
+) -> None:
     """Delete old snapshots this toolkit made, per ops.retention (7 days, keep at least 3, never the newest).
 
     Only manual snapshots tagged ManagedBy=spywatcher-ops are candidates; the
@@ -111,10 +138,13 @@ def prune(c: Context, env: str | None = None, dry_run: bool = False, yes: bool =
     e = environment(c, env)
     outcome = run_prune(e, approve=_approver(e, out, dry_run=dry_run, yes=yes))
     decision = outcome.decision
-    out.table(["id", "created (UTC)", "decision"],
-              [[s.id, iso(s.created), "DELETE"] for s in decision.delete]
-              + [[s.id, iso(s.created), f"keep: {why}"] for s, why in decision.keep],
-              title=f"retention {outcome.retention_days} days, keep at least {outcome.keep_min}", whole=["id"])
+    out.table(
+        ["id", "created (UTC)", "decision"],
+        [[s.id, iso(s.created), "DELETE"] for s in decision.delete]
+        + [[s.id, iso(s.created), f"keep: {why}"] for s, why in decision.keep],
+        title=f"retention {outcome.retention_days} days, keep at least {outcome.keep_min}",
+        whole=["id"],
+    )
     out.emit_json({"dry_run": dry_run, **outcome.to_dict()})
     if not decision.delete:
         out.print("nothing to prune")
@@ -134,37 +164,54 @@ def window(c: Context, env: str | None = None, json: bool = False) -> None:
 
     out = console(json)
     w = restorable_window(environment(c, env))
-    out.emit_json({"earliest": iso(w.earliest), "latest": iso(w.latest), "retention_days": w.retention_days,
-                   "gap": w.gap})
+    out.emit_json(
+        {
+            "earliest": iso(w.earliest),
+            "latest": iso(w.latest),
+            "retention_days": w.retention_days,
+            "gap": w.gap,
+        }
+    )
     out.print(f"earliest restorable: {iso(w.earliest)}")
     out.print(f"latest restorable:   {iso(w.latest)}")
     out.print(f"backup retention:    {w.retention_days} days")
     if w.gap:
-        out.warn(f"the WAL archive has a gap: segment {w.gap} is missing, so nothing after "
-                 f"{iso(w.latest)} can be restored from the newest base backup; take a new snapshot "
-                 "(inv db.snapshot) to restore later points")
+        out.warn(
+            f"the WAL archive has a gap: segment {w.gap} is missing, so nothing after "
+            f"{iso(w.latest)} can be restored from the newest base backup; take a new snapshot "
+            "(inv db.snapshot) to restore later points"
+        )
 
 
 @ops_task(
     help={
         "env": ENV_HELP,
         "to": "restore point: ISO 8601 time with a zone inside the window (inv db.window), "
-              "e.g. 2026-11-25T14:03:00Z, or 'latest'",
+        "e.g. 2026-11-25T14:03:00Z, or 'latest'",
         "from_snapshot": "restore this snapshot instead of a point in time (not with --to), "
-                         "e.g. spywatcher-staging-pre-deploy-20261125t140300z",
+        "e.g. spywatcher-staging-pre-deploy-20261125t140300z",
         "name": "identifier of the NEW instance (1-63 letters, digits, hyphens); "
-                "default {instance}-restored-{UTC stamp}",
+        "default {instance}-restored-{UTC stamp}",
         "verify": "run db.verify on the new instance when it is available",
         "keep_failed": "if the restore fails or is interrupted, keep the new instance (stopped, marked failed) "
-                       "for inspection instead of rolling it back; remove it later with inv db.delete --instance NAME",
+        "for inspection instead of rolling it back; remove it later with inv db.delete --instance NAME",
         "dry_run": DRY_RUN_HELP,
         "yes": YES_HELP,
         "json": JSON_HELP,
     }
 )
-def restore(c: Context, env: str | None = None, to: str | None = None, from_snapshot: str | None = None,
-            name: str | None = None, verify: bool = False, keep_failed: bool = False, dry_run: bool = False,
-            yes: bool = False, json: bool = False) -> None:
+def restore(
+    c: Context,
+    env: str | None = None,
+    to: str | None = None,
+    from_snapshot: str | None = None,
+    name: str | None = None,
+    verify: bool = False,
+    keep_failed: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Restore the database to a point in time, into a new instance with the source's settings.
 
     The source is never touched. The new instance gets the source's subnet
@@ -180,7 +227,9 @@ def restore(c: Context, env: str | None = None, to: str | None = None, from_snap
     e = environment(c, env)
     request = RestoreRequest(to=to, from_snapshot=from_snapshot, name=name, keep_failed=keep_failed)
     with out.progress(f"restore into a new instance on {e.name}") as progress:
-        outcome = run_restore(e, request, approve=_approver(e, out, dry_run=dry_run, yes=yes), progress=progress)
+        outcome = run_restore(
+            e, request, approve=_approver(e, out, dry_run=dry_run, yes=yes), progress=progress
+        )
     if _dry(out, outcome):
         return
     inst = outcome.instance
@@ -193,7 +242,9 @@ def restore(c: Context, env: str | None = None, to: str | None = None, from_snap
         report = run_verify(e, inst.id, as_of=outcome.restore_point)
         data["verify"] = report.to_dict()
     out.emit_json(data)
-    out.print(f"restored {inst.id}: {inst.status} at {inst.host}:{inst.port}, took {outcome.duration_s:.1f} s")
+    out.print(
+        f"restored {inst.id}: {inst.status} at {inst.host}:{inst.port}, took {outcome.duration_s:.1f} s"
+    )
     out.print(f"check it:      inv db.verify --env {e.name} --instance {inst.id}")
     out.print(f"put it in use: inv db.swap --env {e.name} --instance {inst.id}")
     if report is not None:
@@ -213,8 +264,13 @@ def _render_report(out: Any, report: Any) -> None:
         raise VerificationFailed(f"{report.instance}: {len(report.failed)} check(s) failed: {names}")
 
 
-@ops_task(help={"env": ENV_HELP, "instance": "the instance to check, e.g. spywatcher-staging-db-restored-20261125t1500z",
-                "json": JSON_HELP})
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "instance": "the instance to check, e.g. spywatcher-staging-db-restored-20261125t1500z",
+        "json": JSON_HELP,
+    }
+)
 def verify(c: Context, env: str | None = None, instance: str | None = None, json: bool = False) -> None:
     """Check a database instance over TLS: version, schema, tables, data freshness, counts vs source.
 
@@ -231,11 +287,24 @@ def verify(c: Context, env: str | None = None, instance: str | None = None, json
     _render_report(out, report)
 
 
-@ops_task(help={"env": ENV_HELP, "instance": "the restored instance to put under the original name, "
-                "e.g. spywatcher-staging-db-restored-20261125t150000z",
-                "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def swap(c: Context, env: str | None = None, instance: str | None = None, dry_run: bool = False,
-         yes: bool = False, json: bool = False) -> None:
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "instance": "the restored instance to put under the original name, "
+        "e.g. spywatcher-staging-db-restored-20261125t150000z",
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    }
+)
+def swap(
+    c: Context,
+    env: str | None = None,
+    instance: str | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Put a restored instance under the original name; the old one is kept as {name}-replaced-{stamp}.
 
     Only an available instance with a passed db.verify recorded since it was restored (or the
@@ -249,28 +318,44 @@ def swap(c: Context, env: str | None = None, instance: str | None = None, dry_ru
     out = console(json)
     e = environment(c, env)
     with out.progress(f"swap on {e.name}") as progress:
-        outcome = run_swap(e, instance, approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True),
-                           progress=progress)
+        outcome = run_swap(
+            e, instance, approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True), progress=progress
+        )
     if _dry(out, outcome):
         return
     result = outcome.result
     assert result is not None
     out.emit_json(outcome.to_dict())
-    out.print(f"{result.instance} is now the restored instance; the previous one is {result.replaced_as} "
-              f"(took {outcome.duration_s:.1f} s)")
+    out.print(
+        f"{result.instance} is now the restored instance; the previous one is {result.replaced_as} "
+        f"(took {outcome.duration_s:.1f} s)"
+    )
     for warning in outcome.warnings:
         out.warn(warning)
     out.print(f"to reverse: {result.reverse_command}")
 
 
-@ops_task(help={"env": ENV_HELP,
-                "instance": "the instance to delete: one this toolkit created, never the live one, "
-                            "e.g. spywatcher-staging-db-restored-20261125t150000z",
-                "final_snapshot": "take a final snapshot {instance}-final-{stamp} before deleting (AWS; default); "
-                                  "--no-final-snapshot skips it. The sandbox keeps none and says so",
-                "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def delete(c: Context, env: str | None = None, instance: str | None = None, final_snapshot: bool = True,
-           dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+@ops_task(
+    help={
+        "env": ENV_HELP,
+        "instance": "the instance to delete: one this toolkit created, never the live one, "
+        "e.g. spywatcher-staging-db-restored-20261125t150000z",
+        "final_snapshot": "take a final snapshot {instance}-final-{stamp} before deleting (AWS; default); "
+        "--no-final-snapshot skips it. The sandbox keeps none and says so",
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP,
+        "json": JSON_HELP,
+    }
+)
+def delete(
+    c: Context,
+    env: str | None = None,
+    instance: str | None = None,
+    final_snapshot: bool = True,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Delete a database instance this toolkit created (a restore, a failed restore, a replaced one).
 
     Refuses the live instance and any instance the toolkit did not create (exit 2).
@@ -282,8 +367,13 @@ def delete(c: Context, env: str | None = None, instance: str | None = None, fina
     out = console(json)
     e = environment(c, env)
     with out.progress(f"delete on {e.name}") as progress:
-        outcome = run_delete(e, instance, final_snapshot=final_snapshot,
-                             approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True), progress=progress)
+        outcome = run_delete(
+            e,
+            instance,
+            final_snapshot=final_snapshot,
+            approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True),
+            progress=progress,
+        )
     if _dry(out, outcome):
         return
     out.emit_json(outcome.to_dict())
@@ -292,7 +382,9 @@ def delete(c: Context, env: str | None = None, instance: str | None = None, fina
 
 
 @ops_task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def failover(c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+def failover(
+    c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False
+) -> None:
     """Force a Multi-AZ failover of the database to its standby; prints the provider's events.
 
     Asks for confirmation; connections drop while the standby takes over.
@@ -305,8 +397,9 @@ def failover(c: Context, env: str | None = None, dry_run: bool = False, yes: boo
     out = console(json)
     e = environment(c, env)
     with out.progress(f"failover on {e.name}") as progress:
-        outcome = run_failover(e, approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True),
-                               progress=progress)
+        outcome = run_failover(
+            e, approve=_approver(e, out, dry_run=dry_run, yes=yes, confirm=True), progress=progress
+        )
     if _dry(out, outcome):
         return
     result = outcome.result

@@ -52,16 +52,24 @@ class VerifyReport:
         return [c for c in self.checks if c.ok is False]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"instance": self.instance, "target": self.target, "ok": self.ok,
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "instance": self.instance,
+            "target": self.target,
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
 def _connect(info: ConnectionInfo, timeout: int) -> Any:
     import psycopg
 
-    return psycopg.connect(**info.kwargs(), connect_timeout=timeout, autocommit=True,
-                           application_name="spywatcher-ops verify",
-                           options="-c statement_timeout=30000")
+    return psycopg.connect(
+        **info.kwargs(),
+        connect_timeout=timeout,
+        autocommit=True,
+        application_name="spywatcher-ops verify",
+        options="-c statement_timeout=30000",
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -73,7 +81,9 @@ def freshness_specs(database_settings: dict[str, Any]) -> list[dict[str, Any]]:
     specs = []
     for entry in database_settings.get("freshness_tables") or []:
         if not isinstance(entry, dict) or not entry.get("table") or not entry.get("column"):
-            raise BadInput(f"ops.database.freshness_tables entry {entry!r}: use {{table: NAME, column: NAME}}")
+            raise BadInput(
+                f"ops.database.freshness_tables entry {entry!r}: use {{table: NAME, column: NAME}}"
+            )
         specs.append(entry)
     return specs
 
@@ -81,7 +91,8 @@ def freshness_specs(database_settings: dict[str, Any]) -> list[dict[str, Any]]:
 def _tables(conn: Any, schema: str) -> list[str]:
     rows = conn.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-        "AND table_type = 'BASE TABLE' ORDER BY table_name", (schema,)
+        "AND table_type = 'BASE TABLE' ORDER BY table_name",
+        (schema,),
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -96,7 +107,9 @@ def _counts(conn: Any, schema: str, tables: list[str]) -> dict[str, int]:
     return out
 
 
-def verify(environment: Environment, instance_id: str | None, *, as_of: datetime | None = None) -> VerifyReport:
+def verify(
+    environment: Environment, instance_id: str | None, *, as_of: datetime | None = None
+) -> VerifyReport:
     """Run the checks against `instance_id`; the report says OK/FAILED per check.
 
     The outcome is journalled (`db.verify`, result ok/failed): `db.swap` puts an instance in
@@ -124,15 +137,27 @@ def _verify(environment: Environment, instance: Instance, as_of: datetime | None
         detail = f"instance is {instance.status}"
         if recovery and not recovery.get("reached", True):
             detail += f": {recovery.get('summary')}"
-        checks.append(Check("status", False, detail, "restore again; `inv db.delete --instance "
-                            f"{instance.id}` removes this one"))
+        checks.append(
+            Check(
+                "status",
+                False,
+                detail,
+                f"restore again; `inv db.delete --instance {instance.id}` removes this one",
+            )
+        )
     if recovery.get("ended_at") and as_of is None:
         as_of = datetime.fromisoformat(str(recovery["ended_at"]).replace("Z", "+00:00"))
     try:
         conn = _connect(info, timeout=10)
     except Exception as exc:  # noqa: BLE001 - any connect failure is this check's FAILED, with its text
-        checks.append(Check("connect", False, f"{info.redacted()}: {_first_line(exc)}",
-                            "check the security group or tunnel, the instance status, and the credentials secret"))
+        checks.append(
+            Check(
+                "connect",
+                False,
+                f"{info.redacted()}: {_first_line(exc)}",
+                "check the security group or tunnel, the instance status, and the credentials secret",
+            )
+        )
         return report
     with conn:
         checks.append(Check("connect", True, f"{info.redacted()} as {info.user}"))
@@ -149,8 +174,14 @@ def _verify(environment: Environment, instance: Instance, as_of: datetime | None
         elif _source_is_empty(environment, instance.id, schema):
             checks.append(Check("tables", True, f"no tables in {schema}, and none in the source either"))
         else:
-            checks.append(Check("tables", False, f"schema {schema} has no tables",
-                                "wrong database, the application has not created its tables yet, or a restore point before it did"))
+            checks.append(
+                Check(
+                    "tables",
+                    False,
+                    f"schema {schema} has no tables",
+                    "wrong database, the application has not created its tables yet, or a restore point before it did",
+                )
+            )
     return report
 
 
@@ -171,21 +202,35 @@ def _check_tls(conn: Any, info: ConnectionInfo, checks: list[Check]) -> None:
     on = bool(row and row[0])
     required = info.sslmode in ("require", "verify-ca", "verify-full")
     if on:
-        verified = {"verify-full": "certificate and host name verified",
-                    "verify-ca": "certificate verified against the CA bundle"}.get(info.sslmode)
+        verified = {
+            "verify-full": "certificate and host name verified",
+            "verify-ca": "certificate verified against the CA bundle",
+        }.get(info.sslmode)
         note = verified or "certificate NOT verified: set ops.database.ssl_root_cert to the RDS CA bundle"
         checks.append(Check("tls", True, f"{row[1]} {row[2]}; {note}"))
     else:
-        checks.append(Check("tls", False if required else None, "connection is not encrypted",
-                            "the server must have ssl=on" if required else None))
+        checks.append(
+            Check(
+                "tls",
+                False if required else None,
+                "connection is not encrypted",
+                "the server must have ssl=on" if required else None,
+            )
+        )
 
 
 def _check_version(conn: Any, engine_version: str, checks: list[Check]) -> None:
     version = str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
     expected = engine_version.split(".")[0] if engine_version else ""
     if expected and version.split(".")[0] != expected:
-        checks.append(Check("server version", False, f"{version}, but the instance reports engine {engine_version}",
-                            "connected to the wrong server? check the endpoint or tunnel"))
+        checks.append(
+            Check(
+                "server version",
+                False,
+                f"{version}, but the instance reports engine {engine_version}",
+                "connected to the wrong server? check the endpoint or tunnel",
+            )
+        )
     else:
         checks.append(Check("server version", True, f"PostgreSQL {version}"))
 
@@ -193,28 +238,40 @@ def _check_version(conn: Any, engine_version: str, checks: list[Check]) -> None:
 def _check_schema(conn: Any, schema: str, checks: list[Check]) -> bool:
     present = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
     if not present:
-        checks.append(Check("schema", False, f"schema {schema} is missing",
-                            "wrong database name in the secret, or a restore point before the schema existed"))
+        checks.append(
+            Check(
+                "schema",
+                False,
+                f"schema {schema} is missing",
+                "wrong database name in the secret, or a restore point before the schema existed",
+            )
+        )
         return False
     checks.append(Check("schema", True, f"schema {schema} present"))
     return True
 
 
-def _check_freshness(conn: Any, schema: str, spec: dict[str, Any], reference: datetime,
-                     checks: list[Check]) -> None:
+def _check_freshness(
+    conn: Any, schema: str, spec: dict[str, Any], reference: datetime, checks: list[Check]
+) -> None:
     from psycopg import errors, sql
 
     table, column = str(spec["table"]), str(spec["column"])
     name = f"freshness {table}.{column}"
-    query = sql.SQL("SELECT max({}) FROM {}.{}").format(sql.Identifier(column), sql.Identifier(schema),
-                                                       sql.Identifier(table))
+    query = sql.SQL("SELECT max({}) FROM {}.{}").format(
+        sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table)
+    )
     try:
         newest = conn.execute(query).fetchone()[0]
     except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
-        checks.append(Check(name, False, _first_line(exc), "fix ops.database.freshness_tables or the restore point"))
+        checks.append(
+            Check(name, False, _first_line(exc), "fix ops.database.freshness_tables or the restore point")
+        )
         return
     if newest is None:
-        checks.append(Check(name, False, f"{table} has no rows", "a restore point before any data was written?"))
+        checks.append(
+            Check(name, False, f"{table} has no rows", "a restore point before any data was written?")
+        )
         return
     if isinstance(newest, datetime):
         moment = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
@@ -222,15 +279,24 @@ def _check_freshness(conn: Any, schema: str, spec: dict[str, Any], reference: da
         detail = f"newest row {iso(moment)} ({age:.0f} s before {iso(reference)})"
         limit = spec.get("max_age_s")
         if limit is not None and age > float(limit):
-            checks.append(Check(name, False, detail, f"older than max_age_s={limit}: data written since is missing"))
+            checks.append(
+                Check(name, False, detail, f"older than max_age_s={limit}: data written since is missing")
+            )
             return
         checks.append(Check(name, True, detail))
     else:
         checks.append(Check(name, True, f"newest value {newest}"))
 
 
-def _check_against_source(environment: Environment, instance_id: str, conn: Any, schema: str,
-                          tables: list[str], checks: list[Check], recovery: dict[str, Any]) -> None:
+def _check_against_source(
+    environment: Environment,
+    instance_id: str,
+    conn: Any,
+    schema: str,
+    tables: list[str],
+    checks: list[Check],
+    recovery: dict[str, Any],
+) -> None:
     database = environment.database
     source_id = database.instance_id()
     name = f"row counts vs {source_id}"
@@ -249,28 +315,48 @@ def _check_against_source(environment: Environment, instance_id: str, conn: Any,
         theirs = _counts(source, schema, source_tables)
     missing = sorted(set(theirs) - set(mine))
     if missing:
-        checks.append(Check(name, False, f"tables missing here: {', '.join(missing[:10])}",
-                            "restored from a point before these tables existed?"))
+        checks.append(
+            Check(
+                name,
+                False,
+                f"tables missing here: {', '.join(missing[:10])}",
+                "restored from a point before these tables existed?",
+            )
+        )
         return
     emptied = sorted(t for t, n in mine.items() if n == 0 and theirs.get(t, 0) > 0)
     if emptied:
-        checks.append(Check(name, False, f"empty here but not in the source: {', '.join(emptied[:10])}",
-                            "a restore point before the data was loaded?"))
+        checks.append(
+            Check(
+                name,
+                False,
+                f"empty here but not in the source: {', '.join(emptied[:10])}",
+                "a restore point before the data was loaded?",
+            )
+        )
         return
     differ = [f"{t} {mine[t]} vs {theirs[t]}" for t in sorted(mine) if t in theirs and mine[t] != theirs[t]]
     if differ and recovery and not recovery.get("reached", True):
         # the rows may well have been written before the restore point: recovery never got there
-        checks.append(Check(name, False, f"{len(differ)} table(s) differ ({'; '.join(differ[:5])}) and recovery "
-                            f"stopped short: {recovery.get('summary')}",
-                            "the difference is NOT explained by the restore point; restore again once the "
-                            "WAL archive is whole"))
+        checks.append(
+            Check(
+                name,
+                False,
+                f"{len(differ)} table(s) differ ({'; '.join(differ[:5])}) and recovery "
+                f"stopped short: {recovery.get('summary')}",
+                "the difference is NOT explained by the restore point; restore again once the "
+                "WAL archive is whole",
+            )
+        )
         return
     if differ:
         # explained only by where recovery really ended (recorded by the restore), not by the request
         end = recovery.get("ended_at")
         point = f"the recovery's end point {end}" if end else "the restore point"
-        detail = (f"{len(mine)} table(s); {len(differ)} differ ({'; '.join(differ[:5])}): "
-                  f"expected only for rows written after {point}")
+        detail = (
+            f"{len(mine)} table(s); {len(differ)} differ ({'; '.join(differ[:5])}): "
+            f"expected only for rows written after {point}"
+        )
     else:
         detail = f"{len(mine)} table(s), all counts equal"
     checks.append(Check(name, True, detail))

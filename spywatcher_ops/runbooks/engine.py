@@ -179,8 +179,9 @@ class CommandRunner:
             tail = tail + ["--yes"]
         return head + tail
 
-    def __call__(self, words: Sequence[str], read_only: bool = False, confirmed_env: str | None = None
-                 ) -> Outcome:
+    def __call__(
+        self, words: Sequence[str], read_only: bool = False, confirmed_env: str | None = None
+    ) -> Outcome:
         argv = self.argv(words, confirmed=confirmed_env is not None)
         env = dict(os.environ)
         if confirmed_env is not None and confirmed_env != "":
@@ -460,11 +461,12 @@ class Walk:
         goes on at step N."""
         number, because = target
         skipped = [s for s in queue if s.number < number]
-        self.record("jump", step=step.number, to=number, because=because,
-                    over=[s.number for s in skipped])
-        self.term.say(f"-> the check {'passed' if because == 'ok' else 'failed'}: going to step {number}"
-                      + (f" (steps {', '.join(str(s.number) for s in skipped)} not needed)" if skipped else ""),
-                      style="bold cyan")
+        self.record("jump", step=step.number, to=number, because=because, over=[s.number for s in skipped])
+        self.term.say(
+            f"-> the check {'passed' if because == 'ok' else 'failed'}: going to step {number}"
+            + (f" (steps {', '.join(str(s.number) for s in skipped)} not needed)" if skipped else ""),
+            style="bold cyan",
+        )
         for s in skipped:
             self.record("step", step=s.number, title=s.title, kind=s.kind, outcome="jumped-over")
             self.results.append({"step": s.number, "title": s.title, "outcome": "jumped-over"})
@@ -482,7 +484,9 @@ class Walk:
             outcome = "skipped"
             self.term.say(f"step {step.number} skipped", style="yellow")
         # the step's own time: what the responder spent reading and typing at prompts is not in it
-        duration = round(max(0.0, self.clock.monotonic() - started - (getattr(self.term, "waiting_s", 0.0) - waited)), 3)
+        duration = round(
+            max(0.0, self.clock.monotonic() - started - (getattr(self.term, "waiting_s", 0.0) - waited)), 3
+        )
         self.record(
             "step", step=step.number, title=step.title, kind=step.kind, outcome=outcome, duration_s=duration
         )
@@ -632,8 +636,11 @@ class Walk:
                     yes_words = {self.opt.env: "run"} if self.opt.production else {"y": "run", "yes": "run"}
                     meaning = self.prompt(
                         step,
-                        (f"Type {self.opt.env} to run it, or skip / abort / note: " if self.opt.production
-                         else "Run it? [y / skip / abort / note] "),
+                        (
+                            f"Type {self.opt.env} to run it, or skip / abort / note: "
+                            if self.opt.production
+                            else "Run it? [y / skip / abort / note] "
+                        ),
                         {**yes_words, "s": "skip", "skip": "skip", "a": "abort", "abort": "abort"},
                     )
                     if meaning == "skip":

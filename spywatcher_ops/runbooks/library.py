@@ -62,13 +62,20 @@ def find(name: str, extra: Iterable[str | Path] = ()) -> Runbook:
     if key in known:
         return load_file(known[key])
     wanted = name.strip().lower()
-    hits = [rb for rb in (load_file(p) for p in known.values())
-            if any(t.strip().lower() == wanted for t in rb.triggers)]
+    hits = [
+        rb
+        for rb in (load_file(p) for p in known.values())
+        if any(t.strip().lower() == wanted for t in rb.triggers)
+    ]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
-        raise BadInput(f"{name}: the trigger of {len(hits)} runbooks: {', '.join(rb.name for rb in hits)}; "
-                       "give the runbook's name")
+        raise BadInput(
+            f"{name}: the trigger of {len(hits)} runbooks: {', '.join(rb.name for rb in hits)}; "
+            "give the runbook's name"
+        )
     listing = ", ".join(sorted(known)) or "none"
-    raise BadInput(f"runbook {name}: unknown; known runbooks: {listing} (and no runbook has {name} "
-                   "as a trigger; inv runbook.list shows them)")
+    raise BadInput(
+        f"runbook {name}: unknown; known runbooks: {listing} (and no runbook has {name} "
+        "as a trigger; inv runbook.list shows them)"
+    )

@@ -15,8 +15,10 @@ from ..core.errors import BadInput, OperationFailed
 PATH_HELP = (
     "an extra folder of runbook .md files (repeatable; config: ops.runbooks.paths), e.g. --path ./my-runbooks"
 )
-NAME_HELP = ("runbook name as `inv runbook.list` shows it, e.g. data-corruption, or an alarm name one of its "
-             "triggers names, e.g. spywatcher-production-db-unavailable")
+NAME_HELP = (
+    "runbook name as `inv runbook.list` shows it, e.g. data-corruption, or an alarm name one of its "
+    "triggers names, e.g. spywatcher-production-db-unavailable"
+)
 INCIDENT_HELP = "incident id the timeline is filed under, e.g. INC-2041 (default: a new id from the time)"
 
 

@@ -47,7 +47,10 @@ def eks_token(sts: Any, cluster_name: str) -> str:
     events.register("provide-client-params.sts.GetCallerIdentity", remember, unique_id="spywatcher-eks-id")
     events.register("before-sign.sts.GetCallerIdentity", add_header, unique_id="spywatcher-eks-header")
     url = sts.generate_presigned_url(
-        "get_caller_identity", Params={CLUSTER_ID_HEADER: cluster_name}, ExpiresIn=PRESIGN_SECONDS, HttpMethod="GET"
+        "get_caller_identity",
+        Params={CLUSTER_ID_HEADER: cluster_name},
+        ExpiresIn=PRESIGN_SECONDS,
+        HttpMethod="GET",
     )
     return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
@@ -97,8 +100,9 @@ class EksCluster:
 
         path = os.path.expanduser(self.kubeconfig) if self.kubeconfig else None
         try:
-            return kconfig.new_client_from_config(config_file=path, context=self.kube_context,
-                                                  persist_config=False)
+            return kconfig.new_client_from_config(
+                config_file=path, context=self.kube_context, persist_config=False
+            )
         except ConfigException as exc:
             raise BadInput(
                 f"environments.{self.environment.name}.kube_context {self.kube_context}: {exc}",
@@ -129,7 +133,9 @@ class EksCluster:
         cluster = self._describe()
         endpoint = cluster.get("endpoint")
         if not endpoint or cluster.get("status") not in (None, "ACTIVE", "UPDATING"):
-            raise NotReady(f"EKS cluster {self.name} is {cluster.get('status')}; it has no usable endpoint yet")
+            raise NotReady(
+                f"EKS cluster {self.name} is {cluster.get('status')}; it has no usable endpoint yet"
+            )
         cfg = k8s.Configuration(host=str(endpoint))
         ca = (cluster.get("certificateAuthority") or {}).get("data")
         if ca:

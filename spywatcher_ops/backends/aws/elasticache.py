@@ -40,8 +40,12 @@ CALLED = re.compile(r"^Test Failover API called for node group (\S+)")
 COMPLETED = re.compile(r"^Failover from (?:primary|master) node (\S+) to replica node (\S+) completed")
 RECOVERING = re.compile(r"^Recovering cache nodes? (.+)$")
 RECOVERED = re.compile(r"^Finished recovery for cache nodes? (.+)$")
-CODES = ((CALLED, "test-failover-called"), (COMPLETED, "failover-completed"),
-         (RECOVERING, "recovering"), (RECOVERED, "recovered"))
+CODES = (
+    (CALLED, "test-failover-called"),
+    (COMPLETED, "failover-completed"),
+    (RECOVERING, "recovering"),
+    (RECOVERED, "recovered"),
+)
 
 
 def event_code(message: str) -> str | None:
@@ -70,7 +74,9 @@ class ElastiCacheCache:
         from botocore.exceptions import ClientError
 
         try:
-            groups = self.client.describe_replication_groups(ReplicationGroupId=self.group_id)["ReplicationGroups"]
+            groups = self.client.describe_replication_groups(ReplicationGroupId=self.group_id)[
+                "ReplicationGroups"
+            ]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ReplicationGroupNotFoundFault":
                 raise NotReady(
@@ -92,7 +98,8 @@ class ElastiCacheCache:
             "group_status": group.get("Status"),
             "automatic_failover": group.get("AutomaticFailover"),
             "multi_az": group.get("MultiAZ"),
-            "cluster_mode": group.get("ClusterMode") or ("enabled" if group.get("ClusterEnabled") else "disabled"),
+            "cluster_mode": group.get("ClusterMode")
+            or ("enabled" if group.get("ClusterEnabled") else "disabled"),
         }
         nodes = []
         for ng in group.get("NodeGroups", []):
@@ -100,23 +107,32 @@ class ElastiCacheCache:
                 cluster_id = str(member.get("CacheClusterId"))
                 endpoint = member.get("ReadEndpoint") or {}
                 status = cluster_status.get(cluster_id) or ng.get("Status")
-                nodes.append(CacheNode(
-                    id=f"{cluster_id}/{member.get('CacheNodeId', '0001')}",
-                    # cluster-mode-enabled groups report no per-member role
-                    role=str(member.get("CurrentRole") or "member"),
-                    host=str(endpoint.get("Address") or ""),
-                    port=int(endpoint.get("Port") or 0),
-                    alive=status == "available",
-                    details={**common, "node_group": ng.get("NodeGroupId"), "node_group_status": ng.get("Status"),
-                             "status": status, "zone": member.get("PreferredAvailabilityZone"),
-                             "primary_endpoint": _address(ng.get("PrimaryEndpoint"))},
-                ))
+                nodes.append(
+                    CacheNode(
+                        id=f"{cluster_id}/{member.get('CacheNodeId', '0001')}",
+                        # cluster-mode-enabled groups report no per-member role
+                        role=str(member.get("CurrentRole") or "member"),
+                        host=str(endpoint.get("Address") or ""),
+                        port=int(endpoint.get("Port") or 0),
+                        alive=status == "available",
+                        details={
+                            **common,
+                            "node_group": ng.get("NodeGroupId"),
+                            "node_group_status": ng.get("Status"),
+                            "status": status,
+                            "zone": member.get("PreferredAvailabilityZone"),
+                            "primary_endpoint": _address(ng.get("PrimaryEndpoint")),
+                        },
+                    )
+                )
         return nodes
 
     def endpoint(self) -> CacheEndpoint:
         group = self.group()
         groups = group.get("NodeGroups", [])
-        primary = (groups[0].get("PrimaryEndpoint") if groups else None) or group.get("ConfigurationEndpoint") or {}
+        primary = (
+            (groups[0].get("PrimaryEndpoint") if groups else None) or group.get("ConfigurationEndpoint") or {}
+        )
         return CacheEndpoint(
             primary_host=str(primary.get("Address") or ""),
             primary_port=int(primary.get("Port") or 6379),
@@ -130,7 +146,11 @@ class ElastiCacheCache:
     def test_failovers_in_window(self) -> list[ProviderEvent]:
         """TestFailover calls of the last 24 h in this region (the quota is per account)."""
         since = self.environment.clock.now() - QUOTA_WINDOW
-        return [e for e in self._events(since, source_type="replication-group") if e.code == "test-failover-called"]
+        return [
+            e
+            for e in self._events(since, source_type="replication-group")
+            if e.code == "test-failover-called"
+        ]
 
     # failover ----------------------------------------------------------------
     def plan_failover(self, node_group: str | None = None) -> Plan:
@@ -163,13 +183,24 @@ class ElastiCacheCache:
             )
         primary = next((m["CacheClusterId"] for m in members if m.get("CurrentRole") == "primary"), "?")
         plan = Plan(title=f"Test failover of ElastiCache {self.group_id} node group {node_group}")
-        plan.add(Step("elasticache", "test_failover", {"ReplicationGroupId": self.group_id, "NodeGroupId": node_group},
-                      why=f"ElastiCache fails primary {primary} over to a replica, as when a node or AZ is lost"))
-        plan.add(Step("elasticache", "wait_for_failover",
-                      {"ReplicationGroupId": self.group_id, "poll_s": self.poll, "timeout_s": self.timeout},
-                      mutating=False,
-                      why="poll describe_events and describe_replication_groups until 'Failover ... completed', "
-                          "'Finished recovery for cache nodes' and the group is available"))
+        plan.add(
+            Step(
+                "elasticache",
+                "test_failover",
+                {"ReplicationGroupId": self.group_id, "NodeGroupId": node_group},
+                why=f"ElastiCache fails primary {primary} over to a replica, as when a node or AZ is lost",
+            )
+        )
+        plan.add(
+            Step(
+                "elasticache",
+                "wait_for_failover",
+                {"ReplicationGroupId": self.group_id, "poll_s": self.poll, "timeout_s": self.timeout},
+                mutating=False,
+                why="poll describe_events and describe_replication_groups until 'Failover ... completed', "
+                "'Finished recovery for cache nodes' and the group is available",
+            )
+        )
         plan.notes.append(f"TestFailover quota: {len(used)} of {self.quota} used in the last 24 h")
         return plan
 
@@ -192,16 +223,27 @@ class ElastiCacheCache:
             events = self._events_of(group, started - CLOCK_SKEW)
             events = [e for e in events if e.at >= _called_at(events, node_group, started)]
             codes = {e.code for e in events}
-            ng_status = next((g.get("Status") for g in group.get("NodeGroups", [])
-                              if g.get("NodeGroupId") == node_group), "?")
+            ng_status = next(
+                (g.get("Status") for g in group.get("NodeGroups", []) if g.get("NodeGroupId") == node_group),
+                "?",
+            )
             last = events[-1].message if events else "no events yet"
             status = f"group {group.get('Status')}, node group {ng_status}; last event: {last}"
-            finished = ({"failover-completed", "recovered"} <= codes and group.get("Status") == "available"
-                        and ng_status == "available")
+            finished = (
+                {"failover-completed", "recovered"} <= codes
+                and group.get("Status") == "available"
+                and ng_status == "available"
+            )
             return finished, ((events, group) if finished else None), status
 
-        outcome = wait_for(done, what=f"ElastiCache to finish the test failover of {self.group_id}/{node_group}",
-                           clock=clock, timeout=self.timeout, interval=self.poll, progress=progress)
+        outcome = wait_for(
+            done,
+            what=f"ElastiCache to finish the test failover of {self.group_id}/{node_group}",
+            clock=clock,
+            timeout=self.timeout,
+            interval=self.poll,
+            progress=progress,
+        )
         assert outcome is not None
         events, after = outcome
         new_primary = _primary_of(after, node_group)
@@ -209,8 +251,13 @@ class ElastiCacheCache:
             completed = next((e for e in events if e.code == "failover-completed"), None)
             match = COMPLETED.match(completed.message) if completed else None
             new_primary = match.group(2) if match else "?"
-        return FailoverResult(old_primary=old_primary, new_primary=new_primary, started=started,
-                              finished=clock.now(), events=events)
+        return FailoverResult(
+            old_primary=old_primary,
+            new_primary=new_primary,
+            started=started,
+            finished=clock.now(),
+            events=events,
+        )
 
     # internals ---------------------------------------------------------------
     def _events_of(self, group: dict[str, Any], since: datetime) -> list[ProviderEvent]:
@@ -233,8 +280,14 @@ class ElastiCacheCache:
             page = self.client.describe_events(**kwargs)
             for raw in page.get("Events", []):
                 message = str(raw.get("Message", ""))
-                out.append(ProviderEvent(at=raw["Date"], source=str(raw.get("SourceIdentifier", "")),
-                                         message=message, code=event_code(message)))
+                out.append(
+                    ProviderEvent(
+                        at=raw["Date"],
+                        source=str(raw.get("SourceIdentifier", "")),
+                        message=message,
+                        code=event_code(message),
+                    )
+                )
             marker = page.get("Marker")
             if not marker:
                 break

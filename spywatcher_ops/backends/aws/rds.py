@@ -33,6 +33,7 @@ from .secrets import db_credentials
 if TYPE_CHECKING:
     from ...core.environment import Environment
 
+
 class RestoreInterrupted(OperationFailed, KeyboardInterrupt):
     """Ctrl-C while RDS builds a restore: nothing was rolled back, and the message says so (exit 1)."""
 
@@ -75,16 +76,18 @@ EVENT_CODES = (
 )
 
 
-
 def ssl_root_cert(value: Any) -> str | None:
     """ops.database.ssl_root_cert -> an existing file's absolute path, or None when unset."""
     if not value:
         return None
     path = Path(str(value)).expanduser()
     if not path.is_file():
-        raise BadInput(f"ops.database.ssl_root_cert {value}: no such file; use the path of the RDS CA bundle, "
-                       "e.g. ~/.postgresql/rds-global-bundle.pem (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)")
+        raise BadInput(
+            f"ops.database.ssl_root_cert {value}: no such file; use the path of the RDS CA bundle, "
+            "e.g. ~/.postgresql/rds-global-bundle.pem (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"
+        )
     return str(path.resolve())
+
 
 def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
@@ -225,7 +228,12 @@ class RdsDatabase:
         ca = ssl_root_cert(self.settings.section("database").get("ssl_root_cert"))
         sslmode = ("verify-ca" if tunnel else "verify-full") if ca else "require"
         return ConnectionInfo(
-            host=host, port=port, dbname=dbname, user=creds.username, password=creds.password, sslmode=sslmode,
+            host=host,
+            port=port,
+            dbname=dbname,
+            user=creds.username,
+            password=creds.password,
+            sslmode=sslmode,
             sslrootcert=ca,
         )
 
@@ -247,7 +255,9 @@ class RdsDatabase:
 
     def list_snapshots(self) -> list[Snapshot]:
         out: list[Snapshot] = []
-        pages = self.rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=self.instance_id())
+        pages = self.rds.get_paginator("describe_db_snapshots").paginate(
+            DBInstanceIdentifier=self.instance_id()
+        )
         for page in pages:
             out.extend(self._snapshot(raw) for raw in page["DBSnapshots"])
         return out
@@ -302,8 +312,14 @@ class RdsDatabase:
                 if at is None or at < since:
                     continue  # moto ignores StartTime; AWS rounds it
                 message = str(event.get("Message", ""))
-                out.append(ProviderEvent(at=at, source=str(event.get("SourceIdentifier", "")),
-                                         message=message, code=event_code(message)))
+                out.append(
+                    ProviderEvent(
+                        at=at,
+                        source=str(event.get("SourceIdentifier", "")),
+                        message=message,
+                        code=event_code(message),
+                    )
+                )
         return sorted(out, key=lambda e: e.at)
 
     # applying plans ------------------------------------------------------
@@ -313,8 +329,16 @@ class RdsDatabase:
         result: dict[str, Any] = getattr(client, step.action)(**step.params)
         return result
 
-    def _wait_instance(self, instance_id: str, what: str, timeout: float, progress: Progress,
-                       *, settled: bool = True, resource_id: str | None = None) -> dict[str, Any]:
+    def _wait_instance(
+        self,
+        instance_id: str,
+        what: str,
+        timeout: float,
+        progress: Progress,
+        *,
+        settled: bool = True,
+        resource_id: str | None = None,
+    ) -> dict[str, Any]:
         def probe() -> tuple[bool, dict[str, Any], str]:
             raw = self._raw(instance_id)
             if raw is None:
@@ -328,8 +352,14 @@ class RdsDatabase:
             done = status == "available" and not (settled and pending)
             return done, raw, status if not pending else f"{status}, pending {', '.join(sorted(pending))}"
 
-        return wait_for(probe, what=what, clock=self.environment.clock, timeout=timeout,
-                        interval=self.poll, progress=progress)
+        return wait_for(
+            probe,
+            what=what,
+            clock=self.environment.clock,
+            timeout=timeout,
+            interval=self.poll,
+            progress=progress,
+        )
 
     def _wait_snapshot(self, snapshot_id: str, region: str | None, progress: Progress) -> dict[str, Any]:
         def probe() -> tuple[bool, dict[str, Any], str]:
@@ -342,23 +372,37 @@ class RdsDatabase:
             return status == "available", raw, f"{status}, {raw.get('PercentProgress', 0)}%"
 
         where = f" in {region}" if region else ""
-        return wait_for(probe, what=f"snapshot {snapshot_id}{where} to be available",
-                        clock=self.environment.clock, timeout=self.timeouts["snapshot"],
-                        interval=self.poll, progress=progress)
+        return wait_for(
+            probe,
+            what=f"snapshot {snapshot_id}{where} to be available",
+            clock=self.environment.clock,
+            timeout=self.timeouts["snapshot"],
+            interval=self.poll,
+            progress=progress,
+        )
 
     # snapshots -------------------------------------------------------------
     def plan_snapshot(self, snapshot_id: str, tags: dict[str, str], copy_to_region: str | None) -> Plan:
         raw = self._require(self.instance_id())
         plan = Plan(f"snapshot {raw['DBInstanceIdentifier']} as {snapshot_id}")
-        plan.add(Step("rds", "create_db_snapshot", {
-            "DBInstanceIdentifier": raw["DBInstanceIdentifier"],
-            "DBSnapshotIdentifier": snapshot_id,
-            "Tags": _tag_list(tags),
-        }, why="a manual snapshot; kept until pruned"))
+        plan.add(
+            Step(
+                "rds",
+                "create_db_snapshot",
+                {
+                    "DBInstanceIdentifier": raw["DBInstanceIdentifier"],
+                    "DBSnapshotIdentifier": snapshot_id,
+                    "Tags": _tag_list(tags),
+                },
+                why="a manual snapshot; kept until pruned",
+            )
+        )
         if copy_to_region:
             if copy_to_region == self.env.region:
-                raise BadInput(f"--copy-to-region {copy_to_region}: that is the environment's own region; "
-                               "name another region, e.g. us-west-2")
+                raise BadInput(
+                    f"--copy-to-region {copy_to_region}: that is the environment's own region; "
+                    "name another region, e.g. us-west-2"
+                )
             keys = dict(self.env.raw.get("kms_keys") or {})
             key = keys.get(copy_to_region)
             if raw.get("StorageEncrypted") and not key:
@@ -376,8 +420,14 @@ class RdsDatabase:
             }
             if key:
                 params["KmsKeyId"] = key
-            plan.add(Step(f"rds@{copy_to_region}", "copy_db_snapshot", params,
-                          why=f"cross-region copy, encrypted with the {copy_to_region} key from config"))
+            plan.add(
+                Step(
+                    f"rds@{copy_to_region}",
+                    "copy_db_snapshot",
+                    params,
+                    why=f"cross-region copy, encrypted with the {copy_to_region} key from config",
+                )
+            )
         return plan
 
     def create_snapshot(self, plan: Plan, *, wait: bool, progress: Progress) -> Snapshot:
@@ -418,8 +468,13 @@ class RdsDatabase:
         elif src is None:
             src = self._require(source_id)
         tags = {k: v for k, v in _tags(src.get("TagList")).items() if not k.startswith("aws:")}
-        tags.update({"ManagedBy": MANAGED_BY, "RestoredFrom": snapshot_id or source_id,
-                     "RestorePoint": iso(to_time) or ("snapshot" if snapshot_id else "latest")})
+        tags.update(
+            {
+                "ManagedBy": MANAGED_BY,
+                "RestoredFrom": snapshot_id or source_id,
+                "RestorePoint": iso(to_time) or ("snapshot" if snapshot_id else "latest"),
+            }
+        )
         common: dict[str, Any] = {
             "DBInstanceClass": src.get("DBInstanceClass"),
             "DBSubnetGroupName": (src.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
@@ -448,18 +503,36 @@ class RdsDatabase:
                 raise BadInput(f"--from-snapshot {snapshot_id}: no such snapshot")
             encrypted, kms = bool(snap.get("Encrypted")), snap.get("KmsKeyId")
             plan = Plan(f"restore snapshot {snapshot_id} into new instance {new_id}")
-            plan.add(Step("rds", "restore_db_instance_from_db_snapshot",
-                          {"DBInstanceIdentifier": new_id, "DBSnapshotIdentifier": snapshot_id, **common},
-                          why=f"a new instance with the settings of {source_id}"))
+            plan.add(
+                Step(
+                    "rds",
+                    "restore_db_instance_from_db_snapshot",
+                    {"DBInstanceIdentifier": new_id, "DBSnapshotIdentifier": snapshot_id, **common},
+                    why=f"a new instance with the settings of {source_id}",
+                )
+            )
         else:
             encrypted, kms = bool(src.get("StorageEncrypted")), src.get("KmsKeyId")
-            point: dict[str, Any] = ({"RestoreTime": iso(to_time)} if to_time else {"UseLatestRestorableTime": True})
-            plan = Plan(f"restore {source_id} to {iso(to_time) or 'the latest restorable time'} "
-                        f"into new instance {new_id}")
-            plan.add(Step("rds", "restore_db_instance_to_point_in_time",
-                          {"SourceDBInstanceIdentifier": source_id, "TargetDBInstanceIdentifier": new_id,
-                           **point, **common},
-                          why=f"a new instance with the settings of {source_id}; the source is not touched"))
+            point: dict[str, Any] = (
+                {"RestoreTime": iso(to_time)} if to_time else {"UseLatestRestorableTime": True}
+            )
+            plan = Plan(
+                f"restore {source_id} to {iso(to_time) or 'the latest restorable time'} "
+                f"into new instance {new_id}"
+            )
+            plan.add(
+                Step(
+                    "rds",
+                    "restore_db_instance_to_point_in_time",
+                    {
+                        "SourceDBInstanceIdentifier": source_id,
+                        "TargetDBInstanceIdentifier": new_id,
+                        **point,
+                        **common,
+                    },
+                    why=f"a new instance with the settings of {source_id}; the source is not touched",
+                )
+            )
         later: dict[str, Any] = {}
         monitoring = int(src.get("MonitoringInterval") or 0)
         if monitoring:
@@ -476,11 +549,18 @@ class RdsDatabase:
         later["MaxAllocatedStorage"] = src.get("MaxAllocatedStorage")
         later = {k: v for k, v in later.items() if v is not None and k in AFTER_RESTORE}
         if later:
-            plan.add(Step("rds", "modify_db_instance",
-                          {"DBInstanceIdentifier": new_id, **later, "ApplyImmediately": True},
-                          why="settings a restore call cannot take (monitoring, insights, backups, windows)"))
-        plan.notes.append(f"encryption is inherited: StorageEncrypted={encrypted}, KmsKeyId={kms}; "
-                          "checked on the new instance afterwards")
+            plan.add(
+                Step(
+                    "rds",
+                    "modify_db_instance",
+                    {"DBInstanceIdentifier": new_id, **later, "ApplyImmediately": True},
+                    why="settings a restore call cannot take (monitoring, insights, backups, windows)",
+                )
+            )
+        plan.notes.append(
+            f"encryption is inherited: StorageEncrypted={encrypted}, KmsKeyId={kms}; "
+            "checked on the new instance afterwards"
+        )
         return plan
 
     def _lost_source(self, snapshot_id: str) -> dict[str, Any]:
@@ -496,7 +576,9 @@ class RdsDatabase:
         groups = dr.get("security_groups") or []
         return {
             "DBInstanceClass": dr.get("instance_class"),
-            "DBSubnetGroup": {"DBSubnetGroupName": dr["db_subnet_group"]} if dr.get("db_subnet_group") else None,
+            "DBSubnetGroup": {"DBSubnetGroupName": dr["db_subnet_group"]}
+            if dr.get("db_subnet_group")
+            else None,
             "VpcSecurityGroups": [{"VpcSecurityGroupId": g} for g in groups],
             "StorageType": snap.get("StorageType"),
             "Iops": snap.get("Iops"),
@@ -518,18 +600,23 @@ class RdsDatabase:
             self._wait_instance(new_id, f"{new_id} to be available", self.timeouts["restore"], progress)
             for step in rest:
                 self._call(step)
-                self._wait_instance(new_id, f"{new_id} to apply its settings", self.timeouts["restore"], progress)
+                self._wait_instance(
+                    new_id, f"{new_id} to apply its settings", self.timeouts["restore"], progress
+                )
         except KeyboardInterrupt as exc:  # say what is really left: RDS goes on building it
             raise RestoreInterrupted(
                 f"restore {new_id} interrupted while waiting for RDS; RDS goes on creating {new_id} (tagged "
                 f"ManagedBy={MANAGED_BY}); once it is available, check it with `inv db.verify --env "
                 f"{self.env.name} --instance {new_id}` or remove it with `inv db.delete --env {self.env.name} "
-                f"--instance {new_id}`") from exc
+                f"--instance {new_id}`"
+            ) from exc
         raw = self._require(new_id)
         problems = self._parity_problems(first, rest, raw)
         if problems:
-            raise VerificationFailed(f"{new_id} is available but differs from the plan: {'; '.join(problems)}",
-                                     hint="fix with modify_db_instance, or delete it and restore again")
+            raise VerificationFailed(
+                f"{new_id} is available but differs from the plan: {'; '.join(problems)}",
+                hint="fix with modify_db_instance, or delete it and restore again",
+            )
         return self._instance(raw)
 
     def _parity_problems(self, restore: Step, later: list[Step], raw: dict[str, Any]) -> list[str]:
@@ -561,8 +648,10 @@ class RdsDatabase:
             source = self._raw(restore.params["SourceDBInstanceIdentifier"]) or {}
             encrypted, kms = bool(source.get("StorageEncrypted")), source.get("KmsKeyId")
         if bool(raw.get("StorageEncrypted")) != encrypted or (encrypted and raw.get("KmsKeyId") != kms):
-            problems.append(f"encryption is {raw.get('StorageEncrypted')}/{raw.get('KmsKeyId')}, "
-                            f"expected {encrypted}/{kms}")
+            problems.append(
+                f"encryption is {raw.get('StorageEncrypted')}/{raw.get('KmsKeyId')}, "
+                f"expected {encrypted}/{kms}"
+            )
         missing = {t["Key"] for t in want.get("Tags", [])} - set(_tags(raw.get("TagList")))
         if missing:
             problems.append(f"tags missing: {', '.join(sorted(missing))}")
@@ -574,20 +663,40 @@ class RdsDatabase:
         if instance_id == self.instance_id():
             raise Refused(f"{instance_id} serves the database endpoint; it is never deleted by {MANAGED_BY}")
         if _tags(raw.get("TagList")).get("ManagedBy") != MANAGED_BY:
-            raise Refused(f"{instance_id} was not created by {MANAGED_BY} (no tag ManagedBy={MANAGED_BY}); "
-                          "it is never deleted by it")
+            raise Refused(
+                f"{instance_id} was not created by {MANAGED_BY} (no tag ManagedBy={MANAGED_BY}); "
+                "it is never deleted by it"
+            )
         if final_snapshot and self._raw_snapshot(final_snapshot) is not None:
             raise BadInput(f"final snapshot {final_snapshot}: a snapshot with that name exists already")
         plan = Plan(f"delete instance {instance_id}")
         if raw.get("DeletionProtection"):
-            plan.add(Step("rds", "modify_db_instance", {"DBInstanceIdentifier": instance_id,
-                                                        "DeletionProtection": False, "ApplyImmediately": True}))
-        final: dict[str, Any] = ({"SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final_snapshot}
-                                 if final_snapshot else {"SkipFinalSnapshot": True})
-        plan.add(Step("rds", "delete_db_instance", {"DBInstanceIdentifier": instance_id, **final,
-                                                    "DeleteAutomatedBackups": True},
-                      why=f"a final snapshot {final_snapshot} is taken first" if final_snapshot
-                      else "no final snapshot"))
+            plan.add(
+                Step(
+                    "rds",
+                    "modify_db_instance",
+                    {
+                        "DBInstanceIdentifier": instance_id,
+                        "DeletionProtection": False,
+                        "ApplyImmediately": True,
+                    },
+                )
+            )
+        final: dict[str, Any] = (
+            {"SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final_snapshot}
+            if final_snapshot
+            else {"SkipFinalSnapshot": True}
+        )
+        plan.add(
+            Step(
+                "rds",
+                "delete_db_instance",
+                {"DBInstanceIdentifier": instance_id, **final, "DeleteAutomatedBackups": True},
+                why=f"a final snapshot {final_snapshot} is taken first"
+                if final_snapshot
+                else "no final snapshot",
+            )
+        )
         return plan
 
     def delete_instance(self, plan: Plan, *, progress: Progress) -> None:
@@ -599,8 +708,14 @@ class RdsDatabase:
             raw = self._raw(instance_id)
             return raw is None, None, "deleted" if raw is None else str(raw.get("DBInstanceStatus"))
 
-        wait_for(gone, what=f"{instance_id} to be deleted", clock=self.environment.clock,
-                 timeout=self.timeouts["restore"], interval=self.poll, progress=progress)
+        wait_for(
+            gone,
+            what=f"{instance_id} to be deleted",
+            clock=self.environment.clock,
+            timeout=self.timeouts["restore"],
+            interval=self.poll,
+            progress=progress,
+        )
 
     # swap ------------------------------------------------------------------
     def plan_swap(self, new_id: str, replaced_as: str) -> Plan:
@@ -608,18 +723,38 @@ class RdsDatabase:
         self._require(source_id)
         self._require(new_id)
         if self._raw(replaced_as) is not None:
-            raise BadInput(f"{replaced_as}: an instance with that name exists already; the old one needs a free name")
+            raise BadInput(
+                f"{replaced_as}: an instance with that name exists already; the old one needs a free name"
+            )
         plan = Plan(f"put {new_id} under the name {source_id}; the current one becomes {replaced_as}")
-        plan.add(Step("rds", "modify_db_instance", {"DBInstanceIdentifier": source_id,
-                                                    "NewDBInstanceIdentifier": replaced_as,
-                                                    "ApplyImmediately": True},
-                      why="move the serving instance aside (it is kept, not deleted)"))
-        plan.add(Step("rds", "modify_db_instance", {"DBInstanceIdentifier": new_id,
-                                                    "NewDBInstanceIdentifier": source_id,
-                                                    "ApplyImmediately": True},
-                      why="the restored instance takes the original name and endpoint"))
-        plan.notes.append("each rename changes the instance's endpoint DNS name; clients see the new "
-                          "instance once DNS propagates (usually within a few minutes)")
+        plan.add(
+            Step(
+                "rds",
+                "modify_db_instance",
+                {
+                    "DBInstanceIdentifier": source_id,
+                    "NewDBInstanceIdentifier": replaced_as,
+                    "ApplyImmediately": True,
+                },
+                why="move the serving instance aside (it is kept, not deleted)",
+            )
+        )
+        plan.add(
+            Step(
+                "rds",
+                "modify_db_instance",
+                {
+                    "DBInstanceIdentifier": new_id,
+                    "NewDBInstanceIdentifier": source_id,
+                    "ApplyImmediately": True,
+                },
+                why="the restored instance takes the original name and endpoint",
+            )
+        )
+        plan.notes.append(
+            "each rename changes the instance's endpoint DNS name; clients see the new "
+            "instance once DNS propagates (usually within a few minutes)"
+        )
         return plan
 
     def swap(self, plan: Plan, *, progress: Progress) -> SwapResult:
@@ -632,48 +767,87 @@ class RdsDatabase:
         new_resource = self._require(new_id).get("DbiResourceId")
         self._call(aside)
         try:
-            self._wait_instance(replaced_as, f"{source_id} to be renamed {replaced_as}", self.timeouts["rename"],
-                                progress, settled=False)
+            self._wait_instance(
+                replaced_as,
+                f"{source_id} to be renamed {replaced_as}",
+                self.timeouts["rename"],
+                progress,
+                settled=False,
+            )
             self._call(promote)
         except BaseException as exc:  # noqa: BLE001 - the original name is given back, then raised as what happened
             reason = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
             self._put_back(source_id, replaced_as, new_id, reason, progress)
-            message = (f"swap of {new_id} failed ({reason}); rolled back: {source_id} has its name back "
-                       f"(it was {replaced_as} for a moment) and {new_id} is unchanged")
+            message = (
+                f"swap of {new_id} failed ({reason}); rolled back: {source_id} has its name back "
+                f"(it was {replaced_as} for a moment) and {new_id} is unchanged"
+            )
             if isinstance(exc, KeyboardInterrupt):
                 raise SwapInterrupted(message) from exc
             raise RolledBack(message) from exc
-        self._wait_instance(source_id, f"{new_id} to be renamed {source_id}", self.timeouts["rename"],
-                            progress, settled=False, resource_id=new_resource)
-        return SwapResult(instance=source_id, replaced_as=replaced_as,
-                          reverse_command=f"inv db.swap --env {self.env.name} --instance {replaced_as}")
+        self._wait_instance(
+            source_id,
+            f"{new_id} to be renamed {source_id}",
+            self.timeouts["rename"],
+            progress,
+            settled=False,
+            resource_id=new_resource,
+        )
+        return SwapResult(
+            instance=source_id,
+            replaced_as=replaced_as,
+            reverse_command=f"inv db.swap --env {self.env.name} --instance {replaced_as}",
+        )
 
-    def _put_back(self, source_id: str, replaced_as: str, new_id: str, reason: str, progress: Progress) -> None:
-        back = Step("rds", "modify_db_instance", {"DBInstanceIdentifier": replaced_as,
-                                                  "NewDBInstanceIdentifier": source_id, "ApplyImmediately": True})
+    def _put_back(
+        self, source_id: str, replaced_as: str, new_id: str, reason: str, progress: Progress
+    ) -> None:
+        back = Step(
+            "rds",
+            "modify_db_instance",
+            {
+                "DBInstanceIdentifier": replaced_as,
+                "NewDBInstanceIdentifier": source_id,
+                "ApplyImmediately": True,
+            },
+        )
         try:
             if self._raw(replaced_as) is not None:  # the aside rename happened (or is under way)
-                self._wait_instance(replaced_as, f"{replaced_as} to settle", self.timeouts["rename"], progress,
-                                    settled=False)
+                self._wait_instance(
+                    replaced_as, f"{replaced_as} to settle", self.timeouts["rename"], progress, settled=False
+                )
                 self._call(back)
-            self._wait_instance(source_id, f"{source_id} to get its name back", self.timeouts["rename"],
-                                progress, settled=False)
+            self._wait_instance(
+                source_id,
+                f"{source_id} to get its name back",
+                self.timeouts["rename"],
+                progress,
+                settled=False,
+            )
         except Exception as again:  # noqa: BLE001 - raised below with both errors and the way out
             raise OperationFailed(
                 f"swap of {new_id} failed ({reason}) and giving {source_id} its name back failed too ({again})",
                 hint=f"rename it back yourself: aws rds modify-db-instance --db-instance-identifier {replaced_as} "
-                     f"--new-db-instance-identifier {source_id} --apply-immediately") from again
+                f"--new-db-instance-identifier {source_id} --apply-immediately",
+            ) from again
 
     # failover ----------------------------------------------------------------
     def plan_failover(self) -> Plan:
         raw = self._require(self.instance_id())
         if not raw.get("MultiAZ"):
-            raise NotReady(f"{raw['DBInstanceIdentifier']} is not Multi-AZ; a forced failover needs a standby",
-                           hint="turn on Multi-AZ first (modify-db-instance --multi-az)")
+            raise NotReady(
+                f"{raw['DBInstanceIdentifier']} is not Multi-AZ; a forced failover needs a standby",
+                hint="turn on Multi-AZ first (modify-db-instance --multi-az)",
+            )
         plan = Plan(f"fail over {raw['DBInstanceIdentifier']} to its standby (Multi-AZ)")
-        plan.add(Step("rds", "reboot_db_instance", {"DBInstanceIdentifier": raw["DBInstanceIdentifier"],
-                                                    "ForceFailover": True},
-                      why="the standby is promoted; connections drop for about a minute"))
+        plan.add(
+            Step(
+                "rds",
+                "reboot_db_instance",
+                {"DBInstanceIdentifier": raw["DBInstanceIdentifier"], "ForceFailover": True},
+                why="the standby is promoted; connections drop for about a minute",
+            )
+        )
         return plan
 
     def failover(self, plan: Plan, *, progress: Progress = no_progress) -> FailoverResult:
@@ -683,8 +857,12 @@ class RdsDatabase:
         before = self._require(instance_id).get("AvailabilityZone", "?")
         started = clock.now()
         self._call(step)
-        after_raw = self._wait_instance(instance_id, f"{instance_id} to be available after the failover",
-                                        self.timeouts["failover"], progress)
+        after_raw = self._wait_instance(
+            instance_id,
+            f"{instance_id} to be available after the failover",
+            self.timeouts["failover"],
+            progress,
+        )
         finished = clock.now()
         since = started - timedelta(seconds=5)
         # RDS publishes the completion event around the time the instance is back;
@@ -696,5 +874,10 @@ class RdsDatabase:
             clock.sleep(self.poll)
             events = self.events(since)
         after = after_raw.get("AvailabilityZone", "?")
-        return FailoverResult(old_primary=f"{instance_id} ({before})", new_primary=f"{instance_id} ({after})",
-                              started=started, finished=finished, events=events)
+        return FailoverResult(
+            old_primary=f"{instance_id} ({before})",
+            new_primary=f"{instance_id} ({after})",
+            started=started,
+            finished=finished,
+            events=events,
+        )

@@ -17,7 +17,9 @@ RequestIdSink = Callable[[str], None]
 
 
 class AwsClients:
-    def __init__(self, region: str | None, profile: str | None, on_request_id: RequestIdSink | None = None) -> None:
+    def __init__(
+        self, region: str | None, profile: str | None, on_request_id: RequestIdSink | None = None
+    ) -> None:
         self.region = region
         self.profile = profile
         self.on_request_id = on_request_id

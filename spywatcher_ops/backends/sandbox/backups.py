@@ -32,7 +32,9 @@ def backups_dir(state: dict[str, Any]) -> Path:
 
 def check_backup_id(value: str) -> str:
     if not BACKUP_ID.match(value):
-        raise BadInput(f"snapshot id {value}: use letters, digits, '.', '_' and '-', starting with a letter or digit")
+        raise BadInput(
+            f"snapshot id {value}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
     return value
 
 
@@ -100,8 +102,24 @@ def take_backup(
     started = box.now()
     try:
         progress(f"pg_basebackup -> {dest}")
-        user.pg("pg_basebackup", "-h", pg.HOST, "-p", primary["port"], "-U", pg.SUPERUSER, "-D", data,
-                "-X", "stream", "-c", "fast", "-l", backup_id, timeout=3600)
+        user.pg(
+            "pg_basebackup",
+            "-h",
+            pg.HOST,
+            "-p",
+            primary["port"],
+            "-U",
+            pg.SUPERUSER,
+            "-D",
+            data,
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-l",
+            backup_id,
+            timeout=3600,
+        )
         ended = box.now()
         progress("pg_verifybackup")
         try:
@@ -117,7 +135,9 @@ def take_backup(
                 f"disk full while writing base backup {backup_id} to {dest}; the partial backup was removed",
                 hint=f"free space where {backups_dir(state)} lives",
             ) from exc
-        raise OperationFailed(f"base backup {backup_id} failed: {exc}; the partial backup was removed") from exc
+        raise OperationFailed(
+            f"base backup {backup_id} failed: {exc}; the partial backup was removed"
+        ) from exc
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -135,7 +155,9 @@ def take_backup(
         "tags": dict(tags),
     }
     (dest / "ops.json").write_text(json.dumps(manifest, indent=2))
-    box.event("backup", f"base backup {backup_id} ({kind}) of {main['primary']}, {manifest['size_bytes']} bytes")
+    box.event(
+        "backup", f"base backup {backup_id} ({kind}) of {main['primary']}, {manifest['size_bytes']} bytes"
+    )
     manifest["path"] = str(data)
     return manifest
 
@@ -145,5 +167,7 @@ def delete_backup(state: dict[str, Any], backup_id: str) -> None:
     if manifest is None:
         raise BadInput(f"snapshot {backup_id}: no such snapshot")
     if not manifest.get("ours"):
-        raise BadInput(f"snapshot {backup_id}: not made by spywatcher-ops ({manifest.get('kind')}); it is never deleted")
+        raise BadInput(
+            f"snapshot {backup_id}: not made by spywatcher-ops ({manifest.get('kind')}); it is never deleted"
+        )
     shutil.rmtree(backups_dir(state) / backup_id)

@@ -76,8 +76,10 @@ class SandboxCache:
         if addr is None:
             primary = next((n for n in self.redis.status() if n.role == "primary" and n.alive), None)
             if primary is None:
-                raise NotReady("the sandbox cache has no primary and no sentinel majority",
-                               hint="repair it with `inv sandbox.up`")
+                raise NotReady(
+                    "the sandbox cache has no primary and no sentinel majority",
+                    hint="repair it with `inv sandbox.up`",
+                )
             addr = (primary.host, primary.port)
         return CacheEndpoint(
             primary_host=addr[0],
@@ -102,18 +104,47 @@ class SandboxCache:
         old = f"{primary.host}:{primary.port}"
         new = f"{replica.host}:{replica.port}"
         plan = Plan(title=f"Fail over the sandbox cache (sentinel master {self.master_name})")
-        plan.add(Step("sandbox", "kill", {"node": primary.id, "pid": pid, "signal": "SIGKILL", "address": old},
-                      why="lose the primary the way a crashed node is lost"))
-        plan.add(Step("sentinel", "wait_for_switch_master",
-                      {"master_name": self.master_name, "from": old, "to": new,
-                       "timeout_s": round(self.redis.switch_timeout())},
-                      mutating=False,
-                      why=f"sentinels detect the loss (+sdown, +odown) and promote {replica.id} (+switch-master)"))
-        plan.add(Step("redis", "set", {"key": CHECK_KEY, "via": "sentinels", "timeout_s": WRITE_TIMEOUT_S},
-                      why="prove a client that follows the sentinels writes again"))
-        plan.add(Step("sandbox", "start", {"node": primary.id, "address": old, "replicaof": new},
-                      why="bring the old primary back as a replica: two copies again"))
-        plan.notes.append(f"{replica.id} at {new} becomes the primary; the data on {primary.id} is replaced by a copy of it")
+        plan.add(
+            Step(
+                "sandbox",
+                "kill",
+                {"node": primary.id, "pid": pid, "signal": "SIGKILL", "address": old},
+                why="lose the primary the way a crashed node is lost",
+            )
+        )
+        plan.add(
+            Step(
+                "sentinel",
+                "wait_for_switch_master",
+                {
+                    "master_name": self.master_name,
+                    "from": old,
+                    "to": new,
+                    "timeout_s": round(self.redis.switch_timeout()),
+                },
+                mutating=False,
+                why=f"sentinels detect the loss (+sdown, +odown) and promote {replica.id} (+switch-master)",
+            )
+        )
+        plan.add(
+            Step(
+                "redis",
+                "set",
+                {"key": CHECK_KEY, "via": "sentinels", "timeout_s": WRITE_TIMEOUT_S},
+                why="prove a client that follows the sentinels writes again",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "start",
+                {"node": primary.id, "address": old, "replicaof": new},
+                why="bring the old primary back as a replica: two copies again",
+            )
+        )
+        plan.notes.append(
+            f"{replica.id} at {new} becomes the primary; the data on {primary.id} is replaced by a copy of it"
+        )
         return plan
 
     def failover(self, plan: Plan, *, progress: Progress = no_progress) -> FailoverResult:
@@ -134,8 +165,14 @@ class SandboxCache:
 
         killed_at = clock.now()
         os.kill(pid, signal.SIGKILL)
-        events.append(ProviderEvent(at=killed_at, source="spywatcher-ops", code="fault",
-                                    message=f"SIGKILL {node} (pid {pid}), the primary at {old}"))
+        events.append(
+            ProviderEvent(
+                at=killed_at,
+                source="spywatcher-ops",
+                code="fault",
+                message=f"SIGKILL {node} (pid {pid}), the primary at {old}",
+            )
+        )
         journal_step("kill", "ok", node=node, pid=pid, address=old)
 
         def switched() -> tuple[bool, tuple[str, int] | None, str]:
@@ -147,21 +184,39 @@ class SandboxCache:
             return False, None, f"master still {old}; last sentinel event: {last}"
 
         try:
-            addr = wait_for(switched, what=f"the sentinels to promote a new master for {self.master_name}",
-                            clock=clock, timeout=timeout, interval=POLL_S, progress=progress)
+            addr = wait_for(
+                switched,
+                what=f"the sentinels to promote a new master for {self.master_name}",
+                clock=clock,
+                timeout=timeout,
+                interval=POLL_S,
+                progress=progress,
+            )
             assert addr is not None
             new_addr = f"{addr[0]}:{addr[1]}"
             journal_step("switch", "ok", new_primary=new_addr)
 
             written_at = self._first_write(progress)
-            events.append(ProviderEvent(at=written_at, source="client", code="first-write",
-                                        message=f"first write through the sentinels acknowledged by {new_addr}"))
+            events.append(
+                ProviderEvent(
+                    at=written_at,
+                    source="client",
+                    code="first-write",
+                    message=f"first write through the sentinels acknowledged by {new_addr}",
+                )
+            )
             journal_step("first-write", "ok", written_at=written_at.isoformat())
 
             self.redis.start_node(node, replicaof=addr[1])
             rejoined_at = self._await_rejoin(node, new_addr, progress)
-            events.append(ProviderEvent(at=rejoined_at, source="spywatcher-ops", code="rejoined",
-                                        message=f"{node} at {old} is a replica of {new_addr} again, and every sentinel knows it"))
+            events.append(
+                ProviderEvent(
+                    at=rejoined_at,
+                    source="spywatcher-ops",
+                    code="rejoined",
+                    message=f"{node} at {old} is a replica of {new_addr} again, and every sentinel knows it",
+                )
+            )
             journal_step("rejoin", "ok", node=node, replicaof=new_addr)
         except BaseException as exc:
             # Interrupted or timed out after the kill: put a primary and a replica
@@ -174,14 +229,17 @@ class SandboxCache:
                 raise exc from None
             journal_step("rollback", "ok")
             if isinstance(exc, OpsError):
-                raise RolledBack(f"{exc}; the cache was repaired (a primary and a replica run again)") from exc
+                raise RolledBack(
+                    f"{exc}; the cache was repaired (a primary and a replica run again)"
+                ) from exc
             if isinstance(exc, KeyboardInterrupt):  # say where the primary is now: it may have moved
                 master = self.redis.master_address()
                 now = f"{master[0]}:{master[1]}" if master else "not agreed by the sentinels yet"
                 raise CacheFailoverInterrupted(
                     f"cache failover interrupted ({str(exc) or 'Ctrl-C'}) after {node} at {old} was stopped; "
                     f"the cache was repaired: a primary and a replica run again, the primary is {now} "
-                    "(`inv cache.status` shows both)") from exc
+                    "(`inv cache.status` shows both)"
+                ) from exc
             raise
 
         events.extend(_first_of_each(self.redis.events(killed_at - timedelta(milliseconds=1))))
@@ -205,15 +263,26 @@ class SandboxCache:
             raise NotReady(f"the sandbox cache has {len(primaries)} live primaries, expected 1", hint=hint)
         primary = primaries[0]
         addr = f"{primary.host}:{primary.port}"
-        replica = next((n for n in nodes if n.role == "replica" and n.alive
-                        and n.details.get("master") == addr and n.details.get("link") == "up"), None)
+        replica = next(
+            (
+                n
+                for n in nodes
+                if n.role == "replica"
+                and n.alive
+                and n.details.get("master") == addr
+                and n.details.get("link") == "up"
+            ),
+            None,
+        )
         if replica is None:
             raise NotReady(f"no live replica of {primary.id} with its link up to promote", hint=hint)
         sentinels = [n for n in nodes if n.role == "sentinel" and n.alive and n.details.get("master") == addr]
         quorum = int(next((n.details.get("quorum") for n in sentinels), 2) or 2)
         if len(sentinels) < max(quorum, 2):
-            raise NotReady(f"only {len(sentinels)} sentinels agree {addr} is the master; a failover needs a majority",
-                           hint=hint)
+            raise NotReady(
+                f"only {len(sentinels)} sentinels agree {addr} is the master; a failover needs a majority",
+                hint=hint,
+            )
         return primary, replica
 
     def _first_write(self, progress: Progress) -> datetime:
@@ -223,9 +292,12 @@ class SandboxCache:
         from redis.sentinel import Sentinel
 
         no_retry = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry": Retry(NoBackoff(), 0)}
-        sentinel = Sentinel(self.redis.sentinel_addresses(),
-                            sentinel_kwargs={**no_retry, "password": self.redis.sentinel_password()},
-                            password=self.redis.data_password(), **no_retry)
+        sentinel = Sentinel(
+            self.redis.sentinel_addresses(),
+            sentinel_kwargs={**no_retry, "password": self.redis.sentinel_password()},
+            password=self.redis.data_password(),
+            **no_retry,
+        )
         master = sentinel.master_for(self.master_name, **no_retry)
         clock = self.environment.clock
 
@@ -237,8 +309,14 @@ class SandboxCache:
             return True, clock.now(), "write acknowledged"
 
         try:
-            done = wait_for(written, what="a write through the sentinels", clock=clock,
-                            timeout=WRITE_TIMEOUT_S, interval=0.01, progress=progress)
+            done = wait_for(
+                written,
+                what="a write through the sentinels",
+                clock=clock,
+                timeout=WRITE_TIMEOUT_S,
+                interval=0.01,
+                progress=progress,
+            )
         finally:
             master.connection_pool.disconnect()
             for conn in sentinel.sentinels:
@@ -257,13 +335,23 @@ class SandboxCache:
             if not replicating(int(new_addr.rsplit(":", 1)[1]), password=self.redis.data_password()):
                 return False, None, f"{node} does not acknowledge writes yet"
             # the sentinels that were not the leader learn the new master from its hello messages
-            behind = [n.id for n in nodes if n.role == "sentinel" and n.alive and n.details.get("master") != new_addr]
+            behind = [
+                n.id
+                for n in nodes
+                if n.role == "sentinel" and n.alive and n.details.get("master") != new_addr
+            ]
             if behind:
                 return False, None, f"{', '.join(behind)} still point at the old master"
             return True, self.environment.clock.now(), f"{node} replicates {new_addr}; all sentinels agree"
 
-        done = wait_for(linked, what=f"{node} to rejoin as a replica of {new_addr}", clock=self.environment.clock,
-                        timeout=REJOIN_TIMEOUT_S, interval=0.1, progress=progress)
+        done = wait_for(
+            linked,
+            what=f"{node} to rejoin as a replica of {new_addr}",
+            clock=self.environment.clock,
+            timeout=REJOIN_TIMEOUT_S,
+            interval=0.1,
+            progress=progress,
+        )
         assert done is not None
         return done
 
@@ -288,10 +376,10 @@ def _first_of_each(events: list[ProviderEvent]) -> list[ProviderEvent]:
 
 def _journal(environment: Environment) -> Any:
     """op.step of the operation under way, if any (the task opened it)."""
+
     def step(name: str, status: str, **data: Any) -> None:
         current = environment.journal.current
         if current is not None:
             current.step(name, status, **data)
 
     return step
-

@@ -109,7 +109,12 @@ class SandboxDatabase:
         else:
             status = "available"
         details: dict[str, Any] = {
-            "primary": {"node": inst["primary"], "port": primary["port"], "pid": node_pid(primary), "alive": alive},
+            "primary": {
+                "node": inst["primary"],
+                "port": primary["port"],
+                "pid": node_pid(primary),
+                "alive": alive,
+            },
             "origin": inst.get("origin"),
             "created": inst.get("created"),
         }
@@ -118,8 +123,12 @@ class SandboxDatabase:
         if inst.get("interrupted"):
             details["interrupted"] = "its restore was killed; `inv sandbox.up` removes it"
         if standby is not None:
-            details["standby"] = {"node": inst["standby"], "port": standby["port"], "pid": node_pid(standby),
-                                  "alive": node_alive(standby)}
+            details["standby"] = {
+                "node": inst["standby"],
+                "port": standby["port"],
+                "pid": node_pid(standby),
+                "alive": node_alive(standby),
+            }
             details["replication"] = state["replication"]
         return Instance(
             id=instance_id,
@@ -138,7 +147,9 @@ class SandboxDatabase:
 
     def instances(self) -> list[Instance]:
         state = self._state()
-        return [self._instance(state, i) for i in sorted(state["instances"], key=lambda i: i != state["main"])]
+        return [
+            self._instance(state, i) for i in sorted(state["instances"], key=lambda i: i != state["main"])
+        ]
 
     def connection(self, instance_id: str | None = None) -> ConnectionInfo:
         """The main instance: both nodes, libpq picks the one that accepts writes (follows a failover)."""
@@ -146,7 +157,9 @@ class SandboxDatabase:
         inst_id = instance_id or state["main"]
         inst = state["instances"].get(inst_id)
         if inst is None:
-            raise BadInput(f"instance {inst_id}: no such instance; known: {', '.join(sorted(state['instances']))}")
+            raise BadInput(
+                f"instance {inst_id}: no such instance; known: {', '.join(sorted(state['instances']))}"
+            )
         names = [inst["primary"]] + ([inst["standby"]] if inst.get("standby") else [])
         ports = [str(state["nodes"][n]["port"]) for n in names]
         multi = len(ports) > 1
@@ -163,22 +176,41 @@ class SandboxDatabase:
     def admin_connection(self, instance_id: str | None = None) -> ConnectionInfo:
         """Like connection(), as the superuser (drills, verification)."""
         info = self.connection(instance_id)
-        return ConnectionInfo(info.host, info.port, info.dbname, pg.SUPERUSER, self.box.password(), info.sslmode,
-                              info.target_session_attrs)
+        return ConnectionInfo(
+            info.host,
+            info.port,
+            info.dbname,
+            pg.SUPERUSER,
+            self.box.password(),
+            info.sslmode,
+            info.target_session_attrs,
+        )
 
     def processes(self) -> dict[str, Any]:
         """Pids for fault injection: primary and standby postmasters, the standby's walreceiver."""
         state = self._state()
         main = state["instances"][state["main"]]
         primary = state["nodes"][main["primary"]]
-        out: dict[str, Any] = {"primary": {"node": main["primary"], "pid": node_pid(primary),
-                                           "port": primary["port"], "data": primary["data"]}}
+        out: dict[str, Any] = {
+            "primary": {
+                "node": main["primary"],
+                "pid": node_pid(primary),
+                "port": primary["port"],
+                "data": primary["data"],
+            }
+        }
         if main.get("standby"):
             standby = state["nodes"][main["standby"]]
             alive = node_alive(standby)
-            rows = self.box.try_query(standby["port"], "SELECT pid FROM pg_stat_wal_receiver") if alive else None
-            out["standby"] = {"node": main["standby"], "pid": node_pid(standby), "port": standby["port"],
-                              "data": standby["data"]}
+            rows = (
+                self.box.try_query(standby["port"], "SELECT pid FROM pg_stat_wal_receiver") if alive else None
+            )
+            out["standby"] = {
+                "node": main["standby"],
+                "pid": node_pid(standby),
+                "port": standby["port"],
+                "data": standby["data"],
+            }
             out["walreceiver"] = {"pid": rows[0][0] if rows else None}
         return out
 
@@ -196,10 +228,14 @@ class SandboxDatabase:
             name = main.get("standby")
             if not name or not node_alive(state["nodes"][name]):
                 raise NotReady("no running standby to cut off", hint="run `inv sandbox.up`")
-            self.box.configure(state, name, extra={
-                "primary_conninfo": f"host={pg.HOST} port=1 user={pg.SUPERUSER} application_name={name}",
-                "restore_command": "false",
-            })
+            self.box.configure(
+                state,
+                name,
+                extra={
+                    "primary_conninfo": f"host={pg.HOST} port=1 user={pg.SUPERUSER} application_name={name}",
+                    "restore_command": "false",
+                },
+            )
             self.box.reload(state, name)
             port = state["nodes"][name]["port"]
         deadline = time.monotonic() + timeout
@@ -218,19 +254,27 @@ class SandboxDatabase:
         if not fresh:  # read-only: the window as recorded (inv status changes nothing)
             state = self.box.statefile.load()
             if not state:
-                raise NotReady(f"the sandbox is not provisioned (no state in {self.box.root})",
-                               hint="run `inv sandbox.up` first")
+                raise NotReady(
+                    f"the sandbox is not provisioned (no state in {self.box.root})",
+                    hint="run `inv sandbox.up` first",
+                )
             window = restore_window(state)
         else:
             with self.box.statefile.editing() as state:
                 if not state:
-                    raise NotReady(f"the sandbox is not provisioned (no state in {self.box.root})",
-                                   hint="run `inv sandbox.up` first")
+                    raise NotReady(
+                        f"the sandbox is not provisioned (no state in {self.box.root})",
+                        hint="run `inv sandbox.up` first",
+                    )
                 self.box.heartbeat(state)  # so "latest" is really recent
                 window = restore_window(state)
         if window is None:
-            raise NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
-        return RestoreWindow(window.earliest, window.latest, self.environment.settings.retention_days, window.gap)
+            raise NotReady(
+                "the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`"
+            )
+        return RestoreWindow(
+            window.earliest, window.latest, self.environment.settings.retention_days, window.gap
+        )
 
     def events(self, since: datetime, instance_id: str | None = None) -> list[ProviderEvent]:
         # One event log for every sandbox instance (restored ones included): instance_id filters nothing.
@@ -238,14 +282,22 @@ class SandboxDatabase:
         for rec in self.box.events.read():
             at = _time(rec.get("at"))
             if at is not None and at >= since:
-                out.append(ProviderEvent(at=at, source=rec.get("source", "sandbox"), message=rec.get("message", ""),
-                                         code=rec.get("code")))
+                out.append(
+                    ProviderEvent(
+                        at=at,
+                        source=rec.get("source", "sandbox"),
+                        message=rec.get("message", ""),
+                        code=rec.get("code"),
+                    )
+                )
         return out
 
     # -- snapshots ---------------------------------------------------------------
     def plan_snapshot(self, snapshot_id: str, tags: dict[str, str], copy_to_region: str | None) -> Plan:
         if copy_to_region:
-            raise Unsupported(f"--copy-to-region {copy_to_region}: the sandbox has no regions; copies need an aws environment")
+            raise Unsupported(
+                f"--copy-to-region {copy_to_region}: the sandbox has no regions; copies need an aws environment"
+            )
         check_backup_id(snapshot_id)
         state = self._state()
         if find_backup(state, snapshot_id) is not None:
@@ -253,19 +305,43 @@ class SandboxDatabase:
         main = state["instances"][state["main"]]
         primary = state["nodes"][main["primary"]]
         plan = Plan(f"base backup {snapshot_id} of {state['main']}")
-        plan.add(Step("sandbox", "pg_basebackup", {
-            "snapshot_id": snapshot_id, "host": pg.HOST, "port": primary["port"], "checkpoint": "fast",
-            "wal": "stream", "tags": dict(tags),
-        }, why="a plain-format base backup with its own WAL, written under the sandbox's backups folder"))
-        plan.add(Step("sandbox", "pg_verifybackup", {"snapshot_id": snapshot_id}, mutating=False,
-                      why="checks every file against the backup manifest; a bad backup is removed"))
+        plan.add(
+            Step(
+                "sandbox",
+                "pg_basebackup",
+                {
+                    "snapshot_id": snapshot_id,
+                    "host": pg.HOST,
+                    "port": primary["port"],
+                    "checkpoint": "fast",
+                    "wal": "stream",
+                    "tags": dict(tags),
+                },
+                why="a plain-format base backup with its own WAL, written under the sandbox's backups folder",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "pg_verifybackup",
+                {"snapshot_id": snapshot_id},
+                mutating=False,
+                why="checks every file against the backup manifest; a bad backup is removed",
+            )
+        )
         return plan
 
     def create_snapshot(self, plan: Plan, *, wait: bool = True, progress: Progress = no_progress) -> Snapshot:
         params = plan.steps[0].params
         with self.box.statefile.editing() as state:
-            manifest = take_backup(self.box, state, backup_id=params["snapshot_id"], kind="manual",
-                                   tags=dict(params.get("tags") or {}), progress=progress)
+            manifest = take_backup(
+                self.box,
+                state,
+                backup_id=params["snapshot_id"],
+                kind="manual",
+                tags=dict(params.get("tags") or {}),
+                progress=progress,
+            )
         return _snapshot(manifest)
 
     def plan_delete_snapshots(self, snapshot_ids: list[str]) -> Plan:
@@ -276,8 +352,16 @@ class SandboxDatabase:
             if manifest is None:
                 raise BadInput(f"snapshot {sid}: no such snapshot")
             if not manifest.get("ours"):
-                raise Refused(f"snapshot {sid}: not made by spywatcher-ops ({manifest.get('kind')}); it is never deleted")
-            plan.add(Step("sandbox", "delete_base_backup", {"snapshot_id": sid, "path": str(Path(manifest["path"]).parent)}))
+                raise Refused(
+                    f"snapshot {sid}: not made by spywatcher-ops ({manifest.get('kind')}); it is never deleted"
+                )
+            plan.add(
+                Step(
+                    "sandbox",
+                    "delete_base_backup",
+                    {"snapshot_id": sid, "path": str(Path(manifest["path"]).parent)},
+                )
+            )
         return plan
 
     def delete_snapshots(self, plan: Plan) -> None:
@@ -301,13 +385,24 @@ class SandboxDatabase:
             if manifest is None:
                 known = ", ".join(b["id"] for b in all_backups(state)) or "none"
                 raise BadInput(f"snapshot {snapshot_id}: no such snapshot; known: {known}")
-            plan.add(Step("sandbox", "restore_base_backup", {
-                "new_id": new_id, "snapshot_id": snapshot_id, "recovery_target": "immediate",
-            }, why="a copy of the base backup, started on a new port, consistent at the backup's end"))
+            plan.add(
+                Step(
+                    "sandbox",
+                    "restore_base_backup",
+                    {
+                        "new_id": new_id,
+                        "snapshot_id": snapshot_id,
+                        "recovery_target": "immediate",
+                    },
+                    why="a copy of the base backup, started on a new port, consistent at the backup's end",
+                )
+            )
             return plan
         window = restore_window(state)
         if window is None:
-            raise NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
+            raise NotReady(
+                "the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`"
+            )
         earliest, latest = window.earliest, window.latest
         main = state["instances"][state["main"]]
         if node_alive(state["nodes"][main["primary"]]) and window.gap is None:
@@ -318,11 +413,22 @@ class SandboxDatabase:
                 f"restore time {iso(to_time)}: outside the restorable window {iso(earliest)} .. {iso(latest)}{gap}"
             )
         backup = choose_backup(state, to_time)
-        plan.add(Step("sandbox", "pg_switch_wal", {"instance": state["main"]}, why="archive the newest WAL first"))
-        plan.add(Step("sandbox", "restore_base_backup", {
-            "new_id": new_id, "to_time": iso(to_time) if to_time else "latest", "base_backup": backup["id"],
-            "recovery_target_time": to_time.isoformat(timespec="microseconds") if to_time else None,
-        }, why="copy the newest base backup before the target, replay archived WAL to it, promote"))
+        plan.add(
+            Step("sandbox", "pg_switch_wal", {"instance": state["main"]}, why="archive the newest WAL first")
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "restore_base_backup",
+                {
+                    "new_id": new_id,
+                    "to_time": iso(to_time) if to_time else "latest",
+                    "base_backup": backup["id"],
+                    "recovery_target_time": to_time.isoformat(timespec="microseconds") if to_time else None,
+                },
+                why="copy the newest base backup before the target, replay archived WAL to it, promote",
+            )
+        )
         return plan
 
     def restore(self, plan: Plan, *, progress: Progress = no_progress, keep_failed: bool = False) -> Instance:
@@ -339,26 +445,40 @@ class SandboxDatabase:
         state = self._state()
         inst = state["instances"].get(instance_id)
         if inst is None:
-            raise BadInput(f"instance {instance_id}: no such instance; known: {', '.join(sorted(state['instances']))}")
+            raise BadInput(
+                f"instance {instance_id}: no such instance; known: {', '.join(sorted(state['instances']))}"
+            )
         if instance_id == state["main"]:
             raise Refused(f"instance {instance_id}: it serves the database endpoint; it is never deleted")
         if not inst.get("created_by_us"):
             raise Refused(f"instance {instance_id}: not created by spywatcher-ops; it is never deleted")
         mine = {inst["primary"], inst.get("standby")} - {None}
-        shared = [other for other, o in state["instances"].items()
-                  if other != instance_id and mine & {o.get("primary"), o.get("standby")}]
+        shared = [
+            other
+            for other, o in state["instances"].items()
+            if other != instance_id and mine & {o.get("primary"), o.get("standby")}
+        ]
         if shared:  # never delete servers another instance (the endpoint's, above all) still uses
-            raise Refused(f"instance {instance_id}: its servers also belong to {', '.join(shared)}; not deleted",
-                          hint="run `inv sandbox.status`; repair with `inv sandbox.up`")
+            raise Refused(
+                f"instance {instance_id}: its servers also belong to {', '.join(shared)}; not deleted",
+                hint="run `inv sandbox.status`; repair with `inv sandbox.up`",
+            )
         plan = Plan(f"delete instance {instance_id}")
         if final_snapshot:
-            plan.notes.append(f"no final snapshot: sandbox snapshots are base backups of {state['main']} only; "
-                              f"the data of {instance_id} is deleted with it")
+            plan.notes.append(
+                f"no final snapshot: sandbox snapshots are base backups of {state['main']} only; "
+                f"the data of {instance_id} is deleted with it"
+            )
         for name in (inst["primary"], inst.get("standby")):
             if name:
                 node = state["nodes"][name]
-                plan.add(Step("sandbox", "stop_and_remove", {"instance": instance_id, "node": name,
-                                                             "data": node["data"], "port": node["port"]}))
+                plan.add(
+                    Step(
+                        "sandbox",
+                        "stop_and_remove",
+                        {"instance": instance_id, "node": name, "data": node["data"], "port": node["port"]},
+                    )
+                )
         return plan
 
     def delete_instance(self, plan: Plan, *, progress: Progress = no_progress) -> None:
@@ -374,7 +494,9 @@ class SandboxDatabase:
                     progress(phase)
                     state["nodes"][name]["desired"] = "stopped"  # `up`, status and drills leave it alone
                     self.box.stop_node(state, name)
-                for name in names:  # the nodes stay in the state until every folder is gone: a rerun finds them
+                for (
+                    name
+                ) in names:  # the nodes stay in the state until every folder is gone: a rerun finds them
                     phase = f"removing the folder of {name}"
                     shutil.rmtree(state["nodes"][name]["data"], ignore_errors=True)
             except BaseException as exc:  # a delete is not undone: save what it did, say what is left
@@ -382,14 +504,20 @@ class SandboxDatabase:
                     state["instances"][instance_id]["status"] = "failed"
                 self.box.statefile.save(state)
                 what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                running = [f"{n} (pid {node_pid(state['nodes'][n])})" for n in names
-                           if n in state["nodes"] and node_alive(state["nodes"][n])]
-                servers = (f"not confirmed stopped: {', '.join(running)}" if running
-                           else "its server is stopped")
-                message = (f"delete of {instance_id} {what} while {phase}"
-                           + ("" if isinstance(exc, KeyboardInterrupt) else f": {pg.one_line(str(exc), 1)}")
-                           + f"; not rolled back: {servers}, it is marked failed and not fully deleted; run "
-                           f"`inv db.delete --env {self.environment.name} --instance {instance_id}` again to finish")
+                running = [
+                    f"{n} (pid {node_pid(state['nodes'][n])})"
+                    for n in names
+                    if n in state["nodes"] and node_alive(state["nodes"][n])
+                ]
+                servers = (
+                    f"not confirmed stopped: {', '.join(running)}" if running else "its server is stopped"
+                )
+                message = (
+                    f"delete of {instance_id} {what} while {phase}"
+                    + ("" if isinstance(exc, KeyboardInterrupt) else f": {pg.one_line(str(exc), 1)}")
+                    + f"; not rolled back: {servers}, it is marked failed and not fully deleted; run "
+                    f"`inv db.delete --env {self.environment.name} --instance {instance_id}` again to finish"
+                )
                 self.box.event("delete-unfinished", message)
                 if isinstance(exc, KeyboardInterrupt):
                     raise DeleteInterrupted(message) from exc
@@ -413,10 +541,22 @@ class SandboxDatabase:
         if main.get("standby"):
             ports.append(state["nodes"][main["standby"]]["port"])
         plan = Plan(f"swap {new_id} in as {main_id}; keep the old pair as {replaced_as}")
-        plan.add(Step("sandbox", "stop_pair", {"instance": main_id, "rename_to": replaced_as},
-                      why="the old pair is stopped and kept (data intact) under its new name"))
-        plan.add(Step("sandbox", "take_endpoint", {"instance": new_id, "rename_to": main_id, "ports": ports},
-                      why="the restored server restarts on the endpoint's ports, so clients reconnect to it"))
+        plan.add(
+            Step(
+                "sandbox",
+                "stop_pair",
+                {"instance": main_id, "rename_to": replaced_as},
+                why="the old pair is stopped and kept (data intact) under its new name",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "take_endpoint",
+                {"instance": new_id, "rename_to": main_id, "ports": ports},
+                why="the restored server restarts on the endpoint's ports, so clients reconnect to it",
+            )
+        )
         plan.add(Step("sandbox", "build_standby", {"instance": main_id, "replication": state["replication"]}))
         plan.notes.append(f"reverse: {self.reverse_swap_command(replaced_as)}")
         return plan
@@ -432,7 +572,9 @@ class SandboxDatabase:
         with self.box.statefile.editing() as state:
             swap(self.box, state, new_id, replaced_as, progress)
             main = state["main"]
-        return SwapResult(instance=main, replaced_as=replaced_as, reverse_command=self.reverse_swap_command(replaced_as))
+        return SwapResult(
+            instance=main, replaced_as=replaced_as, reverse_command=self.reverse_swap_command(replaced_as)
+        )
 
     # -- failover -----------------------------------------------------------------
     def plan_failover(self) -> Plan:
@@ -442,14 +584,34 @@ class SandboxDatabase:
             raise NotReady("the sandbox database has no standby to fail over to", hint="run `inv sandbox.up`")
         primary, standby = state["nodes"][main["primary"]], state["nodes"][main["standby"]]
         if not node_alive(standby):
-            raise NotReady(f"standby {main['standby']} is not running; a failover now would lose the database",
-                           hint="run `inv sandbox.up` to repair it")
+            raise NotReady(
+                f"standby {main['standby']} is not running; a failover now would lose the database",
+                hint="run `inv sandbox.up` to repair it",
+            )
         plan = Plan(f"fail over {state['main']} from {main['primary']} to {main['standby']}")
-        plan.add(Step("sandbox", "kill", {"node": main["primary"], "pid": primary.get("pid"), "signal": "SIGKILL"},
-                      why="the primary stops abruptly, with its children, like losing its availability zone"))
-        plan.add(Step("sandbox", "pg_ctl_promote", {"node": main["standby"], "port": standby["port"]},
-                      why="synchronous_standby_names is cleared on the new primary until a standby streams"))
-        plan.add(Step("sandbox", "rebuild_standby", {"node": main["primary"], "method": "pg_rewind, else pg_basebackup"}))
+        plan.add(
+            Step(
+                "sandbox",
+                "kill",
+                {"node": main["primary"], "pid": primary.get("pid"), "signal": "SIGKILL"},
+                why="the primary stops abruptly, with its children, like losing its availability zone",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "pg_ctl_promote",
+                {"node": main["standby"], "port": standby["port"]},
+                why="synchronous_standby_names is cleared on the new primary until a standby streams",
+            )
+        )
+        plan.add(
+            Step(
+                "sandbox",
+                "rebuild_standby",
+                {"node": main["primary"], "method": "pg_rewind, else pg_basebackup"},
+            )
+        )
         return plan
 
     def failover(self, plan: Plan, *, progress: Progress = no_progress) -> FailoverResult:
@@ -457,7 +619,9 @@ class SandboxDatabase:
 
         with self.box.statefile.editing() as state:
             outcome = failover(self.box, state, progress)
-        events = [ProviderEvent(at=at, source="sandbox", message=msg, code=code) for at, code, msg in outcome.events]
+        events = [
+            ProviderEvent(at=at, source="sandbox", message=msg, code=code) for at, code, msg in outcome.events
+        ]
         return FailoverResult(
             old_primary=outcome.old_primary,
             new_primary=outcome.new_primary,

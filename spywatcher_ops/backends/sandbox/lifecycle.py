@@ -55,7 +55,9 @@ class SandboxReport:
 
     @property
     def healthy(self) -> bool:
-        return bool(self.database) and all(n["alive"] for n in self.database if n.get("desired", "running") == "running")
+        return bool(self.database) and all(
+            n["alive"] for n in self.database if n.get("desired", "running") == "running"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,12 +94,24 @@ def database_url(state: dict[str, Any], db_name: str, db_user: str) -> str:
 
 
 def _cache_rows(nodes: list[Any]) -> list[dict[str, Any]]:
-    return [{"name": n.id, "role": n.role, "port": n.port, "pid": n.details.get("pid"), "alive": n.alive,
-             **{k: v for k, v in n.details.items() if k != "pid"}} for n in nodes]
+    return [
+        {
+            "name": n.id,
+            "role": n.role,
+            "port": n.port,
+            "pid": n.details.get("pid"),
+            "alive": n.alive,
+            **{k: v for k, v in n.details.items() if k != "pid"},
+        }
+        for n in nodes
+    ]
 
 
-def report(environment: Environment, db_rows: list[dict[str, Any]] | None = None,
-           cache_nodes: list[Any] | None = None) -> SandboxReport:
+def report(
+    environment: Environment,
+    db_rows: list[dict[str, Any]] | None = None,
+    cache_nodes: list[Any] | None = None,
+) -> SandboxReport:
     box = _box(environment)
     state = box.statefile.load()
     rep = SandboxReport(root=str(box.root))
@@ -121,14 +135,25 @@ def report(environment: Environment, db_rows: list[dict[str, Any]] | None = None
         from .processes import unrecorded
 
         for extra in unrecorded(state):  # running in our folders, named by no node: `down` stops it
-            db_rows.append({"name": extra["name"], "role": "unrecorded", "port": None, "pid": extra["pid"],
-                            "alive": True, "desired": "stopped", "instance": ""})
+            db_rows.append(
+                {
+                    "name": extra["name"],
+                    "role": "unrecorded",
+                    "port": None,
+                    "pid": extra["pid"],
+                    "alive": True,
+                    "desired": "stopped",
+                    "instance": "",
+                }
+            )
         rep.database = db_rows
         if not state["instances"].get(state["main"], {}).get("standby"):
             # the pair lost its standby and nothing rebuilt it (a db.swap killed before it built one)
             rep.problems.append(f"{state['main']} has no standby: `inv sandbox.up` builds one")
     elif state:
-        rep.pg_base = state["pg_base"]  # a first `up` was interrupted: `up` starts over, `down --purge` deletes it
+        rep.pg_base = state[
+            "pg_base"
+        ]  # a first `up` was interrupted: `up` starts over, `down --purge` deletes it
     if cache_nodes is None:
         cache_nodes = _redis(environment).status()
     rep.cache = _cache_rows(cache_nodes)
@@ -142,26 +167,65 @@ def plan_up(environment: Environment) -> Plan:
     state = box.statefile.load()
     plan = Plan(f"bring up the sandbox under {box.root}")
     if not state or state.get("provisioning"):
-        plan.add(Step("sandbox", "provision_postgres", {
-            "primary": "initdb --wal-segsize=1 + pg_ctl start", "standby": "pg_basebackup + streaming",
-            "replication": box.replication, "archive": "archive_mode=always", "first_base_backup": True,
-        }))
+        plan.add(
+            Step(
+                "sandbox",
+                "provision_postgres",
+                {
+                    "primary": "initdb --wal-segsize=1 + pg_ctl start",
+                    "standby": "pg_basebackup + streaming",
+                    "replication": box.replication,
+                    "archive": "archive_mode=always",
+                    "first_base_backup": True,
+                },
+            )
+        )
     else:
         if not state["instances"].get(state["main"], {}).get("standby"):
-            plan.add(Step("sandbox", "build_standby", {"instance": state["main"]},
-                          why="the database has no standby (a swap cut short); pg_basebackup + streaming"))
+            plan.add(
+                Step(
+                    "sandbox",
+                    "build_standby",
+                    {"instance": state["main"]},
+                    why="the database has no standby (a swap cut short); pg_basebackup + streaming",
+                )
+            )
         for name, node in state["nodes"].items():
             if state["instances"].get(node["instance"], {}).get("status") == "creating":
-                plan.add(Step("sandbox", "roll_back_restore", {"instance": node["instance"], "node": name},
-                              why="its restore was interrupted: its server is stopped and its folder removed"))
+                plan.add(
+                    Step(
+                        "sandbox",
+                        "roll_back_restore",
+                        {"instance": node["instance"], "node": name},
+                        why="its restore was interrupted: its server is stopped and its folder removed",
+                    )
+                )
             elif node.get("desired") == "running" and not node_alive(node):
-                plan.add(Step("sandbox", "pg_ctl_start", {"node": name, "role": node["role"], "port": node["port"]},
-                              why="not running; repaired (a standby that cannot stream is rebuilt)"))
-    plan.add(Step("sandbox", "redis_up", {"folder": str(box.root / "redis")},
-                  why="primary + replica + 3 sentinels; started or repaired as needed"))
+                plan.add(
+                    Step(
+                        "sandbox",
+                        "pg_ctl_start",
+                        {"node": name, "role": node["role"], "port": node["port"]},
+                        why="not running; repaired (a standby that cannot stream is rebuilt)",
+                    )
+                )
+    plan.add(
+        Step(
+            "sandbox",
+            "redis_up",
+            {"folder": str(box.root / "redis")},
+            why="primary + replica + 3 sentinels; started or repaired as needed",
+        )
+    )
     why_not = sshhost.preflight()
-    plan.add(Step("sandbox", "ssh_host_up", {"folder": str(sshhost.folder(environment))},
-                  why=why_not or "the SSH host the os-patch maintenance step patches; started if not answering"))
+    plan.add(
+        Step(
+            "sandbox",
+            "ssh_host_up",
+            {"folder": str(sshhost.folder(environment))},
+            why=why_not or "the SSH host the os-patch maintenance step patches; started if not answering",
+        )
+    )
     return plan
 
 
@@ -196,12 +260,16 @@ class UpInterrupted(OperationFailed, KeyboardInterrupt):
 def _left_by_interrupted_up(box: PgSandbox, part: str) -> str:
     state = box.statefile.load() or {}
     if state.get("provisioning"):  # box.up stopped the servers of a first provisioning it had started
-        return (f"sandbox.up interrupted while starting {part}: the first provisioning did not finish; the "
-                f"servers it had started were stopped and its unfinished folder {state.get('pg_base')} is kept; "
-                "the next `inv sandbox.up` starts over (`inv sandbox.down --purge --yes` deletes it)")
-    return (f"sandbox.up interrupted while starting {part}: nothing was rolled back; what was already running "
-            "or had been started keeps running (`inv sandbox.status` shows what does not); run `inv sandbox.up` "
-            "again to finish, or `inv sandbox.down` to stop everything")
+        return (
+            f"sandbox.up interrupted while starting {part}: the first provisioning did not finish; the "
+            f"servers it had started were stopped and its unfinished folder {state.get('pg_base')} is kept; "
+            "the next `inv sandbox.up` starts over (`inv sandbox.down --purge --yes` deletes it)"
+        )
+    return (
+        f"sandbox.up interrupted while starting {part}: nothing was rolled back; what was already running "
+        "or had been started keeps running (`inv sandbox.status` shows what does not); run `inv sandbox.up` "
+        "again to finish, or `inv sandbox.down` to stop everything"
+    )
 
 
 def status(environment: Environment) -> SandboxReport:
@@ -217,25 +285,48 @@ def plan_down(environment: Environment, *, purge: bool) -> Plan:
             if purge:  # its data is deleted next: no clean shutdown needed
                 plan.add(Step("sandbox", "kill", {"node": name, "pid": node_pid(node), "signal": "SIGKILL"}))
             else:
-                plan.add(Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node_pid(node), "mode": "fast"}))
+                plan.add(
+                    Step("sandbox", "pg_ctl_stop", {"node": name, "pid": node_pid(node), "mode": "fast"})
+                )
     plan.add(Step("sandbox", "redis_down", {"folder": str(box.root / "redis")}))
     if sshhost.folder(environment).exists():
-        plan.add(Step("sandbox", "ssh_host_down", {"folder": str(sshhost.folder(environment))},
-                      why="its sshd and sessions; --purge also deletes its folder (keys, packages)"))
+        plan.add(
+            Step(
+                "sandbox",
+                "ssh_host_down",
+                {"folder": str(sshhost.folder(environment))},
+                why="its sshd and sessions; --purge also deletes its folder (keys, packages)",
+            )
+        )
     if purge:
         from pathlib import Path
 
         from .paths import is_ours, not_ours_note
         from .provision import default_pg_base
 
-        redis_base = _redis(environment).base()  # the Redis servers' own folder (in /var/tmp when we are root)
-        folders = [box.root / "redis"] + ([redis_base] if redis_base != box.root / "redis" else []) + (
-            [Path(state["pg_base"])] if state else [box.root / "postgres", default_pg_base(box.root)])
+        redis_base = _redis(
+            environment
+        ).base()  # the Redis servers' own folder (in /var/tmp when we are root)
+        folders = (
+            [box.root / "redis"]
+            + ([redis_base] if redis_base != box.root / "redis" else [])
+            + ([Path(state["pg_base"])] if state else [box.root / "postgres", default_pg_base(box.root)])
+        )
         folders = [f for f in folders if f.exists()]
-        plan.add(Step("sandbox", "delete_folders", {
-            "paths": [str(f) for f in folders if is_ours(f)],
-            "state_files": [str(box.root / n) for n in ("state.json", "state.lock", "events.jsonl", "secrets.json")],
-        }, why="every database, WAL archive, base backup and Redis file of the sandbox is deleted"))
+        plan.add(
+            Step(
+                "sandbox",
+                "delete_folders",
+                {
+                    "paths": [str(f) for f in folders if is_ours(f)],
+                    "state_files": [
+                        str(box.root / n)
+                        for n in ("state.json", "state.lock", "events.jsonl", "secrets.json")
+                    ],
+                },
+                why="every database, WAL archive, base backup and Redis file of the sandbox is deleted",
+            )
+        )
         plan.notes += [not_ours_note(f) for f in folders if not is_ours(f)]
     return plan
 
@@ -247,7 +338,9 @@ def down(environment: Environment, *, purge: bool) -> dict[str, Any]:
     redis = _redis(environment)
     try:
         if purge:
-            kept = [note for note in (sshhost.down(environment, purge=True), redis.purge(), *box.purge()) if note]
+            kept = [
+                note for note in (sshhost.down(environment, purge=True), redis.purge(), *box.purge()) if note
+            ]
             if box.root.exists() and not any(box.root.iterdir()):
                 box.root.rmdir()
             return {"stopped": "all", "purged": True, "kept": kept}
@@ -272,6 +365,8 @@ def reset(environment: Environment, progress: Progress = no_progress) -> Sandbox
     _box(environment).check_root()  # a folder we may not use: say so before deleting anything
     result = down(environment, purge=True)
     if result["kept"]:
-        raise NotReady(f"sandbox deleted, but not rebuilt: {result['kept'][0]}",
-                       hint="move that folder away, then run `inv sandbox.up`")
+        raise NotReady(
+            f"sandbox deleted, but not rebuilt: {result['kept'][0]}",
+            hint="move that folder away, then run `inv sandbox.up`",
+        )
     return up(environment, progress)

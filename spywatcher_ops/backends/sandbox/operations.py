@@ -64,8 +64,11 @@ def restore_window(state: dict[str, Any]) -> Window | None:
         return None
     archive = lineage_archive(state, lineage)
     gap = first_gap(archive, Path(backups[-1]["path"]))
-    marks = [h for h in state.get("heartbeats", []) if h.get("lineage") == lineage
-             and (archive / h["wal"]).exists() and reachable(h, gap)]
+    marks = [
+        h
+        for h in state.get("heartbeats", [])
+        if h.get("lineage") == lineage and (archive / h["wal"]).exists() and reachable(h, gap)
+    ]
     latest = max([_at(h["at"]) for h in marks] + [_at(backups[-1]["end"])])
     return Window(_at(backups[0]["end"]), latest, gap)
 
@@ -127,8 +130,13 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
         backup = choose_backup(state, req.to_time)
         origin = f"point in time {iso(req.to_time) or 'latest'} from base backup {backup['id']}"
     state["instances"][req.new_id] = {
-        "primary": None, "standby": None, "lineage": None, "created_by_us": True,
-        "created": iso(box.now()), "origin": origin, "status": "creating",
+        "primary": None,
+        "standby": None,
+        "lineage": None,
+        "created_by_us": True,
+        "created": iso(box.now()),
+        "origin": origin,
+        "status": "creating",
     }
     name = box.new_node(state, req.new_id, "single")
     state["instances"][req.new_id]["primary"] = name
@@ -161,8 +169,15 @@ def restore(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, progress
     return name
 
 
-def _give_up(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, name: str, exc: BaseException,
-             phase: str, origin: str) -> None:
+def _give_up(
+    box: PgSandbox,
+    state: dict[str, Any],
+    req: RestoreRequest,
+    name: str,
+    exc: BaseException,
+    phase: str,
+    origin: str,
+) -> None:
     """Roll the failed restore back (or keep it, marked failed), save, and raise what happened."""
     node = state["nodes"][name]
     data, log = Path(node["data"]), node["log"]
@@ -177,16 +192,22 @@ def _give_up(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, name: s
         if keep:
             state["instances"][req.new_id]["status"] = "failed"
             node["desired"] = "stopped"  # `sandbox.up`, status and drills leave it alone
-            left = (f"{req.new_id} is kept, stopped and marked failed ({server}; data {data}, log {log}); "
-                    f"delete it with `inv db.delete --instance {req.new_id}`")
+            left = (
+                f"{req.new_id} is kept, stopped and marked failed ({server}; data {data}, log {log}); "
+                f"delete it with `inv db.delete --instance {req.new_id}`"
+            )
         else:
             shutil.rmtree(data, ignore_errors=True)
             del state["nodes"][name]
             del state["instances"][req.new_id]
-            left = (f"rolled back: {server} and its folder {data} removed; the source and every other "
-                    f"instance are untouched (--keep-failed keeps a failed restore for inspection)")
-        box.event("restore-failed" if keep else "restore-rolled-back",
-                  f"{req.new_id} ({origin}): {pg.one_line(str(exc), 1)}; {left}")
+            left = (
+                f"rolled back: {server} and its folder {data} removed; the source and every other "
+                f"instance are untouched (--keep-failed keeps a failed restore for inspection)"
+            )
+        box.event(
+            "restore-failed" if keep else "restore-rolled-back",
+            f"{req.new_id} ({origin}): {pg.one_line(str(exc), 1)}; {left}",
+        )
         box.statefile.save(state)
     what = "interrupted" if interrupted else "failed"
     reason = pg.one_line(str(exc), 1) if not interrupted else (str(exc) or "Ctrl-C")  # or SIGTERM/SIGHUP
@@ -201,48 +222,74 @@ def _give_up(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, name: s
     raise RolledBack(message) from exc
 
 
-def _recovery_outcome(state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
-                      heartbeat: dict[str, Any] | None, log: Path) -> dict[str, Any]:
+def _recovery_outcome(
+    state: dict[str, Any],
+    req: RestoreRequest,
+    backup: dict[str, Any],
+    heartbeat: dict[str, Any] | None,
+    log: Path,
+) -> dict[str, Any]:
     """Where recovery really ended, against what it was asked for."""
     end = recovery_end(_read(log))
     ended = end["last_commit"]
     out: dict[str, Any] = {"end_lsn": end["end_lsn"], "ended_at": iso(ended), "reached": True}
     if req.snapshot_id:
-        out.update(target="the snapshot's end", summary=f"consistent at the end of snapshot {req.snapshot_id}")
+        out.update(
+            target="the snapshot's end", summary=f"consistent at the end of snapshot {req.snapshot_id}"
+        )
         return out
     if req.to_time is not None:
         # PostgreSQL itself refuses to finish short of a time target (see _short_from_log)
-        out.update(target=iso(req.to_time), ended_at=iso(end.get("stop_time") or ended),
-                   summary=f"stopped {end['stopped_by_target'] or 'at the end of the archive'}")
+        out.update(
+            target=iso(req.to_time),
+            ended_at=iso(end.get("stop_time") or ended),
+            summary=f"stopped {end['stopped_by_target'] or 'at the end of the archive'}",
+        )
         return out
     out["target"] = f"latest (heartbeat committed at {heartbeat['at']})" if heartbeat else "latest"
     if heartbeat is not None and (ended is None or ended < _at(heartbeat["at"])):
         out["reached"] = False
-        out["summary"] = _why(state, backup, end, f"the newest commit archived before the restore "
-                              f"({heartbeat['at']}, in WAL segment {heartbeat['wal']})")
+        out["summary"] = _why(
+            state,
+            backup,
+            end,
+            f"the newest commit archived before the restore "
+            f"({heartbeat['at']}, in WAL segment {heartbeat['wal']})",
+        )
     else:
         out["summary"] = f"replayed to the newest archived commit ({iso(ended)})"
     return out
 
 
-def _short_from_log(state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
-                    log: Path) -> dict[str, Any] | None:
+def _short_from_log(
+    state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any], log: Path
+) -> dict[str, Any] | None:
     end = recovery_end(_read(log))
     if not end["target_not_reached"]:
         return None
     target = iso(req.to_time) if req.to_time else "latest"
-    return {"end_lsn": end["end_lsn"], "ended_at": iso(end["last_commit"]), "reached": False, "target": target,
-            "summary": _why(state, backup, end, f"the requested time {target}")}
+    return {
+        "end_lsn": end["end_lsn"],
+        "ended_at": iso(end["last_commit"]),
+        "reached": False,
+        "target": target,
+        "summary": _why(state, backup, end, f"the requested time {target}"),
+    }
 
 
 def _why(state: dict[str, Any], backup: dict[str, Any], end: dict[str, Any], target: str) -> str:
     lineage = state["instances"][state["main"]].get("lineage")
     archive = lineage_archive(state, lineage)
     gap = first_gap(archive, Path(backup["path"]))
-    where = (f"recovery ended at {end['end_lsn'] or '?'} (last replayed commit "
-             f"{iso(end['last_commit']) or 'none'}), before {target}")
-    why = (f"WAL segment {gap} is missing from the archive {archive}" if gap
-           else "the archive holds no WAL beyond that point")
+    where = (
+        f"recovery ended at {end['end_lsn'] or '?'} (last replayed commit "
+        f"{iso(end['last_commit']) or 'none'}), before {target}"
+    )
+    why = (
+        f"WAL segment {gap} is missing from the archive {archive}"
+        if gap
+        else "the archive holds no WAL beyond that point"
+    )
     return f"{where}: {why}"
 
 
@@ -253,8 +300,14 @@ def _read(log: Path) -> str:
         return ""
 
 
-def _build_restored(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, backup: dict[str, Any],
-                    name: str, progress: Progress) -> None:
+def _build_restored(
+    box: PgSandbox,
+    state: dict[str, Any],
+    req: RestoreRequest,
+    backup: dict[str, Any],
+    name: str,
+    progress: Progress,
+) -> None:
     user = box.user(state)
     node = state["nodes"][name]
     data = Path(node["data"])
@@ -274,8 +327,16 @@ def _build_restored(box: PgSandbox, state: dict[str, Any], req: RestoreRequest, 
     pg.set_signal_file(user, data, "recovery.signal", True)
     progress("replaying WAL")
     pid = box.start_node(state, name, wait=False, extra=extra)
-    box.wait_ready(node["port"], pid, Path(node["log"]), read_write=True, timeout=3600, interval=0.01,
-                   progress=progress, data=data)
+    box.wait_ready(
+        node["port"],
+        pid,
+        Path(node["log"]),
+        read_write=True,
+        timeout=3600,
+        interval=0.01,
+        progress=progress,
+        data=data,
+    )
 
 
 def finish_interrupted_restores(box: PgSandbox, state: dict[str, Any]) -> list[str]:
@@ -342,12 +403,22 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
             if b"walreceiver" in _cmdline(pid):
                 os.kill(pid, signal.SIGTERM)
             os.kill(pid, signal.SIGCONT)
-        note(box.now(), "standby-resumed",
-             f"stopped standby process(es) {stopped} resumed; a frozen walreceiver was ended unread (its WAL is lost)")
+        note(
+            box.now(),
+            "standby-resumed",
+            f"stopped standby process(es) {stopped} resumed; a frozen walreceiver was ended unread (its WAL is lost)",
+        )
     user = box.user(state)
     user.pg("pg_ctl", "-D", new_node["data"], "-W", "promote")
-    box.wait_ready(new_node["port"], new_node["pid"], Path(new_node["log"]), read_write=True, timeout=60,
-                  interval=0.002, data=Path(new_node["data"]))
+    box.wait_ready(
+        new_node["port"],
+        new_node["pid"],
+        Path(new_node["log"]),
+        read_write=True,
+        timeout=60,
+        interval=0.002,
+        data=Path(new_node["data"]),
+    )
     promoted_at = box.now()
     note(promoted_at, "promote", f"standby {new} promoted; it accepts writes on port {new_node['port']}")
     # roles in the state first: whatever happens next, the endpoint description is right
@@ -360,9 +431,16 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
     lost = count_lost_commits(user, Path(old_node["data"]), Path(new_node["data"]))
     if lost:
         mode = state["replication"]
-        why = ("none of them was acknowledged to a client (synchronous replication)" if mode == "synchronous"
-                else "asynchronous replication: acknowledged writes may be among them")
-        note(box.now(), "data-loss", f"{lost} transaction(s) committed on {old} never reached {new} and are lost; {why}")
+        why = (
+            "none of them was acknowledged to a client (synchronous replication)"
+            if mode == "synchronous"
+            else "asynchronous replication: acknowledged writes may be among them"
+        )
+        note(
+            box.now(),
+            "data-loss",
+            f"{lost} transaction(s) committed on {old} never reached {new} and are lost; {why}",
+        )
     try:  # the progress line too: a Ctrl-C right after it is printed lands here
         progress(f"rebuilding {old} as a standby of {new}")
         how = rebuild_standby(box, state, old, progress)
@@ -374,7 +452,8 @@ def failover(box: PgSandbox, state: dict[str, Any], progress: Progress) -> Failo
             raise FailoverRebuildInterrupted(
                 f"failover done: {new} is the primary and accepts writes (port {new_node['port']}); rebuilding "
                 f"{old} as its standby was interrupted ({str(exc) or 'Ctrl-C'}), so the database has no standby "
-                "yet; nothing was rolled back; run `inv sandbox.up` to rebuild it") from exc
+                "yet; nothing was rolled back; run `inv sandbox.up` to rebuild it"
+            ) from exc
         raise
     note(box.now(), "rebuilt", f"{old} rebuilt as a standby of {new} ({how}) and streaming")
     return FailoverOutcome(old, new, killed_at, started, promoted_at, lost, events)
@@ -413,12 +492,25 @@ def count_lost_commits(user: pg.ServerUser, old_data: Path, new_data: Path) -> i
     histories = sorted((new_data / "pg_wal").glob("*.history"))
     if not histories:
         return 0
-    lines = [ln.split() for ln in histories[-1].read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.split() for ln in histories[-1].read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     if not lines:
         return 0
     parent_tli, fork_lsn = lines[-1][0], lines[-1][1]
-    done = user.pg("pg_waldump", "-p", old_data / "pg_wal", "-t", parent_tli, "-s", fork_lsn, "-r", "Transaction",
-                   ok_codes=(0, 1), timeout=120)
+    done = user.pg(
+        "pg_waldump",
+        "-p",
+        old_data / "pg_wal",
+        "-t",
+        parent_tli,
+        "-s",
+        fork_lsn,
+        "-r",
+        "Transaction",
+        ok_codes=(0, 1),
+        timeout=120,
+    )
     return len(re.findall(r"desc: COMMIT", done.stdout))
 
 
@@ -434,11 +526,20 @@ def rebuild_standby(box: PgSandbox, state: dict[str, Any], name: str, progress: 
         # after a promotion the control file names the new timeline only after a checkpoint;
         # without one pg_rewind sees the same timeline and decides nothing needs rewinding
         box.query(primary["port"], "CHECKPOINT")
-        rewind = user.pg("pg_rewind", "--target-pgdata", data,
-                         "--source-server", f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} dbname=postgres",
-                         ok_codes=(0, 1), timeout=3600)
+        rewind = user.pg(
+            "pg_rewind",
+            "--target-pgdata",
+            data,
+            "--source-server",
+            f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} dbname=postgres",
+            ok_codes=(0, 1),
+            timeout=3600,
+        )
         if not rewind.ok:
-            box.event("rewind-failed", f"pg_rewind of {name} failed ({pg.one_line(rewind.stderr)}); using a fresh base backup")
+            box.event(
+                "rewind-failed",
+                f"pg_rewind of {name} failed ({pg.one_line(rewind.stderr)}); using a fresh base backup",
+            )
         if rewind.ok:
             ensure_slot(box, primary["port"], slot_name(name))
             try:
@@ -446,7 +547,10 @@ def rebuild_standby(box: PgSandbox, state: dict[str, Any], name: str, progress: 
                 box.after_standby_started(state, state["main"], progress)
                 return "pg_rewind"
             except OperationFailed as exc:
-                box.event("rewind-failed", f"{name} did not stream after pg_rewind ({exc}); using a fresh base backup")
+                box.event(
+                    "rewind-failed",
+                    f"{name} did not stream after pg_rewind ({exc}); using a fresh base backup",
+                )
                 box.stop_node(state, name)
     box.build_standby(state, state["main"], progress, name=name)
     return "fresh base backup"
@@ -480,12 +584,17 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
         try:
             back = _put_back(box, state, before, new_id, incoming_ran, progress)
         except BaseException as again:  # noqa: BLE001 - said, saved and raised as a failure
-            box.event("swap-failed", f"swap of {new_id} failed ({reason}) and so did putting {main_id} back: "
-                      f"{pg.one_line(str(again), 1)}")
+            box.event(
+                "swap-failed",
+                f"swap of {new_id} failed ({reason}) and so did putting {main_id} back: "
+                f"{pg.one_line(str(again), 1)}",
+            )
             box.statefile.save(state)
             raise OperationFailed(
                 f"swap of {new_id} failed while {phase[0]}: {reason}; putting {main_id} back failed too: "
-                f"{pg.one_line(str(again), 1)}", hint="run `inv sandbox.status`, then `inv sandbox.up` to repair") from exc
+                f"{pg.one_line(str(again), 1)}",
+                hint="run `inv sandbox.status`, then `inv sandbox.up` to repair",
+            ) from exc
         message = f"swap of {new_id} failed while {phase[0]}: {reason}; rolled back: {back}"
         box.event("swap-rolled-back", message)
         box.statefile.save(state)
@@ -494,8 +603,14 @@ def swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, p
         raise RolledBack(message) from exc
 
 
-def _put_back(box: PgSandbox, state: dict[str, Any], before: dict[str, Any], new_id: str, incoming_ran: bool,
-              progress: Progress) -> str:
+def _put_back(
+    box: PgSandbox,
+    state: dict[str, Any],
+    before: dict[str, Any],
+    new_id: str,
+    incoming_ran: bool,
+    progress: Progress,
+) -> str:
     """Stop what the swap started, restore the state as it was, start the original pair again."""
     for name, node in list(state["nodes"].items()):
         if name not in before["nodes"]:  # a standby the swap built: ours, new, removed
@@ -528,8 +643,11 @@ def _put_back(box: PgSandbox, state: dict[str, Any], before: dict[str, Any], new
             state["nodes"][incoming].update(pid=None, desired="stopped")  # `up` leaves it alone
             incoming_note = f"stopped: it did not start again ({pg.one_line(str(exc), 1)})"
     ports = "/".join(str(state["nodes"][n]["port"]) for n in (main["primary"], standby) if n)
-    return (f"{state['main']} serves again from {main['primary']}" + (f" and {standby}" if standby else "")
-            + f" on port(s) {ports}; {new_id} is {incoming_note}")
+    return (
+        f"{state['main']} serves again from {main['primary']}"
+        + (f" and {standby}" if standby else "")
+        + f" on port(s) {ports}; {new_id} is {incoming_note}"
+    )
 
 
 def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, progress: Progress) -> None:
@@ -540,7 +658,10 @@ def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, 
     ports = [old_primary["port"], old_standby["port"] if old_standby else None]
     # 1. the old pair stops and is kept under its new name
     progress(f"stopping {main_id}")
-    state["instances"][replaced_as] = {**old, "replaced": iso(box.now())}  # first: a node never names a missing one
+    state["instances"][replaced_as] = {
+        **old,
+        "replaced": iso(box.now()),
+    }  # first: a node never names a missing one
     for name in (old["primary"], old["standby"]):
         if name:
             box.stop_node(state, name)
@@ -556,8 +677,12 @@ def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, 
     del state["instances"][new_id]
     lineage = incoming.get("lineage") or box.new_lineage(state)
     state["instances"][main_id] = {
-        "primary": newp, "standby": None, "lineage": lineage, "created_by_us": incoming.get("created_by_us", True),
-        "created": incoming.get("created"), "origin": f"swapped in from {new_id}: {incoming.get('origin', '')}",
+        "primary": newp,
+        "standby": None,
+        "lineage": lineage,
+        "created_by_us": incoming.get("created_by_us", True),
+        "created": incoming.get("created"),
+        "origin": f"swapped in from {new_id}: {incoming.get('origin', '')}",
     }
     state["main"] = main_id
     node = state["nodes"][newp]
@@ -576,8 +701,14 @@ def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, 
     if not backups_of(state, lineage):
         from .backups import take_backup
 
-        take_backup(box, state, backup_id=f"auto-{box.now():%Y%m%dT%H%M%S%fZ}", kind="automated", tags={},
-                    progress=progress)
+        take_backup(
+            box,
+            state,
+            backup_id=f"auto-{box.now():%Y%m%dT%H%M%S%fZ}",
+            kind="automated",
+            tags={},
+            progress=progress,
+        )
     box.heartbeat(state)
     box.event("swapped", f"{new_id} now serves as {main_id}; the old pair is kept, stopped, as {replaced_as}")
 
@@ -590,8 +721,10 @@ def wait_streaming(box: PgSandbox, state: dict[str, Any], timeout: float = 30) -
     deadline = time.monotonic() + timeout
     main = state["instances"][state["main"]]
     while time.monotonic() < deadline:
-        rows = box.try_query(state["nodes"][main["primary"]]["port"],
-                            "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")
+        rows = box.try_query(
+            state["nodes"][main["primary"]]["port"],
+            "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'",
+        )
         if rows:
             return
         time.sleep(0.05)

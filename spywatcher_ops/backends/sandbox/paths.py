@@ -57,16 +57,26 @@ def claim_shared(folder: Path, server: tuple[int, int] | None) -> None:
         return
     st = os.lstat(folder)
     owners = {os.geteuid()} | ({server[0]} if server is not None else set())
-    why = ("is a symbolic link" if stat.S_ISLNK(st.st_mode)
-           else "is not a folder" if not stat.S_ISDIR(st.st_mode)
-           else f"belongs to uid {st.st_uid}, not to this user or the server user" if st.st_uid not in owners
-           else f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})" if st.st_mode & 0o022
-           else "")
+    why = (
+        "is a symbolic link"
+        if stat.S_ISLNK(st.st_mode)
+        else "is not a folder"
+        if not stat.S_ISDIR(st.st_mode)
+        else f"belongs to uid {st.st_uid}, not to this user or the server user"
+        if st.st_uid not in owners
+        else f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+        if st.st_mode & 0o022
+        else ""
+    )
     if why:
-        raise NotReady(f"{folder} exists and {why}: someone else may have made it; it is not used",
-                       hint=f"check it and remove it (`rm -rf {folder}`), or set ops.state_dir elsewhere")
+        raise NotReady(
+            f"{folder} exists and {why}: someone else may have made it; it is not used",
+            hint=f"check it and remove it (`rm -rf {folder}`), or set ops.state_dir elsewhere",
+        )
 
 
 def not_ours_note(folder: Path) -> str:
-    return (f"kept {folder}: not created by spywatcher-ops (no {MARKER} file in it); "
-            "delete it yourself if it is not needed")
+    return (
+        f"kept {folder}: not created by spywatcher-ops (no {MARKER} file in it); "
+        "delete it yourself if it is not needed"
+    )

@@ -59,10 +59,14 @@ class ServerUser:
         for name in TOOLS:
             self.tool(name)
 
-    def pg(self, name: str, *args: Any, ok_codes: Sequence[int] = (0,), timeout: float = 600) -> commands.Completed:
+    def pg(
+        self, name: str, *args: Any, ok_codes: Sequence[int] = (0,), timeout: float = 600
+    ) -> commands.Completed:
         return self.run([self.tool(name), *args], ok_codes=ok_codes, timeout=timeout)
 
-    def run(self, argv: Sequence[Any], *, ok_codes: Sequence[int] = (0,), timeout: float = 600) -> commands.Completed:
+    def run(
+        self, argv: Sequence[Any], *, ok_codes: Sequence[int] = (0,), timeout: float = 600
+    ) -> commands.Completed:
         cwd = str(self.cwd) if self.cwd.is_dir() else "/"
         # PG* variables of the caller must not redirect our tools to another server.
         env = {k: "" for k in os.environ if k.startswith("PG")}
@@ -175,8 +179,10 @@ def hba_rules(*, tls: bool = False) -> list[str]:
 
 def write_hba(user: ServerUser, data: Path, rules: list[str] | None = None) -> None:
     """Rewrite pg_hba.conf (before every start: a copied folder never keeps another's rules)."""
-    lines = ["# Written by spywatcher-ops before every start; edits here are overwritten.",
-             *(rules if rules is not None else hba_rules())]
+    lines = [
+        "# Written by spywatcher-ops before every start; edits here are overwritten.",
+        *(rules if rules is not None else hba_rules()),
+    ]
     write_private(user, data / "pg_hba.conf", "\n".join(lines) + "\n")
 
 
@@ -195,8 +201,17 @@ def initdb(user: ServerUser, data: Path, superuser_password: str) -> None:
     write_private(user, pwfile, superuser_password + "\n")
     try:
         user.pg(
-            "initdb", "-D", data, "-U", SUPERUSER, f"--auth={AUTH_METHOD}", f"--pwfile={pwfile}",
-            "--encoding=UTF8", "--locale=C", "--wal-segsize=1", "--no-instructions",
+            "initdb",
+            "-D",
+            data,
+            "-U",
+            SUPERUSER,
+            f"--auth={AUTH_METHOD}",
+            f"--pwfile={pwfile}",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--wal-segsize=1",
+            "--no-instructions",
         )
     finally:
         pwfile.unlink(missing_ok=True)
@@ -248,8 +263,19 @@ def stop(user: ServerUser, data: Path, pid: int | None, *, timeout: float = 30) 
         kill_tree(None, data)  # orphans of a killed postmaster
         return
     if data.is_dir():
-        done = user.pg("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", str(int(timeout)), "stop",
-                       ok_codes=(0, 1), timeout=timeout + 10)
+        done = user.pg(
+            "pg_ctl",
+            "-D",
+            data,
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "stop",
+            ok_codes=(0, 1),
+            timeout=timeout + 10,
+        )
         if done.ok and not pid_alive(pid):
             return
     kill_tree(pid, data)
@@ -284,18 +310,27 @@ def log_tail(log: Path, lines: int = 3) -> str:
     return " | ".join(tail) or f"empty log {log}"
 
 
-def connect(port: int, *, password: str | None, dbname: str = "postgres", user: str = SUPERUSER,
-            timeout: float = 3) -> Any:
+def connect(
+    port: int, *, password: str | None, dbname: str = "postgres", user: str = SUPERUSER, timeout: float = 3
+) -> Any:
     import psycopg
 
     # The sandbox always runs with passwords: None only reaches a server that asks for none
     # (one made before passwords existed, which `sandbox.up` refuses to repair).
-    return psycopg.connect(host=HOST, port=port, dbname=dbname, user=user, password=password,
-                           connect_timeout=max(2, int(timeout)), autocommit=True)  # libpq: whole seconds, 2 at least
+    return psycopg.connect(
+        host=HOST,
+        port=port,
+        dbname=dbname,
+        user=user,
+        password=password,
+        connect_timeout=max(2, int(timeout)),
+        autocommit=True,
+    )  # libpq: whole seconds, 2 at least
 
 
-def query(port: int, sql: str, params: Sequence[Any] = (), *, password: str | None,
-          dbname: str = "postgres") -> list[tuple[Any, ...]]:
+def query(
+    port: int, sql: str, params: Sequence[Any] = (), *, password: str | None, dbname: str = "postgres"
+) -> list[tuple[Any, ...]]:
     with connect(port, dbname=dbname, password=password) as conn:
         cur = conn.execute(sql, params)  # type: ignore[arg-type]
         return list(cur.fetchall()) if cur.description else []
@@ -306,11 +341,13 @@ def auth_refused(exc: BaseException) -> bool:
     import psycopg
 
     return isinstance(exc, psycopg.OperationalError) and (
-        "password authentication failed" in str(exc) or "no password supplied" in str(exc))
+        "password authentication failed" in str(exc) or "no password supplied" in str(exc)
+    )
 
 
-def try_query(port: int, sql: str, params: Sequence[Any] = (), *, password: str | None,
-              timeout: float = 3) -> list[tuple[Any, ...]] | None:
+def try_query(
+    port: int, sql: str, params: Sequence[Any] = (), *, password: str | None, timeout: float = 3
+) -> list[tuple[Any, ...]] | None:
     """Like query(), or None if the server cannot be reached (within `timeout` to connect).
 
     A refused password is not "unreachable": waiting would never end, so it is an error.
@@ -323,9 +360,11 @@ def try_query(port: int, sql: str, params: Sequence[Any] = (), *, password: str 
             return list(cur.fetchall()) if cur.description else []
     except psycopg.Error as exc:
         if auth_refused(exc):
-            raise NotReady(f"PostgreSQL on port {port} refused the sandbox's superuser password",
-                           hint="the password file does not match this server; "
-                                "`inv sandbox.reset --yes` rebuilds the sandbox") from None
+            raise NotReady(
+                f"PostgreSQL on port {port} refused the sandbox's superuser password",
+                hint="the password file does not match this server; "
+                "`inv sandbox.reset --yes` rebuilds the sandbox",
+            ) from None
         return None
 
 
@@ -348,9 +387,11 @@ def answers(port: int, *, password: str | None, timeout: float = 2) -> bool | No
             return bool(row[0]) if row else None
     except psycopg.Error as exc:
         if auth_refused(exc):
-            raise NotReady(f"PostgreSQL on port {port} refused the sandbox's superuser password",
-                           hint="the password file does not match this server; "
-                                "`inv sandbox.reset --yes` rebuilds the sandbox") from None
+            raise NotReady(
+                f"PostgreSQL on port {port} refused the sandbox's superuser password",
+                hint="the password file does not match this server; "
+                "`inv sandbox.reset --yes` rebuilds the sandbox",
+            ) from None
         return None
 
 
@@ -363,8 +404,18 @@ def pm_status(data: Path) -> str | None:
     return lines[7].strip() if len(lines) > 7 else None
 
 
-def wait_ready(port: int, pid: int, log: Path, *, password: str | None, read_write: bool, timeout: float,
-               interval: float = 0.05, progress: Any = None, data: Path | None = None) -> None:
+def wait_ready(
+    port: int,
+    pid: int,
+    log: Path,
+    *,
+    password: str | None,
+    read_write: bool,
+    timeout: float,
+    interval: float = 0.05,
+    progress: Any = None,
+    data: Path | None = None,
+) -> None:
     """Wait until the server answers (and, with read_write, has left recovery).
 
     With `data`, polls the postmaster's status file first (no connection attempts,
@@ -380,7 +431,9 @@ def wait_ready(port: int, pid: int, log: Path, *, password: str | None, read_wri
         if not pid_alive(pid):
             raise OperationFailed(f"PostgreSQL on port {port} stopped: {log_tail(log)}")
         if time.monotonic() > deadline:
-            raise OperationFailed(f"PostgreSQL on port {port} not ready after {timeout:.0f} s: {log_tail(log)}")
+            raise OperationFailed(
+                f"PostgreSQL on port {port} not ready after {timeout:.0f} s: {log_tail(log)}"
+            )
         if progress:
             # postmaster says "ready" as soon as read-only connections open; replay (and the
             # end-of-recovery checkpoint) can go on for seconds after that.

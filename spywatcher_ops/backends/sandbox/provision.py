@@ -54,8 +54,15 @@ class NodeReport:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "port": self.port, "pid": self.pid, "alive": self.alive,
-                "action": self.action, **self.details}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "port": self.port,
+            "pid": self.pid,
+            "alive": self.alive,
+            "action": self.action,
+            **self.details,
+        }
 
 
 def default_pg_base(root: Path) -> Path:
@@ -98,8 +105,9 @@ class PgSandbox:
     def user(self, state: dict[str, Any] | None = None) -> pg.ServerUser:
         base = Path(state["pg_base"]) if state else self.root
         passfile = base / PGPASS if state and state.get("auth") else None
-        return pg.ServerUser(self.bin_dir, (state or {}).get("run_as", self.run_as) if state else self.run_as, base,
-                             passfile)
+        return pg.ServerUser(
+            self.bin_dir, (state or {}).get("run_as", self.run_as) if state else self.run_as, base, passfile
+        )
 
     def password(self, which: str = "superuser") -> str | None:
         """A PostgreSQL password of this sandbox (superuser, replication, app); None for a
@@ -110,7 +118,9 @@ class PgSandbox:
             self._passwords = self.secrets.load()
         return str(self._passwords["postgres"][which])
 
-    def query(self, port: int, sql: str, params: Any = (), *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+    def query(
+        self, port: int, sql: str, params: Any = (), *, dbname: str = "postgres"
+    ) -> list[tuple[Any, ...]]:
         """A query as the superuser, on one of this sandbox's servers."""
         return pg.query(port, sql, params, dbname=dbname, password=self.password())
 
@@ -149,7 +159,9 @@ class PgSandbox:
         if root.exists():
             info = root.stat()
             if not stat.S_ISDIR(info.st_mode):
-                raise NotReady(f"sandbox folder {root} is not a folder", hint="remove it or set ops.state_dir elsewhere")
+                raise NotReady(
+                    f"sandbox folder {root} is not a folder", hint="remove it or set ops.state_dir elsewhere"
+                )
             if info.st_uid != os.geteuid():
                 raise NotReady(
                     f"sandbox folder {root} is owned by uid {info.st_uid}, not by you (uid {os.geteuid()})",
@@ -167,7 +179,9 @@ class PgSandbox:
             )
         return state
 
-    def node_settings(self, state: dict[str, Any], name: str, *, sync_names: str | None = None) -> dict[str, Any]:
+    def node_settings(
+        self, state: dict[str, Any], name: str, *, sync_names: str | None = None
+    ) -> dict[str, Any]:
         """Server settings for a node from its role in the state (sync names: current, unless given)."""
         node = state["nodes"][name]
         inst = state["instances"][node["instance"]]
@@ -183,8 +197,10 @@ class PgSandbox:
             primary = state["nodes"][inst["primary"]]
             if state.get("auth"):  # the replication role, its password from the server user's pgpass
                 passfile = conninfo_quote(str(base / PGPASS))
-                settings["primary_conninfo"] = (f"host={pg.HOST} port={primary['port']} user={REPLICATION_USER} "
-                                                f"passfile={passfile} application_name={name}")
+                settings["primary_conninfo"] = (
+                    f"host={pg.HOST} port={primary['port']} user={REPLICATION_USER} "
+                    f"passfile={passfile} application_name={name}"
+                )
             else:
                 settings["primary_conninfo"] = (
                     f"host={pg.HOST} port={primary['port']} user={pg.SUPERUSER} application_name={name}"
@@ -201,8 +217,14 @@ class PgSandbox:
         settings.update(server_settings(self, state))
         return settings
 
-    def configure(self, state: dict[str, Any], name: str, *, sync_names: str | None = None,
-                  extra: dict[str, Any] | None = None) -> None:
+    def configure(
+        self,
+        state: dict[str, Any],
+        name: str,
+        *,
+        sync_names: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         node = state["nodes"][name]
         settings = self.node_settings(state, name, sync_names=sync_names)
         if node["role"] == "primary":
@@ -244,8 +266,9 @@ class PgSandbox:
         }
         return name
 
-    def start_node(self, state: dict[str, Any], name: str, *, wait: bool = True,
-                   extra: dict[str, Any] | None = None) -> int:
+    def start_node(
+        self, state: dict[str, Any], name: str, *, wait: bool = True, extra: dict[str, Any] | None = None
+    ) -> int:
         node = state["nodes"][name]
         if not port_free(node["port"]):
             old = node["port"]
@@ -262,7 +285,11 @@ class PgSandbox:
                 return int(node["pid"])
             except OperationFailed as exc:
                 # taken between our check and the server's bind: once more on another port
-                if attempt == 2 or "could not bind" not in str(exc) and "Address already in use" not in str(exc):
+                if (
+                    attempt == 2
+                    or "could not bind" not in str(exc)
+                    and "Address already in use" not in str(exc)
+                ):
                     raise
                 old = node["port"]
                 node["port"] = pick_port(self.taken_ports(state, but=name) | {old})
@@ -360,7 +387,9 @@ class PgSandbox:
         base = Path(state["pg_base"])
         if base.exists() and is_ours(base):
             shutil.rmtree(base)
-        self.event("provision-restarted", f"an interrupted first `sandbox.up` left {base}; deleted and started over")
+        self.event(
+            "provision-restarted", f"an interrupted first `sandbox.up` left {base}; deleted and started over"
+        )
         state.clear()
 
     def _provision(self, state: dict[str, Any], progress: Progress) -> list[NodeReport]:
@@ -388,8 +417,12 @@ class PgSandbox:
         lineage = self.new_lineage(state)
         inst_id = self.instance_id
         state["instances"][inst_id] = {
-            "primary": None, "standby": None, "lineage": lineage, "created_by_us": False,
-            "created": iso(self.now()), "origin": "sandbox.up",
+            "primary": None,
+            "standby": None,
+            "lineage": lineage,
+            "created_by_us": False,
+            "created": iso(self.now()),
+            "origin": "sandbox.up",
         }
         primary = self.new_node(state, inst_id, "primary")
         state["instances"][inst_id]["primary"] = primary
@@ -409,8 +442,14 @@ class PgSandbox:
         progress("first base backup")
         from .backups import take_backup
 
-        take_backup(self, state, backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}", kind="automated", tags={},
-                    progress=progress)
+        take_backup(
+            self,
+            state,
+            backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}",
+            kind="automated",
+            tags={},
+            progress=progress,
+        )
         self.heartbeat(state)
         return reports
 
@@ -418,14 +457,18 @@ class PgSandbox:
         """The application and replication roles, with their passwords. Only SCRAM verifiers
         (computed here by libpq) reach the server: no plain password in its logs."""
         with self.connect(port) as conn:
-            for role, which, options in ((self.db_user, "app", "LOGIN CREATEDB"),
-                                         (REPLICATION_USER, "replication", "LOGIN REPLICATION")):
-                verifier = conn.pgconn.encrypt_password(str(self.password(which)).encode(), role.encode(),
-                                                        AUTH.encode()).decode()
+            for role, which, options in (
+                (self.db_user, "app", "LOGIN CREATEDB"),
+                (REPLICATION_USER, "replication", "LOGIN REPLICATION"),
+            ):
+                verifier = conn.pgconn.encrypt_password(
+                    str(self.password(which)).encode(), role.encode(), AUTH.encode()
+                ).decode()
                 conn.execute(f"CREATE ROLE \"{role}\" {options} PASSWORD '{verifier}'")
 
-    def build_standby(self, state: dict[str, Any], inst_id: str, progress: Progress,
-                      name: str | None = None) -> str:
+    def build_standby(
+        self, state: dict[str, Any], inst_id: str, progress: Progress, name: str | None = None
+    ) -> str:
         """A new (or rebuilt) streaming standby for an instance's primary, via a fresh base backup."""
         inst = state["instances"][inst_id]
         primary = state["nodes"][inst["primary"]]
@@ -443,8 +486,25 @@ class PgSandbox:
         # the server itself runs with fsync on (snapshots are synced, they are the backups)
         progress(f"base backup for standby {name}")
         role = REPLICATION_USER if state.get("auth") else pg.SUPERUSER
-        user.pg("pg_basebackup", "-h", pg.HOST, "-p", primary["port"], "-U", role, "-D", data,
-                "-X", "stream", "-c", "fast", "--no-manifest", "--no-sync", "-l", f"standby {name}")
+        user.pg(
+            "pg_basebackup",
+            "-h",
+            pg.HOST,
+            "-p",
+            primary["port"],
+            "-U",
+            role,
+            "-D",
+            data,
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-manifest",
+            "--no-sync",
+            "-l",
+            f"standby {name}",
+        )
         progress(f"starting standby {name}")
         self.start_node(state, name)
         self.after_standby_started(state, inst_id, progress)
@@ -453,8 +513,11 @@ class PgSandbox:
 
     def streaming(self, state: dict[str, Any], standby: str) -> bool:
         primary = state["nodes"][state["instances"][state["main"]]["primary"]]
-        rows = self.try_query(primary["port"], "SELECT 1 FROM pg_stat_replication WHERE application_name = %s"
-                            " AND state = 'streaming'", (standby,))
+        rows = self.try_query(
+            primary["port"],
+            "SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'",
+            (standby,),
+        )
         return bool(rows)
 
     def after_standby_started(self, state: dict[str, Any], inst_id: str, progress: Progress) -> None:
@@ -464,13 +527,18 @@ class PgSandbox:
         primary = state["nodes"][primary_name]
         deadline = time.monotonic() + 30
         while True:
-            rows = self.try_query(primary["port"], "SELECT state FROM pg_stat_replication WHERE application_name = %s",
-                                (standby_name,))
+            rows = self.try_query(
+                primary["port"],
+                "SELECT state FROM pg_stat_replication WHERE application_name = %s",
+                (standby_name,),
+            )
             if rows and rows[0][0] == "streaming":
                 break
             if time.monotonic() > deadline:
                 log = state["nodes"][standby_name]["log"]
-                raise OperationFailed(f"standby {standby_name} is not streaming after 30 s: {pg.log_tail(Path(log))}")
+                raise OperationFailed(
+                    f"standby {standby_name} is not streaming after 30 s: {pg.log_tail(Path(log))}"
+                )
             progress(f"waiting for {standby_name} to stream")
             time.sleep(0.05)
         want = f'"{standby_name}"' if state["replication"] == "synchronous" else ""
@@ -508,7 +576,9 @@ class PgSandbox:
             elif alive and primary["port"] != old_port:
                 self.configure(state, standby_name)
                 self.reload(state, standby_name)
-                reports.append(self.report(state, standby_name, "running, repointed to the primary's new port"))
+                reports.append(
+                    self.report(state, standby_name, "running, repointed to the primary's new port")
+                )
             elif alive and self.streaming(state, standby_name):
                 reports.append(self.report(state, standby_name, "running"))
             elif alive:  # running but cut off (e.g. a drill paused it): point it at the primary again
@@ -524,7 +594,9 @@ class PgSandbox:
                 except OperationFailed:
                     self.stop_node(state, standby_name)
                     self.build_standby(state, state["main"], progress, name=standby_name)
-                    reports.append(self.report(state, standby_name, "rebuilt (it would not start as a standby)"))
+                    reports.append(
+                        self.report(state, standby_name, "rebuilt (it would not start as a standby)")
+                    )
         else:
             self.build_standby(state, state["main"], progress)
             reports.append(self.report(state, main["standby"], "created"))
@@ -542,8 +614,14 @@ class PgSandbox:
         if not backups_of(state, main.get("lineage")):
             from .backups import take_backup
 
-            take_backup(self, state, backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}", kind="automated", tags={},
-                        progress=progress)
+            take_backup(
+                self,
+                state,
+                backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}",
+                kind="automated",
+                tags={},
+                progress=progress,
+            )
         return reports
 
     def ensure_running(self, state: dict[str, Any], name: str, progress: Progress) -> NodeReport:
@@ -603,8 +681,12 @@ class PgSandbox:
                 streaming = [r for r in rows or [] if r[0] == rep.name]
                 if streaming:
                     name, st, sync, lag_bytes, lag_s = streaming[0]
-                    rep.details.update(replication=st, sync_state=sync, lag_bytes=int(lag_bytes or 0),
-                                       lag_seconds=float(lag_s or 0.0))
+                    rep.details.update(
+                        replication=st,
+                        sync_state=sync,
+                        lag_bytes=int(lag_bytes or 0),
+                        lag_seconds=float(lag_s or 0.0),
+                    )
                 else:
                     rep.details.update(replication="not streaming")
         return reports
@@ -632,7 +714,9 @@ class PgSandbox:
                         "INSERT INTO spywatcher_ops_heartbeat VALUES (clock_timestamp()) RETURNING at"
                     ).fetchone()[0]  # type: ignore[index]
                     # the commit in the WAL is what counts; old rows only grow the table
-                    conn.execute("DELETE FROM spywatcher_ops_heartbeat WHERE at < clock_timestamp() - interval '1 day'")
+                    conn.execute(
+                        "DELETE FROM spywatcher_ops_heartbeat WHERE at < clock_timestamp() - interval '1 day'"
+                    )
                 wal = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]  # type: ignore[index]
         except psycopg.Error:
             return None
@@ -703,14 +787,22 @@ class PgSandbox:
                 sweep(base)  # servers still running on a folder deleted under them
                 continue
             # a sandbox made before the marker existed: its own state names the folder, in our layout
-            legacy = bool(state) and base == Path(state["pg_base"]) and all(
-                (base / sub).is_dir() for sub in ("nodes", "archive"))
+            legacy = (
+                bool(state)
+                and base == Path(state["pg_base"])
+                and all((base / sub).is_dir() for sub in ("nodes", "archive"))
+            )
             if not is_ours(base) and not legacy:
                 kept.append(not_ours_note(base))
                 continue
             sweep(base)  # servers whose state file or pid was lost: found by their folders
             shutil.rmtree(base)
-        for name in ("state.json", "state.lock", "events.jsonl", "parameter-group.json"):  # the last: switchover.py
+        for name in (
+            "state.json",
+            "state.lock",
+            "events.jsonl",
+            "parameter-group.json",
+        ):  # the last: switchover.py
             (self.root / name).unlink(missing_ok=True)
         for torn in self.root.glob("state.tmp*"):  # a save cut short by a SIGKILL
             torn.unlink(missing_ok=True)

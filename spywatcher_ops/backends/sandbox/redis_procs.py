@@ -110,8 +110,14 @@ def parse_log_time(text: str) -> datetime:
 
 
 class RedisSandbox:
-    def __init__(self, root: Path, *, master_name: str, down_after_ms: int = DOWN_AFTER_MS,
-                 secrets: SandboxSecrets | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        master_name: str,
+        down_after_ms: int = DOWN_AFTER_MS,
+        secrets: SandboxSecrets | None = None,
+    ) -> None:
         self.root = Path(root)
         self.master_name = master_name
         self.down_after_ms = int(down_after_ms)
@@ -222,8 +228,12 @@ class RedisSandbox:
     def preflight(self) -> str:
         """What `up` needs, checked before anything starts: the binary and a folder we may use."""
         binary = require_binary("redis-server", package="redis-server")
-        if (self.root.exists() and not is_ours(self.root) and any(self.root.iterdir())
-                and not self._legacy_state()):
+        if (
+            self.root.exists()
+            and not is_ours(self.root)
+            and any(self.root.iterdir())
+            and not self._legacy_state()
+        ):
             raise NotReady(
                 f"sandbox Redis folder {self.root} exists but was not created by spywatcher-ops",
                 hint="move it away, or set the sandbox's state_dir elsewhere",
@@ -244,8 +254,12 @@ class RedisSandbox:
         except NotReady:
             return False
         nodes = (state or {}).get("nodes")
-        return bool(state and "master_name" in state and isinstance(nodes, dict)
-                    and set(nodes) == {*DATA_NODES, *SENTINELS})
+        return bool(
+            state
+            and "master_name" in state
+            and isinstance(nodes, dict)
+            and set(nodes) == {*DATA_NODES, *SENTINELS}
+        )
 
     def _cold_start(self, binary: str, old: dict[str, Any] | None) -> None:
         """Nothing runs: (re)create every process; reuse old ports when still free."""
@@ -255,8 +269,10 @@ class RedisSandbox:
         if base != self.root:
             claim_shared(base, self._server_ids())  # a predictable name in /var/tmp: made by us, or refused
             if base.exists() and not is_ours(base) and any(base.iterdir()):
-                raise NotReady(f"sandbox Redis folder {base} exists but was not created by spywatcher-ops",
-                               hint="move it away, or set the sandbox's state_dir elsewhere")
+                raise NotReady(
+                    f"sandbox Redis folder {base} exists but was not created by spywatcher-ops",
+                    hint="move it away, or set the sandbox's state_dir elsewhere",
+                )
             base.mkdir(mode=0o700, exist_ok=True)
             self._own(base)
             if not is_ours(base):
@@ -283,8 +299,11 @@ class RedisSandbox:
         for name in (*DATA_NODES, *SENTINELS):
             preferred = old_ports.get(name)
             for attempt in range(3):
-                port = preferred if (attempt == 0 and preferred and port_free(preferred)
-                                     and preferred not in taken) else pick_port(taken)
+                port = (
+                    preferred
+                    if (attempt == 0 and preferred and port_free(preferred) and preferred not in taken)
+                    else pick_port(taken)
+                )
                 taken.add(port)
                 state["nodes"][name] = {"kind": _kind(name), "port": port, "pid": None}
                 self._save(state)
@@ -311,8 +330,11 @@ class RedisSandbox:
         ports instead (the sentinels and replicas know each other by port; a cache may
         lose its contents, a sandbox may)."""
         nodes = state["nodes"]
-        blocked = [n for n, spec in nodes.items()
-                   if not pid_alive(spec.get("pid"), spec["port"]) and not port_free(spec["port"])]
+        blocked = [
+            n
+            for n, spec in nodes.items()
+            if not pid_alive(spec.get("pid"), spec["port"]) and not port_free(spec["port"])
+        ]
         if blocked:
             self.down()
             self._cold_start(binary, state)  # keeps the ports that are still free
@@ -452,9 +474,7 @@ class RedisSandbox:
             spec = nodes.get(name)
             if spec and pid_alive(spec.get("pid"), spec["port"]):
                 infos[name] = _info(spec["port"], "replication", password)
-        primary_info = next(
-            (i for i in infos.values() if i.get("role") == "master"), None
-        )
+        primary_info = next((i for i in infos.values() if i.get("role") == "master"), None)
         out: list[CacheNode] = []
         for name in DATA_NODES:
             spec = nodes.get(name)
@@ -504,8 +524,14 @@ class RedisSandbox:
                 at = parse_log_time(match.group(1))
                 if at < since:
                     continue
-                out.append(ProviderEvent(at=at, source=name, code=match.group(2),
-                                         message=f"{match.group(2)} {match.group(3)}".strip()))
+                out.append(
+                    ProviderEvent(
+                        at=at,
+                        source=name,
+                        code=match.group(2),
+                        message=f"{match.group(2)} {match.group(3)}".strip(),
+                    )
+                )
         out.sort(key=lambda e: e.at)
         return out
 
@@ -525,8 +551,14 @@ class RedisSandbox:
                 )
             except Exception as exc:  # noqa: BLE001 - a reachable-but-confused sentinel is a status, not a crash
                 details["error"] = str(exc)
-        return CacheNode(id=name, role="sentinel", host=HOST, port=int(spec["port"]),
-                         alive=alive and "error" not in details, details=details)
+        return CacheNode(
+            id=name,
+            role="sentinel",
+            host=HOST,
+            port=int(spec["port"]),
+            alive=alive and "error" not in details,
+            details=details,
+        )
 
     def _believed_master(self, state: dict[str, Any]) -> int:
         """Port of the master: sentinels' majority, else a live data node saying master, else redis-1."""
@@ -624,7 +656,9 @@ class RedisSandbox:
             lines.append(f"sentinel auth-pass {m} {_quote(password)}")
         self._write_conf(folder, lines)
 
-    def _start(self, binary: str, state: dict[str, Any], name: str, port: int, *, flexible_port: bool) -> int | None:
+    def _start(
+        self, binary: str, state: dict[str, Any], name: str, port: int, *, flexible_port: bool
+    ) -> int | None:
         """Start one daemon; its pid once it answers PING. None = port lost to a race (retry)."""
         folder = self.node_dir(name, state)
         pidfile = folder / "redis.pid"
@@ -648,7 +682,9 @@ class RedisSandbox:
             if "Address already in use" in tail or "Could not create server TCP" in tail:
                 if flexible_port:
                     return None
-                raise NotReady(f"sandbox Redis node {name} could not listen on port {port}: {tail.strip()[-200:]}")
+                raise NotReady(
+                    f"sandbox Redis node {name} could not listen on port {port}: {tail.strip()[-200:]}"
+                )
             time.sleep(0.02)
         raise OperationFailed(
             f"sandbox Redis node {name} did not answer PING on port {port} within {START_TIMEOUT_S:.0f} s; "
@@ -682,7 +718,9 @@ class RedisSandbox:
                 return f"{name} has no replica acknowledging writes yet"
         for name in SENTINELS:
             try:
-                master = client(nodes[name]["port"], password=sentinel_password).sentinel_master(self.master_name)
+                master = client(nodes[name]["port"], password=sentinel_password).sentinel_master(
+                    self.master_name
+                )
             except Exception as exc:  # noqa: BLE001 - not ready yet is the expected answer here
                 return f"{name}: {exc}"
             if int(master.get("num-other-sentinels", 0)) < len(SENTINELS) - 1:
@@ -781,9 +819,14 @@ def _data_node(
             details["lag_bytes"] = None
             details["lag_s"] = None
             if primary:
-                details["lag_bytes"] = max(0, int(primary.get("master_repl_offset", 0)) - int(info.get("slave_repl_offset", 0)))
+                details["lag_bytes"] = max(
+                    0, int(primary.get("master_repl_offset", 0)) - int(info.get("slave_repl_offset", 0))
+                )
                 for key, value in primary.items():
-                    if key.startswith("slave") and isinstance(value, dict) and int(value.get("port", -1)) == port:
+                    if (
+                        key.startswith("slave")
+                        and isinstance(value, dict)
+                        and int(value.get("port", -1)) == port
+                    ):
                         details["lag_s"] = value.get("lag")
     return CacheNode(id=name, role=role, host=HOST, port=port, alive=alive, details=details)
-

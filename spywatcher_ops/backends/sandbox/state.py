@@ -144,7 +144,6 @@ class StateFile:
         finally:
             os.close(fd)
 
-
     def busy(self) -> bool:
         """Another run holds the state lock right now (e.g. a restore still building)."""
         try:

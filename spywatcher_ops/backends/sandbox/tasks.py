@@ -30,19 +30,33 @@ def _render(out: Any, rep: Any, *, title: str) -> None:
             lag = n["replication"]
             if "lag_bytes" in n:
                 lag += f", {n.get('sync_state')}, lag {n['lag_bytes']} B / {n.get('lag_seconds', 0):.3f} s"
-        rows.append([n["name"], n["role"], n.get("instance", ""), n["port"], n.get("pid"),
-                     _alive(n), lag, n.get("action", "")])
+        rows.append(
+            [
+                n["name"],
+                n["role"],
+                n.get("instance", ""),
+                n["port"],
+                n.get("pid"),
+                _alive(n),
+                lag,
+                n.get("action", ""),
+            ]
+        )
     if rows:
         out.table(["node", "role", "instance", "port", "pid", "alive", "replication", "action"], rows)
     if rep.cache:
         out.print(f"cache: sentinels {', '.join(rep.cache_sentinels)}")
-        out.table(["node", "role", "port", "pid", "alive"],
-                  [[n["name"], n["role"], n["port"], n.get("pid"), _alive(n)] for n in rep.cache])
+        out.table(
+            ["node", "role", "port", "pid", "alive"],
+            [[n["name"], n["role"], n["port"], n.get("pid"), _alive(n)] for n in rep.cache],
+        )
     ssh = rep.ssh_host or {}
     if ssh.get("address"):
-        out.print(f"ssh host: {ssh['name']} at {ssh['address']}, "
-                  + ("answering" if ssh["running"] else "NOT answering (`inv sandbox.up` starts it)")
-                  + f", {ssh.get('pending_updates', 0)} pending update(s)")
+        out.print(
+            f"ssh host: {ssh['name']} at {ssh['address']}, "
+            + ("answering" if ssh["running"] else "NOT answering (`inv sandbox.up` starts it)")
+            + f", {ssh.get('pending_updates', 0)} pending update(s)"
+        )
     elif ssh.get("why"):
         out.print(f"ssh host: none ({ssh['why']})")
 
@@ -82,8 +96,10 @@ def up(c: Context, env: str | None = None, dry_run: bool = False, json: bool = F
         return
     with e.operation("sandbox.up", {}) as op, out.progress(f"sandbox {e.name} up") as progress:
         rep = run_up(e, progress)
-        op.result = {"database_url": rep.database_url, "nodes": [(n["name"], n["port"], n.get("pid"))
-                                                               for n in rep.database]}
+        op.result = {
+            "database_url": rep.database_url,
+            "nodes": [(n["name"], n["port"], n.get("pid")) for n in rep.database],
+        }
     _render(out, rep, title=f"sandbox {e.name} is up")
 
 
@@ -103,22 +119,42 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
     require_sandbox(e)
     rep = run_status(e)
     if not rep.database and not rep.cache:
-        raise NotReady(f"the sandbox {e.name} is not set up (nothing in {rep.root})", hint="run `inv sandbox.up`")
+        raise NotReady(
+            f"the sandbox {e.name} is not set up (nothing in {rep.root})", hint="run `inv sandbox.up`"
+        )
     _render(out, rep, title=f"sandbox {e.name}")
-    down = [n["name"] + (f" (process: {n['process']})" if n.get("process") else "") for n in rep.database + rep.cache
-            if not n["alive"] and n.get("desired", "running") == "running"]
+    down = [
+        n["name"] + (f" (process: {n['process']})" if n.get("process") else "")
+        for n in rep.database + rep.cache
+        if not n["alive"] and n.get("desired", "running") == "running"
+    ]
     if down:
-        raise NotReady(f"not answering: {', '.join(down)}",
-                       hint="`inv sandbox.up` restarts or rebuilds what is not running; "
-                            "a stopped (SIGSTOP) process needs SIGCONT or a restart")
+        raise NotReady(
+            f"not answering: {', '.join(down)}",
+            hint="`inv sandbox.up` restarts or rebuilds what is not running; "
+            "a stopped (SIGSTOP) process needs SIGCONT or a restart",
+        )
     if rep.problems:
         raise NotReady("; ".join(rep.problems))
 
 
-@ops_task(help={"env": SANDBOX_ENV_HELP, "purge": "also delete every database, WAL archive, base backup and Redis file",
-                "dry_run": DRY_RUN_HELP, "yes": YES_HELP + "; --purge asks otherwise", "json": JSON_HELP})
-def down(c: Context, env: str | None = None, purge: bool = False, dry_run: bool = False, yes: bool = False,
-         json: bool = False) -> None:
+@ops_task(
+    help={
+        "env": SANDBOX_ENV_HELP,
+        "purge": "also delete every database, WAL archive, base backup and Redis file",
+        "dry_run": DRY_RUN_HELP,
+        "yes": YES_HELP + "; --purge asks otherwise",
+        "json": JSON_HELP,
+    }
+)
+def down(
+    c: Context,
+    env: str | None = None,
+    purge: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> None:
     """Stop every sandbox process (data kept); --purge also deletes the sandbox's data.
 
     Example: inv sandbox.down --purge --yes
@@ -149,7 +185,9 @@ def down(c: Context, env: str | None = None, purge: bool = False, dry_run: bool 
 
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "dry_run": DRY_RUN_HELP, "yes": YES_HELP, "json": JSON_HELP})
-def reset(c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False) -> None:
+def reset(
+    c: Context, env: str | None = None, dry_run: bool = False, yes: bool = False, json: bool = False
+) -> None:
     """Delete the sandbox and build a fresh empty one (all sandbox data is lost).
 
     Example: inv sandbox.reset --yes

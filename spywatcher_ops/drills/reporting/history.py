@@ -71,11 +71,15 @@ def read(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def trend(runs: list[dict[str, Any]], *, scenario: str | None = None, env: str | None = None,
-          last: int = 10) -> dict[str, Any]:
+def trend(
+    runs: list[dict[str, Any]], *, scenario: str | None = None, env: str | None = None, last: int = 10
+) -> dict[str, Any]:
     """Per (env, scenario): the last runs, p50/p95 of each metric, and regressions. Pure."""
-    chosen = [r for r in runs if (scenario is None or r.get("scenario") == scenario)
-              and (env is None or r.get("env") == env)]
+    chosen = [
+        r
+        for r in runs
+        if (scenario is None or r.get("scenario") == scenario) and (env is None or r.get("env") == env)
+    ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in chosen:
         groups.setdefault((str(r.get("env")), str(r.get("scenario"))), []).append(r)
@@ -85,10 +89,22 @@ def trend(runs: list[dict[str, Any]], *, scenario: str | None = None, env: str |
         stats = {}
         for metric in METRICS:
             values = [float(r[metric]) for r in completed if r.get(metric) is not None]
-            stats[metric] = {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
-                             "last": values[-1] if values else None}
-        out.append({"env": env_name, "scenario": scen, "runs": len(rs), "stats": stats,
-                    "last_runs": rs[-last:], "regressions": regressions(completed)})
+            stats[metric] = {
+                "n": len(values),
+                "p50": percentile(values, 50),
+                "p95": percentile(values, 95),
+                "last": values[-1] if values else None,
+            }
+        out.append(
+            {
+                "env": env_name,
+                "scenario": scen,
+                "runs": len(rs),
+                "stats": stats,
+                "last_runs": rs[-last:],
+                "regressions": regressions(completed),
+            }
+        )
     return {"groups": out}
 
 

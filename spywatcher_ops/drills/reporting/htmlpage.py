@@ -13,7 +13,11 @@ from .report import fmt_seconds
 COLORS = {"up": "#2e9d4a", "slow": "#e0a100", "down": "#d23c3c"}
 RESTORE_COLORS = {"restoring": "#5b8def", "verifying": "#9b6bd6"}
 WIDTH, LEFT, RIGHT, ROW, TOP = 960, 130, 20, 30, 64
-LABEL_ROWS = (TOP - 48, TOP - 34, TOP - 20)  # fault, recovered, target: one row each, never on top of each other
+LABEL_ROWS = (
+    TOP - 48,
+    TOP - 34,
+    TOP - 20,
+)  # fault, recovered, target: one row each, never on top of each other
 
 
 def _range(report: dict[str, Any]) -> tuple[float, float]:
@@ -78,9 +82,11 @@ def svg_timeline(report: dict[str, Any]) -> str:
     def x(t: float) -> float:
         return LEFT + (t - lo) / span * (WIDTH - LEFT - RIGHT)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-           f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="drill timeline">',
-           '<style>text{font:12px sans-serif;fill:#222}.small{font-size:10px;fill:#555}</style>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="drill timeline">',
+        "<style>text{font:12px sans-serif;fill:#222}.small{font-size:10px;fill:#555}</style>",
+    ]
     axis_y = TOP + ROW * rows + 8
     # ticks at whole multiples of the step (counted, not summed: no 5.55e-17 at zero)
     step = _tick(span)
@@ -89,75 +95,104 @@ def svg_timeline(report: dict[str, Any]) -> str:
     for k in range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1):
         t = k * step
         out.append(f'<line x1="{x(t):.1f}" y1="{TOP - 6}" x2="{x(t):.1f}" y2="{axis_y}" stroke="#eee"/>')
-        out.append(f'<text class="small" x="{x(t):.1f}" y="{axis_y + 14}" text-anchor="middle">'
-                   f'{tick_label(t, step)}</text>')
+        out.append(
+            f'<text class="small" x="{x(t):.1f}" y="{axis_y + 14}" text-anchor="middle">'
+            f"{tick_label(t, step)}</text>"
+        )
     if restore:
         y = TOP + max(1, len(probes)) * ROW
         out.append(f'<text x="{LEFT - 8}" y="{y + ROW / 2 + 4:.1f}" text-anchor="end">restore</text>')
         for name, a, b in restore:
             w = max(x(b) - x(a), 1.0)
-            out.append(f'<rect x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
-                       f'fill="{RESTORE_COLORS[name]}"><title>{name} {a:+.3f} s .. {b:+.3f} s</title></rect>')
+            out.append(
+                f'<rect x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
+                f'fill="{RESTORE_COLORS[name]}"><title>{name} {a:+.3f} s .. {b:+.3f} s</title></rect>'
+            )
             if w > 7 * len(name):
-                out.append(f'<text class="small" x="{x(a) + w / 2:.1f}" y="{y + ROW / 2 + 3:.1f}" '
-                           f'text-anchor="middle" style="fill:#fff">{name}</text>')
+                out.append(
+                    f'<text class="small" x="{x(a) + w / 2:.1f}" y="{y + ROW / 2 + 3:.1f}" '
+                    f'text-anchor="middle" style="fill:#fff">{name}</text>'
+                )
         verified = next((b for n, _a, b in restore if n == "verifying"), None)
         if verified is not None:
             vx = x(verified)
-            out.append(f'<line x1="{vx:.1f}" y1="{y + 1}" x2="{vx:.1f}" y2="{y + ROW - 1}" stroke="#1f5fbf" '
-                       f'stroke-width="3"><title>verified at {verified:+.3f} s</title></line>')
+            out.append(
+                f'<line x1="{vx:.1f}" y1="{y + 1}" x2="{vx:.1f}" y2="{y + ROW - 1}" stroke="#1f5fbf" '
+                f'stroke-width="3"><title>verified at {verified:+.3f} s</title></line>'
+            )
     for i, p in enumerate(probes):
         y = TOP + i * ROW
-        out.append(f'<text x="{LEFT - 8}" y="{y + ROW / 2 + 4:.1f}" text-anchor="end">{escape(p["name"])}</text>')
+        out.append(
+            f'<text x="{LEFT - 8}" y="{y + ROW / 2 + 4:.1f}" text-anchor="end">{escape(p["name"])}</text>'
+        )
         for a, b, state in p.get("bands_t_s") or []:
             if a is None or b is None:
                 continue
             w = max(x(b) - x(a), 1.0)
-            out.append(f'<rect x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
-                       f'fill="{COLORS.get(state, "#999")}"><title>{escape(p["name"])} {state} '
-                       f'{a:+.3f} s .. {b:+.3f} s</title></rect>')
+            out.append(
+                f'<rect x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
+                f'fill="{COLORS.get(state, "#999")}"><title>{escape(p["name"])} {state} '
+                f"{a:+.3f} s .. {b:+.3f} s</title></rect>"
+            )
         if p.get("impacted") and p.get("recovered_t_s") is not None:
             rx = x(p["recovered_t_s"])
-            out.append(f'<line x1="{rx:.1f}" y1="{y + 1}" x2="{rx:.1f}" y2="{y + ROW - 1}" stroke="#1f5fbf" '
-                       f'stroke-width="3"><title>{escape(p["name"])} recovered at {p["recovered_t_s"]:+.3f} s</title></line>')
+            out.append(
+                f'<line x1="{rx:.1f}" y1="{y + 1}" x2="{rx:.1f}" y2="{y + ROW - 1}" stroke="#1f5fbf" '
+                f'stroke-width="3"><title>{escape(p["name"])} recovered at {p["recovered_t_s"]:+.3f} s</title></line>'
+            )
+
     def top_label(at_x: float, row: int, text: str, colour: str) -> str:
         # each marker's label on its own row; anchored so it stays on the page
         anchor = "end" if at_x > WIDTH - RIGHT - 7 * len(text) else "start"
         lx = at_x - 3 if anchor == "end" else at_x + 3
-        return (f'<text x="{lx:.1f}" y="{LABEL_ROWS[row]}" text-anchor="{anchor}" '
-                f'style="fill:{colour}">{escape(text)}</text>')
+        return (
+            f'<text x="{lx:.1f}" y="{LABEL_ROWS[row]}" text-anchor="{anchor}" '
+            f'style="fill:{colour}">{escape(text)}</text>'
+        )
 
     if report["fault"] is not None:
         fx = x(0.0)
-        out.append(f'<line x1="{fx:.1f}" y1="{LABEL_ROWS[0] + 4}" x2="{fx:.1f}" y2="{axis_y}" stroke="#000" '
-                   f'stroke-width="2"/>')
+        out.append(
+            f'<line x1="{fx:.1f}" y1="{LABEL_ROWS[0] + 4}" x2="{fx:.1f}" y2="{axis_y}" stroke="#000" '
+            f'stroke-width="2"/>'
+        )
         out.append(top_label(fx, 0, "fault" if not restore else "corruption mark", "#000"))
     rto = report["rto"].get("achieved_s")
     if rto:
         rx = x(rto)
-        out.append(f'<line x1="{rx:.1f}" y1="{LABEL_ROWS[1] + 4}" x2="{rx:.1f}" y2="{axis_y}" stroke="#1f5fbf" '
-                   f'stroke-dasharray="4 2"/>')
+        out.append(
+            f'<line x1="{rx:.1f}" y1="{LABEL_ROWS[1] + 4}" x2="{rx:.1f}" y2="{axis_y}" stroke="#1f5fbf" '
+            f'stroke-dasharray="4 2"/>'
+        )
         what = "restored and verified" if restore else "recovered"
         out.append(top_label(rx, 1, f"{what} (RTO {fmt_seconds(rto)})", "#1f5fbf"))
     target = report["rto"].get("target_s")
     if target is not None:
         if target <= hi:
             tx = x(target)
-            out.append(f'<line x1="{tx:.1f}" y1="{LABEL_ROWS[2] + 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="#d23c3c" '
-                       f'stroke-dasharray="6 3"/>')
+            out.append(
+                f'<line x1="{tx:.1f}" y1="{LABEL_ROWS[2] + 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="#d23c3c" '
+                f'stroke-dasharray="6 3"/>'
+            )
             out.append(top_label(tx, 2, f"RTO target {fmt_seconds(target)}", "#d23c3c"))
         else:
-            out.append(f'<text x="{WIDTH - RIGHT}" y="{height - 4}" text-anchor="end" fill="#d23c3c">'
-                       f'RTO target {escape(fmt_seconds(target))} (off the chart) &#8594;</text>')
+            out.append(
+                f'<text x="{WIDTH - RIGHT}" y="{height - 4}" text-anchor="end" fill="#d23c3c">'
+                f"RTO target {escape(fmt_seconds(target))} (off the chart) &#8594;</text>"
+            )
     for j, ev in enumerate(events[:12]):
         ex = x(ev["t_s"])
         ly = axis_y + 30 + 14 * j
         code = str(ev.get("code") or "")
         message = str(ev["message"])
-        label = f'{signed(ev["t_s"])} s ' + (message if message.startswith(code) else f"{code} {message}".strip())
+        label = f"{signed(ev['t_s'])} s " + (
+            message if message.startswith(code) else f"{code} {message}".strip()
+        )
         # the guide stops at the axis: a line running on through the labels below would cross them
-        out.append(f'<line x1="{ex:.1f}" y1="{TOP - 6}" x2="{ex:.1f}" y2="{axis_y}" stroke="#7a3fbf" '
-                   f'stroke-dasharray="2 2"/><circle cx="{ex:.1f}" cy="{TOP - 6}" r="3" fill="#7a3fbf"/>')
+        out.append(
+            f'<line x1="{ex:.1f}" y1="{TOP - 6}" x2="{ex:.1f}" y2="{axis_y}" stroke="#7a3fbf" '
+            f'stroke-dasharray="2 2"/><circle cx="{ex:.1f}" cy="{TOP - 6}" r="3" fill="#7a3fbf"/>'
+        )
         label = label[:110]
         lx = max(4.0, min(ex, WIDTH - RIGHT - 5.6 * len(label)))  # keep the label on the page
         out.append(f'<text class="small" x="{lx:.1f}" y="{ly}" fill="#7a3fbf">{escape(label)}</text>')
@@ -227,30 +262,76 @@ def to_html(report: dict[str, Any]) -> str:
     for key in ("rto", "rpo"):
         m = report[key]
         target = f"{fmt_seconds(m['target_s'])} ({m.get('target_key')})" if m["target_s"] is not None else "-"
-        metrics.append(_row([key.upper(), escape(fmt_seconds(m["achieved_s"])), escape(target), escape(m["verdict"]),
-                             escape(m.get("basis") or "")]))
+        metrics.append(
+            _row(
+                [
+                    key.upper(),
+                    escape(fmt_seconds(m["achieved_s"])),
+                    escape(target),
+                    escape(m["verdict"]),
+                    escape(m.get("basis") or ""),
+                ]
+            )
+        )
     timeline = [_row(["t (s)", "kind", "source", "message"], "th")]
     for t in report["timeline"]:
         code = f" [{t['code']}]" if t.get("code") else ""
-        timeline.append(_row([signed(t["t_s"]), escape(str(t["kind"])), escape(str(t["source"])),
-                              escape(str(t["message"]) + code)]))
-    probes = [_row(["probe", "attempts", "failed", "first failure", "recovered", "RTO", "p50 latency", "lost writes"], "th")]
+        timeline.append(
+            _row(
+                [
+                    signed(t["t_s"]),
+                    escape(str(t["kind"])),
+                    escape(str(t["source"])),
+                    escape(str(t["message"]) + code),
+                ]
+            )
+        )
+    probes = [
+        _row(
+            [
+                "probe",
+                "attempts",
+                "failed",
+                "first failure",
+                "recovered",
+                "RTO",
+                "p50 latency",
+                "lost writes",
+            ],
+            "th",
+        )
+    ]
     for p in report["probes"]:
         loss = (p.get("loss") or {}).get("lost")
-        probes.append(_row([escape(p["name"]), str(p.get("attempts")), str(p.get("failed")),
-                            _t(p.get("first_failure_t_s")), _t(p.get("recovered_t_s")),
-                            escape(fmt_seconds(p.get("rto_s"))), escape(fmt_seconds(p.get("latency_p50_s"))),
-                            "-" if loss is None else str(loss)]))
+        probes.append(
+            _row(
+                [
+                    escape(p["name"]),
+                    str(p.get("attempts")),
+                    str(p.get("failed")),
+                    _t(p.get("first_failure_t_s")),
+                    _t(p.get("recovered_t_s")),
+                    escape(fmt_seconds(p.get("rto_s"))),
+                    escape(fmt_seconds(p.get("latency_p50_s"))),
+                    "-" if loss is None else str(loss),
+                ]
+            )
+        )
     checks = []
     for title_, key in (("Preflight", "preflight"), ("Re-check after the rollback", "recheck")):
         if report[key]:
-            items = "".join(f"<li><b>{escape(c['status'].upper())}</b> {escape(c['name'])}: {escape(str(c['detail']))}"
-                            + (f" <i>(hint: {escape(str(c['hint']))})</i>" if c.get("hint") else "") + "</li>"
-                            for c in report[key])
+            items = "".join(
+                f"<li><b>{escape(c['status'].upper())}</b> {escape(c['name'])}: {escape(str(c['detail']))}"
+                + (f" <i>(hint: {escape(str(c['hint']))})</i>" if c.get("hint") else "")
+                + "</li>"
+                for c in report[key]
+            )
             checks.append(f"<h2>{title_}</h2><ul>{items}</ul>")
     aborted = ""
     if report["aborted"]:
-        aborted = f"<p class='warn'>Aborted: {escape(str(report['aborted']['reason']))}; the rollback ran.</p>"
+        aborted = (
+            f"<p class='warn'>Aborted: {escape(str(report['aborted']['reason']))}; the rollback ran.</p>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>
@@ -260,18 +341,18 @@ th{{background:#f3f3f3}}.verdict{{font-size:20px;font-weight:bold;color:{verdict
 .legend span{{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}}
 </style></head><body>
 <h1>{escape(title)}</h1>
-<p class="verdict">{escape(report['outcome'].upper())}: {escape(headline(report))}</p>
-<p>Injected: {escape(str(sc.get('injects')))}<br>Started {escape(str(report['started_at']))}, ended {escape(str(report['ended_at']))}; id <code>{escape(report['id'])}</code>, schema {report['schema']} v{report['schema_version']}.</p>
+<p class="verdict">{escape(report["outcome"].upper())}: {escape(headline(report))}</p>
+<p>Injected: {escape(str(sc.get("injects")))}<br>Started {escape(str(report["started_at"]))}, ended {escape(str(report["ended_at"]))}; id <code>{escape(report["id"])}</code>, schema {report["schema"]} v{report["schema_version"]}.</p>
 {aborted}
-<table>{''.join(metrics)}</table>
+<table>{"".join(metrics)}</table>
 <h2>Timeline</h2>
-<p class="legend"><span style="background:{COLORS['up']}"></span>up<span style="background:{COLORS['slow']}"></span>slow<span style="background:{COLORS['down']}"></span>down
-<span style="background:{RESTORE_COLORS['restoring']}"></span>restoring<span style="background:{RESTORE_COLORS['verifying']}"></span>verifying
+<p class="legend"><span style="background:{COLORS["up"]}"></span>up<span style="background:{COLORS["slow"]}"></span>slow<span style="background:{COLORS["down"]}"></span>down
+<span style="background:{RESTORE_COLORS["restoring"]}"></span>restoring<span style="background:{RESTORE_COLORS["verifying"]}"></span>verifying
 <span style="background:#000;width:3px"></span>fault<span style="background:#1f5fbf;width:3px"></span>recovery<span style="background:#7a3fbf;width:3px"></span>provider event<span style="background:#d23c3c;width:3px"></span>RTO target</p>
 {svg_timeline(report)}
-<table>{''.join(timeline)}</table>
-<h2>Probes</h2><table>{''.join(probes)}</table>
-{''.join(checks)}
+<table>{"".join(timeline)}</table>
+<h2>Probes</h2><table>{"".join(probes)}</table>
+{"".join(checks)}
 </body></html>
 """
 

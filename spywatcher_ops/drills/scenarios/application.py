@@ -52,6 +52,7 @@ API_PROBE_FLOOR_S = 0.25  # the Kubernetes API is polled at most 4 times a secon
 
 # probes ------------------------------------------------------------------------
 
+
 class DeploymentsReadyProbe(ProbeThread):
     """Every application deployment has all desired replicas ready and updated."""
 
@@ -81,6 +82,7 @@ class DeploymentsReadyProbe(ProbeThread):
 
 # helpers -------------------------------------------------------------------------
 
+
 def _app_state(env: Environment) -> Obj:
     """Deployments, their pods, nodes and PDBs, read once."""
     cluster = env.cluster
@@ -89,7 +91,13 @@ def _app_state(env: Environment) -> Obj:
     zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(ZONE_LABEL, "?") for n in nodes}
     present = {d["metadata"]["name"]: d for d in kube.deployments()}
     deployments = {short: present.get(cluster.deployment_name(short)) for short in SHORT_NAMES}
-    return {"nodes": nodes, "zones": zones, "deployments": deployments, "pods": kube.pods(), "pdbs": kube.pdbs()}
+    return {
+        "nodes": nodes,
+        "zones": zones,
+        "deployments": deployments,
+        "pods": kube.pods(),
+        "pdbs": kube.pdbs(),
+    }
 
 
 def _pods_of(dep: Obj, pods: list[Obj]) -> list[Obj]:
@@ -99,7 +107,9 @@ def _pods_of(dep: Obj, pods: list[Obj]) -> list[Obj]:
 
 def _backend_pods(state: Obj) -> list[Obj]:
     """The backend's pods; by its usual label when the deployment itself is missing."""
-    backend = state["deployments"].get("backend") or {"spec": {"selector": {"matchLabels": {"app": "backend"}}}}
+    backend = state["deployments"].get("backend") or {
+        "spec": {"selector": {"matchLabels": {"app": "backend"}}}
+    }
     return _pods_of(backend, state["pods"])
 
 
@@ -143,8 +153,10 @@ def _drain_checks(env: Environment, nodes: list[str]) -> list[Check]:
     blockers = drain_blockers(kube, evictable(kube, nodes)[0])
     if not blockers:
         return [Check("drain possible", "ok", f"every pod on {', '.join(nodes)} can be evicted")]
-    return [Check("drain possible", "failed", why, hint="the drill would stall on it or lose the pod")
-            for why in blockers]
+    return [
+        Check("drain possible", "failed", why, hint="the drill would stall on it or lose the pod")
+        for why in blockers
+    ]
 
 
 def _busiest(counts: dict[str, int], allowed: list[str]) -> str | None:
@@ -154,6 +166,7 @@ def _busiest(counts: dict[str, int], allowed: list[str]) -> str | None:
 
 
 # the scenarios ----------------------------------------------------------------------
+
 
 class AppScenario(Scenario):
     """What the three application drills share."""
@@ -186,8 +199,13 @@ class AppScenario(Scenario):
         target = env.settings.targets.rto.get(self.rto_key)
         for short, dep in state["deployments"].items():
             if dep is None:
-                checks.append(Check(f"{short} deployment", "failed",
-                                    f"{env.cluster.deployment_name(short)} is not in namespace {env.cluster.namespace}"))
+                checks.append(
+                    Check(
+                        f"{short} deployment",
+                        "failed",
+                        f"{env.cluster.deployment_name(short)} is not in namespace {env.cluster.namespace}",
+                    )
+                )
                 continue
             checks += self._predictions(short, dep, state, target)
         checks += self._scenario_checks(env, state, options)
@@ -196,13 +214,22 @@ class AppScenario(Scenario):
     def _health_check(self, env: Environment, options: DrillOptions) -> Check:
         url = health_url(env)
         if not url:
-            return Check("health URL", "failed", f"environments.{env.name}.health_url is not set",
-                         hint="set it to the API's health endpoint, e.g. https://api.spywatcher.example.com/health")
+            return Check(
+                "health URL",
+                "failed",
+                f"environments.{env.name}.health_url is not set",
+                hint="set it to the API's health endpoint, e.g. https://api.spywatcher.example.com/health",
+            )
         try:
             with urllib.request.urlopen(url, timeout=options.cadence.op_timeout) as reply:
                 return Check("health URL", "ok", f"{url} answers {reply.status}")
         except urllib.error.HTTPError as exc:
-            return Check("health URL", "failed", f"{url} answers {exc.code}", hint="the application must be healthy before a drill")
+            return Check(
+                "health URL",
+                "failed",
+                f"{url} answers {exc.code}",
+                hint="the application must be healthy before a drill",
+            )
         except (urllib.error.URLError, OSError) as exc:
             return Check("health URL", "failed", f"{url}: {getattr(exc, 'reason', exc)}")
 
@@ -213,53 +240,102 @@ class AppScenario(Scenario):
         template = dep["spec"].get("template") or {}
         if "replicas" in self.predicts:
             if want < 2:
-                out.append(Check(f"{short} replicas", "warn",
-                                 f"{want} replica: losing it is an outage until a replacement is ready (predicted miss of a short target)",
-                                 hint=f"run at least 2 replicas of {short}"))
+                out.append(
+                    Check(
+                        f"{short} replicas",
+                        "warn",
+                        f"{want} replica: losing it is an outage until a replacement is ready (predicted miss of a short target)",
+                        hint=f"run at least 2 replicas of {short}",
+                    )
+                )
             else:
                 out.append(Check(f"{short} replicas", "ok", f"{want} replicas"))
         if "zones" in self.predicts:
             zones = sorted({state["zones"].get(p["spec"].get("nodeName") or "", "?") for p in pods})
             if len(zones) < 2:
-                out.append(Check(f"{short} zone spread", "warn",
-                                 f"all {len(pods)} pods in {', '.join(zones) or 'no zone'}: losing that zone takes {short} down",
-                                 hint="add a topologySpreadConstraint on topology.kubernetes.io/zone"))
+                out.append(
+                    Check(
+                        f"{short} zone spread",
+                        "warn",
+                        f"all {len(pods)} pods in {', '.join(zones) or 'no zone'}: losing that zone takes {short} down",
+                        hint="add a topologySpreadConstraint on topology.kubernetes.io/zone",
+                    )
+                )
             else:
-                out.append(Check(f"{short} zone spread", "ok", f"pods in {len(zones)} zones: {', '.join(zones)}"))
+                out.append(
+                    Check(f"{short} zone spread", "ok", f"pods in {len(zones)} zones: {', '.join(zones)}")
+                )
         if "nodes" in self.predicts:
             nodes = {p["spec"].get("nodeName") for p in pods}
             if len(nodes) < 2:
-                out.append(Check(f"{short} node spread", "warn", f"all {len(pods)} pods on one node: losing it takes {short} down",
-                                 hint="add pod anti-affinity or a topologySpreadConstraint on kubernetes.io/hostname"))
+                out.append(
+                    Check(
+                        f"{short} node spread",
+                        "warn",
+                        f"all {len(pods)} pods on one node: losing it takes {short} down",
+                        hint="add pod anti-affinity or a topologySpreadConstraint on kubernetes.io/hostname",
+                    )
+                )
         if "pdb" in self.predicts:
             covering = pdb_for(pods[0], state["pdbs"]) if pods else []
             if not covering:
-                out.append(Check(f"{short} PodDisruptionBudget", "warn",
-                                 "none: a drain may evict every replica at once (predicted outage)",
-                                 hint=f"add a PodDisruptionBudget with minAvailable: 1 for {short}"))
+                out.append(
+                    Check(
+                        f"{short} PodDisruptionBudget",
+                        "warn",
+                        "none: a drain may evict every replica at once (predicted outage)",
+                        hint=f"add a PodDisruptionBudget with minAvailable: 1 for {short}",
+                    )
+                )
             else:
-                out.append(Check(f"{short} PodDisruptionBudget", "ok", ", ".join(
-                    f"{p['metadata']['name']} allows {(p.get('status') or {}).get('disruptionsAllowed')}" for p in covering)))
+                out.append(
+                    Check(
+                        f"{short} PodDisruptionBudget",
+                        "ok",
+                        ", ".join(
+                            f"{p['metadata']['name']} allows {(p.get('status') or {}).get('disruptionsAllowed')}"
+                            for p in covering
+                        ),
+                    )
+                )
         if "readiness" in self.predicts:
-            missing = [c.get("name", "?") for c in (template.get("spec") or {}).get("containers") or []
-                       if not c.get("readinessProbe")]
+            missing = [
+                c.get("name", "?")
+                for c in (template.get("spec") or {}).get("containers") or []
+                if not c.get("readinessProbe")
+            ]
             if missing:
-                out.append(Check(f"{short} readiness probe", "warn",
-                                 f"container {', '.join(missing)} has none: new pods get traffic before they can serve",
-                                 hint="add a readinessProbe on the health endpoint"))
+                out.append(
+                    Check(
+                        f"{short} readiness probe",
+                        "warn",
+                        f"container {', '.join(missing)} has none: new pods get traffic before they can serve",
+                        hint="add a readinessProbe on the health endpoint",
+                    )
+                )
             else:
                 out.append(Check(f"{short} readiness probe", "ok", "every container has one"))
         if "toleration" in self.predicts:
             tol = _toleration_s(template)
             if tol is None:
-                out.append(Check(f"{short} not-ready toleration", "warn",
-                                 "pods tolerate a not-ready node forever: a real node failure never moves them"))
+                out.append(
+                    Check(
+                        f"{short} not-ready toleration",
+                        "warn",
+                        "pods tolerate a not-ready node forever: a real node failure never moves them",
+                    )
+                )
             elif target is not None and tol >= target:
                 default = " (the Kubernetes default)" if tol == DEFAULT_TOLERATION_S else ""
-                out.append(Check(f"{short} not-ready toleration", "warn",
-                                 f"{tol} s{default}: on a real node failure pods move only after {tol} s, which alone "
-                                 f"exceeds the {target:.0f} s application RTO target (this drill drains, so it cannot show it)",
-                                 hint="set tolerationSeconds for node.kubernetes.io/not-ready and /unreachable to e.g. 30"))
+                out.append(
+                    Check(
+                        f"{short} not-ready toleration",
+                        "warn",
+                        f"{tol} s{default}: on a real node failure pods move only after {tol} s, which alone "
+                        f"exceeds the {target:.0f} s application RTO target (this drill drains, so it cannot show it)",
+                        hint="set tolerationSeconds for node.kubernetes.io/not-ready and /unreachable to e.g. 30",
+                    )
+                )
             else:
                 out.append(Check(f"{short} not-ready toleration", "ok", f"{tol} s"))
         return out
@@ -276,7 +352,13 @@ class AppScenario(Scenario):
                 dep = cluster.kube.deployment(cluster.deployment_name(short))
                 want = int(dep["spec"].get("replicas", 1))
                 ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
-                checks.append(Check(f"{short} ready", "ok" if ready >= want else "failed", f"{ready}/{want} replicas ready"))
+                checks.append(
+                    Check(
+                        f"{short} ready",
+                        "ok" if ready >= want else "failed",
+                        f"{ready}/{want} replicas ready",
+                    )
+                )
         except OpsError as exc:
             checks.append(Check("deployments ready", "failed", str(exc), hint=exc.hint))
         return checks
@@ -288,23 +370,33 @@ class AppScenario(Scenario):
     def make_probes(self, ctx: DrillContext) -> list[Any]:
         url = health_url(ctx.env)
         if not url:
-            raise NotReady(f"environments.{ctx.env.name}.health_url is not set; the drill measures through it")
+            raise NotReady(
+                f"environments.{ctx.env.name}.health_url is not set; the drill measures through it"
+            )
         cluster = ctx.env.cluster
         present = {d["metadata"]["name"] for d in cluster.kube.deployments()}
         names = [cluster.deployment_name(s) for s in SHORT_NAMES if cluster.deployment_name(s) in present]
-        return [HttpHealthProbe(url, ctx.anchor, ctx.options.cadence),
-                DeploymentsReadyProbe(cluster.kube, names, ctx.anchor, ctx.options.cadence)]
+        return [
+            HttpHealthProbe(url, ctx.anchor, ctx.options.cadence),
+            DeploymentsReadyProbe(cluster.kube, names, ctx.anchor, ctx.options.cadence),
+        ]
 
     def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
         measured = failover_measure(ctx, fault, probe_results, self.judged_by)
         health = probe_results.get("app-health") or {}
         ready = probe_results.get("deployments-ready") or {}
-        measured.rto_basis = ("fault -> the health URL answering 2xx and every deployment fully ready, "
-                              f"each followed by {ctx.options.stability.stable_count} good attempts (the slower counts)")
+        measured.rto_basis = (
+            "fault -> the health URL answering 2xx and every deployment fully ready, "
+            f"each followed by {ctx.options.stability.stable_count} good attempts (the slower counts)"
+        )
         measured.rpo_basis = "not judged: the application is stateless"
-        measured.details = {**fault.details, "health_rto_s": health.get("rto_s"),
-                            "health_impacted": health.get("impacted"), "readiness_rto_s": ready.get("rto_s"),
-                            "readiness_first_error": ready.get("first_error")}
+        measured.details = {
+            **fault.details,
+            "health_rto_s": health.get("rto_s"),
+            "health_impacted": health.get("impacted"),
+            "readiness_rto_s": ready.get("rto_s"),
+            "readiness_first_error": ready.get("first_error"),
+        }
         return measured
 
     def provider_events(self, ctx: DrillContext, since: datetime) -> list[ProviderEvent]:
@@ -315,8 +407,14 @@ class AppScenario(Scenario):
             at = _event_time(e)
             if at >= since:
                 obj = e.get("involvedObject") or {}
-                out.append(ProviderEvent(at=at, source=f"{obj.get('kind')}/{obj.get('name')}",
-                                         message=f"{e.get('reason')}: {e.get('message')}", code=e.get("reason")))
+                out.append(
+                    ProviderEvent(
+                        at=at,
+                        source=f"{obj.get('kind')}/{obj.get('name')}",
+                        message=f"{e.get('reason')}: {e.get('message')}",
+                        code=e.get("reason"),
+                    )
+                )
         return out
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
@@ -327,7 +425,9 @@ class AppScenario(Scenario):
             return
         detail, outcome = _uncordon_ours(ctx.env, ours, ctx.op.id)
         for node, status in outcome.items():
-            ctx.step("uncordon", "ok" if status in ("uncordoned", "gone") else "skipped", node=node, result=status)
+            ctx.step(
+                "uncordon", "ok" if status in ("uncordoned", "gone") else "skipped", node=node, result=status
+            )
         ctx.event("rollback", detail, source="kubernetes")
         if ctx.scratch.get("undo_id"):
             ctx.undone(ctx.scratch["undo_id"], detail)
@@ -353,13 +453,25 @@ class AppScenario(Scenario):
         timeout = self.hard_timeout(ctx.env, ctx.options)
         interval = max(ctx.options.cadence.interval, API_PROBE_FLOOR_S)
         try:
-            evictions.run(clock=ctx.env.clock, timeout=timeout, interval=interval,
-                          progress=lambda s: ctx.progress(f"draining: {s}"), what="the drill's evictions")
+            evictions.run(
+                clock=ctx.env.clock,
+                timeout=timeout,
+                interval=interval,
+                progress=lambda s: ctx.progress(f"draining: {s}"),
+                what="the drill's evictions",
+            )
         except TimedOut:
             raise TimedOut(f"drill {self.name}: {evictions.why_stuck(timeout)}") from None
-        ctx.event("provider", f"evicted {len(evictions.evicted)} pods from {', '.join(nodes)}", source="kubernetes")
-        wait_for(lambda: pods_gone(kube, nodes), what="evicted pods to terminate", clock=ctx.env.clock,
-                 timeout=timeout, interval=interval)
+        ctx.event(
+            "provider", f"evicted {len(evictions.evicted)} pods from {', '.join(nodes)}", source="kubernetes"
+        )
+        wait_for(
+            lambda: pods_gone(kube, nodes),
+            what="evicted pods to terminate",
+            clock=ctx.env.clock,
+            timeout=timeout,
+            interval=interval,
+        )
         fault.details["evicted"] = evictions.evicted
         return fault
 
@@ -392,8 +504,16 @@ def _uncordon_ours(env: Environment, nodes: list[str], by: str | None) -> tuple[
         done.append(node)
     parts = [f"uncordoned {', '.join(done)}"] if done else []
     parts += [f"{', '.join(gone)} no longer exist(s)"] if gone else []
-    parts += [f"left {', '.join(kept)} alone (not cordoned by this drill, or since by someone else)"] if kept else []
-    outcome = {**{n: "uncordoned" for n in done}, **{n: "gone" for n in gone}, **{n: "left alone" for n in kept}}
+    parts += (
+        [f"left {', '.join(kept)} alone (not cordoned by this drill, or since by someone else)"]
+        if kept
+        else []
+    )
+    outcome = {
+        **{n: "uncordoned" for n in done},
+        **{n: "gone" for n in gone},
+        **{n: "left alone" for n in kept},
+    }
     return "; ".join(parts) or "nothing to uncordon", outcome
 
 
@@ -447,7 +567,9 @@ class AppPodLoss(AppScenario):
 @register
 class NodeLoss(AppScenario):
     name = "node-loss"
-    injects = "drains one node (cordon + evictions, PDBs respected): the node with most backend pods by default"
+    injects = (
+        "drains one node (cordon + evictions, PDBs respected): the node with most backend pods by default"
+    )
     predicts = ("replicas", "nodes", "pdb", "readiness", "toleration")
     params = {"node": "a node name (default: the node with most backend pods)"}
 
@@ -469,10 +591,21 @@ class NodeLoss(AppScenario):
         node = self._node(env, options, state)
         others = [n for n in state["nodes"] if schedulable(n) and n["metadata"]["name"] != node]
         if not others:
-            return [Check("another schedulable node", "failed", f"{node} is the only schedulable node: its pods would have nowhere to go")]
-        return [Check("another schedulable node", "ok", f"drains {node} ({state['zones'].get(node)}); "
-                                                         f"{len(others)} other schedulable node(s)"),
-                *_drain_checks(env, [node])]
+            return [
+                Check(
+                    "another schedulable node",
+                    "failed",
+                    f"{node} is the only schedulable node: its pods would have nowhere to go",
+                )
+            ]
+        return [
+            Check(
+                "another schedulable node",
+                "ok",
+                f"drains {node} ({state['zones'].get(node)}); {len(others)} other schedulable node(s)",
+            ),
+            *_drain_checks(env, [node]),
+        ]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         from ...cluster.nodes import plan_drain
@@ -485,7 +618,9 @@ class NodeLoss(AppScenario):
     def inject(self, ctx: DrillContext) -> Fault:
         state = _app_state(ctx.env)
         node = self._node(ctx.env, ctx.options, state)
-        return self._drain(ctx, [node], f"drained node {node} ({state['zones'].get(node)})", zone=state["zones"].get(node))
+        return self._drain(
+            ctx, [node], f"drained node {node} ({state['zones'].get(node)})", zone=state["zones"].get(node)
+        )
 
 
 @register
@@ -503,22 +638,36 @@ class ZoneLoss(AppScenario):
                 raise BadInput(f"--param zone={wanted}: no node in that zone; zones: {', '.join(zones)}")
             zone = str(wanted)
         else:
-            counts = _count([state["zones"].get(p["spec"].get("nodeName") or "", "?") for p in _backend_pods(state)])
+            counts = _count(
+                [state["zones"].get(p["spec"].get("nodeName") or "", "?") for p in _backend_pods(state)]
+            )
             zone = _busiest(counts, zones) or "?"
-        nodes = [n["metadata"]["name"] for n in state["nodes"]
-                 if state["zones"][n["metadata"]["name"]] == zone and schedulable(n)]
+        nodes = [
+            n["metadata"]["name"]
+            for n in state["nodes"]
+            if state["zones"][n["metadata"]["name"]] == zone and schedulable(n)
+        ]
         return zone, nodes
 
     def _scenario_checks(self, env: Environment, state: Obj, options: DrillOptions) -> list[Check]:
         zone, nodes = self._zone(env, options, state)
-        others = [n for n in state["nodes"] if schedulable(n) and state["zones"][n["metadata"]["name"]] != zone]
+        others = [
+            n for n in state["nodes"] if schedulable(n) and state["zones"][n["metadata"]["name"]] != zone
+        ]
         if not nodes:
             return [Check("zone to lose", "failed", f"no schedulable node in {zone}")]
         if not others:
-            return [Check("another zone", "failed", f"every schedulable node is in {zone}: nothing would be left")]
-        return [Check("another zone", "ok", f"drains {len(nodes)} node(s) in {zone}; "
-                                            f"{len(others)} schedulable node(s) in other zones"),
-                *_drain_checks(env, nodes)]
+            return [
+                Check("another zone", "failed", f"every schedulable node is in {zone}: nothing would be left")
+            ]
+        return [
+            Check(
+                "another zone",
+                "ok",
+                f"drains {len(nodes)} node(s) in {zone}; {len(others)} schedulable node(s) in other zones",
+            ),
+            *_drain_checks(env, nodes),
+        ]
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         from ...cluster.nodes import drain_blockers, evictable
@@ -530,7 +679,9 @@ class ZoneLoss(AppScenario):
         blockers = drain_blockers(kube, evict)
         if blockers:  # like cluster.drain: refuse what could never finish, before any change
             raise Refused(f"zone {zone}: {blockers[0]}")
-        plan = Plan(f"drill {self.name} on {env.name}: cordon {len(nodes)} node(s) in {zone}, then evict their pods")
+        plan = Plan(
+            f"drill {self.name} on {env.name}: cordon {len(nodes)} node(s) in {zone}, then evict their pods"
+        )
         for node in nodes:
             plan.add(kube.step_cordon(node))
         for pod in evict:
@@ -542,4 +693,6 @@ class ZoneLoss(AppScenario):
         zone, nodes = self._zone(ctx.env, ctx.options, state)
         if not nodes:
             raise NotReady(f"no schedulable node in {zone}")
-        return self._drain(ctx, nodes, f"lost zone {zone}: cordoned and drained {len(nodes)} node(s)", zone=zone)
+        return self._drain(
+            ctx, nodes, f"lost zone {zone}: cordoned and drained {len(nodes)} node(s)", zone=zone
+        )

@@ -38,6 +38,7 @@ def _targets(env: Environment) -> tuple[dict[str, float], dict[str, float]]:
 
 # restores ---------------------------------------------------------------------
 
+
 class _RestoreScenario(DbScenario):
     probes = ("db-write",)
     judged_by = ()  # RTO is restore + verification, not a probe's recovery
@@ -47,17 +48,24 @@ class _RestoreScenario(DbScenario):
     rto_key = "restore"
     timeout_s = 300.0
     timeout_aws_s = 7200.0
-    aws_actions: tuple[str, ...] = ("rds:DescribeDBInstances", "rds:DeleteDBInstance", "rds:AddTagsToResource",
-                                    "rds:ModifyDBInstance", "rds:DescribeDBInstanceAutomatedBackups",
-                                    "rds:DescribeEvents", "secretsmanager:GetSecretValue")
+    aws_actions: tuple[str, ...] = (
+        "rds:DescribeDBInstances",
+        "rds:DeleteDBInstance",
+        "rds:AddTagsToResource",
+        "rds:ModifyDBInstance",
+        "rds:DescribeDBInstanceAutomatedBackups",
+        "rds:DescribeEvents",
+        "secretsmanager:GetSecretValue",
+    )
 
     def new_instance_id(self, ctx: DrillContext) -> str:
         base = ctx.env.database.instance_id()
         stamp = datetime.fromtimestamp(ctx.now(), UTC).strftime("%H%M%S")
         return f"{base}-drill-{stamp}"[:63]
 
-    def _restore(self, ctx: DrillContext, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
-                 ) -> Any:
+    def _restore(
+        self, ctx: DrillContext, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
+    ) -> Any:
         db = ctx.env.database
         plan = db.plan_restore(new_id, to_time=to_time, snapshot_id=snapshot_id)
         undo_id = ctx.undo("delete-instance", instance=new_id)
@@ -65,14 +73,18 @@ class _RestoreScenario(DbScenario):
         started = ctx.now()
         ctx.event("restore-started", f"restore into {new_id} started", source="drill")
         inst = db.restore(plan, progress=ctx.progress)
-        ctx.event("restore-finished", f"{new_id} accepts connections ({ctx.now() - started:.2f} s)", source="drill")
+        ctx.event(
+            "restore-finished", f"{new_id} accepts connections ({ctx.now() - started:.2f} s)", source="drill"
+        )
         return inst
 
     def _verify(self, ctx: DrillContext, new_id: str) -> set[int]:
         surviving = read_surviving(ctx.env.database.connection(new_id), ctx.run_id, ctx.options.cadence, 30.0)
         if surviving is None:
             raise OperationFailed(f"the restored instance {new_id} could not be read within 30 s")
-        ctx.event("verified", f"{new_id}: {len(surviving)} drill write(s) of this run present", source="drill")
+        ctx.event(
+            "verified", f"{new_id}: {len(surviving)} drill write(s) of this run present", source="drill"
+        )
         return surviving
 
     def provider_events(self, ctx: DrillContext, since: datetime) -> list[Any]:
@@ -83,7 +95,9 @@ class _RestoreScenario(DbScenario):
             try:
                 events += ctx.env.database.events(since, instance_id=restored[0])
             except Exception as exc:  # noqa: BLE001 - keep the source's events; say what is missing
-                ctx.step("provider-events", "failed", instance=restored[0], error=f"{type(exc).__name__}: {exc}")
+                ctx.step(
+                    "provider-events", "failed", instance=restored[0], error=f"{type(exc).__name__}: {exc}"
+                )
         return sorted(events, key=lambda e: e.at)
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
@@ -104,12 +118,16 @@ class _RestoreScenario(DbScenario):
 @register
 class PitrRestore(_RestoreScenario):
     name = "pitr-restore"
-    injects = ("while writes stream, marks a 'corruption' instant and restores to just before it into a new "
-               "instance, then verifies which writes survived (removed afterwards unless --keep)")
+    injects = (
+        "while writes stream, marks a 'corruption' instant and restores to just before it into a new "
+        "instance, then verifies which writes survived (removed afterwards unless --keep)"
+    )
     kinds = ("sandbox", "aws")
     default_for = ("sandbox",)
     aws_actions = _RestoreScenario.aws_actions + ("rds:RestoreDBInstanceToPointInTime",)
-    params = {"after_mark_s": "seconds of writes after the corruption mark that must not survive, 0-60, e.g. 0.3"}
+    params = {
+        "after_mark_s": "seconds of writes after the corruption mark that must not survive, 0-60, e.g. 0.3"
+    }
 
     def check_params(self, params: dict[str, str]) -> None:
         self.after_mark_s(DrillOptions(params=params))
@@ -119,7 +137,9 @@ class PitrRestore(_RestoreScenario):
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise BadInput(f"--param after_mark_s={raw}: not a number of seconds, e.g. after_mark_s=0.3") from None
+            raise BadInput(
+                f"--param after_mark_s={raw}: not a number of seconds, e.g. after_mark_s=0.3"
+            ) from None
         if not 0 <= value <= 60:
             raise BadInput(f"--param after_mark_s={raw}: use 0 to 60 seconds")
         return value
@@ -132,18 +152,37 @@ class PitrRestore(_RestoreScenario):
             lag = (env.clock.now() - window.latest).total_seconds()
             target = _targets(env)[1].get("database")
             if target is not None and lag > target:
-                checks.append(Check("prediction", "warn",
-                                    f"the newest restorable time is {lag:.0f} s old: a point-in-time restore "
-                                    f"cannot meet the {target:.0f} s RPO target"))
+                checks.append(
+                    Check(
+                        "prediction",
+                        "warn",
+                        f"the newest restorable time is {lag:.0f} s old: a point-in-time restore "
+                        f"cannot meet the {target:.0f} s RPO target",
+                    )
+                )
         return checks
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         plan = Plan(f"drill {self.name} on {env.name}")
         plan.add(Step("drill", "mark_corruption", {}, mutating=False, why="the instant the data 'went bad'"))
-        plan.add(Step(env.kind, "restore_to_point_in_time", {"new_instance": f"{env.database.instance_id()}-drill-HHMMSS",
-                                                            "to_time": "corruption - 1 ms"}))
-        plan.add(Step(env.kind, "delete_instance", {"instance": "the restored one"},
-                      why="unless --keep; only an instance this drill created"))
+        plan.add(
+            Step(
+                env.kind,
+                "restore_to_point_in_time",
+                {
+                    "new_instance": f"{env.database.instance_id()}-drill-HHMMSS",
+                    "to_time": "corruption - 1 ms",
+                },
+            )
+        )
+        plan.add(
+            Step(
+                env.kind,
+                "delete_instance",
+                {"instance": "the restored one"},
+                why="unless --keep; only an instance this drill created",
+            )
+        )
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
@@ -160,7 +199,11 @@ class PitrRestore(_RestoreScenario):
         self._restore(ctx, new_id, to_time=to_time, snapshot_id=None)
         surviving = self._verify(ctx, new_id)
         fault.done_at = ctx.now()
-        ctx.scratch["verification"] = {"instance": new_id, "restore_point": restore_point, "surviving": surviving}
+        ctx.scratch["verification"] = {
+            "instance": new_id,
+            "restore_point": restore_point,
+            "surviving": surviving,
+        }
         return fault
 
     def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
@@ -175,74 +218,125 @@ class PitrRestore(_RestoreScenario):
             lost_writes=check.missing_before_point,
             rto_basis="corruption mark -> restored instance verified (restore + verification)",
             rpo_basis="restore point - newest surviving write",
-            details={"restore": {"instance": v["instance"], "restore_point": v["restore_point"],
-                                 "kept": ctx.options.keep},
-                     "verification": "passed" if ok else "failed",
-                     "surviving": check.surviving, "newest_surviving_ts": check.newest_surviving_ts,
-                     "missing_before_point": check.missing_before_point,
-                     "missing_seqs": check.missing_seqs[:200],
-                     "present_after_point": check.present_after_point},
+            details={
+                "restore": {
+                    "instance": v["instance"],
+                    "restore_point": v["restore_point"],
+                    "kept": ctx.options.keep,
+                },
+                "verification": "passed" if ok else "failed",
+                "surviving": check.surviving,
+                "newest_surviving_ts": check.newest_surviving_ts,
+                "missing_before_point": check.missing_before_point,
+                "missing_seqs": check.missing_seqs[:200],
+                "present_after_point": check.present_after_point,
+            },
         )
 
 
 @register
 class SnapshotRestore(_RestoreScenario):
     name = "snapshot-restore"
-    injects = "restores the newest snapshot into a new instance and verifies it (removed afterwards unless --keep)"
+    injects = (
+        "restores the newest snapshot into a new instance and verifies it (removed afterwards unless --keep)"
+    )
     kinds = ("sandbox", "aws")
     # Restoring a snapshot loses everything written since it, so its RPO is bounded by
     # the backup interval, not by the PITR-based database target: judged by
     # targets.rpo.snapshot when configured, else by targets.rpo.database.
     rpo_key = "snapshot"
     default_for = ("sandbox",)
-    aws_actions = _RestoreScenario.aws_actions + ("rds:DescribeDBSnapshots", "rds:RestoreDBInstanceFromDBSnapshot")
+    aws_actions = _RestoreScenario.aws_actions + (
+        "rds:DescribeDBSnapshots",
+        "rds:RestoreDBInstanceFromDBSnapshot",
+    )
 
     def _newest(self, env: Environment) -> Any:
-        snaps = [s for s in env.database.list_snapshots() if s.status == "available" and s.created is not None]
+        snaps = [
+            s for s in env.database.list_snapshots() if s.status == "available" and s.created is not None
+        ]
         return max(snaps, key=lambda s: s.created.timestamp() if s.created else 0.0) if snaps else None
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         newest = self._newest(env)
         if newest is None:
-            return [Check("snapshot available", "failed", "no available snapshot to restore",
-                          hint="take one: inv db.snapshot")]
+            return [
+                Check(
+                    "snapshot available",
+                    "failed",
+                    "no available snapshot to restore",
+                    hint="take one: inv db.snapshot",
+                )
+            ]
         age = (env.clock.now() - newest.created).total_seconds()
         checks = [Check("snapshot available", "ok", f"newest: {newest.id} ({newest.kind}), {age:.0f} s old")]
         target = targets_for(env, self)[1]  # the same key and fallback the verdict uses
         if target is not None and age > target:
-            checks.append(Check("prediction", "warn",
-                                f"snapshot-only recovery cannot meet the {target:.0f} s RPO target: the newest "
-                                f"snapshot is already {age:.0f} s old"))
+            checks.append(
+                Check(
+                    "prediction",
+                    "warn",
+                    f"snapshot-only recovery cannot meet the {target:.0f} s RPO target: the newest "
+                    f"snapshot is already {age:.0f} s old",
+                )
+            )
         db_target = env.settings.targets.rpo.get("database")
         if db_target is not None and age > db_target and db_target != target:
             # what the issue asks preflight to say: snapshots alone cannot meet the database RPO
-            checks.append(Check("prediction", "warn",
-                                f"snapshot-only recovery cannot meet the {db_target:.0f} s database RPO target: the "
-                                f"newest snapshot is {age:.0f} s old; only a point-in-time restore can (this drill "
-                                f"is judged by targets.rpo.{self.rpo_key})"))
+            checks.append(
+                Check(
+                    "prediction",
+                    "warn",
+                    f"snapshot-only recovery cannot meet the {db_target:.0f} s database RPO target: the "
+                    f"newest snapshot is {age:.0f} s old; only a point-in-time restore can (this drill "
+                    f"is judged by targets.rpo.{self.rpo_key})",
+                )
+            )
         return checks
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         newest = self._newest(env)
         plan = Plan(f"drill {self.name} on {env.name}")
-        plan.add(Step(env.kind, "restore_from_snapshot", {"snapshot_id": newest.id if newest else None,
-                                                         "new_instance": f"{env.database.instance_id()}-drill-HHMMSS"}))
-        plan.add(Step(env.kind, "delete_instance", {"instance": "the restored one"},
-                      why="unless --keep; only an instance this drill created"))
+        plan.add(
+            Step(
+                env.kind,
+                "restore_from_snapshot",
+                {
+                    "snapshot_id": newest.id if newest else None,
+                    "new_instance": f"{env.database.instance_id()}-drill-HHMMSS",
+                },
+            )
+        )
+        plan.add(
+            Step(
+                env.kind,
+                "delete_instance",
+                {"instance": "the restored one"},
+                why="unless --keep; only an instance this drill created",
+            )
+        )
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
         snap = self._newest(ctx.env)
         if snap is None:
             raise NotReady("no available snapshot to restore", hint="take one: inv db.snapshot")
-        fault = mark_fault(ctx, f"data lost: restore from the newest snapshot {snap.id}", snapshot=snap.id,
-                           snapshot_created=snap.created.timestamp())
+        fault = mark_fault(
+            ctx,
+            f"data lost: restore from the newest snapshot {snap.id}",
+            snapshot=snap.id,
+            snapshot_created=snap.created.timestamp(),
+        )
         new_id = self.new_instance_id(ctx)
         self._restore(ctx, new_id, to_time=None, snapshot_id=snap.id)
         surviving = self._verify(ctx, new_id)
         fault.done_at = ctx.now()
-        ctx.scratch["verification"] = {"instance": new_id, "snapshot": snap.id,
-                                       "snapshot_created": snap.created.timestamp(), "surviving": surviving}
+        ctx.scratch["verification"] = {
+            "instance": new_id,
+            "snapshot": snap.id,
+            "snapshot_created": snap.created.timestamp(),
+            "surviving": surviving,
+        }
         return fault
 
     def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
@@ -256,11 +350,17 @@ class SnapshotRestore(_RestoreScenario):
             lost_writes=sum(1 for w in writes if w.acked and w.seq not in v["surviving"]),
             rto_basis="fault -> snapshot restored and verified",
             rpo_basis="fault time - snapshot time",
-            details={"restore": {"instance": v["instance"], "snapshot": v["snapshot"],
-                                 "snapshot_created": v["snapshot_created"], "kept": ctx.options.keep},
-                     "verification": "passed" if check.present_after_point == 0 else "failed",
-                     "surviving_of_this_run": check.surviving,
-                     "present_after_snapshot": check.present_after_point},
+            details={
+                "restore": {
+                    "instance": v["instance"],
+                    "snapshot": v["snapshot"],
+                    "snapshot_created": v["snapshot_created"],
+                    "kept": ctx.options.keep,
+                },
+                "verification": "passed" if check.present_after_point == 0 else "failed",
+                "surviving_of_this_run": check.surviving,
+                "present_after_snapshot": check.present_after_point,
+            },
         )
 
 
@@ -273,7 +373,9 @@ class SnapshotRestore(_RestoreScenario):
 @register
 class DbStall(DbScenario):
     name = "db-stall"
-    injects = "freezes every process of the primary (SIGSTOP) for --param stall_s=3, then SIGCONT: a hung server"
+    injects = (
+        "freezes every process of the primary (SIGSTOP) for --param stall_s=3, then SIGCONT: a hung server"
+    )
     kinds = ("sandbox",)
     probes = ("db-write", "db-read")
     judged_by = ("db-write", "db-read")
@@ -287,7 +389,9 @@ class DbStall(DbScenario):
         try:
             value = float(options.params.get("stall_s", 3.0))
         except (TypeError, ValueError):
-            raise BadInput(f"--param stall_s={options.params.get('stall_s')}: not a number of seconds, e.g. stall_s=3") from None
+            raise BadInput(
+                f"--param stall_s={options.params.get('stall_s')}: not a number of seconds, e.g. stall_s=3"
+            ) from None
         if not 0 < value <= 300:
             raise BadInput(f"--param stall_s={value:g}: use 0 < stall_s <= 300 seconds")
         return value
@@ -300,8 +404,13 @@ class DbStall(DbScenario):
         pid = env.faults.primary().pid_list[0]
         plan = Plan(f"drill {self.name} on {env.name}")
         plan.add(Step("sandbox", "kill", {"pid": pid, "children": True, "signal": "SIGSTOP"}))
-        plan.add(Step("sandbox", "kill", {"pid": pid, "children": True, "signal": "SIGCONT",
-                                          "after_s": self.stall_s(options)}))
+        plan.add(
+            Step(
+                "sandbox",
+                "kill",
+                {"pid": pid, "children": True, "signal": "SIGCONT", "after_s": self.stall_s(options)},
+            )
+        )
         return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
@@ -311,7 +420,9 @@ class DbStall(DbScenario):
         ctx.scratch["stopped"] = primary
         # journalled before the signal: a drill killed while the primary is frozen is thawed by the next run
         ctx.scratch["stop_undo"] = ctx.undo("sigcont", pids=primary.record())
-        fault = mark_fault(ctx, f"primary frozen (SIGSTOP) for {stall:g} s", pids=primary.pid_list, stall_s=stall)
+        fault = mark_fault(
+            ctx, f"primary frozen (SIGSTOP) for {stall:g} s", pids=primary.pid_list, stall_s=stall
+        )
         faults.freeze(primary)
         ctx.sleep(fault.at + stall - ctx.now())
         faults.thaw(primary)
@@ -329,8 +440,10 @@ class DbStall(DbScenario):
 @register
 class DbAsyncLoss(DbScenario):
     name = "db-async-loss"
-    injects = ("stops WAL receipt on the standby (SIGSTOP its walreceiver), lets --param writes=5 acknowledged "
-               "writes through, kills the primary and promotes: a loss of known size (asynchronous replication only)")
+    injects = (
+        "stops WAL receipt on the standby (SIGSTOP its walreceiver), lets --param writes=5 acknowledged "
+        "writes through, kills the primary and promotes: a loss of known size (asynchronous replication only)"
+    )
     kinds = ("sandbox",)
     probes = ("db-write", "db-read")
     judged_by = ("db-write", "db-read")
@@ -344,7 +457,9 @@ class DbAsyncLoss(DbScenario):
         try:
             value = int(options.params.get("writes", 5))
         except (TypeError, ValueError):
-            raise BadInput(f"--param writes={options.params.get('writes')}: not a whole number, e.g. writes=5") from None
+            raise BadInput(
+                f"--param writes={options.params.get('writes')}: not a whole number, e.g. writes=5"
+            ) from None
         if not 1 <= value <= 1000:
             raise BadInput(f"--param writes={value}: use 1 to 1000")
         return value
@@ -355,18 +470,31 @@ class DbAsyncLoss(DbScenario):
         checks = [standby_ready(env)]
         hint = f"set ops.environments.{env.name}.replication: asynchronous and run inv sandbox.up"
         if mode != "asynchronous":
-            checks.append(Check("asynchronous replication", "failed",
-                                f"replication is {mode}: a synchronous standby has every acknowledged write", hint=hint))
+            checks.append(
+                Check(
+                    "asynchronous replication",
+                    "failed",
+                    f"replication is {mode}: a synchronous standby has every acknowledged write",
+                    hint=hint,
+                )
+            )
             return checks
         live = env.faults.synchronous_standbys()
         if live is None:
             live = "?"  # unreadable: say so rather than guess
         if live:
-            checks.append(Check("asynchronous replication", "failed",
-                                f"the primary still waits for a synchronous standby (synchronous_standby_names={live})",
-                                hint=hint))
+            checks.append(
+                Check(
+                    "asynchronous replication",
+                    "failed",
+                    f"the primary still waits for a synchronous standby (synchronous_standby_names={live})",
+                    hint=hint,
+                )
+            )
         else:
-            checks.append(Check("asynchronous replication", "ok", "the primary does not wait for the standby"))
+            checks.append(
+                Check("asynchronous replication", "ok", "the primary does not wait for the standby")
+            )
         return checks
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
@@ -374,8 +502,14 @@ class DbAsyncLoss(DbScenario):
         plan.add(Step("sandbox", "kill", {"process": "standby walreceiver", "signal": "SIGSTOP"}))
         plan.add(Step("drill", "wait_for_acked_writes", {"writes": self.writes(options)}, mutating=False))
         plan.add(Step("sandbox", "kill", {"process": "primary and children", "signal": "SIGKILL"}))
-        plan.add(Step("sandbox", "kill", {"process": "standby walreceiver", "signal": "SIGTERM then SIGCONT"},
-                      why="it exits without reading what is still in its socket: those writes are lost"))
+        plan.add(
+            Step(
+                "sandbox",
+                "kill",
+                {"process": "standby walreceiver", "signal": "SIGTERM then SIGCONT"},
+                why="it exits without reading what is still in its socket: those writes are lost",
+            )
+        )
         plan.steps += env.database.plan_failover().steps[1:]
         return plan
 
@@ -393,29 +527,49 @@ class DbAsyncLoss(DbScenario):
         undo = ctx.undo("sigcont", pids=receiver.record())
         faults.freeze(receiver)
         stopped_at = ctx.now()
-        ctx.event("wal-receipt-stopped", f"standby walreceiver (pid {receiver.pid_list[0]}) stopped with SIGSTOP")
+        ctx.event(
+            "wal-receipt-stopped", f"standby walreceiver (pid {receiver.pid_list[0]}) stopped with SIGSTOP"
+        )
         acked_at_stop = self._acked(writer)
         deadline = time.monotonic() + 10 + n * 0.5
         ctx.scratch["receiver_stopped"] = (receiver, undo)
         while self._acked(writer) < acked_at_stop + n:
             if time.monotonic() > deadline:
-                raise OperationFailed(f"the writer did not get {n} acknowledged writes within the deadline "
-                                      "(is the primary waiting for a synchronous standby?)")
+                raise OperationFailed(
+                    f"the writer did not get {n} acknowledged writes within the deadline "
+                    "(is the primary waiting for a synchronous standby?)"
+                )
             time.sleep(0.002)
-        fault = mark_fault(ctx, f"primary killed (SIGKILL) {n} acknowledged write(s) after WAL receipt stopped",
-                           walreceiver=receiver.pid_list[0], wal_receipt_stopped_at=stopped_at)
+        fault = mark_fault(
+            ctx,
+            f"primary killed (SIGKILL) {n} acknowledged write(s) after WAL receipt stopped",
+            walreceiver=receiver.pid_list[0],
+            wal_receipt_stopped_at=stopped_at,
+        )
         faults.kill(primary)
         killed_at = ctx.now()
-        faults.end_frozen(receiver)  # it exits without reading what is still in its socket: those writes are lost
+        faults.end_frozen(
+            receiver
+        )  # it exits without reading what is still in its socket: those writes are lost
         # What should be lost, from timing alone (the measurement compares rows instead):
-        window = sorted(w.seq for w in writer.writes() if w.acked_at is not None and stopped_at < w.acked_at <= killed_at)
-        ctx.step("loss-window", "ok", acked_after_wal_stop=window, wal_stopped_at=stopped_at, killed_at=killed_at)
+        window = sorted(
+            w.seq for w in writer.writes() if w.acked_at is not None and stopped_at < w.acked_at <= killed_at
+        )
+        ctx.step(
+            "loss-window", "ok", acked_after_wal_stop=window, wal_stopped_at=stopped_at, killed_at=killed_at
+        )
         ctx.scratch.pop("receiver_stopped")
         ctx.undone(undo, "walreceiver terminated after the primary died")
         result = db.failover(db.plan_failover(), progress=ctx.progress)
         fault.done_at = ctx.now()
-        ctx.step("failover-result", "ok", old_primary=result.old_primary, new_primary=result.new_primary,
-                 started=result.started, finished=result.finished)
+        ctx.step(
+            "failover-result",
+            "ok",
+            old_primary=result.old_primary,
+            new_primary=result.new_primary,
+            started=result.started,
+            finished=result.finished,
+        )
         return fault
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:

@@ -71,6 +71,8 @@ def default_suite(env: Any, extra_modules: Iterable[str] = ()) -> list[Scenario]
     if configured:
         if isinstance(configured, str):
             configured = [n.strip() for n in configured.split(",") if n.strip()]
-        return [get(str(n), env.kind, extra_modules, source=f"environments.{env.name}.drill_suite:")
-                for n in configured]
+        return [
+            get(str(n), env.kind, extra_modules, source=f"environments.{env.name}.drill_suite:")
+            for n in configured
+        ]
     return [s for s in load(extra_modules).values() if s.in_default_suite(env)]
