@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.config import PROJECT_ROOT
 from ..core.errors import BadInput
+from ..core.yamllines import Node, YamlError, compose
 from .steps import STEPS, StepType
 
 PLANS_DIR = PROJECT_ROOT / "maintenance"
@@ -71,64 +72,6 @@ class MaintenancePlan:
         return self.environments[env]
 
 
-# YAML with line numbers ---------------------------------------------------------
-
-
-class _YamlError(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-class _Node:
-    """A composed YAML value and the line it started on (1-based)."""
-
-    def __init__(self, value: Any, line: int) -> None:
-        self.value = value
-        self.line = line
-
-
-def _compose(text: str) -> _Node | None:
-    import yaml
-
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None
-
-        def walk(node: Any) -> _Node:
-            line = node.start_mark.line + 1
-            if isinstance(node, yaml.MappingNode):
-                return _Node(
-                    {
-                        str(loader.construct_object(k)): (walk(v), k.start_mark.line + 1)
-                        for k, v in node.value
-                    },
-                    line,
-                )
-            if isinstance(node, yaml.SequenceNode):
-                return _Node([walk(v) for v in node.value], line)
-            return _Node(loader.construct_object(node), line)
-
-        return walk(root)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise _YamlError(line, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    finally:
-        loader.dispose()
-
-
-def _plain(node: _Node) -> Any:
-    if isinstance(node.value, dict):
-        return {k: _plain(v) for k, (v, _line) in node.value.items()}
-    if isinstance(node.value, list):
-        return [_plain(v) for v in node.value]
-    return node.value
-
-
 # loading and checking ------------------------------------------------------------
 
 
@@ -158,7 +101,7 @@ def plan_path(name: str, folder: Path = PLANS_DIR) -> Path:
     return path
 
 
-def _int_field(value: _Node, where: str, fname: str, problems: list[Problem]) -> int:
+def _int_field(value: Node, where: str, fname: str, problems: list[Problem]) -> int:
     v = value.value
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         problems.append(Problem(fname, value.line, f"{where} {v!r}: use a whole number >= 0, e.g. 0"))
@@ -172,8 +115,8 @@ def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan
     fname = shown(path)
     problems: list[Problem] = []
     try:
-        root = _compose(text)
-    except _YamlError as exc:
+        root = compose(text)
+    except YamlError as exc:
         return None, [Problem(fname, exc.line, exc.message)]
     if root is None or not isinstance(root.value, dict):
         return None, [
@@ -187,7 +130,7 @@ def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan
     for key, (_node, line) in top.items():
         if key not in PLAN_KEYS:
             problems.append(Problem(fname, line, f"unknown key {key!r}; accepted: {', '.join(PLAN_KEYS)}"))
-    description = str(_plain(top["description"][0])) if "description" in top else ""
+    description = str(top["description"][0].plain()) if "description" in top else ""
     max_errors = _int_field(top["max_errors"][0], "max_errors", fname, problems) if "max_errors" in top else 0
     envs_node = top.get("environments", (None, root.line))[0]
     if envs_node is None or not isinstance(envs_node.value, dict) or not envs_node.value:
@@ -214,7 +157,7 @@ def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan
 
 
 def _env_plan(
-    plan: str, env: str, kind: str, spec: _Node, max_errors: int, fname: str, problems: list[Problem]
+    plan: str, env: str, kind: str, spec: Node, max_errors: int, fname: str, problems: list[Problem]
 ) -> EnvPlan | None:
     if not isinstance(spec.value, dict):
         problems.append(
@@ -231,7 +174,7 @@ def _env_plan(
     window = None
     if "window" in spec.value:
         wnode = spec.value["window"][0]
-        window = _plain(wnode)
+        window = wnode.plain()
         from .window import spec_from
 
         try:
@@ -261,11 +204,11 @@ def _env_plan(
 
 
 def _step(
-    env: str, kind: str, index: int, item: _Node, fname: str, problems: list[Problem]
+    env: str, kind: str, index: int, item: Node, fname: str, problems: list[Problem]
 ) -> PlannedStep | None:
     where = f"environments.{env}.steps[{index}]"
     if isinstance(item.value, str):  # `- db-housekeeping`: the step with its defaults
-        item = _Node({"step": (_Node(item.value, item.line), item.line)}, item.line)
+        item = Node({"step": (Node(item.value, item.line), item.line)}, item.line)
     if not isinstance(item.value, dict) or "step" not in item.value:
         problems.append(
             Problem(
@@ -303,11 +246,11 @@ def _step(
                 Problem(fname, line, f"{where}: step {name} has no setting {key!r}; accepted: {accepted}")
             )
             continue
-        error = setting.check(_plain(node))
+        error = setting.check(node.plain())
         if error:
-            problems.append(Problem(fname, node.line, f"{where}: {name}.{key} {_plain(node)!r}: {error}"))
+            problems.append(Problem(fname, node.line, f"{where}: {name}.{key} {node.plain()!r}: {error}"))
             continue
-        values[key] = _plain(node)
+        values[key] = node.plain()
     settings = {k: s.default for k, s in stype.settings.items()}
     settings.update(values)
     return PlannedStep(name, settings, name_node.line, index)
