@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -173,7 +174,11 @@ def test_the_database_stage_restores_to_the_time_given_with_to(staging_world):
     world = staging_world
     rds = boto3.client("rds", region_name=REGION)
     window = rds.describe_db_instances(DBInstanceIdentifier=STAGING_DB)["DBInstances"][0]
-    point = window["LatestRestorableTime"].astimezone(UTC).replace(microsecond=0)
+    # a whole second inside the window: rounded up past the instance's creation (the earliest
+    # restorable time, with its fraction), then waited for (moto's latest restorable time is now)
+    point = (window["LatestRestorableTime"].astimezone(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    while datetime.now(UTC) <= point + timedelta(milliseconds=50):
+        time.sleep(0.05)
     conf = yaml.safe_load(world.conf_file.read_text())
     conf["ops"]["environments"]["staging"]["terraform"]["redeploy_stages"] = ["database"]
     world.conf_file.write_text(yaml.safe_dump(conf))

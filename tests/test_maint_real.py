@@ -203,10 +203,13 @@ def test_inv_maint_run_end_to_end_locked_killed_and_resumed(sandbox_env: Any, tm
             )
             time.sleep(0.01)
         assert started is not None, first.communicate(timeout=60)
+        # Freeze the run inside the step (the step takes 0.7 s on a quiet machine), so that the
+        # second run below cannot outlast it, then kill it there.
+        time.sleep(0.2)
+        os.kill(first.pid, signal.SIGSTOP)
         # a second run while the first holds the environment lock
         second = _inv(state_dir, plans_dir, "maint.run")
         assert second.returncode == 3 and "locked" in second.stderr, second.stderr
-        time.sleep(0.4)  # inside the switchover
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
     finally:
