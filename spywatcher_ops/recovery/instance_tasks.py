@@ -124,6 +124,43 @@ WHEN_HELP = (
 TIMEOUT_HELP = "seconds to wait for the resize to finish, e.g. 3600 (default)"
 
 
+def _resize(
+    c: Context,
+    env: str | None,
+    part: str,
+    value: str | None,
+    known: dict[str, float],
+    option: str,
+    run: Any,
+    when: str,
+    timeout: int,
+    dry_run: bool,
+    yes: bool,
+    json: bool,
+) -> None:
+    """What db.resize and cache.resize share: check the input, build the environment, run, render."""
+    from spywatcher_ops.core.cli import check_timeout
+    from spywatcher_ops.core.guards import approve
+
+    from .resize import check_class, check_when
+
+    check_class(value, known, option)
+    check_when(when)
+    check_timeout(timeout)
+    out = console(json)
+    e = environment(c, env)
+    with out.progress(f"{part} resize on {e.name}") as progress:
+        outcome = run(
+            e,
+            str(value),
+            when,
+            progress=progress,
+            timeout=timeout,
+            approve=lambda plan: approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
+        )
+    _render_resize(out, outcome, e.name)
+
+
 def _render_resize(out: Any, outcome: Any, env: str) -> None:
     from spywatcher_ops.maintenance.impact import sentence
 
@@ -168,27 +205,10 @@ def resize(
     maintenance job's rolling restart. A class that does not exist is exit 2.
     Example: inv db.resize --env staging --class db.t3.large --when window
     """
-    from spywatcher_ops.core.cli import check_timeout
-    from spywatcher_ops.core.guards import approve
-
     from .classes import DB_CLASSES
-    from .resize import check_class, check_when, db_resize
+    from .resize import db_resize
 
-    check_class(class_, DB_CLASSES, "--class")
-    check_when(when)
-    check_timeout(timeout)
-    out = console(json)
-    e = environment(c, env)
-    with out.progress(f"database resize on {e.name}") as progress:
-        outcome = db_resize(
-            e,
-            str(class_),
-            when,
-            progress=progress,
-            timeout=timeout,
-            approve=lambda plan: approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
-        )
-    _render_resize(out, outcome, e.name)
+    _resize(c, env, "database", class_, DB_CLASSES, "--class", db_resize, when, timeout, dry_run, yes, json)
 
 
 @ops_task(
@@ -218,25 +238,20 @@ def cache_resize(
     A node type that does not exist is exit 2; the sandbox's Redis has no node type (exit 2).
     Example: inv cache.resize --env staging --node-type cache.t3.medium
     """
-    from spywatcher_ops.core.cli import check_timeout
-    from spywatcher_ops.core.guards import approve
-
     from .classes import CACHE_NODE_TYPES
     from .resize import cache_resize as run_resize
-    from .resize import check_class, check_when
 
-    check_class(node_type, CACHE_NODE_TYPES, "--node-type")
-    check_when(when)
-    check_timeout(timeout)
-    out = console(json)
-    e = environment(c, env)
-    with out.progress(f"cache resize on {e.name}") as progress:
-        outcome = run_resize(
-            e,
-            str(node_type),
-            when,
-            progress=progress,
-            timeout=timeout,
-            approve=lambda plan: approve(plan, e.env, out, dry_run=dry_run, yes=yes, confirm=True),
-        )
-    _render_resize(out, outcome, e.name)
+    _resize(
+        c,
+        env,
+        "cache",
+        node_type,
+        CACHE_NODE_TYPES,
+        "--node-type",
+        run_resize,
+        when,
+        timeout,
+        dry_run,
+        yes,
+        json,
+    )
