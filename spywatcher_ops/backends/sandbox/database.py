@@ -74,6 +74,16 @@ def _snapshot(manifest: dict[str, Any]) -> Snapshot:
     )
 
 
+def pair_plan(title: str, *steps: tuple[str, dict[str, Any], str]) -> Plan:
+    """A role change of the primary/standby pair (failover, swap, Multi-AZ style restart): one
+    node stops or restarts, the other takes over, the first follows it. Each step is the
+    (action, params, why) of a mutating sandbox call, in order."""
+    plan = Plan(title)
+    for action, params, why in steps:
+        plan.add(Step("sandbox", action, params, why=why))
+    return plan
+
+
 class SandboxDatabase:
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
@@ -540,24 +550,20 @@ class SandboxDatabase:
         ports = [state["nodes"][main["primary"]]["port"]]
         if main.get("standby"):
             ports.append(state["nodes"][main["standby"]]["port"])
-        plan = Plan(f"swap {new_id} in as {main_id}; keep the old pair as {replaced_as}")
-        plan.add(
-            Step(
-                "sandbox",
+        plan = pair_plan(
+            f"swap {new_id} in as {main_id}; keep the old pair as {replaced_as}",
+            (
                 "stop_pair",
                 {"instance": main_id, "rename_to": replaced_as},
-                why="the old pair is stopped and kept (data intact) under its new name",
-            )
-        )
-        plan.add(
-            Step(
-                "sandbox",
+                "the old pair is stopped and kept (data intact) under its new name",
+            ),
+            (
                 "take_endpoint",
                 {"instance": new_id, "rename_to": main_id, "ports": ports},
-                why="the restored server restarts on the endpoint's ports, so clients reconnect to it",
-            )
+                "the restored server restarts on the endpoint's ports, so clients reconnect to it",
+            ),
+            ("build_standby", {"instance": main_id, "replication": state["replication"]}, ""),
         )
-        plan.add(Step("sandbox", "build_standby", {"instance": main_id, "replication": state["replication"]}))
         plan.notes.append(f"reverse: {self.reverse_swap_command(replaced_as)}")
         return plan
 
@@ -588,31 +594,20 @@ class SandboxDatabase:
                 f"standby {main['standby']} is not running; a failover now would lose the database",
                 hint="run `inv sandbox.up` to repair it",
             )
-        plan = Plan(f"fail over {state['main']} from {main['primary']} to {main['standby']}")
-        plan.add(
-            Step(
-                "sandbox",
+        return pair_plan(
+            f"fail over {state['main']} from {main['primary']} to {main['standby']}",
+            (
                 "kill",
                 {"node": main["primary"], "pid": primary.get("pid"), "signal": "SIGKILL"},
-                why="the primary stops abruptly, with its children, like losing its availability zone",
-            )
-        )
-        plan.add(
-            Step(
-                "sandbox",
+                "the primary stops abruptly, with its children, like losing its availability zone",
+            ),
+            (
                 "pg_ctl_promote",
                 {"node": main["standby"], "port": standby["port"]},
-                why="synchronous_standby_names is cleared on the new primary until a standby streams",
-            )
+                "synchronous_standby_names is cleared on the new primary until a standby streams",
+            ),
+            ("rebuild_standby", {"node": main["primary"], "method": "pg_rewind, else pg_basebackup"}, ""),
         )
-        plan.add(
-            Step(
-                "sandbox",
-                "rebuild_standby",
-                {"node": main["primary"], "method": "pg_rewind, else pg_basebackup"},
-            )
-        )
-        return plan
 
     def failover(self, plan: Plan, *, progress: Progress = no_progress) -> FailoverResult:
         from .operations import failover

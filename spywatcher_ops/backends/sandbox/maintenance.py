@@ -58,40 +58,33 @@ class SandboxMaintenance:
         return queue_change(self.box, name, value)
 
     def plan_database_maintenance(self) -> Plan:
+        from .database import pair_plan
         from .switchover import check_ready
 
         state = self.box.load()
         primary, standby = check_ready(self.box, state)
         pending = {c.name: c.pending for c in self.pending_changes()}
-        plan = Plan(f"apply {len(pending)} pending-reboot change(s) to {state['main']} the Multi-AZ way")
+        title = f"apply {len(pending)} pending-reboot change(s) to {state['main']} the Multi-AZ way"
         if not pending:
-            plan.notes.append("nothing pending")
-            return plan
-        plan.add(
-            Step(
-                "sandbox",
+            return Plan(title, notes=["nothing pending"])
+        return pair_plan(
+            title,
+            (
                 "restart_standby",
                 {"node": standby, "parameters": pending},
-                why="the standby first; the primary's commits stop waiting for it meanwhile",
-            )
-        )
-        plan.add(
-            Step(
-                "sandbox",
+                "the standby first; the primary's commits stop waiting for it meanwhile",
+            ),
+            (
                 "switchover",
                 {"from": primary, "to": standby},
-                why="CHECKPOINT, clean shutdown of the primary, standby checked to hold its final WAL, promote",
-            )
-        )
-        plan.add(
-            Step(
-                "sandbox",
+                "CHECKPOINT, clean shutdown of the primary, standby checked to hold its final WAL, promote",
+            ),
+            (
                 "restart_as_standby",
                 {"node": primary, "parameters": pending},
-                why="the old primary follows the new one (pg_rewind, else a fresh base backup)",
-            )
+                "the old primary follows the new one (pg_rewind, else a fresh base backup)",
+            ),
         )
-        return plan
 
     def database_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
         from .switchover import apply_pending
