@@ -78,6 +78,18 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def take_automated_backup(box: PgSandbox, state: dict[str, Any], progress: Progress = no_progress) -> None:
+    """A base backup the sandbox takes itself (first one of a pair, after a swap), named by its time."""
+    take_backup(
+        box,
+        state,
+        backup_id=f"auto-{box.now():%Y%m%dT%H%M%S%fZ}",
+        kind="automated",
+        tags={},
+        progress=progress,
+    )
+
+
 def take_backup(
     box: PgSandbox,
     state: dict[str, Any],

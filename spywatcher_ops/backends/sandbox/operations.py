@@ -699,16 +699,9 @@ def _swap(box: PgSandbox, state: dict[str, Any], new_id: str, replaced_as: str, 
         state["nodes"][standby]["port"] = ports[1]
     box.build_standby(state, main_id, progress, name=standby)
     if not backups_of(state, lineage):
-        from .backups import take_backup
+        from .backups import take_automated_backup
 
-        take_backup(
-            box,
-            state,
-            backup_id=f"auto-{box.now():%Y%m%dT%H%M%S%fZ}",
-            kind="automated",
-            tags={},
-            progress=progress,
-        )
+        take_automated_backup(box, state, progress)
     box.heartbeat(state)
     box.event("swapped", f"{new_id} now serves as {main_id}; the old pair is kept, stopped, as {replaced_as}")
 

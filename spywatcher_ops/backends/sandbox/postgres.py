@@ -336,6 +336,13 @@ def query(
         return list(cur.fetchall()) if cur.description else []
 
 
+def _password_refused(port: int) -> NotReady:
+    return NotReady(
+        f"PostgreSQL on port {port} refused the sandbox's superuser password",
+        hint="the password file does not match this server; `inv sandbox.reset --yes` rebuilds the sandbox",
+    )
+
+
 def auth_refused(exc: BaseException) -> bool:
     """The server answered and refused our password (not: it is down or still starting)."""
     import psycopg
@@ -360,11 +367,7 @@ def try_query(
             return list(cur.fetchall()) if cur.description else []
     except psycopg.Error as exc:
         if auth_refused(exc):
-            raise NotReady(
-                f"PostgreSQL on port {port} refused the sandbox's superuser password",
-                hint="the password file does not match this server; "
-                "`inv sandbox.reset --yes` rebuilds the sandbox",
-            ) from None
+            raise _password_refused(port) from None
         return None
 
 
@@ -387,11 +390,7 @@ def answers(port: int, *, password: str | None, timeout: float = 2) -> bool | No
             return bool(row[0]) if row else None
     except psycopg.Error as exc:
         if auth_refused(exc):
-            raise NotReady(
-                f"PostgreSQL on port {port} refused the sandbox's superuser password",
-                hint="the password file does not match this server; "
-                "`inv sandbox.reset --yes` rebuilds the sandbox",
-            ) from None
+            raise _password_refused(port) from None
         return None
 
 

@@ -440,16 +440,9 @@ class PgSandbox:
         reports.append(self.report(state, standby, "created"))
         self.statefile.save(state)
         progress("first base backup")
-        from .backups import take_backup
+        from .backups import take_automated_backup
 
-        take_backup(
-            self,
-            state,
-            backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}",
-            kind="automated",
-            tags={},
-            progress=progress,
-        )
+        take_automated_backup(self, state, progress)
         self.heartbeat(state)
         return reports
 
@@ -612,16 +605,9 @@ class PgSandbox:
         from .backups import backups_of
 
         if not backups_of(state, main.get("lineage")):
-            from .backups import take_backup
+            from .backups import take_automated_backup
 
-            take_backup(
-                self,
-                state,
-                backup_id=f"auto-{self.now():%Y%m%dT%H%M%S%fZ}",
-                kind="automated",
-                tags={},
-                progress=progress,
-            )
+            take_automated_backup(self, state, progress)
         return reports
 
     def ensure_running(self, state: dict[str, Any], name: str, progress: Progress) -> NodeReport:
