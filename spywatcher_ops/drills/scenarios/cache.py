@@ -7,13 +7,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ...core.plan import Plan
 from ..preflight import cache_replica
-from ..runner import mark_fault
-from ..scenario import Check, DrillContext, DrillOptions, Fault, Scenario
-from .database import at_provider_fault
+from ..scenario import Check, DrillContext, DrillOptions
+from .failover import PartFailover
 from .registry import register
 
 if TYPE_CHECKING:
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @register
-class CacheFailover(Scenario):
+class CacheFailover(PartFailover):
     name = "cache-failover"
     injects = (
         "sandbox: SIGKILL the Redis primary, the sentinels promote the replica; aws: ElastiCache TestFailover"
@@ -29,17 +27,17 @@ class CacheFailover(Scenario):
     part = "cache"
     rto_key = "cache"
     rpo_key = "cache"
-    kinds = ("sandbox", "aws")
-    default_for = ("sandbox", "aws")
     probes = ("cache-write", "cache-read")
     judged_by = ("cache-write", "cache-read")
-    timeout_s = 60.0
     aws_actions: tuple[str, ...] = (
         "elasticache:DescribeReplicationGroups",
         "elasticache:DescribeCacheClusters",
         "elasticache:TestFailover",
         "elasticache:DescribeEvents",
     )
+
+    def port(self, env: Environment) -> Any:
+        return env.cache
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
         checks = [cache_replica(env)]
@@ -49,27 +47,7 @@ class CacheFailover(Scenario):
             checks.append(test_failover_quota(env))
         return checks
 
-    def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        return env.cache.plan_failover()
-
     def setup(self, ctx: DrillContext) -> None:
         from ..probes import CACHE_KEY_PREFIX
 
         ctx.undo("cache-key", key=CACHE_KEY_PREFIX + ctx.run_id)
-
-    def inject(self, ctx: DrillContext) -> Fault:
-        cache = ctx.env.cache
-        plan = cache.plan_failover()
-        fault = mark_fault(ctx, plan.title)
-        result = cache.failover(plan, progress=ctx.progress)
-        fault.done_at = ctx.now()
-        at_provider_fault(ctx, fault, result.events)
-        ctx.step(
-            "failover-result",
-            "ok",
-            old_primary=result.old_primary,
-            new_primary=result.new_primary,
-            started=result.started,
-            finished=result.finished,
-        )
-        return fault

@@ -25,6 +25,7 @@ from ..probes import read_surviving
 from ..runner import mark_fault, targets_for
 from ..scenario import Check, DrillContext, DrillOptions, Fault, Measured
 from .database import DbScenario
+from .failover import failover_result
 from .registry import register
 
 if TYPE_CHECKING:
@@ -562,14 +563,7 @@ class DbAsyncLoss(DbScenario):
         ctx.undone(undo, "walreceiver terminated after the primary died")
         result = db.failover(db.plan_failover(), progress=ctx.progress)
         fault.done_at = ctx.now()
-        ctx.step(
-            "failover-result",
-            "ok",
-            old_primary=result.old_primary,
-            new_primary=result.new_primary,
-            started=result.started,
-            finished=result.finished,
-        )
+        failover_result(ctx, result)
         return fault
 
     def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
