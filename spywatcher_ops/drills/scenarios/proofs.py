@@ -14,8 +14,9 @@ and a loss of known size); they are not in the default suite.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...core.errors import BadInput, NotReady, OperationFailed
 from ...core.plan import Plan, Step
@@ -24,13 +25,23 @@ from ..preflight import backups_enabled, standby_ready
 from ..probes import read_surviving
 from ..runner import mark_fault, targets_for
 from ..scenario import Check, DrillContext, DrillOptions, Fault, Measured
-from .database import DbScenario
+from .database import DB_PROBES, DbScenario
 from .failover import failover_result
 from .registry import register
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
     from ...core.ports import FaultInjector
+
+T = TypeVar("T")
+
+
+def _param(options: DrillOptions, key: str, default: Any, convert: Callable[[Any], T], expected: str) -> T:
+    """--param KEY (else `default`) converted; BadInput naming the value and `expected` if it is not."""
+    try:
+        return convert(options.params.get(key, default))
+    except (TypeError, ValueError):
+        raise BadInput(f"--param {key}={options.params.get(key)}: {expected}") from None
 
 
 def _targets(env: Environment) -> tuple[dict[str, float], dict[str, float]]:
@@ -78,6 +89,43 @@ class _RestoreScenario(DbScenario):
             "restore-finished", f"{new_id} accepts connections ({ctx.now() - started:.2f} s)", source="drill"
         )
         return inst
+
+    def _plan(self, env: Environment, *steps: Step) -> Plan:
+        """The drill's plan: `steps` (the restore last), then the restored instance removed."""
+        plan = Plan(f"drill {self.name} on {env.name}")
+        for step in steps:
+            plan.add(step)
+        plan.add(
+            Step(
+                env.kind,
+                "delete_instance",
+                {"instance": "the restored one"},
+                why="unless --keep; only an instance this drill created",
+            )
+        )
+        return plan
+
+    def _restore_and_verify(
+        self,
+        ctx: DrillContext,
+        fault: Fault,
+        *,
+        to_time: datetime | None,
+        snapshot_id: str | None,
+        **verification: Any,
+    ) -> None:
+        """Restore into a new instance and read which writes of this run survived: the fault is over
+        then. What measure() needs is kept in ctx.scratch["verification"]."""
+        new_id = self.new_instance_id(ctx)
+        self._restore(ctx, new_id, to_time=to_time, snapshot_id=snapshot_id)
+        surviving = self._verify(ctx, new_id)
+        fault.done_at = ctx.now()
+        ctx.scratch["verification"] = {"instance": new_id, **verification, "surviving": surviving}
+
+    @staticmethod
+    def _writes(ctx: DrillContext) -> list[Any]:
+        writer = ctx.probe("db-write")
+        return writer.writes() if writer else []
 
     def _verify(self, ctx: DrillContext, new_id: str) -> set[int]:
         surviving = read_surviving(ctx.env.database.connection(new_id), ctx.run_id, ctx.options.cadence, 30.0)
@@ -134,15 +182,11 @@ class PitrRestore(_RestoreScenario):
         self.after_mark_s(DrillOptions(params=params))
 
     def after_mark_s(self, options: DrillOptions) -> float:
-        raw = options.params.get("after_mark_s", "0.3")
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise BadInput(
-                f"--param after_mark_s={raw}: not a number of seconds, e.g. after_mark_s=0.3"
-            ) from None
+        value = _param(
+            options, "after_mark_s", "0.3", float, "not a number of seconds, e.g. after_mark_s=0.3"
+        )
         if not 0 <= value <= 60:
-            raise BadInput(f"--param after_mark_s={raw}: use 0 to 60 seconds")
+            raise BadInput(f"--param after_mark_s={options.params.get('after_mark_s')}: use 0 to 60 seconds")
         return value
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:
@@ -164,9 +208,9 @@ class PitrRestore(_RestoreScenario):
         return checks
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
-        plan = Plan(f"drill {self.name} on {env.name}")
-        plan.add(Step("drill", "mark_corruption", {}, mutating=False, why="the instant the data 'went bad'"))
-        plan.add(
+        return self._plan(
+            env,
+            Step("drill", "mark_corruption", {}, mutating=False, why="the instant the data 'went bad'"),
             Step(
                 env.kind,
                 "restore_to_point_in_time",
@@ -174,17 +218,8 @@ class PitrRestore(_RestoreScenario):
                     "new_instance": f"{env.database.instance_id()}-drill-HHMMSS",
                     "to_time": "corruption - 1 ms",
                 },
-            )
+            ),
         )
-        plan.add(
-            Step(
-                env.kind,
-                "delete_instance",
-                {"instance": "the restored one"},
-                why="unless --keep; only an instance this drill created",
-            )
-        )
-        return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
         fault = mark_fault(ctx, "corruption marked: restore to just before this instant")
@@ -195,22 +230,18 @@ class PitrRestore(_RestoreScenario):
         if ctx.env.kind == "aws":
             latest = ctx.env.database.restorable_window().latest.timestamp()
             restore_point = min(restore_point, latest)
-        new_id = self.new_instance_id(ctx)
-        to_time = datetime.fromtimestamp(restore_point, UTC)
-        self._restore(ctx, new_id, to_time=to_time, snapshot_id=None)
-        surviving = self._verify(ctx, new_id)
-        fault.done_at = ctx.now()
-        ctx.scratch["verification"] = {
-            "instance": new_id,
-            "restore_point": restore_point,
-            "surviving": surviving,
-        }
+        self._restore_and_verify(
+            ctx,
+            fault,
+            to_time=datetime.fromtimestamp(restore_point, UTC),
+            snapshot_id=None,
+            restore_point=restore_point,
+        )
         return fault
 
     def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
         v = ctx.scratch["verification"]
-        writer = ctx.probe("db-write")
-        writes = writer.writes() if writer else []
+        writes = self._writes(ctx)
         check = measure.restore_check(writes, v["surviving"], v["restore_point"])
         ok = check.missing_before_point == 0 and check.present_after_point == 0
         return Measured(
@@ -297,8 +328,8 @@ class SnapshotRestore(_RestoreScenario):
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         newest = self._newest(env)
-        plan = Plan(f"drill {self.name} on {env.name}")
-        plan.add(
+        return self._plan(
+            env,
             Step(
                 env.kind,
                 "restore_from_snapshot",
@@ -306,17 +337,8 @@ class SnapshotRestore(_RestoreScenario):
                     "snapshot_id": newest.id if newest else None,
                     "new_instance": f"{env.database.instance_id()}-drill-HHMMSS",
                 },
-            )
+            ),
         )
-        plan.add(
-            Step(
-                env.kind,
-                "delete_instance",
-                {"instance": "the restored one"},
-                why="unless --keep; only an instance this drill created",
-            )
-        )
-        return plan
 
     def inject(self, ctx: DrillContext) -> Fault:
         snap = self._newest(ctx.env)
@@ -328,22 +350,19 @@ class SnapshotRestore(_RestoreScenario):
             snapshot=snap.id,
             snapshot_created=snap.created.timestamp(),
         )
-        new_id = self.new_instance_id(ctx)
-        self._restore(ctx, new_id, to_time=None, snapshot_id=snap.id)
-        surviving = self._verify(ctx, new_id)
-        fault.done_at = ctx.now()
-        ctx.scratch["verification"] = {
-            "instance": new_id,
-            "snapshot": snap.id,
-            "snapshot_created": snap.created.timestamp(),
-            "surviving": surviving,
-        }
+        self._restore_and_verify(
+            ctx,
+            fault,
+            to_time=None,
+            snapshot_id=snap.id,
+            snapshot=snap.id,
+            snapshot_created=snap.created.timestamp(),
+        )
         return fault
 
     def measure(self, ctx: DrillContext, fault: Fault, probe_results: dict[str, Any]) -> Measured:
         v = ctx.scratch["verification"]
-        writer = ctx.probe("db-write")
-        writes = writer.writes() if writer else []
+        writes = self._writes(ctx)
         check = measure.restore_check(writes, v["surviving"], v["snapshot_created"])
         return Measured(
             rto_s=(fault.done_at or ctx.now()) - fault.at,
@@ -371,28 +390,47 @@ class SnapshotRestore(_RestoreScenario):
 # scenarios never signal a process themselves.
 
 
+class _FreezeProof(DbScenario):
+    """db-stall and db-async-loss: sandbox only, judged by both database probes, and each
+    freezes processes (SIGSTOP) that must not stay frozen: journalled before the signal, so
+    the next run thaws them after a killed drill, and thawed by the rollback of an aborted one."""
+
+    kinds = ("sandbox",)
+    probes = DB_PROBES
+    judged_by = DB_PROBES
+    timeout_s = 60.0
+
+    def _journal_freeze(self, ctx: DrillContext, processes: Any) -> str:
+        undo = ctx.undo("sigcont", pids=processes.record())
+        ctx.scratch["frozen"] = (processes, undo)
+        return undo
+
+    def _unfrozen(self, ctx: DrillContext, detail: str) -> None:
+        """The drill itself thawed or ended the frozen processes."""
+        _, undo = ctx.scratch.pop("frozen")
+        ctx.undone(undo, detail)
+
+    def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
+        frozen = ctx.scratch.pop("frozen", None)
+        if frozen:  # aborted while they are frozen
+            processes, undo = frozen
+            ctx.env.faults.thaw(processes)
+            ctx.undone(undo, "SIGCONT sent by the rollback")
+
+
 @register
-class DbStall(DbScenario):
+class DbStall(_FreezeProof):
     name = "db-stall"
     injects = (
         "freezes every process of the primary (SIGSTOP) for --param stall_s=3, then SIGCONT: a hung server"
     )
-    kinds = ("sandbox",)
-    probes = ("db-write", "db-read")
-    judged_by = ("db-write", "db-read")
-    timeout_s = 60.0
     params = {"stall_s": "seconds to freeze the primary, 0 < stall_s <= 300, e.g. 3"}
 
     def check_params(self, params: dict[str, str]) -> None:
         self.stall_s(DrillOptions(params=params))
 
     def stall_s(self, options: DrillOptions) -> float:
-        try:
-            value = float(options.params.get("stall_s", 3.0))
-        except (TypeError, ValueError):
-            raise BadInput(
-                f"--param stall_s={options.params.get('stall_s')}: not a number of seconds, e.g. stall_s=3"
-            ) from None
+        value = _param(options, "stall_s", 3.0, float, "not a number of seconds, e.g. stall_s=3")
         if not 0 < value <= 300:
             raise BadInput(f"--param stall_s={value:g}: use 0 < stall_s <= 300 seconds")
         return value
@@ -418,9 +456,8 @@ class DbStall(DbScenario):
         stall = self.stall_s(ctx.options)
         faults = ctx.env.faults
         primary = faults.primary()
-        ctx.scratch["stopped"] = primary
         # journalled before the signal: a drill killed while the primary is frozen is thawed by the next run
-        ctx.scratch["stop_undo"] = ctx.undo("sigcont", pids=primary.record())
+        self._journal_freeze(ctx, primary)
         fault = mark_fault(
             ctx, f"primary frozen (SIGSTOP) for {stall:g} s", pids=primary.pid_list, stall_s=stall
         )
@@ -428,39 +465,25 @@ class DbStall(DbScenario):
         ctx.sleep(fault.at + stall - ctx.now())
         faults.thaw(primary)
         ctx.event("resumed", f"primary resumed (SIGCONT) after {ctx.now() - fault.at:.3f} s")
-        ctx.undone(ctx.scratch.pop("stop_undo"), "SIGCONT sent")
+        self._unfrozen(ctx, "SIGCONT sent")
         fault.done_at = ctx.now()
         return fault
 
-    def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
-        if "stop_undo" in ctx.scratch:  # aborted while frozen
-            ctx.env.faults.thaw(ctx.scratch["stopped"])
-            ctx.undone(ctx.scratch.pop("stop_undo"), "SIGCONT sent by the rollback")
-
 
 @register
-class DbAsyncLoss(DbScenario):
+class DbAsyncLoss(_FreezeProof):
     name = "db-async-loss"
     injects = (
         "stops WAL receipt on the standby (SIGSTOP its walreceiver), lets --param writes=5 acknowledged "
         "writes through, kills the primary and promotes: a loss of known size (asynchronous replication only)"
     )
-    kinds = ("sandbox",)
-    probes = ("db-write", "db-read")
-    judged_by = ("db-write", "db-read")
-    timeout_s = 60.0
     params = {"writes": "acknowledged writes to lose, 1 to 1000, e.g. 5"}
 
     def check_params(self, params: dict[str, str]) -> None:
         self.writes(DrillOptions(params=params))
 
     def writes(self, options: DrillOptions) -> int:
-        try:
-            value = int(options.params.get("writes", 5))
-        except (TypeError, ValueError):
-            raise BadInput(
-                f"--param writes={options.params.get('writes')}: not a whole number, e.g. writes=5"
-            ) from None
+        value = _param(options, "writes", 5, int, "not a whole number, e.g. writes=5")
         if not 1 <= value <= 1000:
             raise BadInput(f"--param writes={value}: use 1 to 1000")
         return value
@@ -525,7 +548,7 @@ class DbAsyncLoss(DbScenario):
         # Stop receipt in a quiet moment: right after an ack, once the standby has everything.
         self._after_next_ack(writer, timeout=5.0)
         self._wait_caught_up(faults, timeout=2.0)
-        undo = ctx.undo("sigcont", pids=receiver.record())
+        self._journal_freeze(ctx, receiver)
         faults.freeze(receiver)
         stopped_at = ctx.now()
         ctx.event(
@@ -533,7 +556,6 @@ class DbAsyncLoss(DbScenario):
         )
         acked_at_stop = self._acked(writer)
         deadline = time.monotonic() + 10 + n * 0.5
-        ctx.scratch["receiver_stopped"] = (receiver, undo)
         while self._acked(writer) < acked_at_stop + n:
             if time.monotonic() > deadline:
                 raise OperationFailed(
@@ -559,19 +581,11 @@ class DbAsyncLoss(DbScenario):
         ctx.step(
             "loss-window", "ok", acked_after_wal_stop=window, wal_stopped_at=stopped_at, killed_at=killed_at
         )
-        ctx.scratch.pop("receiver_stopped")
-        ctx.undone(undo, "walreceiver terminated after the primary died")
+        self._unfrozen(ctx, "walreceiver terminated after the primary died")
         result = db.failover(db.plan_failover(), progress=ctx.progress)
         fault.done_at = ctx.now()
         failover_result(ctx, result)
         return fault
-
-    def rollback(self, ctx: DrillContext, fault: Fault | None) -> None:
-        stopped = ctx.scratch.pop("receiver_stopped", None)
-        if stopped:  # aborted before the primary was killed: let the standby catch up again
-            receiver, undo = stopped
-            ctx.env.faults.thaw(receiver)
-            ctx.undone(undo, "SIGCONT sent by the rollback")
 
     @staticmethod
     def _acked(writer: Any) -> int:
