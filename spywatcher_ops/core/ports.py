@@ -348,7 +348,10 @@ class Infrastructure(Protocol):
     def plans_dir(self) -> Path: ...
     def prepare(self) -> None: ...  # init with the backend config (when it changed), select the workspace
     # plan to a file: {"changes": bool, "resource_changes": [...], "resource_drift": [...]} (show -json's shape)
-    def plan(self, out: Path, *, destroy: bool = False) -> dict[str, Any]: ...
+    # `meanwhile`: the caller's own work, run while terraform plans
+    def plan(
+        self, out: Path, *, destroy: bool = False, meanwhile: Callable[[], object] | None = None
+    ) -> dict[str, Any]: ...
     def show(self, plan: Path) -> dict[str, Any]: ...  # `terraform show -json PLAN`
     def apply(self, plan: Path, *, on_line: Progress) -> ApplyResult: ...
     def state(self) -> dict[str, Any] | None: ...  # the current state document; None: no state yet
@@ -406,6 +409,9 @@ class DataMaintenance(Protocol):
     def renew_certificate(self, plan: Plan, *, progress: Progress) -> MaintenanceResult: ...
     # after a run was killed mid-step: bring the data tier back to a known state, say what was done
     def repair(self, *, progress: Progress) -> str: ...
+    # the standby fit to take over: answering, in recovery, replaying the primary's newest WAL within
+    # max_lag_s; returns what was found, NotReady otherwise (a frozen standby still has its pid)
+    def standby_ready(self, max_lag_s: float) -> str: ...
 
 
 # --- SSH hosts (the Sunday job's OS patches; backends/ssh.py) --------------------
@@ -488,3 +494,113 @@ class ClusterUpgrades(Protocol):
     def describe_update(
         self, update_id: str, *, nodegroup: str | None = None, addon: str | None = None
     ) -> dict[str, Any]: ...
+
+
+# --- monitoring, notifications, permissions (aws: CloudWatch, SNS, IAM) ---------
+
+
+class Monitoring(Protocol):
+    """CloudWatch on aws: alarms, metric datapoints, metric publishing. The sandbox has none.
+    Provider errors come as OperationFailed (the call, and the provider's reason)."""
+
+    # every alarm in `states`, all pages: CloudWatch's own dicts, with "_type" metric | composite
+    def alarms(self, states: list[str]) -> list[dict[str, Any]]: ...
+    def firing(self, names: list[str]) -> list[str]: ...  # of these alarms, the ones in state ALARM
+    # the newest datapoint of the last `minutes`; None when the metric reported nothing
+    def latest(
+        self,
+        namespace: str,
+        metric: str,
+        dimensions: dict[str, str],
+        now: datetime,
+        *,
+        stat: str = "Average",
+        minutes: int = 15,
+    ) -> float | None: ...
+    # put_metric_data, in batches the service takes; datums in CloudWatch's shape
+    def put_metrics(self, namespace: str, data: list[dict[str, Any]]) -> None: ...
+
+
+class Notifications(Protocol):
+    """SNS on aws: a message to a topic. Returns the provider's message id."""
+
+    def publish(self, topic: str, subject: str, message: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Denial:
+    """One action the caller may not take (on `resource`, "*" when the simulation named none)."""
+
+    action: str
+    resource: str
+    decision: str  # "implicitDeny" | "explicitDeny"
+
+
+class Permissions(Protocol):
+    """IAM policy simulation of whoever runs the toolkit (aws)."""
+
+    def caller(self) -> str: ...  # the caller's ARN (sts get-caller-identity)
+    def principal(self) -> str: ...  # what IAM simulates for it (an assumed role's role ARN)
+    # every action against each of `resources` (None: "*"); what is not allowed
+    def simulate(self, actions: list[str], resources: list[str] | None = None) -> list[Denial]: ...
+    # what `terraform init/plan/apply` needs on the environment's S3 state backend (its workspace's
+    # state key, lock file, DynamoDB lock table): (actions, resource ARNs) groups; [] for a local state
+    def state_backend_access(self) -> list[tuple[list[str], list[str]]]: ...
+
+
+# --- credentials rotation and resize --------------------------------------------
+
+
+@dataclass
+class Rotation:
+    """A password rotation under way, as the domain sequence (recovery/credentials.py) drives it.
+    Passwords stay out of repr(), the journal and the output."""
+
+    secret: str  # the Secrets Manager secret, or the sandbox's secrets file
+    user: str
+    method: str  # "secrets-manager-rotation" | "modify_db_instance" | "alter-role"
+    old_password: str = field(repr=False)
+    current: str  # how the journal and errors name the current password ("AWSCURRENT (version v1)")
+    stage_step: str = "stage"  # the journal's name of the staging step ("put_secret_value")
+    old_version: str | None = None
+    new_version: str | None = None  # the staged version's id, once known
+    if_stuck: str = ""  # what to do by hand when the undo fails too
+    details: dict[str, Any] = field(default_factory=dict)  # the backend's own (instance id ...)
+
+
+class Credentials(Protocol):
+    """Where the database password lives and how the database takes a new one: Secrets Manager
+    and RDS (or ALTER ROLE) on aws, the 0600 secrets file and ALTER ROLE on the sandbox. The
+    sequence (stage, set, verify a login, promote; undo on any failure) is the domain's."""
+
+    def plan_rotation(self) -> tuple[Plan, Rotation]: ...
+    def stage(self, rotation: Rotation, new: str) -> None: ...  # the new password, pending (unused)
+    def set_password(self, rotation: Rotation, *, old: str, new: str, progress: Progress) -> None: ...
+    def promote(self, rotation: Rotation) -> None: ...  # pending -> current (old: previous)
+    def promoted(self, rotation: Rotation) -> bool: ...  # whether the pending one is current now
+    def unstage(self, rotation: Rotation) -> bool: ...  # drop what is pending; False: nothing was
+    # the provider's own rotation (a rotation Lambda): start it; wait for the new current version,
+    # returning (version, user, password). Unsupported where there is none.
+    def start_provider_rotation(self, rotation: Rotation) -> None: ...
+    def provider_rotated(self, rotation: Rotation, progress: Progress) -> tuple[str, str, str]: ...
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The size of the database instance or the cache's replication group as the provider has it."""
+
+    resource: str  # instance id / replication group id
+    size: str  # "db.r6g.large" / "cache.r6g.large"
+    status: str
+    multi_az: bool = False
+    window: str | None = None  # the provider's maintenance window, where it applies queued changes
+
+
+class Scaling(Protocol):
+    """Vertical scaling by the provider (RDS instance class, ElastiCache node type). The sandbox
+    has none: its database resize is memory settings applied through DataMaintenance."""
+
+    def database_size(self, instance_id: str) -> Sizing: ...
+    def resize_database(self, instance_id: str, size: str, *, now: bool) -> None: ...
+    def cache_size(self) -> Sizing: ...
+    def resize_cache(self, group_id: str, size: str, *, now: bool) -> None: ...

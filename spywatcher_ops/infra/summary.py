@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +150,8 @@ def summarize(plan_json: dict[str, Any], stateful: list[str], allow: list[str]) 
 def prior_state(plan_file: Path) -> tuple[int | None, str | None]:
     """(serial, lineage) of the state a saved plan was made against: the `tfstate` member of the
     plan file (a zip). Lineage '' / serial 0 means there was no state yet."""
+    import zipfile  # here: `make_plan` imports it while terraform plans
+
     try:
         with zipfile.ZipFile(plan_file) as z:
             doc = json.loads(z.read("tfstate"))
