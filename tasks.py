@@ -6,7 +6,10 @@ sandbox (real PostgreSQL and Redis). `inv --help TASK` documents every option.
 
 from invoke import Collection
 
-from spywatcher_ops import bytecode  # noqa: F401  (first: the package's modules get their .pyc again)
+from spywatcher_ops import (
+    bytecode,  # noqa: F401  (first: the package's modules get their .pyc again)
+    invoke_yaml,  # noqa: F401  (invoke reads invoke.yaml and -f files with libyaml)
+)
 from spywatcher_ops.backends.sandbox import tasks as sandbox
 from spywatcher_ops.cluster import app_tasks as app
 from spywatcher_ops.cluster import cluster_tasks as cluster

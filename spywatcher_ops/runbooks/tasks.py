@@ -9,7 +9,6 @@ from invoke import Context
 
 from ..backends.table import environment
 from ..core.cli import ENV_HELP, JSON_HELP, console, ops_task, settings
-from ..core.config import PROJECT_ROOT
 from ..core.errors import BadInput, OperationFailed
 
 PATH_HELP = (
@@ -28,6 +27,8 @@ def _paths(c: Context, path: list[str] | None) -> list[str]:
 
 
 def _root() -> str:
+    from ..core.config import PROJECT_ROOT  # here, not at module level: `inv --list` skips it (2.5 ms)
+
     return str(PROJECT_ROOT) if (PROJECT_ROOT / "tasks.py").exists() else os.getcwd()
 
 
