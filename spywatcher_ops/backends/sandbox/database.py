@@ -74,6 +74,19 @@ def _snapshot(manifest: dict[str, Any]) -> Snapshot:
     )
 
 
+def _known_instance(state: dict[str, Any], instance_id: str) -> dict[str, Any]:
+    inst: dict[str, Any] | None = state["instances"].get(instance_id)
+    if inst is None:
+        raise BadInput(
+            f"instance {instance_id}: no such instance; known: {', '.join(sorted(state['instances']))}"
+        )
+    return inst
+
+
+def _no_base_backup() -> NotReady:
+    return NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
+
+
 def pair_plan(title: str, *steps: tuple[str, dict[str, Any], str]) -> Plan:
     """A role change of the primary/standby pair (failover, swap, Multi-AZ style restart): one
     node stops or restarts, the other takes over, the first follows it. Each step is the
@@ -97,10 +110,7 @@ class SandboxDatabase:
         return self.box.instance_id
 
     def _instance(self, state: dict[str, Any], instance_id: str) -> Instance:
-        inst = state["instances"].get(instance_id)
-        if inst is None:
-            known = ", ".join(sorted(state["instances"]))
-            raise BadInput(f"instance {instance_id}: no such instance; known: {known}")
+        inst = _known_instance(state, instance_id)
         primary = state["nodes"][inst["primary"]]
         standby = state["nodes"].get(inst.get("standby") or "")
         alive = node_alive(primary)
@@ -165,11 +175,7 @@ class SandboxDatabase:
         """The main instance: both nodes, libpq picks the one that accepts writes (follows a failover)."""
         state = self._state()
         inst_id = instance_id or state["main"]
-        inst = state["instances"].get(inst_id)
-        if inst is None:
-            raise BadInput(
-                f"instance {inst_id}: no such instance; known: {', '.join(sorted(state['instances']))}"
-            )
+        inst = _known_instance(state, inst_id)
         names = [inst["primary"]] + ([inst["standby"]] if inst.get("standby") else [])
         ports = [str(state["nodes"][n]["port"]) for n in names]
         multi = len(ports) > 1
@@ -262,26 +268,15 @@ class SandboxDatabase:
         from .operations import restore_window
 
         if not fresh:  # read-only: the window as recorded (inv status changes nothing)
-            state = self.box.statefile.load()
-            if not state:
-                raise NotReady(
-                    f"the sandbox is not provisioned (no state in {self.box.root})",
-                    hint="run `inv sandbox.up` first",
-                )
-            window = restore_window(state)
+            window = restore_window(self.box.load())
         else:
             with self.box.statefile.editing() as state:
                 if not state:
-                    raise NotReady(
-                        f"the sandbox is not provisioned (no state in {self.box.root})",
-                        hint="run `inv sandbox.up` first",
-                    )
+                    raise self.box.not_provisioned()
                 self.box.heartbeat(state)  # so "latest" is really recent
                 window = restore_window(state)
         if window is None:
-            raise NotReady(
-                "the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`"
-            )
+            raise _no_base_backup()
         return RestoreWindow(
             window.earliest, window.latest, self.environment.settings.retention_days, window.gap
         )
@@ -410,9 +405,7 @@ class SandboxDatabase:
             return plan
         window = restore_window(state)
         if window is None:
-            raise NotReady(
-                "the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`"
-            )
+            raise _no_base_backup()
         earliest, latest = window.earliest, window.latest
         main = state["instances"][state["main"]]
         if node_alive(state["nodes"][main["primary"]]) and window.gap is None:
@@ -453,11 +446,7 @@ class SandboxDatabase:
 
     def plan_delete_instance(self, instance_id: str, *, final_snapshot: str | None = None) -> Plan:
         state = self._state()
-        inst = state["instances"].get(instance_id)
-        if inst is None:
-            raise BadInput(
-                f"instance {instance_id}: no such instance; known: {', '.join(sorted(state['instances']))}"
-            )
+        inst = _known_instance(state, instance_id)
         if instance_id == state["main"]:
             raise Refused(f"instance {instance_id}: it serves the database endpoint; it is never deleted")
         if not inst.get("created_by_us"):

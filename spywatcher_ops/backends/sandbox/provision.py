@@ -173,11 +173,13 @@ class PgSandbox:
     def load(self) -> dict[str, Any]:
         state = self.statefile.load()
         if not state:
-            raise NotReady(
-                f"the sandbox is not provisioned (no state in {self.root})",
-                hint="run `inv sandbox.up` first",
-            )
+            raise self.not_provisioned()
         return state
+
+    def not_provisioned(self) -> NotReady:
+        return NotReady(
+            f"the sandbox is not provisioned (no state in {self.root})", hint="run `inv sandbox.up` first"
+        )
 
     def node_settings(
         self, state: dict[str, Any], name: str, *, sync_names: str | None = None
