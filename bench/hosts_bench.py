@@ -1,4 +1,4 @@
-"""`inv maint.hosts` over 20 real sshd hosts on loopback (tests/sshd_host.py; as root).
+"""`inv maint.hosts` over 20 real sshd hosts on loopback (tests/support/sshd_host.py; as root).
 
 Prints medians of: the whole `inv maint.hosts --json` (process start included),
 the in-process survey of the 20 hosts at once, the same survey one host at a
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     from invoke import Config
-    from sshd_host import Fleet
+    from support.sshd_host import Fleet
 
     from spywatcher_ops.backends.table import build
     from spywatcher_ops.core.config import load

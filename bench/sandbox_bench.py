@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fixtures_sandbox import sandbox_environment  # noqa: E402
+from support.sandbox import sandbox_environment  # noqa: E402
 
 from spywatcher_ops.backends.sandbox import lifecycle  # noqa: E402
 from spywatcher_ops.backends.sandbox import postgres as pg  # noqa: E402

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import freezegun
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import ROOT
 
 # freezegun patches datetime in every loaded module when a freeze starts; a
 # pydantic model module (pulled in by moto or kubernetes) raises there, and an
@@ -35,14 +34,16 @@ freezegun.configure(
     ]
 )
 
-# Fixture modules owned by each area; they live beside this file.
+# Fixtures used by more than one tier (tests/README.md); a fixture only one tier
+# uses lives in that tier's conftest.py. pytest honours pytest_plugins only here.
 pytest_plugins = [
-    "fixtures_aws",
-    "fixtures_sandbox",
-    "fixtures_cache",
-    "fixtures_kube",
-    "fixtures_infra",
-    "fixtures_hosts",
+    "support.aws",
+    "support.pg_tls",
+    "support.sandbox",
+    "support.cache",
+    "support.kube",
+    "support.infra",
+    "support.hosts",
 ]
 
 _real_connect = socket.socket.connect

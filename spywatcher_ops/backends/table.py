@@ -2,7 +2,7 @@
 environment. This is the composition root: task modules build their
 Environment here (`environment(c, name)`), and core, which never imports a
 backend, receives the table from it (`core.environment.build(..., backends=)`).
-tests/test_layers.py keeps that direction.
+tests/unit/test_layers.py keeps that direction.
 
 Everything is imported when a task runs, not when this module is: `inv --list`
 imports every task module and must stay light.

@@ -4,7 +4,7 @@ port (core/ports.py) returns these dicts; the backend (backends/kube.py) makes
 the calls.
 
 Moved here from backends/kube.py so that no domain module imports a backend
-(tests/test_layers.py).
+(tests/unit/test_layers.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Which backend implements the parts of each kind of environment is not known
 here: the table (`backends/table.py`, the composition root) is handed to
-`build`. Core imports no backend (tests/test_layers.py)."""
+`build`. Core imports no backend (tests/unit/test_layers.py)."""
 
 from __future__ import annotations
 

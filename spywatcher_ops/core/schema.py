@@ -6,7 +6,7 @@ unknown key or a value of the wrong type is BadInput (exit 2) naming the key, th
 is an error instead of a target silently left at its default.
 
 To add a key: add it to SCHEMA below (with its default and a short comment); the shipped
-invoke.yaml is checked against it by tests/test_config_schema.py.
+invoke.yaml is checked against it by tests/unit/test_config_schema.py.
 Stdlib only, so `inv --list` does not pay for it.
 """
 

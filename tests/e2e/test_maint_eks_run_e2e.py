@@ -1,0 +1,257 @@
+"""The EKS steps through `inv maint.run --env staging --yes`, end to end (issue 14).
+
+The real `inv` in a subprocess against:
+- a moto server for what moto has: the RDS instance, its Secrets Manager credentials, the
+  pre-maintenance snapshot, CloudWatch alarms and metrics, the DynamoDB lock table;
+- a loopback fake of the EKS REST API (tests/support/eks_api_server.py: moto 5.2 has no EKS updates,
+  insights or add-on versions) that advances each update over describe_update polls;
+- the in-test Kubernetes API server, whose nodes EKS "replaces" during node-group updates;
+- a real TLS PostgreSQL behind the RDS instance's tunnel, where the run's probes write.
+
+The plan is a test plan (ops.maintenance.plans_dir) with the shipped plan's Kubernetes steps in
+its order for staging; the shipped plan's data-tier steps need RDS and ElastiCache operations
+moto lacks and are tested with Stubber in test_maint_aws.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support.aws import STAGING_DB
+from support.kube import write_kubeconfig
+from support.paths import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.real]
+CLUSTER = "spywatcher-staging-eks"
+ADDONS = {
+    "vpc-cni": "v1.16.0-eksbuild.1",
+    "coredns": "v1.10.1-eksbuild.4",
+    "kube-proxy": "v1.28.1-eksbuild.1",
+}
+DEFAULTS_129 = {  # the fake's default add-on versions for Kubernetes 1.29 (as EKS marks them)
+    "vpc-cni": "v1.18.3-eksbuild.1",
+    "coredns": "v1.11.1-eksbuild.9",
+    "kube-proxy": "v1.29.7-eksbuild.5",
+}
+
+
+@pytest.fixture
+def eks(fake_kube: Any) -> Any:
+    from support.eks_api_server import FakeEks
+
+    fake = FakeEks(CLUSTER, polls_to_finish=3)
+    fake.add_nodegroup("workers")
+    for name, version in ADDONS.items():
+        fake.add_addon(name, version)
+    fake.add_insight("Deprecated APIs removed in Kubernetes v1.29", "PASSING")
+    fake.serve()
+    yield fake
+    fake.close()
+
+
+def is_nodegroup_update(update: dict[str, Any]) -> bool:
+    return any(p["type"] == "ReleaseVersion" for p in update["params"])
+
+
+def replace_nodes(fake_kube: Any, new_ami: str) -> Any:
+    """What EKS does during a node-group update: per poll, one new node up and one old node gone."""
+    old = sorted(n["metadata"]["name"] for n in fake_kube.store["nodes"].values())
+
+    def advance(update: dict[str, Any], poll: int) -> None:
+        if not is_nodegroup_update(update):
+            return
+        if poll > len(old) or ("", old[poll - 1]) not in fake_kube.store["nodes"]:
+            return
+        with fake_kube.lock:
+            fake_kube.add_node(f"ip-10-0-9-{poll}.ec2.internal", "us-east-1a", ami=new_ami)
+            gone = old[poll - 1]
+            for (ns, name), pod in list(fake_kube.store["pods"].items()):
+                if pod["spec"].get("nodeName") == gone:
+                    fake_kube._delete_pod(ns, name)
+            fake_kube.store["nodes"].pop(("", gone))
+
+    return advance
+
+
+STEPS = [
+    {"step": "eks-upgrade", "poll_s": 0.05, "timeout_s": 30},
+    {"step": "eks-nodegroups", "poll_s": 0.05, "timeout_s": 30},
+]
+
+
+@pytest.fixture
+def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_path: Path) -> Any:
+    """Runs `inv -f <config> ARGS` for staging (kind aws) with a private state folder."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+
+    def write_plan(steps: list[dict[str, Any]]) -> None:
+        (plans / "sunday.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "description": "the Kubernetes part of the Sunday plan",
+                    "environments": {"staging": {"window": "always", "steps": steps}},
+                }
+            )
+        )
+
+    write_plan(STEPS)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake_kube.url)
+    config = tmp_path / "ops.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "ops": {
+                    "aws": {"poll_seconds": 0.05},
+                    "maintenance": {"plans_dir": str(plans)},
+                    "environments": {
+                        "staging": {
+                            "db_tunnels": {STAGING_DB: f"{tls_postgres.host}:{tls_postgres.port}"},
+                            "kube_context": "fake",
+                            "kubeconfig": str(kubeconfig),
+                        }
+                    },
+                }
+            }
+        )
+    )
+    state = tmp_path / "state"
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        environ = {
+            **os.environ,
+            "INVOKE_OPS_STATE_DIR": str(state),
+            "AWS_ENDPOINT_URL": moto_staging["endpoint"],
+            "AWS_ENDPOINT_URL_EKS": eks.url,  # the EKS API and the one SSM parameter it documents
+            "AWS_ENDPOINT_URL_SSM": eks.url,
+            "COLUMNS": "250",
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "-f", str(config), *args],
+            cwd=ROOT,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    run.state = state  # type: ignore[attr-defined]
+    run.write_plan = write_plan  # type: ignore[attr-defined]
+    return run
+
+
+def journal(state: Path) -> list[dict[str, Any]]:
+    from spywatcher_ops.core.journal import read
+
+    return read(state / "journal" / "staging.jsonl")
+
+
+def step_records(state: Path) -> dict[str, dict[str, Any]]:
+    """The last record of each maintenance step of the run, by step name."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in journal(state):
+        if r.get("step") == "maint-step":
+            out[r["step_name"]] = r
+    return out
+
+
+def eks_updates(eks: Any) -> list[str]:
+    """The EKS update calls (POSTs under /clusters; SSM's POST / and the insights query are reads)."""
+    return [
+        p for m, p in eks.calls if m == "POST" and p.startswith("/clusters/") and not p.endswith("insights")
+    ]
+
+
+def test_run_upgrades_the_control_plane_one_minor_then_addons_then_nodegroups(maint, eks, fake_kube):
+    eks.on_advance = replace_nodes(fake_kube, "ami-0new")
+    done = maint("maint.run", "--env", "staging", "--yes", "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert report["state"] == "complete"
+    assert [(s["name"], s["status"]) for s in report["steps"]] == [
+        ("eks-upgrade", "ok"),
+        ("eks-nodegroups", "ok"),
+    ]
+    # what EKS holds now: one minor version up, add-ons at 1.29's defaults, the node group at 1.29
+    assert eks.cluster["version"] == "1.29"
+    assert {a: eks.addons[a]["addonVersion"] for a in eks.addons} == DEFAULTS_129
+    assert eks.nodegroups["workers"]["version"] == "1.29"
+    # in that order: control plane, the three add-ons, then the node group
+    updates = eks_updates(eks)
+    assert updates[0] == f"/clusters/{CLUSTER}/updates"
+    assert all("/addons/" in p for p in updates[1:4]) and len(updates) == 5
+    assert updates[4] == f"/clusters/{CLUSTER}/node-groups/workers/update-version"
+    # the journal: the run's pre-checks, the snapshot, then each step with its own checks and result
+    records = journal(maint.state)
+    kinds = [r.get("step") for r in records if r.get("step")]
+    assert kinds.index("prechecks") < kinds.index("snapshot") < kinds.index("maint-step")
+    steps = step_records(maint.state)
+    up = steps["eks-upgrade"]
+    assert [c["name"] for c in up["prechecks"]] == [
+        "one minor version",
+        "upgrade insights",
+        "removed APIs",
+        "node groups",
+        "add-ons",
+    ]
+    assert all(c["status"] == "ok" for c in up["prechecks"] + up["postchecks"])
+    assert up["details"]["control_plane"]["from"] == "1.28" and up["details"]["control_plane"]["to"] == "1.29"
+    assert {a["name"]: a["to"] for a in up["details"]["addons"]} == DEFAULTS_129
+    assert [(n["nodegroup"], n["to"]) for n in up["details"]["nodegroups"]] == [("workers", "1.29")]
+    shown = [e["message"] for e in up["events"] if e["code"] == "nodes"]
+    assert shown and "nodes replaced 3/3" in shown[-1]
+    # the nodes EKS replaced are the cluster's nodes now
+    assert {
+        n["metadata"]["labels"]["eks.amazonaws.com/nodegroup-image"]
+        for n in fake_kube.store["nodes"].values()
+    } == {"ami-0new"}
+    # eks-nodegroups after it: the node group is on 1.29's newest release already, nothing to do
+    ng = steps["eks-nodegroups"]
+    assert ng["status"] == "ok" and ng["details"] == {"updated": []}
+    assert "workers: 1.29 release 1.29.10-20241121 (newest 1.29.10-20241121)" in ng["prechecks"][0]["detail"]
+    # the run's report on disk says the same
+    markdown = Path(report["reports"]["markdown"]).read_text()
+    assert "| 1 | eks-upgrade | ok |" in markdown and "| 2 | eks-nodegroups | ok |" in markdown
+    assert "control plane 1.28 -> 1.29: update " in markdown and "nodes replaced 3/3" in markdown
+
+
+def test_an_addon_with_no_version_for_the_target_stops_the_run_before_anything_changes(maint, eks):
+    del eks.addon_versions["coredns"]["1.29"]
+    done = maint("maint.run", "--env", "staging", "--yes")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "add-ons: no version of coredns for Kubernetes 1.29" in done.stdout + done.stderr
+    # nothing changed: no update was started, the cluster, its add-ons and node groups as they were
+    assert eks_updates(eks) == []
+    assert eks.cluster["version"] == "1.28" and eks.nodegroups["workers"]["version"] == "1.28"
+    assert {a: eks.addons[a]["addonVersion"] for a in eks.addons} == ADDONS
+    steps = step_records(maint.state)
+    assert steps["eks-upgrade"]["status"] == "failed"
+    assert steps["eks-upgrade"]["details"] == {} and steps["eks-upgrade"]["rollback"] is None
+    assert steps["eks-nodegroups"]["status"] == "not-started"
+
+
+def test_a_nodegroup_update_that_times_out_stops_the_run_saying_what_was_left(maint, eks):
+    maint.write_plan([{"step": "eks-upgrade", "poll_s": 0.05, "timeout_s": 2}, STEPS[1]])
+
+    def stick(update: dict[str, Any], poll: int) -> None:  # the control plane's update goes through
+        if is_nodegroup_update(update):
+            eks.stuck_updates.add("VersionUpdate")
+
+    eks.on_advance = stick
+    done = maint("maint.run", "--env", "staging", "--yes")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    steps = step_records(maint.state)
+    up = steps["eks-upgrade"]
+    assert up["status"] in ("failed", "rolled-back")
+    assert f"aws eks describe-update --name {CLUSTER} --update-id" in up["error"]
+    assert "cannot be downgraded" in up["rollback"]["detail"]  # what is left: said, not undone
+    assert eks.cluster["version"] == "1.29"  # the control plane went up before the node group stuck
+    assert steps["eks-nodegroups"]["status"] == "not-started"
