@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..core.journal import read as read_journal
-from . import history, prechecks, runlog
+from . import gates, history, runlog
 from .budget import schedule
 from .context import Setup
 from .steps import STEPS, Check, StepContext
@@ -62,10 +62,11 @@ def make_plan(
         records = read_journal(env.journal.path)
         with ThreadPoolExecutor(max_workers=1) as pool:  # the run's checks beside the steps' own
             run_future = pool.submit(
-                prechecks.all_checks,
+                gates.run_checks,
                 env,
                 runlog.runs(records, env.name),
                 needs_cache=any(s.step.startswith("cache") for s in steps),
+                settings=setup.env_plan.prechecks,
             )
             per_step = step_prechecks(env, setup)
             run_checks = run_future.result()

@@ -18,8 +18,8 @@ from .steps import STEPS, StepType
 
 PLANS_DIR = PROJECT_ROOT / "maintenance"
 DEFAULT_PLAN = "sunday"
-PLAN_KEYS = ("description", "max_errors", "environments")
-ENV_KEYS = ("window", "max_errors", "steps")
+PLAN_KEYS = ("description", "max_errors", "prechecks", "environments")
+ENV_KEYS = ("window", "max_errors", "prechecks", "steps")
 STEP_RESERVED = ("step",)
 
 
@@ -52,6 +52,7 @@ class EnvPlan:
     window: Any  # None, 'always' or a mapping (see window.spec_from)
     max_errors: int
     steps: list[PlannedStep] = field(default_factory=list)
+    prechecks: dict[str, Any] = field(default_factory=dict)  # the run's configurable ones (gates.py)
 
 
 @dataclass
@@ -109,6 +110,35 @@ def _int_field(value: Node, where: str, fname: str, problems: list[Problem]) -> 
     return int(v)
 
 
+def _prechecks(
+    node: Node, where: str, fname: str, problems: list[Problem], base: dict[str, Any]
+) -> dict[str, Any]:
+    """`prechecks:` of the plan or of an environment (over the plan's): gates.SETTINGS."""
+    from .gates import SETTINGS
+
+    out = dict(base)
+    if not isinstance(node.value, dict):
+        problems.append(
+            Problem(
+                fname, node.line, f"{where}: a mapping of {', '.join(SETTINGS)}, e.g. {{infra_drift: true}}"
+            )
+        )
+        return out
+    for key, (value, line) in node.value.items():
+        setting = SETTINGS.get(key)
+        if setting is None:
+            problems.append(
+                Problem(fname, line, f"{where}: unknown pre-check {key!r}; accepted: {', '.join(SETTINGS)}")
+            )
+            continue
+        error = setting.check(value.plain())
+        if error:
+            problems.append(Problem(fname, value.line, f"{where}.{key} {value.plain()!r}: {error}"))
+            continue
+        out[key] = value.plain()
+    return out
+
+
 def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan | None, list[Problem]]:
     """Check a plan's text against the steps and the environments' kinds (name -> kind).
     Returns the plan (None when it is unusable) and every problem found."""
@@ -132,6 +162,7 @@ def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan
             problems.append(Problem(fname, line, f"unknown key {key!r}; accepted: {', '.join(PLAN_KEYS)}"))
     description = str(top["description"][0].plain()) if "description" in top else ""
     max_errors = _int_field(top["max_errors"][0], "max_errors", fname, problems) if "max_errors" in top else 0
+    checks = _prechecks(top["prechecks"][0], "prechecks", fname, problems, {}) if "prechecks" in top else {}
     envs_node = top.get("environments", (None, root.line))[0]
     if envs_node is None or not isinstance(envs_node.value, dict) or not envs_node.value:
         problems.append(
@@ -149,7 +180,7 @@ def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan
                 Problem(fname, line, f"unknown environment {env!r}; known: {', '.join(sorted(kinds))}")
             )
             continue
-        env_plan = _env_plan(path.stem, env, kinds[env], spec, max_errors, fname, problems)
+        env_plan = _env_plan(path.stem, env, kinds[env], spec, max_errors, fname, problems, checks)
         if env_plan is not None:
             environments[env] = env_plan
     plan = MaintenancePlan(path.stem, path, description, max_errors, environments)
@@ -157,7 +188,14 @@ def parse(text: str, path: Path, kinds: dict[str, str]) -> tuple[MaintenancePlan
 
 
 def _env_plan(
-    plan: str, env: str, kind: str, spec: Node, max_errors: int, fname: str, problems: list[Problem]
+    plan: str,
+    env: str,
+    kind: str,
+    spec: Node,
+    max_errors: int,
+    fname: str,
+    problems: list[Problem],
+    checks: dict[str, Any],
 ) -> EnvPlan | None:
     if not isinstance(spec.value, dict):
         problems.append(
@@ -185,7 +223,11 @@ def _env_plan(
         max_errors = _int_field(
             spec.value["max_errors"][0], f"environments.{env}.max_errors", fname, problems
         )
-    out = EnvPlan(plan, env, window, max_errors)
+    if "prechecks" in spec.value:
+        checks = _prechecks(
+            spec.value["prechecks"][0], f"environments.{env}.prechecks", fname, problems, checks
+        )
+    out = EnvPlan(plan, env, window, max_errors, prechecks=checks)
     steps_node = spec.value.get("steps", (None, spec.line))[0]
     if steps_node is None or not isinstance(steps_node.value, list):
         problems.append(

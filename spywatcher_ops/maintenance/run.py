@@ -23,7 +23,7 @@ from ..core.clock import iso
 from ..core.errors import BadInput, NotReady, OpsError, Refused
 from ..core.journal import read as read_journal
 from ..core.ports import Progress, no_progress
-from . import history, prechecks, runlog
+from . import gates, history, runlog
 from .budget import fits
 from .context import Setup
 from .impact import impairment, lost_writes, sentence
@@ -293,7 +293,7 @@ def run(
             progress(f"repairing after {', '.join(cut_short)} was cut short")
             op.step("repair", "started", cut_short=cut_short)
             op.step("repair", "ok", detail=env.parts.maintenance().repair(progress=progress))
-        checks = prechecks.all_checks(env, earlier, needs_cache=needs_cache)
+        checks = gates.run_checks(env, earlier, needs_cache=needs_cache, settings=setup.env_plan.prechecks)
         op.step(
             "prechecks", "ok" if all(c.ok for c in checks) else "failed", checks=[c.to_dict() for c in checks]
         )

@@ -227,21 +227,64 @@ def test_results_go_to_cloudwatch_and_sns_on_aws(ops_config: Any, sns_topic: Any
     assert "1. db-engine: ok - database writes paused 0.80 s" in body["Message"]
 
 
-def test_plan_on_aws_shows_every_step_and_every_precheck_result(ops_config: Any, staging_aws: Any) -> None:
+@pytest.fixture
+def staging_eks(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The loopback fake EKS API (moto 5.2 has no upgrade insights or add-on versions) with
+    staging's cluster at 1.28, its node group on the newest release of 1.28."""
+    from support.eks_api_server import RELEASES, FakeEks
+
+    fake = FakeEks("spywatcher-staging-eks")
+    fake.add_nodegroup("workers", release=RELEASES["1.28"])
+    fake.add_addon("coredns", "v1.10.1-eksbuild.4")
+    fake.add_insight("Deprecated APIs removed in Kubernetes v1.29", "PASSING")
+    fake.serve()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", fake.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", fake.url)
+    yield fake
+    fake.close()
+
+
+def test_plan_on_aws_shows_every_step_and_every_precheck_result(
+    ops_config: Any, staging_aws: Any, staging_eks: Any
+) -> None:
     from spywatcher_ops.maintenance.planning import make_plan
 
     env = _env(ops_config, WINDOW - timedelta(days=1))
     plan = make_plan(env, setup(env, None), None)
     steps = [s["step"] for s in plan["steps"]]
-    assert steps[:4] == ["db-housekeeping", "db-engine", "cache-restart", "tls-renew"]  # then part 2's
+    # the data tier, then the hosts, then Kubernetes: control plane (+ add-ons, node groups), node groups
+    assert steps == [
+        "db-housekeeping",
+        "db-engine",
+        "cache-restart",
+        "tls-renew",
+        "os-patch",
+        "eks-upgrade",
+        "eks-nodegroups",
+    ]
     assert plan["window"]["start"] == "2026-12-06T02:00:00.000Z" and plan["not_started"] == []
-    assert [s["expected_s"] for s in plan["steps"][:4]] == [
-        60.0,
-        30.0,
-        30.0,
-        10.0,
-    ]  # defaults: no history yet
-    assert plan["expected_total_s"] == sum(s["expected_s"] for s in plan["steps"])
+    # defaults, no history yet: 6130 s, inside the 105 minutes before the 03:45 cutoff
+    assert [s["expected_s"] for s in plan["steps"]] == [60.0, 30.0, 30.0, 10.0, 600.0, 3600.0, 1800.0]
+    assert plan["expected_total_s"] == sum(s["expected_s"] for s in plan["steps"]) == 6130.0
+    own = {s["step"]: {c["name"]: (c["status"], c["detail"]) for c in s["prechecks"]} for s in plan["steps"]}
+    assert own["os-patch"] == {"hosts": ("failed", "staging has no SSH hosts")}  # none configured: said
+    assert own["eks-upgrade"] == {
+        "one minor version": ("ok", "1.28 -> 1.29"),
+        "upgrade insights": ("ok", "1 insight(s), none in ERROR"),
+        "removed APIs": ("ok", "none removed in 1.29 in use"),
+        "node groups": ("ok", "all within one minor version of 1.29"),
+        "add-ons": ("ok", "coredns v1.10.1-eksbuild.4 -> v1.11.1-eksbuild.9"),
+    }
+    assert own["eks-nodegroups"]["node groups"] == (
+        "ok",
+        "workers: 1.28 release 1.28.15-20241121 (newest 1.28.15-20241121)",
+    )
+    assert not any(
+        m == "POST" and p.startswith("/clusters/") and "insights" not in p for m, p in staging_eks.calls
+    )
+    # planned 45 minutes into the window, the control plane upgrade (3600 s) would cross the cutoff
+    late = make_plan(_env(ops_config, WINDOW + timedelta(minutes=45)), setup(env, None), None, checks=False)
+    assert late["not_started"] == ["eks-upgrade", "eks-nodegroups"]
     checks = {c["name"]: c for c in plan["prechecks"]}
     assert checks["notice"]["status"] == "warn" and checks["paging alarms"]["status"] == "ok"
     # moto's RDS instance has no real server behind it: said, not hidden

@@ -86,7 +86,40 @@ def test_unknown_environment_and_keys(tmp_path: Path) -> None:
     assert _problems(tmp_path, text) == [
         "maintenance/p.yaml:1: max_errors -1: use a whole number >= 0, e.g. 0",
         "maintenance/p.yaml:3: unknown environment 'qa'; known: production, sandbox, staging",
-        "maintenance/p.yaml:6: environments.sandbox: unknown key 'windw'; accepted: window, max_errors, steps",
+        "maintenance/p.yaml:6: environments.sandbox: unknown key 'windw'; accepted: window, max_errors, "
+        "prechecks, steps",
+    ]
+
+
+def test_prechecks_of_the_plan_and_of_an_environment(tmp_path: Path) -> None:
+    text = (
+        "prechecks: {infra_drift: true}\n"
+        "environments:\n"
+        "  sandbox:\n    prechecks: {standby_max_lag_s: 2}\n    steps: [db-engine]\n"
+        "  staging:\n    prechecks: {infra_drift: false}\n    steps: [db-engine]\n"
+        "  production:\n    steps: [db-engine]\n"
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    plan, problems = plans.parse(text, path, KINDS)
+    assert problems == [] and plan is not None
+    assert plan.for_env("sandbox").prechecks == {"infra_drift": True, "standby_max_lag_s": 2}
+    assert plan.for_env("staging").prechecks == {"infra_drift": False}
+    assert plan.for_env("production").prechecks == {"infra_drift": True}
+
+
+def test_bad_prechecks_name_the_line_and_what_is_accepted(tmp_path: Path) -> None:
+    text = (
+        "prechecks: {drift: true}\n"
+        "environments:\n  sandbox:\n    prechecks: {standby_max_lag_s: 0, infra_drift: yes}\n    steps: []\n"
+        "  staging:\n    prechecks: [infra_drift]\n    steps: []\n"
+    )
+    assert _problems(tmp_path, text) == [
+        "maintenance/p.yaml:1: prechecks: unknown pre-check 'drift'; accepted: standby_max_lag_s, infra_drift",
+        "maintenance/p.yaml:4: environments.sandbox.prechecks.standby_max_lag_s 0: below 0.1; seconds the "
+        "standby may take to replay a WAL record the primary writes at the pre-check, e.g. 5.0",
+        "maintenance/p.yaml:7: environments.staging.prechecks: a mapping of standby_max_lag_s, infra_drift, "
+        "e.g. {infra_drift: true}",
     ]
 
 

@@ -45,6 +45,14 @@ class AwsMaintenance:
     def repair(self, *, progress: Progress) -> str:
         return "nothing to repair: RDS and ElastiCache finish the actions they accepted"
 
+    def standby_ready(self, max_lag_s: float) -> str:
+        # A Multi-AZ standby is RDS's own: not reachable, and RDS fails over only to a synchronous
+        # one. The instance's status (the database check) is what RDS says about it.
+        inst = self.environment.database.describe()
+        if not inst.multi_az:
+            return f"{inst.id} is Single-AZ: no standby"
+        return f"{inst.id}: the Multi-AZ standby is RDS's own (synchronous, not reachable to ask)"
+
     def queue_change(self, name: str, value: str) -> dict[str, Any]:
         raise Unsupported(
             f"{self.environment.name}: change the RDS parameter group itself "

@@ -124,6 +124,11 @@ class SandboxMaintenance:
             )
         return ((done + "; ") if done else "") + "sandbox repaired (`sandbox.up`): healthy"
 
+    def standby_ready(self, max_lag_s: float) -> str:
+        from .standby_check import standby_ready
+
+        return standby_ready(self.box, max_lag_s)
+
     # certificates ------------------------------------------------------------------
     def certificates(self) -> list[Certificate]:
         """The certificate each running node presents (a real TLS handshake)."""
