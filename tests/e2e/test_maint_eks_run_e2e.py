@@ -105,23 +105,22 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
     write_plan(STEPS)
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake_kube.url)
     config = tmp_path / "ops.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "ops": {
-                    "aws": {"poll_seconds": 0.05},
-                    "maintenance": {"plans_dir": str(plans)},
-                    "environments": {
-                        "staging": {
-                            "db_tunnels": {STAGING_DB: f"{tls_postgres.host}:{tls_postgres.port}"},
-                            "kube_context": "fake",
-                            "kubeconfig": str(kubeconfig),
-                        }
-                    },
-                }
-            }
-        )
-    )
+
+    def write_config(**extra: Any) -> None:
+        staging = {
+            "db_tunnels": {STAGING_DB: f"{tls_postgres.host}:{tls_postgres.port}"},
+            "kube_context": "fake",
+            "kubeconfig": str(kubeconfig),
+            **extra,
+        }
+        ops = {
+            "aws": {"poll_seconds": 0.05},
+            "maintenance": {"plans_dir": str(plans)},
+            "environments": {"staging": staging},
+        }
+        config.write_text(yaml.safe_dump({"ops": ops}))
+
+    write_config()
     state = tmp_path / "state"
 
     def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -145,6 +144,7 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
 
     run.state = state  # type: ignore[attr-defined]
     run.write_plan = write_plan  # type: ignore[attr-defined]
+    run.write_config = write_config  # type: ignore[attr-defined]
     return run
 
 
@@ -255,3 +255,38 @@ def test_a_nodegroup_update_that_times_out_stops_the_run_saying_what_was_left(ma
     assert "cannot be downgraded" in up["rollback"]["detail"]  # what is left: said, not undone
     assert eks.cluster["version"] == "1.29"  # the control plane went up before the node group stuck
     assert steps["eks-nodegroups"]["status"] == "not-started"
+
+
+NODE = "ip-10-0-1-10.ec2.internal"  # a node of the in-test cluster: the host worker-1 is it
+
+
+def test_the_shipped_order_hosts_then_control_plane_addons_nodegroups(maint, eks, fake_kube, fleet):
+    """The staging part 2 of maintenance/sunday.yaml: os-patch on a real sshd host that is a node
+    (drained, patched, rebooted, uncordoned), then eks-upgrade, then eks-nodegroups."""
+    shipped = yaml.safe_load((ROOT / "maintenance" / "sunday.yaml").read_text())
+    order = [s["step"] for s in shipped["environments"]["staging"]["steps"]]
+    assert order[-3:] == ["os-patch", "eks-upgrade", "eks-nodegroups"]
+    host = fleet.add("worker-1")
+    maint.write_config(ssh=fleet.ssh_config(**{"worker-1": {"kubernetes_node": True, "node_name": NODE}}))
+    maint.write_plan([{"step": "os-patch", "reboot_timeout_s": 30, "drain_timeout_s": 20}, *STEPS])
+    eks.on_advance = replace_nodes(fake_kube, "ami-0new")
+    done = maint("maint.run", "--env", "staging", "--yes", "--json", timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert [(s["name"], s["status"]) for s in report["steps"]] == [
+        ("os-patch", "ok"),
+        ("eks-upgrade", "ok"),
+        ("eks-nodegroups", "ok"),
+    ]
+    patched = step_records(maint.state)["os-patch"]["details"]["hosts"]
+    assert [(h["host"], h["status"], h["rebooted"]) for h in patched] == [("worker-1", "ok", True)]
+    assert host.boots() == 1 and host.state()["installed"]  # the security updates, then the reboot
+    # hosts first: the EKS updates started after the host was back and its node uncordoned
+    starts = [
+        r["step_name"]
+        for r in journal(maint.state)
+        if r.get("step") == "maint-step" and r["status"] == "started"
+    ]
+    assert starts == ["os-patch", "eks-upgrade", "eks-nodegroups"]
+    assert eks.cluster["version"] == "1.29" and eks.nodegroups["workers"]["version"] == "1.29"
+    assert not any(n["spec"].get("unschedulable") for n in fake_kube.store["nodes"].values())
