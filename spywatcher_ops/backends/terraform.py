@@ -398,9 +398,7 @@ class Terraform:
 
     def _spawn(self, *args: str) -> tuple[subprocess.Popen[bytes], IO[bytes], list[str]]:
         """Start a terraform command with its output going to an unlinked temporary file (a pipe
-        left unread while the caller works would fill and stall terraform), in its own process
-        group: a Ctrl-C reaches only us, and `_finish` passes exactly one SIGINT on (a second one
-        makes terraform exit at once, without releasing the state lock)."""
+        left unread while the caller works would fill and stall terraform)."""
         self.settings.work.mkdir(parents=True, exist_ok=True)
         output = _scratch(self.settings.work)
         argv = [self.binary, *args]
@@ -412,7 +410,6 @@ class Terraform:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                process_group=0,
             )
         except OSError as exc:
             output.close()
@@ -428,9 +425,9 @@ class Terraform:
         timeout: float,
         meanwhile: Callable[[], object] | None,
     ) -> Completed:
-        """Run `meanwhile` while terraform works, then wait for it. An exception (Ctrl-C, SIGTERM,
-        a timeout) stops terraform with SIGINT, its own graceful stop that releases the state
-        lock, instead of SIGKILL, which would leave the lock held."""
+        """Run `meanwhile` while terraform works, then wait for it. On an interrupt, a timeout or
+        an error terraform stops gracefully (releasing the state lock; SIGKILL left it held):
+        see `_stop`."""
         deadline = time.monotonic() + timeout
         with output:
             try:
@@ -438,12 +435,12 @@ class Terraform:
                     meanwhile()
                 code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _stop(proc)
+                _stop(proc, interrupt=True)
                 raise OperationFailed(
                     f"`terraform {argv[1]}` did not finish within {timeout:.0f} s"
                 ) from None
-            except BaseException:
-                _stop(proc)
+            except BaseException as exc:
+                _stop(proc, interrupt=not _got_it_too(exc))
                 raise
             output.seek(0)
             text = output.read().decode("utf-8", errors="replace")
@@ -553,8 +550,8 @@ class Terraform:
         return data
 
     def apply(self, plan: Path, *, on_line: Progress) -> ApplyResult:
-        """Apply a saved plan, streaming every line to `on_line`. A Ctrl-C is passed on to
-        terraform (it stops gracefully and writes the state); we wait for it and re-raise."""
+        """Apply a saved plan, streaming every line to `on_line`. On Ctrl-C or SIGTERM terraform
+        gets one SIGINT (it stops gracefully and writes the state); we wait for it and re-raise."""
         argv = [self.binary, "apply", "-input=false", "-no-color", "-lock-timeout=0s", str(plan)]
         proc = subprocess.Popen(
             argv,
@@ -566,7 +563,7 @@ class Terraform:
             bufsize=1,
         )
         lines: list[str] = []
-        interrupted = False
+        interrupted: KeyboardInterrupt | None = None
         assert proc.stdout is not None
         while True:
             try:
@@ -574,14 +571,14 @@ class Terraform:
                     lines.append(line)
                     on_line(line.rstrip("\n"))
                 break
-            except KeyboardInterrupt:
-                interrupted = True  # terraform got the same SIGINT from the terminal: let it finish
-                if proc.poll() is None:
-                    proc.send_signal(2)
+            except KeyboardInterrupt as exc:
+                interrupted = exc  # terraform stops gracefully and writes the state: let it finish
+                if proc.poll() is None and not _got_it_too(exc):
+                    proc.send_signal(signal.SIGINT)
         code = proc.wait()
         output = "".join(lines)
-        if interrupted:
-            raise KeyboardInterrupt
+        if interrupted is not None:
+            raise interrupted
         result = ApplyResult(
             code=code,
             output=output,
@@ -771,15 +768,28 @@ def _scratch(folder: Path) -> IO[bytes]:
     return os.fdopen(fd, "w+b")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT (terraform stops gracefully and releases the state lock), then SIGKILL after 30 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _got_it_too(exc: BaseException) -> bool:
+    """Did terraform get the signal behind this exception? A plain KeyboardInterrupt is a SIGINT,
+    which a terminal's Ctrl-C (or a signal to the process group) delivers to terraform as well; a
+    second SIGINT would make terraform exit at once, without writing the state or releasing its
+    lock. SIGTERM/SIGHUP (core.cli raises a KeyboardInterrupt subclass) and errors reach only us."""
+    return type(exc) is KeyboardInterrupt
+
+
+def _stop(proc: subprocess.Popen[Any], *, interrupt: bool) -> None:
+    """Wait for terraform's graceful stop (it releases the state lock); `interrupt`: send it the one
+    SIGINT that starts it first, and SIGKILL after 30 s."""
+    if proc.poll() is not None:
+        return
+    if not interrupt:
+        proc.wait()
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _lock_file(folder: Path) -> str:
