@@ -1,156 +1,37 @@
-"""A real SSH host for tests: /usr/sbin/sshd on a free loopback port, in a private
-mount namespace that makes it look like its own machine.
+"""Real SSH hosts for tests: /usr/sbin/sshd on a free loopback port, each in a
+private mount namespace that makes it look like its own machine, built with
+the same code as the sandbox's own host (spywatcher_ops/backends/sandbox/sshhost.py:
+make_host, start, stop; its package manager is sshhost_pm.py).
 
 Inside the namespace (`unshare -m`, so nothing of this machine changes):
 - /usr/local/sbin (first on root's PATH) holds this host's package manager
   (`apt-get`, `dnf`, `needs-restarting`) and `reboot`, scripts the test drives
-  through a JSON file of pending updates;
+  through the host's packages.json (pending updates, `calls`, `fail_apply`);
 - /etc/os-release says which OS it is (Debian -> apt, Amazon Linux -> dnf);
 - /run (hence /var/run/reboot-required) and the boot id are the host's own;
 - `reboot` drops every session and the sshd, stays down `down_s` seconds,
   then starts the sshd again with a new boot id (unless told never to come back).
 
-Host and user keys are made by the test (ssh-keygen); the client trusts the
-host key through a known_hosts file the test writes. No ForceCommand: fabric
-runs ordinary commands. Runs as root (UsePAM no, a private sshd_config).
+The fleet's user key is made by the test (ssh-keygen); the client trusts the
+host keys through a known_hosts file the test writes. Runs as root.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-SSHD = "/usr/sbin/sshd"
-
-OS_RELEASE = {
-    "debian": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
-    "amzn": 'NAME="Amazon Linux"\nVERSION="2023"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n'
-    'PRETTY_NAME="Amazon Linux 2023.6.20241111"\n',
-}
-
-# The package manager of the test host: one Python script behind apt-get, dnf and needs-restarting.
-PKG_SCRIPT = r"""
-import json, os, sys
-H = os.environ.get("TEST_HOST_DIR") or HOST_DIR
-state_file = os.path.join(H, "pkgs.json")
-flag = "/run/reboot-required"
-with open(state_file) as f:
-    st = json.load(f)
-prog = os.path.basename(sys.argv[0]); args = sys.argv[1:]
-st.setdefault("calls", []).append([prog] + args)
-def save():
-    with open(state_file + ".tmp", "w") as f:
-        json.dump(st, f)
-    os.replace(state_file + ".tmp", state_file)
-def apply(pkgs):
-    for p in pkgs:
-        st["installed"].append(p)
-        if p.get("reboot"):
-            open(flag, "w").write("*** System restart required ***\n")
-    names = {p["name"] for p in pkgs}
-    st["pending"] = [p for p in st["pending"] if p["name"] not in names]
-if st.get("fail_apply") and ("install" in args or ("upgrade" in args and "-s" not in args)):
-    save(); print("E: Could not get lock /var/lib/dpkg/lock-frontend", file=sys.stderr); sys.exit(100)
-if prog == "apt-get":
-    if "update" in args:
-        print("Reading package lists... Done"); save(); sys.exit(0)
-    if "-s" in args and "upgrade" in args:
-        for p in st["pending"]:
-            origin = "Debian-Security:12/stable-security" if p["security"] else "Debian:12.9/stable"
-            print(f"Inst {p['name']} [{p['from']}] ({p['to']} {origin} [amd64])")
-        for p in st["pending"]:
-            print(f"Conf {p['name']} ({p['to']})")
-        save(); sys.exit(0)
-    if "install" in args and "--only-upgrade" in args:
-        wanted = [a for a in args[args.index("install") + 1:] if not a.startswith("-")]
-        apply([p for p in st["pending"] if p["name"] in wanted]); save(); sys.exit(0)
-    if "upgrade" in args:
-        apply(list(st["pending"])); save(); sys.exit(0)
-elif prog == "dnf":
-    if "check-update" in args:
-        for p in st["pending"]:
-            print(f"{p['name']}.x86_64    {p['to']}    amazonlinux")
-        save(); sys.exit(100 if st["pending"] else 0)
-    if "updateinfo" in args:
-        for i, p in enumerate(st["pending"]):
-            if p["security"]:
-                print(f"ALAS2023-2026-{i:03d} important/Sec. {p['name']}-{p['to']}.x86_64")
-        save(); sys.exit(0)
-    if "upgrade" in args:
-        apply([p for p in st["pending"] if p["security"] or "--security" not in args]); save(); sys.exit(0)
-elif prog == "needs-restarting":
-    save()
-    if os.path.exists(flag):
-        print("Core libraries or services have been updated since boot-up:\n  * kernel\n\nReboot is required")
-        sys.exit(1)
-    print("No core libraries or services have been updated since boot-up.\nReboot should not be necessary.")
-    sys.exit(0)
-save(); print(f"{prog}: unexpected arguments {args}", file=sys.stderr); sys.exit(2)
-"""
-
-REBOOT_SCRIPT = r"""#!/bin/sh
-# The test host's reboot: every session and the sshd go, the host stays down, then comes back.
-H=__HOST__
-echo "$$ $PPID $(date +%s.%N)" >> $H/reboot_calls
-setsid sh -c '
-  sleep 0.3
-  L=$(cat __HOST__/run/sshd.pid)
-  pkill -KILL -P "$L"; kill -KILL "$L"
-  sleep $(cat __HOST__/down_s)
-  rm -f /run/reboot-required
-  cat /proc/sys/kernel/random/uuid > __HOST__/boot_id
-  echo boot >> __HOST__/boots
-  [ -f __HOST__/never_back ] && exit 0
-  exec __SSHD__ -D -e -f __HOST__/sshd_config >> __HOST__/sshd.log 2>&1
-' </dev/null >/dev/null 2>&1 &
-echo $! > $H/reboot.pid
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(path)], check=True)
-    return path
+from spywatcher_ops.backends.sandbox import sshhost
+from spywatcher_ops.backends.sandbox.net import pick_port
 
 
 def default_updates() -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "openssl",
-            "from": "3.0.13-1~deb12u1",
-            "to": "3.0.15-1~deb12u1",
-            "security": True,
-            "reboot": False,
-        },
-        {
-            "name": "linux-image-amd64",
-            "from": "6.1.112-1",
-            "to": "6.1.119-1",
-            "security": True,
-            "reboot": True,
-        },
-        {
-            "name": "tzdata",
-            "from": "2024a-0+deb12u1",
-            "to": "2025a-0+deb12u1",
-            "security": False,
-            "reboot": False,
-        },
-    ]
+    """What a new test host has pending: the sandbox host's seed (a security fix, a kernel that
+    needs a reboot, an ordinary update)."""
+    return [dict(p) for p in sshhost.SEED]
 
 
 class SshdHost:
@@ -168,46 +49,24 @@ class SshdHost:
         port: int | None = None,
     ) -> None:
         self.root, self.name, self.user_key, self.os_id = root, name, user_key, os_id
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        root.mkdir(parents=True, exist_ok=True)
-        for d in ("bin", "run/sshd"):
-            (root / d).mkdir(parents=True, exist_ok=True)
-        os.chmod(root / "run/sshd", 0o755)
-        self.host_key = keygen(root / "ssh_host_ed25519_key")
-        (root / "authorized_keys").write_text(Path(str(user_key) + ".pub").read_text())
-        (root / "os-release").write_text(OS_RELEASE[os_id])
-        (root / "boot_id").write_text(str(uuid.uuid4()) + "\n")
-        (root / "down_s").write_text(f"{down_s}\n")
+        self.port = port or pick_port(set())
+        self.host_key = root / "ssh_host_ed25519_key"
+        authorized = Path(str(user_key) + ".pub").read_text()
+        sshhost.make_host(root, port=self.port, authorized_key=authorized, os_id=os_id, down_s=down_s)
         self.set_updates(default_updates() if updates is None else updates)
-        script = f"#!{sys.executable}\nHOST_DIR = {str(root)!r}\n{PKG_SCRIPT}"
-        for prog in ("apt-get", "dnf", "needs-restarting"):
-            (root / "bin" / prog).write_text(script)
-            os.chmod(root / "bin" / prog, 0o755)
-        (root / "bin" / "reboot").write_text(
-            REBOOT_SCRIPT.replace("__HOST__", str(root)).replace("__SSHD__", SSHD)
-        )
-        os.chmod(root / "bin" / "reboot", 0o755)
-        (root / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\nPidFile {root}/run/sshd.pid\n"
-            f"AuthorizedKeysFile {root}/authorized_keys\nUsePAM no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n"
-            "PrintMotd no\nPrintLastLog no\nUseDNS no\nMaxStartups 100:30:200\nLogLevel ERROR\n"
-            "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-        )
 
     # state the test drives ---------------------------------------------------------
 
     def set_updates(self, updates: list[dict[str, Any]]) -> None:
-        (self.root / "pkgs.json").write_text(json.dumps({"pending": updates, "installed": [], "calls": []}))
+        sshhost.set_packages(self.root, updates)
 
     def state(self) -> dict[str, Any]:
-        return dict(json.loads((self.root / "pkgs.json").read_text()))
+        return dict(json.loads((self.root / "packages.json").read_text()))
 
     def set(self, key: str, value: Any) -> None:
         st = self.state()
         st[key] = value
-        (self.root / "pkgs.json").write_text(json.dumps(st))
+        (self.root / "packages.json").write_text(json.dumps(st))
 
     def boots(self) -> int:
         path = self.root / "boots"
@@ -220,14 +79,13 @@ class SshdHost:
         (self.root / "never_back").write_text("1\n")
 
     def known_hosts_line(self) -> str:
-        key = Path(str(self.host_key) + ".pub").read_text().split()
-        return f"[127.0.0.1]:{self.port} {key[0]} {key[1]}\n"
+        return sshhost.known_hosts_line(self.root, self.port)
 
     def new_host_key(self) -> None:
         """As if the host were rebuilt: a new key (the sshd re-reads it per connection)."""
         for suffix in ("", ".pub"):
             Path(str(self.host_key) + suffix).unlink()
-        keygen(self.host_key)
+        sshhost.keygen(self.host_key, comment="test")
 
     def spec(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -242,62 +100,12 @@ class SshdHost:
     # process -------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> SshdHost:
-        r = self.root
-        script = (
-            f"mount --bind {r}/bin /usr/local/sbin && mount --bind {r}/os-release /etc/os-release && "
-            f"mount --bind {r}/run /run && mount --bind {r}/boot_id /proc/sys/kernel/random/boot_id && "
-            f"exec {SSHD} -D -e -f {r}/sshd_config"
-        )
-        log = open(r / "sshd.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        self.wait_listening(timeout)
+        sshhost.start(self.root)
+        sshhost.wait_answering(self.root, self.port, timeout, name=f"sshd of {self.name}")
         return self
 
-    def wait_listening(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    if s.recv(4).startswith(b"SSH-"):
-                        return
-            except OSError:
-                pass
-            if self.proc is not None and self.proc.poll() is not None and not (self.root / "boots").exists():
-                raise RuntimeError(
-                    f"sshd of {self.name} exited {self.proc.returncode}: "
-                    f"{(self.root / 'sshd.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.05)
-        raise RuntimeError(f"sshd of {self.name} is not listening on {self.port} after {timeout} s")
-
-    def pids(self) -> list[int]:
-        out = []
-        for f in ("run/sshd.pid", "reboot.pid"):
-            try:
-                out.append(int((self.root / f).read_text().split()[0]))
-            except (OSError, ValueError, IndexError):
-                pass
-        if self.proc is not None and self.proc.poll() is None:
-            out.append(self.proc.pid)
-        return out
-
     def stop(self) -> None:
-        for pid in set(self.pids()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc is not None:
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        sshhost.stop(self.root)
 
 
 def check_is_fake(host: SshdHost) -> None:
@@ -339,7 +147,7 @@ class Fleet:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.user_key = keygen(root / "id_ed25519")
+        self.user_key = sshhost.keygen(root / "id_ed25519", comment="test")
         self.known_hosts = root / "known_hosts"
         self.known_hosts.write_text("")
         self.hosts: dict[str, SshdHost] = {}
