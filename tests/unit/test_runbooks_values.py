@@ -9,8 +9,6 @@ string and split again into a second task).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,24 +49,6 @@ def write(folder: Path, name: str, body: str) -> Path:
     path = folder / f"{name}.md"
     path.write_text(HEADER.format(title=name) + body)
     return path
-
-
-def env_for(state_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ, INVOKE_OPS_STATE_DIR=str(state_dir), TERM="dumb", NO_COLOR="1", COLUMNS="200")
-    env.update(extra)
-    return env
-
-
-def inv(args: list[str], state_dir: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        INV + args,
-        cwd=str(ROOT),
-        env=env_for(state_dir, **extra),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="module")
