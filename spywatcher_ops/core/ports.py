@@ -481,6 +481,7 @@ class ClusterUpgrades(Protocol):
     cluster_name: str
 
     def cluster(self) -> dict[str, Any]: ...  # {name, version, status}
+    def versions(self) -> list[str]: ...  # the Kubernetes versions EKS offers now; [] when it does not say
     def nodegroups(self) -> list[dict[str, Any]]: ...  # {name, version, release_version, status, ami_type}
     def latest_release(self, version: str, ami_type: str) -> str | None: ...  # newest AMI release for it
     def insights(self) -> list[dict[str, Any]]: ...  # {id, name, status, reason, deprecations: [...]}

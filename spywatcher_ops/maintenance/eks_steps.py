@@ -169,7 +169,20 @@ class EksUpgrade:
     def precheck(self, ctx: StepContext) -> list[Check]:
         port = _port(ctx)
         current = port.cluster()["version"]
-        target = str(ctx.settings["target"] or next_minor(current))
+        asked = str(ctx.settings["target"] or "")
+        target = asked or next_minor(current)
+        offered = port.versions()
+        if offered and not asked and target not in offered:
+            # the weekly run at the newest version: nothing to do, not a failure
+            ctx.state.update(current=current, target=current, addons=[], nothing=True)
+            return [
+                Check(
+                    "one minor version",
+                    "ok",
+                    f"{current} is the newest Kubernetes version EKS offers ({', '.join(offered)}): "
+                    "nothing to upgrade",
+                )
+            ]
         ctx.state.update(current=current, target=target)
         checks = []
         if minor(target) != minor(next_minor(current)):
@@ -180,6 +193,16 @@ class EksUpgrade:
                     f"{current} -> {target} would skip a minor version; EKS upgrades one at a time: "
                     f"{current} -> {next_minor(current)} this run",
                     hint=f'set target: "{next_minor(current)}" (or leave it empty)',
+                )
+            )
+            return checks
+        if offered and target not in offered:
+            checks.append(
+                Check(
+                    "one minor version",
+                    "failed",
+                    f"EKS does not offer Kubernetes {target}; it offers {', '.join(offered)}",
+                    hint="leave target empty: the next minor version, when EKS offers it",
                 )
             )
             return checks
@@ -250,6 +273,8 @@ class EksUpgrade:
         return checks
 
     def action(self, ctx: StepContext) -> dict[str, Any]:
+        if ctx.state.get("nothing"):
+            return {"control_plane": None, "addons": [], "nodegroups": [], "detail": "at the newest version"}
         port = _port(ctx)
         target = ctx.state["target"]
         uid = port.update_cluster_version(target)
@@ -282,6 +307,8 @@ class EksUpgrade:
         port = _port(ctx)
         target = ctx.state["target"]
         version = port.cluster()["version"]
+        if ctx.state.get("nothing"):
+            return [Check("control plane", "ok", f"at {version}, the newest EKS offers")]
         old_addons = {a["name"]: a["to"] for a in ctx.state["addons"]}
         wrong_addons = [
             f"{a['name']} {a['version']}"

@@ -3,7 +3,7 @@ node-group step makes, for boto3 clients pointed at it (AWS_ENDPOINT_URL_EKS / _
 
 It stands in for what moto 5.2 lacks: update_nodegroup_version,
 update_cluster_version, describe_update, list/describe_insights, update_addon,
-describe_addon_versions (moto's EKS has clusters and node groups, no updates).
+describe_addon_versions, describe_cluster_versions (moto's EKS has clusters and node groups, no updates).
 It keeps each update's state and advances it one step per describe_update poll
 (`polls_to_finish`), so the toolkit's waits and their timeouts run for real;
 `on_advance(update, step)` lets a test replace nodes in the in-test Kubernetes
@@ -67,6 +67,7 @@ class FakeEks:
         self.polls_to_finish = polls_to_finish
         self.releases = dict(RELEASES)
         self.addon_versions = {k: dict(v) for k, v in ADDON_VERSIONS.items()}
+        self.offered = ["1.28", "1.29", "1.30"]  # what describe_cluster_versions lists
         self.fail_updates: set[str] = set()  # update types (VersionUpdate, AddonUpdate) that end Failed
         self.stuck_updates: set[str] = set()
         self.on_advance: Callable[[Obj, int], None] | None = None
@@ -220,6 +221,13 @@ class FakeEks:
                 return self._ssm_parameter(body["Name"])
             if parts[:2] == ["addons", "supported-versions"]:
                 return self._addon_versions(query)
+            if parts == ["cluster-versions"]:
+                return 200, {
+                    "clusterVersions": [
+                        {"clusterVersion": v, "clusterType": "eks", "versionStatus": "STANDARD_SUPPORT"}
+                        for v in self.offered
+                    ]
+                }
             if parts[0] != "clusters" or len(parts) < 2:
                 raise KeyError(url.path)
             if parts[1] != self.cluster["name"]:

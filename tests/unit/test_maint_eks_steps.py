@@ -164,6 +164,30 @@ def test_control_plane_then_addons_then_nodegroups(kube_env, eks):
     assert failed(EKS_UPGRADE.postcheck(ctx, {})) == []
 
 
+def test_at_the_newest_version_eks_offers_the_weekly_run_has_nothing_to_do(kube_env, eks):
+    eks.offered = ["1.26", "1.27", "1.28"]
+    ctx = ctx_for(kube_env, "eks-upgrade")
+    pre = EKS_UPGRADE.precheck(ctx)
+    assert [(c.name, c.status, c.detail) for c in pre] == [
+        (
+            "one minor version",
+            "ok",
+            "1.28 is the newest Kubernetes version EKS offers (1.26, 1.27, 1.28): nothing to upgrade",
+        )
+    ]
+    assert EKS_UPGRADE.action(ctx)["control_plane"] is None
+    assert [(c.name, c.status) for c in EKS_UPGRADE.postcheck(ctx, {})] == [("control plane", "ok")]
+    assert not [p for m, p in eks.calls if m == "POST" and p.startswith("/clusters/")]  # no update
+    assert eks.cluster["version"] == "1.28"
+
+
+def test_a_target_eks_does_not_offer_is_refused(kube_env, eks):
+    eks.cluster["version"] = "1.29"
+    eks.offered = ["1.28", "1.29"]
+    pre = EKS_UPGRADE.precheck(ctx_for(kube_env, "eks-upgrade", target="1.30"))
+    assert failed(pre) == ["one minor version: EKS does not offer Kubernetes 1.30; it offers 1.28, 1.29"]
+
+
 def test_an_upgrade_that_would_skip_a_minor_is_refused(kube_env, eks):
     pre = EKS_UPGRADE.precheck(ctx_for(kube_env, "eks-upgrade", target="1.30"))
     assert failed(pre) == [

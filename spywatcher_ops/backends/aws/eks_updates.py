@@ -53,6 +53,19 @@ class EksUpgrades:
         c = self._call("describe_cluster", self.eks.describe_cluster, name=self.cluster_name)["cluster"]
         return {"name": c["name"], "version": c["version"], "status": c.get("status")}
 
+    def versions(self) -> list[str]:
+        """The Kubernetes versions EKS offers now (describe_cluster_versions): an upgrade past
+        the newest is not possible yet, which is not a failure of the weekly run."""
+        out: list[str] = []
+        token = None
+        while True:
+            kwargs: dict[str, str] = {"nextToken": token} if token else {}
+            reply = self._call("describe_cluster_versions", self.eks.describe_cluster_versions, **kwargs)
+            out += [str(v["clusterVersion"]) for v in reply.get("clusterVersions") or []]
+            token = reply.get("nextToken")
+            if not token:
+                return out
+
     def nodegroups(self) -> list[dict[str, Any]]:
         names = self._call("list_nodegroups", self.eks.list_nodegroups, clusterName=self.cluster_name)[
             "nodegroups"
