@@ -106,7 +106,7 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake_kube.url)
     config = tmp_path / "ops.yaml"
 
-    def write_config(**extra: Any) -> None:
+    def write_config(shipped_plans: bool = False, **extra: Any) -> None:
         staging = {
             "db_tunnels": {STAGING_DB: f"{tls_postgres.host}:{tls_postgres.port}"},
             "kube_context": "fake",
@@ -115,7 +115,7 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
         }
         ops = {
             "aws": {"poll_seconds": 0.05},
-            "maintenance": {"plans_dir": str(plans)},
+            "maintenance": {} if shipped_plans else {"plans_dir": str(plans)},
             "environments": {"staging": staging},
         }
         config.write_text(yaml.safe_dump({"ops": ops}))
@@ -290,3 +290,24 @@ def test_the_shipped_order_hosts_then_control_plane_addons_nodegroups(maint, eks
     assert starts == ["os-patch", "eks-upgrade", "eks-nodegroups"]
     assert eks.cluster["version"] == "1.29" and eks.nodegroups["workers"]["version"] == "1.29"
     assert not any(n["spec"].get("unschedulable") for n in fake_kube.store["nodes"].values())
+
+
+def test_inv_maint_plan_shows_the_shipped_part_2_steps_with_their_prechecks(maint, eks):
+    maint.write_config(shipped_plans=True)
+    done = maint("maint.plan", "--env", "staging")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads(maint("maint.plan", "--env", "staging", "--json").stdout)
+    steps = {s["step"]: s for s in doc["steps"]}
+    assert list(steps)[-3:] == ["os-patch", "eks-upgrade", "eks-nodegroups"] and doc["not_started"] == []
+    assert [(c["name"], c["status"]) for c in steps["eks-upgrade"]["prechecks"]] == [
+        ("one minor version", "ok"),
+        ("upgrade insights", "ok"),
+        ("removed APIs", "ok"),
+        ("node groups", "ok"),
+        ("add-ons", "ok"),
+    ]
+    assert steps["os-patch"]["prechecks"][0]["detail"] == "staging has no SSH hosts"
+    for name in ("os-patch", "eks-upgrade", "eks-nodegroups"):
+        assert name in done.stdout
+    assert "1.28 -> 1.29" in done.stdout and "staging has no SSH hosts" in done.stdout
+    assert eks_updates(eks) == []  # a plan changes nothing
