@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .clock import Clock, SystemClock
 from .config import EnvSettings, Settings
@@ -20,12 +20,17 @@ from .ports import (
     Cache,
     Cluster,
     ClusterUpgrades,
+    Credentials,
     Database,
     DataMaintenance,
     FaultInjector,
     Hosts,
     Infrastructure,
+    Monitoring,
+    Notifications,
+    Permissions,
     Progress,
+    Scaling,
 )
 
 
@@ -43,7 +48,15 @@ class Parts(Protocol):
     def upgrades(self) -> ClusterUpgrades | None: ...  # EKS versions (aws); None: no cluster
     def faults(self) -> FaultInjector | None: ...  # what drills inject beyond the provider's own faults
     def ensure_running(self, progress: Progress) -> None: ...  # sandbox: start or repair its servers
+    def monitoring(self) -> Monitoring | None: ...  # alarms and metrics (CloudWatch); None: none
+    def notifications(self) -> Notifications | None: ...  # SNS; None: none
+    def permissions(self) -> Permissions | None: ...  # IAM policy simulation; None: nothing to simulate
+    def credentials(self) -> Credentials: ...  # the database password's store and rotation
+    def scaling(self) -> Scaling | None: ...  # the provider's vertical scaling; None: none
+    def connect(self) -> None: ...  # build the provider's clients now, before threads share them
 
+
+_P = TypeVar("_P")
 
 # Builds the parts of one environment; the table maps a kind ("sandbox", "aws") to one.
 PartsFactory = Callable[["Environment"], Parts]
@@ -105,6 +118,31 @@ class Environment:
                 "such drills run on sandbox environments"
             )
         return faults
+
+    @property
+    def monitoring(self) -> Monitoring:
+        return self._optional(self.parts.monitoring(), "has no CloudWatch (alarms, metrics)")
+
+    @property
+    def notifications(self) -> Notifications:
+        return self._optional(self.parts.notifications(), "has no SNS to publish to")
+
+    @property
+    def permissions(self) -> Permissions:
+        return self._optional(self.parts.permissions(), "has no IAM policy to simulate")
+
+    @property
+    def credentials(self) -> Credentials:
+        return self.parts.credentials()
+
+    @property
+    def scaling(self) -> Scaling:
+        return self._optional(self.parts.scaling(), "has no provider instance class or node type to change")
+
+    def _optional(self, part: _P | None, lacks: str) -> _P:
+        if part is None:
+            raise Unsupported(f"environment {self.name} ({self.kind}) {lacks}")
+        return part
 
     @property
     def journal(self) -> Journal:

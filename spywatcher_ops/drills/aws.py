@@ -1,19 +1,21 @@
 """AWS-only parts of the drills: the TestFailover quota, the IAM permission
 simulation, and publishing results (CloudWatch metrics, an SNS summary).
 
-boto3 clients come from the environment's AwsClients (env.parts.clients),
-so the request ids reach the journal and tests can point them at moto.
+The provider is reached through the environment's ports (Permissions, Monitoring,
+Notifications), so the request ids reach the journal and tests can point them at moto.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import OpsError
+from ..core.errors import OperationFailed, OpsError
+from ..core.ports import Denial
 from .scenario import Check, Scenario
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+    from .scenario import DrillOptions
 
 PUBLISH_ACTIONS = ("cloudwatch:PutMetricData",)
 # Every drill on aws: who am I (journal, simulation), the environment lock (DynamoDB).
@@ -24,10 +26,6 @@ COMMON_ACTIONS = (
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
 )
-
-
-def _clients(env: Environment) -> Any:
-    return env.parts.clients  # type: ignore[attr-defined]
 
 
 def test_failover_quota(env: Environment) -> Check:
@@ -58,45 +56,62 @@ def required_actions(env: Environment, scenario: Scenario) -> list[str]:
     return sorted(set(actions))
 
 
-def permissions(env: Environment, scenario: Scenario) -> Check:
-    """IAM policy simulation of the caller for every action the scenario needs."""
-    from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.parsers import ResponseParserError
-
-    actions = required_actions(env, scenario)
-    clients = _clients(env)
+def permissions(env: Environment, scenario: Scenario, options: DrillOptions | None = None) -> Check:
+    """IAM policy simulation of the caller for every action the scenario needs, against the
+    resources it touches where their ARNs are known (the Permissions port)."""
+    iam = env.permissions
     try:
-        arn = clients.client("sts").get_caller_identity()["Arn"]
-        principal = _policy_source(arn)
-        denied = []
-        resources = resource_arns(env, arn)
-        for service, acts in _by_service(actions):
-            # Simulated against the resource the drill touches, where its ARN is known: a
-            # least-privilege policy scoped to it would be "denied" against the default "*".
-            kwargs: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": acts}
-            if service in resources:
-                kwargs["ResourceArns"] = [resources[service]]
-            for page in clients.client("iam").get_paginator("simulate_principal_policy").paginate(**kwargs):
-                for result in page.get("EvaluationResults", []):
-                    if result.get("EvalDecision") != "allowed":
-                        denied.append(f"{result['EvalActionName']} ({result.get('EvalDecision')})")
-    except (ClientError, BotoCoreError, ResponseParserError) as exc:
-        # ResponseParserError: an endpoint that does not implement the simulation
-        # (moto) answers with a body botocore cannot parse; report it, don't crash.
+        requests = simulations(env, scenario, iam.caller(), options)
+        principal = iam.principal()
+        denied = [d for actions, resources in requests for d in iam.simulate(actions, resources)]
+    except OperationFailed as exc:
+        # e.g. an endpoint that does not implement the simulation (moto): report it, don't crash
         return Check(
             "IAM permissions",
             "failed",
-            f"could not simulate the caller's policy: {exc}",
+            f"could not simulate the caller's policy: {exc.message}",
             hint="the caller needs iam:SimulatePrincipalPolicy on itself, or check the policy by hand",
         )
     if denied:
         return Check(
             "IAM permissions",
             "failed",
-            "denied: " + ", ".join(denied),
+            "denied: " + ", ".join(_denial(d) for d in denied),
             hint="allow these actions to the role that runs drills (deploy/iam/drills-policy.json lists them all)",
         )
-    return Check("IAM permissions", "ok", f"{len(actions)} action(s) allowed for {principal}")
+    count = sum(len(actions) for actions, _ in requests)
+    return Check("IAM permissions", "ok", f"{count} action(s) allowed for {principal}")
+
+
+def simulations(
+    env: Environment, scenario: Scenario, caller_arn: str, options: DrillOptions | None = None
+) -> list[tuple[list[str], list[str] | None]]:
+    """The simulations to ask for, (actions, resource ARNs or None for "*"): one per service for
+    the scenario's actions; for a rebuild, also what Terraform needs on the state backend (the
+    S3 bucket, the state key and lock file, the DynamoDB lock table) of the workspace it applies."""
+    resources = resource_arns(env, caller_arn)
+    out: list[tuple[list[str], list[str] | None]] = [
+        (acts, [resources[service]] if service in resources else None)
+        for service, acts in _by_service(required_actions(env, scenario))
+    ]
+    if scenario.part == "infrastructure":
+        out += _rebuilt(env, options).permissions.state_backend_access()
+    return out
+
+
+def _rebuilt(env: Environment, options: DrillOptions | None) -> Environment:
+    """The environment whose Terraform state the rebuild applies: a DR region's (--param region=R)."""
+    region = (options.params if options else {}).get("region")
+    if not region:
+        return env
+    from ..infra.region import dr_environment
+
+    return dr_environment(env, region)
+
+
+def _denial(d: Denial) -> str:
+    where = "" if d.resource == "*" else f" on {d.resource}"
+    return f"{d.action}{where} ({d.decision})"
 
 
 def resource_arns(env: Environment, caller_arn: str) -> dict[str, str]:
@@ -123,20 +138,6 @@ def _by_service(actions: list[str]) -> list[tuple[str, list[str]]]:
     for action in actions:
         groups.setdefault(action.split(":")[0], []).append(action)
     return sorted(groups.items())
-
-
-def _policy_source(arn: str) -> str:
-    """An assumed-role session ARN -> the role ARN that IAM can simulate."""
-    # arn:aws:sts::123456789012:assumed-role/RoleName/session -> arn:aws:iam::123456789012:role/RoleName
-    if ":assumed-role/" in arn:
-        prefix, rest = arn.split(":assumed-role/", 1)
-        account = prefix.split(":")[4]
-        partition = prefix.split(":")[1]
-        role = rest.split("/")[0]
-        return f"arn:{partition}:iam::{account}:role/{role}"
-    if arn.startswith("arn:") and ":sts::" in arn and ":user/" in arn:
-        return arn.replace(":sts::", ":iam::", 1)  # IAM users (moto reports them under sts)
-    return arn
 
 
 def metric_data(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -179,19 +180,15 @@ def metric_data(report: dict[str, Any]) -> list[dict[str, Any]]:
 def publish(env: Environment, report: dict[str, Any]) -> dict[str, Any]:
     """put_metric_data to ops.aws.metrics_namespace; an SNS summary if ops.aws.sns_topic_arn is set."""
     aws = env.settings.section("aws")
-    clients = _clients(env)
     namespace = str(aws.get("metrics_namespace") or "Spywatcher/DR")
-    clients.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=metric_data(report))
+    env.monitoring.put_metrics(namespace, metric_data(report))
     out: dict[str, Any] = {"namespace": namespace}
     topic = aws.get("sns_topic_arn")
     if topic:
         subject = (
             f"DR drill {report['scenario']['name']} on {report['environment']['name']}: {report['outcome']}"
         )
-        reply = clients.client("sns").publish(
-            TopicArn=str(topic), Subject=subject[:99], Message=sns_message(report)
-        )
-        out["sns_message_id"] = reply.get("MessageId")
+        out["sns_message_id"] = env.notifications.publish(str(topic), subject, sns_message(report))
     return out
 
 

@@ -192,7 +192,7 @@ def preflight(env: Environment, scenario: Scenario, options: DrillOptions) -> li
         if env.kind == "aws":
             from .aws import permissions
 
-            checks.append(permissions(env, scenario))
+            checks.append(permissions(env, scenario, options))
     except BadInput:
         raise  # a value the user gave (e.g. --param node=...) is bad input, exit 2, not a failed check
     except OpsError as exc:

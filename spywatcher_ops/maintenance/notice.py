@@ -129,13 +129,8 @@ def publish(env: Environment, notice: dict[str, Any]) -> dict[str, Any]:
     with env.operation("maint.notice", args) as op:
         message_id = None
         if arn:
-            sns = env.parts.clients.client("sns")  # type: ignore[attr-defined]
-            reply = sns.publish(
-                TopicArn=arn,
-                Subject=f"Maintenance on {env.name}: {notice['window_key']}"[:99],
-                Message=to_text(notice),
-            )
-            message_id = reply.get("MessageId")
+            subject = f"Maintenance on {env.name}: {notice['window_key']}"
+            message_id = env.notifications.publish(arn, subject, to_text(notice))
         op.step("notice-published", "ok", window=notice["window_key"], topic=arn, message_id=message_id)
         op.result = {"window": notice["window_key"], "message_id": message_id}
     return {

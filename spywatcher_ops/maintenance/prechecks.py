@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import OpsError
+from ..core.errors import OperationFailed, OpsError
 from .steps import Check
 
 if TYPE_CHECKING:
@@ -16,28 +16,18 @@ if TYPE_CHECKING:
 def alarms(env: Environment) -> Check:
     """No CloudWatch alarm of ops.alarms (the paging ones) in state ALARM."""
     names = [str(n) for n in (env.settings.raw.get("alarms") or [])]
-    if env.kind != "aws":
+    monitoring = env.parts.monitoring()
+    if monitoring is None:
         return Check("paging alarms", "ok", f"{env.kind}: no CloudWatch alarms to consult")
     if not names:
         return Check("paging alarms", "warn", "ops.alarms lists no paging alarm; nothing to consult")
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
-        cw = env.parts.clients.client("cloudwatch")  # type: ignore[attr-defined]
-        firing = []
-        for i in range(0, len(names), 100):
-            reply = cw.describe_alarms(AlarmNames=names[i : i + 100], StateValue="ALARM")
-            # filtered here too: moto ignores StateValue when AlarmNames is given
-            firing += [
-                a["AlarmName"]
-                for a in reply.get("MetricAlarms", []) + reply.get("CompositeAlarms", [])
-                if a.get("StateValue") == "ALARM"
-            ]
-    except (BotoCoreError, ClientError) as exc:
+        firing = monitoring.firing(names)
+    except OperationFailed as exc:  # the provider refused; no credentials stays NotReady (exit 3)
         return Check(
             "paging alarms",
             "failed",
-            f"could not read the alarms: {exc}",
+            f"could not read the alarms: {exc.message}",
             hint="the role needs cloudwatch:DescribeAlarms",
         )
     if firing:

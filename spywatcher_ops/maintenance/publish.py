@@ -85,18 +85,12 @@ def sns_message(report: dict[str, Any]) -> str:
 
 def publish(env: Environment, report: dict[str, Any]) -> dict[str, Any]:
     aws = env.settings.section("aws")
-    clients = env.parts.clients  # type: ignore[attr-defined]
     namespace = str(aws.get("metrics_namespace") or "Spywatcher/DR")
     data = metric_data(report)
-    cw = clients.client("cloudwatch")
-    for i in range(0, len(data), 20):  # PutMetricData takes at most 20 datums per call here (and 1000 on AWS)
-        cw.put_metric_data(Namespace=namespace, MetricData=data[i : i + 20])
+    env.monitoring.put_metrics(namespace, data)  # in batches the service takes
     out: dict[str, Any] = {"namespace": namespace, "metrics": len(data)}
     topic = env.env.raw.get("sns_topic_arn") or aws.get("sns_topic_arn")
     if topic:
         subject = f"Maintenance on {report['environment']['name']}: {report['state']}"
-        reply = clients.client("sns").publish(
-            TopicArn=str(topic), Subject=subject[:99], Message=sns_message(report)
-        )
-        out["sns_message_id"] = reply.get("MessageId")
+        out["sns_message_id"] = env.notifications.publish(str(topic), subject, sns_message(report))
     return out

@@ -1,8 +1,8 @@
-"""Where an environment's alarms come from: CloudWatch on aws; the sandbox has none."""
+"""Where an environment's alarms come from: its Monitoring port (CloudWatch on aws); the sandbox has none."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.errors import Unsupported
 from .triage import Alarm
@@ -18,13 +18,7 @@ NO_CLOUDWATCH = (
 
 def read_alarms(environment: Environment, states: list[str]) -> list[Alarm]:
     """Every alarm in `states` in the environment's account and region (all pages)."""
-    if environment.kind != "aws":
+    monitoring = environment.parts.monitoring()
+    if monitoring is None:
         raise Unsupported(NO_CLOUDWATCH.format(name=environment.name))
-    from ..backends.aws.cloudwatch import describe_alarms
-
-    client = _clients(environment).client("cloudwatch")
-    return [Alarm.from_cloudwatch(raw) for raw in describe_alarms(client, states)]
-
-
-def _clients(environment: Environment) -> Any:
-    return environment.parts.clients  # type: ignore[attr-defined]
+    return [Alarm.from_cloudwatch(raw) for raw in monitoring.alarms(states)]

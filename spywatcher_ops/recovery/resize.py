@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BadInput, TimedOut, Unsupported
 from ..core.plan import Plan, Step
-from ..core.ports import Progress, no_progress
+from ..core.ports import Progress, Scaling, no_progress
 from ..core.waiting import wait_for
 from .classes import CACHE_NODE_TYPES, DB_CLASSES
 
@@ -87,10 +87,6 @@ def sandbox_settings(db_class: str) -> dict[str, str]:
     return {"shared_buffers": f"{max(16, int(memory_mb * 0.25))}MB"}
 
 
-def _clients(environment: Environment) -> Any:
-    return environment.parts.clients  # type: ignore[attr-defined]
-
-
 def _interval(environment: Environment) -> float:
     return float(environment.settings.section("aws").get("poll_seconds", 3))
 
@@ -138,12 +134,8 @@ def plan_db_resize(environment: Environment, db_class: str, when: str) -> tuple[
                 "applied by the next `inv maint.run` in the window (`inv maint.pending` shows it)"
             )
         return plan, {"instance": instance, "old": current, "settings": settings}
-    raw = (
-        _clients(environment)
-        .client("rds")
-        .describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
-    )
-    current = str(raw.get("DBInstanceClass"))
+    sizing = environment.scaling.database_size(instance)
+    current = sizing.size
     if current == db_class:
         raise BadInput(f"--class {db_class}: {instance} already is {db_class}; nothing to do")
     plan = Plan(f"resize {instance} from {current} to {db_class} ({when})")
@@ -157,14 +149,12 @@ def plan_db_resize(environment: Environment, db_class: str, when: str) -> tuple[
                 "ApplyImmediately": when == "now",
             },
             why="Multi-AZ: the standby is resized first, then a failover"
-            if raw.get("MultiAZ")
+            if sizing.multi_az
             else "single-AZ: the instance is unavailable while it is resized",
         )
     )
     if when == "window":
-        plan.notes.append(
-            f"applied in the instance's maintenance window ({raw.get('PreferredMaintenanceWindow')})"
-        )
+        plan.notes.append(f"applied in the instance's maintenance window ({sizing.window})")
     return plan, {"instance": instance, "old": current}
 
 
@@ -223,16 +213,12 @@ def db_resize(
                 op.step("rolling_restart", "ok", details=getattr(result, "details", None))
             outcome.pending = when == "window"
         else:
-            rds = _clients(environment).client("rds")
+            scaling = environment.scaling
             with Measure(environment, cache=False, enabled=when == "now") as measure:
-                rds.modify_db_instance(
-                    DBInstanceIdentifier=ctx["instance"],
-                    DBInstanceClass=db_class,
-                    ApplyImmediately=when == "now",
-                )
+                scaling.resize_database(ctx["instance"], db_class, now=when == "now")
                 op.step("modify_db_instance", "ok", klass=db_class, apply_immediately=when == "now")
                 if when == "now":
-                    _wait_db(environment, rds, ctx["instance"], db_class, timeout, progress)
+                    _wait_db(environment, scaling, ctx["instance"], db_class, timeout, progress)
             outcome.impact = measure.impact
             outcome.pending = when == "window"
         outcome.applied = True
@@ -242,12 +228,16 @@ def db_resize(
 
 
 def _wait_db(
-    environment: Environment, rds: Any, instance: str, db_class: str, timeout: float, progress: Progress
+    environment: Environment,
+    scaling: Scaling,
+    instance: str,
+    db_class: str,
+    timeout: float,
+    progress: Progress,
 ) -> None:
     def resized() -> tuple[bool, None, str]:
-        raw = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
-        status, klass = str(raw.get("DBInstanceStatus")), str(raw.get("DBInstanceClass"))
-        return status == "available" and klass == db_class, None, f"{status}, class {klass}"
+        now = scaling.database_size(instance)
+        return now.status == "available" and now.size == db_class, None, f"{now.status}, class {now.size}"
 
     try:
         wait_for(
@@ -268,30 +258,30 @@ def _wait_db(
 def plan_cache_resize(environment: Environment, node_type: str, when: str) -> tuple[Plan, dict[str, Any]]:
     check_class(node_type, CACHE_NODE_TYPES, "--node-type")
     check_when(when)
-    if environment.kind != "aws":
+    scaling = environment.parts.scaling()
+    if scaling is None:
         raise Unsupported(
             f"environment {environment.name} ({environment.kind}): its Redis has no node type; "
             "cache.resize scales ElastiCache (an aws environment)"
         )
-    cache: Any = environment.cache
-    group = cache.group()
-    current = str(group.get("CacheNodeType") or "?")
+    sizing = scaling.cache_size()
+    group_id, current = sizing.resource, sizing.size
     if current == node_type:
-        raise BadInput(f"--node-type {node_type}: {cache.group_id} already is {node_type}; nothing to do")
-    plan = Plan(f"resize {cache.group_id} from {current} to {node_type} ({when})")
+        raise BadInput(f"--node-type {node_type}: {group_id} already is {node_type}; nothing to do")
+    plan = Plan(f"resize {group_id} from {current} to {node_type} ({when})")
     plan.add(
         Step(
             "elasticache",
             "modify_replication_group",
             {
-                "ReplicationGroupId": cache.group_id,
+                "ReplicationGroupId": group_id,
                 "CacheNodeType": node_type,
                 "ApplyImmediately": when == "now",
             },
             why="ElastiCache adds nodes of the new type, syncs them and switches (a short failover)",
         )
     )
-    return plan, {"group": cache.group_id, "old": current}
+    return plan, {"group": group_id, "old": current}
 
 
 def cache_resize(
@@ -309,21 +299,20 @@ def cache_resize(
     if not approve(plan):
         return outcome
     started = environment.clock.monotonic()
-    client = _clients(environment).client("elasticache")
+    scaling = environment.scaling
     with environment.operation("cache.resize", {"node_type": node_type, "when": when}) as op:
         with Measure(environment, cache=True, enabled=measure and when == "now") as measured:
-            client.modify_replication_group(
-                ReplicationGroupId=ctx["group"], CacheNodeType=node_type, ApplyImmediately=when == "now"
-            )
+            scaling.resize_cache(ctx["group"], node_type, now=when == "now")
             op.step("modify_replication_group", "ok", node_type=node_type, apply_immediately=when == "now")
             if when == "now":
 
                 def resized() -> tuple[bool, None, str]:
-                    g = client.describe_replication_groups(ReplicationGroupId=ctx["group"])[
-                        "ReplicationGroups"
-                    ][0]
-                    status, kind = str(g.get("Status")), str(g.get("CacheNodeType"))
-                    return status == "available" and kind == node_type, None, f"{status}, {kind}"
+                    now = scaling.cache_size()
+                    return (
+                        now.status == "available" and now.size == node_type,
+                        None,
+                        f"{now.status}, {now.size}",
+                    )
 
                 wait_for(
                     resized,

@@ -9,6 +9,7 @@ from .thresholds import CACHE_MEMORY_PCT, LAG_S
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+    from ..core.ports import Monitoring
 
 PART = "cache"
 DOWN_HINT = "runbook cache-unavailable; inv cache.status shows every node"
@@ -91,9 +92,7 @@ def sandbox(environment: Environment, timeout: float) -> list[Line]:
     return lines
 
 
-def aws(environment: Environment, cloudwatch: Any) -> list[Line]:
-    from .metrics import latest
-
+def aws(environment: Environment, monitoring: Monitoring) -> list[Line]:
     nodes = environment.cache.status()
     lines = role_lines(nodes)
     now = environment.clock.now()
@@ -101,8 +100,7 @@ def aws(environment: Environment, cloudwatch: Any) -> list[Line]:
         if n.role != "primary":
             continue
         cluster_id = n.id.split("/")[0]
-        pct = latest(
-            cloudwatch,
+        pct = monitoring.latest(
             "AWS/ElastiCache",
             "DatabaseMemoryUsagePercentage",
             {"CacheClusterId": cluster_id},

@@ -27,14 +27,12 @@ def parts(environment: Environment, timeout: float) -> dict[str, Part]:
         out["application"] = lambda: [skipped("application", "the sandbox has no cluster")]
         out["nodes"] = lambda: [skipped("nodes", "the sandbox has no cluster")]
     else:
-        clients = e.parts.clients  # type: ignore[attr-defined]
-        # boto3 clients are not safe to create from several threads: make them here
-        cloudwatch = clients.client("cloudwatch")
-        for service in ("rds", "elasticache", "eks", "sts"):
-            clients.client(service)
+        # the parts are read in parallel: the provider's clients are made here, before the threads
+        e.parts.connect()
+        monitoring = e.monitoring
         cluster = e.cluster
-        out["database"] = lambda: database.aws(e, cloudwatch)
-        out["cache"] = lambda: cache.aws(e, cloudwatch)
+        out["database"] = lambda: database.aws(e, monitoring)
+        out["cache"] = lambda: cache.aws(e, monitoring)
         out["application"] = lambda: _if_cluster(
             "application", lambda: application.application(cluster, e.clock.now())
         )

@@ -10,6 +10,7 @@ from .thresholds import CONNECTIONS, LAG_BYTES, LAG_S, STORAGE_FREE_PCT
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+    from ..core.ports import Monitoring
 
 PART = "database"
 
@@ -112,9 +113,8 @@ def replication_lines(expects_standby: bool, replicas: list[tuple[str, str, str,
 
 
 # -- aws: RDS description + CloudWatch ---------------------------------------------------
-def aws(environment: Environment, cloudwatch: Any) -> list[Line]:
+def aws(environment: Environment, monitoring: Monitoring) -> list[Line]:
     from ..recovery.classes import max_connections
-    from .metrics import latest
 
     inst = environment.database.describe()
     d = inst.details
@@ -132,19 +132,19 @@ def aws(environment: Environment, cloudwatch: Any) -> list[Line]:
     else:
         lines = [failed(PART, text, "runbook database-unavailable; inv db.instances shows every instance")]
     dims = {"DBInstanceIdentifier": inst.id}
-    free = latest(cloudwatch, "AWS/RDS", "FreeStorageSpace", dims, now)
+    free = monitoring.latest("AWS/RDS", "FreeStorageSpace", dims, now)
     allocated = float(d.get("allocated_gib") or 0) * 2**30 or None
     lines.append(
         storage_line(free, allocated)
         if free is not None
         else warn(PART, "storage: FreeStorageSpace reported nothing in 15 min", "check the RDS console")
     )
-    used = latest(cloudwatch, "AWS/RDS", "DatabaseConnections", dims, now, stat="Maximum")
+    used = monitoring.latest("AWS/RDS", "DatabaseConnections", dims, now, stat="Maximum")
     if used is None:
         lines.append(warn(PART, "connections: DatabaseConnections reported nothing in 15 min"))
     else:
         lines.append(connections_line(int(used), max_connections(str(d.get("class") or ""))))
-    lag = latest(cloudwatch, "AWS/RDS", "ReplicaLag", dims, now)
+    lag = monitoring.latest("AWS/RDS", "ReplicaLag", dims, now)
     if lag is not None:
         lvl = level(lag, *LAG_S)
         lines.append(Line(PART, lvl, f"replication: replica lag {lag:.1f} s"))

@@ -35,12 +35,12 @@ def _secrets(pair: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def restore_password(pg_pair: Any) -> Any:
     """pg_pair is shared by the session: put the original password back, on the server and in the file."""
-    from spywatcher_ops.recovery.credentials_sandbox import _alter, write_secrets
+    from spywatcher_ops.backends.sandbox.credentials import alter_role, write_secrets
 
     box = pg_pair.database.box
     original = _secrets(pg_pair)
     yield
-    _alter(pg_pair.database.admin_connection(), box.db_user, original["postgres"]["app"])
+    alter_role(pg_pair.database.admin_connection(), box.db_user, original["postgres"]["app"])
     write_secrets(box.secrets.path, original)
     box._passwords = None
     assert _logs_in(pg_pair, original["postgres"]["app"])

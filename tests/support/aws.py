@@ -178,13 +178,14 @@ def stub_iam_simulation(
     service, with the resource ARNs the toolkit must send; `deny` answers implicitDeny."""
     from botocore.stub import Stubber
 
+    from spywatcher_ops.backends.aws.iam import policy_source
     from spywatcher_ops.drills import aws as drill_aws
 
     actions = drill_aws.required_actions(env, scenario)
     resources = drill_aws.resource_arns(env, caller)
     stub = Stubber(env.parts.clients.client("iam"))
     for service, acts in drill_aws._by_service(actions):
-        expected: dict[str, Any] = {"PolicySourceArn": drill_aws._policy_source(caller), "ActionNames": acts}
+        expected: dict[str, Any] = {"PolicySourceArn": policy_source(caller), "ActionNames": acts}
         if service in resources:
             expected["ResourceArns"] = [resources[service]]
         stub.add_response(

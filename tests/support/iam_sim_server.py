@@ -6,8 +6,11 @@ AWS Query protocol (form-encoded request, XML reply), so the real client
 parses a real reply. Point a subprocess at it with AWS_ENDPOINT_URL_IAM; every
 other service keeps AWS_ENDPOINT_URL (moto).
 
-`deny` names the actions to answer `implicitDeny`; everything else is `allowed`.
-`requests` keeps each simulation asked for (PolicySourceArn, ActionNames, ResourceArns).
+`deny` names the actions to answer `implicitDeny` on any resource; `deny_on` holds
+(action, resource ARN) pairs denied on that resource only (a policy scoped to others);
+everything else is `allowed`. As IAM does, the reply has one result per action and asked
+resource (EvalResourceName; "*" when none was asked). `requests` keeps each simulation
+asked for (PolicySourceArn, ActionNames, ResourceArns).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def _member_list(form: dict[str, list[str]], name: str) -> list[str]:
 class IamSimulation:
     def __init__(self, deny: set[str] | None = None) -> None:
         self.deny = set(deny or ())
+        self.deny_on: set[tuple[str, str]] = set()
         self.requests: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
@@ -47,18 +51,14 @@ class IamSimulation:
             )
         source = (form.get("PolicySourceArn") or [""])[0]
         actions = _member_list(form, "ActionNames")
-        self.requests.append(
-            {
-                "PolicySourceArn": source,
-                "ActionNames": actions,
-                "ResourceArns": _member_list(form, "ResourceArns"),
-            }
-        )
+        resources = _member_list(form, "ResourceArns")
+        self.requests.append({"PolicySourceArn": source, "ActionNames": actions, "ResourceArns": resources})
         members = "".join(
-            f"<member><EvalActionName>{escape(a)}</EvalActionName><EvalResourceName>*</EvalResourceName>"
-            f"<EvalDecision>{'implicitDeny' if a in self.deny else 'allowed'}</EvalDecision>"
+            f"<member><EvalActionName>{escape(a)}</EvalActionName><EvalResourceName>{escape(r)}</EvalResourceName>"
+            f"<EvalDecision>{'implicitDeny' if self.denied(a, r) else 'allowed'}</EvalDecision>"
             "<MatchedStatements/><MissingContextValues/></member>"
             for a in actions
+            for r in resources or ["*"]
         )
         return 200, (
             f'<SimulatePrincipalPolicyResponse xmlns="{NS}"><SimulatePrincipalPolicyResult>'
@@ -66,6 +66,9 @@ class IamSimulation:
             f"</SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>{request_id}</RequestId>"
             "</ResponseMetadata></SimulatePrincipalPolicyResponse>"
         )
+
+    def denied(self, action: str, resource: str) -> bool:
+        return action in self.deny or (action, resource) in self.deny_on
 
     def serve(self) -> str:
         sim = self

@@ -58,7 +58,9 @@ def test_denied_permissions_fail_preflight(staging_aws, ops_config):
 
 def test_assumed_role_sessions_are_simulated_as_their_role():
     arn = "arn:aws:sts::123456789012:assumed-role/dr-runner/ci-42"
-    assert drill_aws._policy_source(arn) == "arn:aws:iam::123456789012:role/dr-runner"
+    from spywatcher_ops.backends.aws.iam import policy_source
+
+    assert policy_source(arn) == "arn:aws:iam::123456789012:role/dr-runner"
 
 
 def test_test_failover_quota_is_checked_before_a_cache_drill(ops_config):

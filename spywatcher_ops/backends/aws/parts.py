@@ -14,12 +14,17 @@ if TYPE_CHECKING:
         Cache,
         Cluster,
         ClusterUpgrades,
+        Credentials,
         Database,
         DataMaintenance,
         FaultInjector,
         Hosts,
         Infrastructure,
+        Monitoring,
+        Notifications,
+        Permissions,
         Progress,
+        Scaling,
     )
 
 
@@ -86,3 +91,33 @@ class AwsParts:
 
     def identity(self) -> dict[str, str]:
         return self._identity
+
+    def monitoring(self) -> Monitoring | None:
+        from .cloudwatch import AwsMonitoring
+
+        return AwsMonitoring(self.clients)
+
+    def notifications(self) -> Notifications | None:
+        from .sns import AwsNotifications
+
+        return AwsNotifications(self.clients)
+
+    def permissions(self) -> Permissions | None:
+        from .iam import AwsPermissions
+
+        return AwsPermissions(self.environment, self.clients)
+
+    def credentials(self) -> Credentials:
+        from .credentials import AwsCredentials
+
+        return AwsCredentials(self.environment, self.clients)
+
+    def scaling(self) -> Scaling | None:
+        from .scaling import AwsScaling
+
+        return AwsScaling(self.environment, self.clients)
+
+    def connect(self) -> None:
+        # boto3 clients are not safe to create from several threads (inv status reads parts in parallel)
+        for service in ("rds", "elasticache", "eks", "sts", "cloudwatch"):
+            self.clients.client(service)

@@ -11,12 +11,17 @@ if TYPE_CHECKING:
         Cache,
         Cluster,
         ClusterUpgrades,
+        Credentials,
         Database,
         DataMaintenance,
         FaultInjector,
         Hosts,
         Infrastructure,
+        Monitoring,
+        Notifications,
+        Permissions,
         Progress,
+        Scaling,
     )
 
 
@@ -70,3 +75,23 @@ class SandboxParts:
 
     def identity(self) -> dict[str, str]:
         return {}
+
+    def monitoring(self) -> Monitoring | None:
+        return None  # no CloudWatch: its health is `inv status`
+
+    def notifications(self) -> Notifications | None:
+        return None  # no SNS
+
+    def permissions(self) -> Permissions | None:
+        return None  # local processes run as whoever started them: no policy to simulate
+
+    def credentials(self) -> Credentials:
+        from .credentials import SandboxCredentials
+
+        return SandboxCredentials(self.environment)
+
+    def scaling(self) -> Scaling | None:
+        return None  # no instance class: db.resize becomes memory settings (DataMaintenance)
+
+    def connect(self) -> None:
+        return None  # no provider clients
