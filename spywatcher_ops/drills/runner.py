@@ -79,6 +79,7 @@ class DrillRun:
     measured: Measured | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False  # a signal came during the rollback: the suite must stop
+    signalled: bool = False  # stopped by Ctrl-C or SIGTERM/SIGHUP (during the drill or its rollback)
 
 
 # the lifecycle ----------------------------------------------------------------
@@ -93,11 +94,13 @@ def run_scenario(
     progress: Progress = no_progress,
     anchor: Anchor | None = None,
     status: Status | None = None,
+    in_run: str | None = None,
 ) -> DrillRun:
     """Run one scenario end to end. Never raises for a drill outcome: the
     result says met / missed / aborted / not-ready; the caller maps it to an exit code.
     `status` gets the phases and probe states (the live line); provider messages go to it
-    as events (or to `progress` when no status is given)."""
+    as events (or to `progress` when no status is given). `in_run`: the id of the suite run it
+    belongs to, journalled with the drill so a killed run still finds its drills."""
     status = status or Status(scenario.name)
     if progress is not no_progress and progress is not status:
         status.listen(progress)
@@ -111,6 +114,8 @@ def run_scenario(
         "keep": options.keep,
         "params": options.params,
     }
+    if in_run:
+        args["in_run"] = in_run
     op_id = ""
     run: DrillRun | None = None
     try:
@@ -251,6 +256,7 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime, status:
             outcome,
             measured=measured,
             interrupted=True,
+            signalled=True,
             error=RolledBack(f"drill {scenario.name} on {env.name}: {why}"),
         )
     error: OpsError | None = None
@@ -267,7 +273,15 @@ def _lifecycle(ctx: DrillContext, scenario: Scenario, started: datetime, status:
             + "; ".join(f"{c.name}: {c.detail}" for c in recheck if not c.ok)
         )
         outcome = "failed"
-    return DrillRun("", env.name, scenario.name, outcome, error=error, measured=measured)
+    return DrillRun(
+        "",
+        env.name,
+        scenario.name,
+        outcome,
+        error=error,
+        measured=measured,
+        signalled=isinstance(cause, KeyboardInterrupt),  # Terminated (SIGTERM/SIGHUP) is one too
+    )
 
 
 class _Injector(threading.Thread):

@@ -5,6 +5,8 @@ reports and the history, publish on AWS. Returns data; tasks.py renders it.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,30 +125,76 @@ def run_suite(
     publish: bool = True,
 ) -> SuiteResult:
     """Run the scenarios (all preflights passed) and write their reports. `progress` may be a
-    Status (core/status.py): it then shows scenario k of n, its phase and its probes."""
+    Status (core/status.py): it then shows scenario k of n, its phase and its probes.
+
+    The run is journalled from its start (its drills name it: `in_run`) and its index is
+    written at the start and after every drill, so a run killed mid-way still has an index
+    and `inv dr.report latest` shows it as interrupted (runindex.py)."""
+    from .reporting import runindex
+
     result = SuiteResult(env.name)
     status = progress if isinstance(progress, Status) else Status(f"drills on {env.name}")
     if status is not progress and progress is not no_progress:
         status.listen(progress)
     started = _now_iso()
+    names = [item.scenario.name for item in checked]
     reps: list[dict[str, Any]] = []
     missing: list[str] = []
-    for k, item in enumerate(checked, 1):
-        status.item(item.scenario.name, k, len(checked))
-        run = run_scenario(env, item.scenario, options, preflight=item.checks, status=status)
-        row, rep = _finish(env, run, item.scenario, report_dir)
-        status.result(_verdict_phase(row))
-        result.rows.append(row)
-        if rep is not None:
-            reps.append(rep)
-        else:
-            missing.append(item.scenario.name)
-        if publish and env.kind == "aws" and rep is not None:
-            result.published.append(_publish(env, rep))
-        if run.interrupted or (run.outcome in ("aborted", "not-ready") and run.error is not None):
-            result.error = run.error  # stop the suite: something is wrong with the environment
-            break
-    _index_run(env, result, reps, missing, started, report_dir)
+    args = {"started_at": started, "scenarios": names, "report_dir": str(report_dir), "pid": os.getpid()}
+    with env.operation(runindex.RUN_OP, args, mutating=False) as op:
+        result.run_id = op.id
+
+        def index(state: str, ended: bool) -> None:
+            built = runindex.build(
+                {
+                    "id": op.id,
+                    "env": env.name,
+                    "started_at": started,
+                    "ended_at": _now_iso() if ended else None,
+                },
+                reps,
+                missing=missing,
+                state=state,
+                pending=names[len(result.rows) :],
+            )
+            result.index = runindex.write(built, report_dir)
+            op.result = {
+                "outcome": built["outcome"],
+                "state": state,
+                "drills": {r["id"]: r["outcome"] for r in reps},
+            }
+
+        state = "stopped"  # a crash stops the run too
+        index("running", ended=False)
+        try:
+            for k, item in enumerate(checked, 1):
+                status.item(item.scenario.name, k, len(checked))
+                run = run_scenario(
+                    env, item.scenario, options, preflight=item.checks, status=status, in_run=op.id
+                )
+                row, rep = _finish(env, run, item.scenario, report_dir)
+                status.result(_verdict_phase(row))
+                result.rows.append(row)
+                if rep is not None:
+                    reps.append(rep)
+                else:
+                    missing.append(item.scenario.name)
+                op.step("drill", "ok", scenario=item.scenario.name, id=run.op_id, outcome=run.outcome)
+                if publish and env.kind == "aws" and rep is not None:
+                    result.published.append(_publish(env, rep))
+                if run.interrupted or (run.outcome in ("aborted", "not-ready") and run.error is not None):
+                    result.error = run.error  # stop the suite: something is wrong with the environment
+                    state = "interrupted" if run.signalled else "stopped"
+                    break
+                if k < len(checked):
+                    index("running", ended=False)
+            else:
+                state = "finished"
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM/SIGHUP (signals.Terminated) between two drills
+            state = "interrupted"
+            raise
+        finally:  # the index says how far the run got, however it ends
+            index(state, ended=True)
     return result
 
 
@@ -154,34 +202,6 @@ def _now_iso() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _index_run(
-    env: Environment,
-    result: SuiteResult,
-    reps: list[dict[str, Any]],
-    missing: list[str],
-    started: str,
-    report_dir: Path,
-) -> None:
-    """Journal the run (which drills it ran) and write its index beside the drill reports."""
-    from .reporting import runindex
-
-    args = {
-        "started_at": started,
-        "drills": [r["id"] for r in reps],
-        "missing": missing,
-        "report_dir": str(report_dir),
-    }
-    with env.operation(runindex.RUN_OP, args, mutating=False) as op:
-        index = runindex.build(
-            {"id": op.id, "env": env.name, "started_at": started, "ended_at": _now_iso()},
-            reps,
-            missing=missing,
-        )
-        op.result = {"outcome": index["outcome"], "drills": {r["id"]: r["outcome"] for r in reps}}
-    result.run_id = op.id
-    result.index = runindex.write(index, report_dir)
 
 
 def _verdict_phase(row: ScoreRow) -> str:
@@ -289,7 +309,7 @@ def _operations(
 def _label(start: dict[str, Any]) -> str:
     args = start.get("args") or {}
     what = (
-        f"run of {len(args.get('drills') or [])} drill(s)"
+        f"run of {len(args.get('scenarios') or args.get('drills') or [])} drill(s)"
         if start.get("op") != "dr.drill"
         else f"drill {args.get('scenario', '?')}"
     )
@@ -359,28 +379,80 @@ def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
         return rep
     from .reporting import runindex
 
+    records = cache[path]
     args = start.get("args") or {}
-    end = next((r for r in cache[path] if r.get("op_id") == start["op_id"] and r.get("event") == "end"), None)
+    run_id = start["op_id"]
+    end = next((r for r in records if r.get("op_id") == run_id and r.get("event") == "end"), None)
     reps, missing = [], list(args.get("missing") or [])
-    for drill_id in args.get("drills") or []:
-        records = [r for r in cache[path] if r.get("op_id") == drill_id]
+    if "drills" in args:  # journalled at the end of the run (before runs were journalled from their start)
+        drill_ids, pending, state = list(args["drills"]), [], "finished"
+    else:
+        drill_ids = [
+            str(r["op_id"])
+            for r in records
+            if r.get("event") == "start"
+            and r.get("op") == "dr.drill"
+            and (r.get("args") or {}).get("in_run") == run_id
+        ]
+        started_names = [
+            str((r.get("args") or {}).get("scenario"))
+            for r in records
+            if r.get("op_id") in drill_ids and r.get("event") == "start"
+        ]
+        done = [r for r in records if r.get("op_id") == run_id and r.get("step") == "drill"]
+        missing += [
+            str(r.get("scenario")) for r in done if not r.get("id")
+        ]  # never got as far as its journal
+        ran = len(started_names) + sum(1 for r in done if not r.get("id"))
+        pending = list(args.get("scenarios") or [])[ran:]  # a suite runs its drills in order
+        if end is not None:
+            state = str((end.get("result") or {}).get("state") or "finished")
+        else:  # no end: still running, or killed (SIGKILL, a crash, the machine)
+            state = "running" if _alive(args.get("pid")) else "interrupted"
+    kept: list[str] = []
+    for drill_id in drill_ids:
+        drill_records = [r for r in records if r.get("op_id") == drill_id]
         try:
-            reps.append(_rerender_drill(records, report_dir))
+            rep = _rerender_drill(drill_records, report_dir)
         except ValueError:
             missing.append(drill_id)
+            continue
+        reps.append(rep)
+        if rep.get("kept"):
+            kept.append(f"{drill_id}: {rep['kept']}")
     index = runindex.build(
         {
-            "id": start["op_id"],
+            "id": run_id,
             "env": start.get("env"),
             "started_at": args.get("started_at"),
-            "ended_at": (end or start).get("at"),
+            "ended_at": end.get("at") if end else None,
         },
         reps,
         missing=missing,
+        state=state,
+        pending=pending,
     )
-    runindex.write(index, report_dir)
-    index["warnings"] = damage
+    why = runindex.worse_than_on_disk(index, report_dir)
+    if why is not None:
+        index = json.loads(runindex.paths(index, report_dir)["json"].read_text())
+        kept.append(f"kept the run index on disk, not re-rendered: {why}")
+    else:
+        runindex.write(index, report_dir)
+    index["warnings"] = damage + kept
     return index
+
+
+def _alive(pid: Any) -> bool:
+    """Is the process that journalled a run still there? (same machine: the journal is local)"""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _rerender_drill(records: list[dict[str, Any]], report_dir: Path) -> dict[str, Any]:

@@ -458,6 +458,7 @@ def report(c: Context, id: str | None = None, report_dir: str | None = None, jso
     Example: inv dr.report latest
     """
     from spywatcher_ops.drills import suite
+    from spywatcher_ops.drills.reporting import runindex
 
     if not id or not id.strip():
         raise BadInput("give a drill id or 'latest', e.g. inv dr.report latest")
@@ -475,6 +476,11 @@ def report(c: Context, id: str | None = None, report_dir: str | None = None, jso
             out.print(f"  {item['name']}: {str(item['outcome']).upper()} - {item['id']}")
         for name in rep["missing"]:
             out.print(f"  {name}: no report")
+        for name in rep.get("pending") or []:
+            out.print(f"  {name}: not run")
+        said = runindex.progress_line(rep)
+        if said:
+            out.print(f"  {said}")
     else:
         out.print(
             f"{rep['scenario']['name']} on {rep['environment']['name']} ({rep['id']}): "

@@ -356,3 +356,94 @@ def test_a_watch_only_probe_does_not_hold_up_the_steady_state():
     finally:
         for p in (good, watcher):
             p.stop()
+
+
+class Peek(MemOutage):
+    """Reads the run's index on disk as its drill starts: what a SIGKILL now would leave."""
+
+    name = "mem-peek"
+
+    def __init__(self, folder: Path, **kw) -> None:
+        super().__init__(**kw)
+        self.folder, self.seen = folder, []
+
+    def inject(self, ctx):
+        import json
+
+        self.seen = [json.loads(p.read_text()) for p in self.folder.glob("*-run-*.json")]
+        return super().inject(ctx)
+
+
+def test_the_run_index_is_on_disk_while_the_run_goes(env, tmp_path):
+    folder = tmp_path / "reports"
+    peek = Peek(folder, outage_s=0.1)
+    scenarios = [MemOutage(outage_s=0.1), peek, MemOutage(outage_s=0.1)]
+    result = suite.run_suite(env, [suite.Preflighted(s, []) for s in scenarios], options(), report_dir=folder)
+    (during,) = peek.seen
+    assert during["id"] == result.run_id and during["state"] == during["outcome"] == "running"
+    assert during["ended_at"] is None and during["pending"] == ["mem-peek", "mem-outage"]
+    assert [i["id"] for i in during["items"]] == [result.rows[0].report_id]
+    from spywatcher_ops.drills.reporting import runindex
+
+    assert runindex.progress_line(during).startswith("not finished when written (1 of 3 drill(s) done)")
+    final = suite.rerender(env.settings.state_dir, "latest", folder)
+    assert final["state"] == "finished" and final["outcome"] == "met" and final["pending"] == []
+    assert [i["id"] for i in final["items"]] == [r.report_id for r in result.rows]
+
+
+def test_ctrl_c_mid_suite_leaves_an_index_saying_interrupted_and_what_never_ran(env, tmp_path):
+    scenarios = [MemOutage(outage_s=0.1), MemOutage(outage_s=1.0, signal_me=signal.SIGINT), Peek(tmp_path)]
+    result = suite.run_suite(
+        env, [suite.Preflighted(s, []) for s in scenarios], options(), report_dir=tmp_path
+    )
+    assert isinstance(result.error, RolledBack) and [r.outcome for r in result.rows] == ["met", "aborted"]
+    import json
+
+    for index in (
+        json.loads(Path(result.index["json"]).read_text()),
+        suite.rerender(env.settings.state_dir, "latest", tmp_path / "again"),
+    ):
+        assert index["state"] == index["outcome"] == "interrupted" and index["pending"] == ["mem-peek"]
+        assert [i["outcome"] for i in index["items"]] == ["met", "aborted"]
+    md = Path(result.index["markdown"]).read_text()
+    assert (
+        "| mem-peek | - | - | NOT RUN | - |" in md
+        and "interrupted after 2 drill(s); never run: mem-peek" in md
+    )
+
+
+def _killed_during_drill(env, n: int, pid: int) -> None:
+    """Cut the journal as a SIGKILL during the n-th drill (after its fault) would; the run's pid is `pid`."""
+    import json
+
+    records = read(env.journal.path)
+    drills = [r["op_id"] for r in records if r.get("event") == "start" and r.get("op") == "dr.drill"]
+    cut = next(
+        i for i, r in enumerate(records) if r.get("op_id") == drills[n - 1] and r.get("step") == "fault"
+    )
+    for r in records[: cut + 1]:
+        if r.get("event") == "start" and r.get("op") == "drill-run":
+            r["args"]["pid"] = pid
+    env.journal.path.write_text("".join(json.dumps(r) + "\n" for r in records[: cut + 1]))
+
+
+def test_a_killed_run_shows_as_interrupted_from_the_journal(env, tmp_path):
+    scenarios = [MemOutage(outage_s=0.1), MemOutage(outage_s=0.1), Peek(tmp_path)]
+    result = suite.run_suite(
+        env, [suite.Preflighted(s, []) for s in scenarios], options(), report_dir=tmp_path
+    )
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process can have it
+    _killed_during_drill(env, 2, dead)
+    index = suite.rerender(env.settings.state_dir, "latest", tmp_path / "fresh")
+    assert index["id"] == result.run_id and index["state"] == index["outcome"] == "interrupted"
+    assert [i["outcome"] for i in index["items"]] == ["met", "unfinished"] and index["pending"] == [
+        "mem-peek"
+    ]
+    assert index["ended_at"] is None and index["warnings"] == []
+    # a journal cut after the run ended (the index on disk says it ended) keeps that index
+    kept = suite.rerender(env.settings.state_dir, "latest", tmp_path)
+    assert kept["state"] == "finished" and any("kept the run index on disk" in w for w in kept["warnings"])
+    # the process that journalled it is still there: running, not interrupted
+    _killed_during_drill(env, 2, os.getpid())
+    running = suite.rerender(env.settings.state_dir, "latest", tmp_path / "live")
+    assert running["state"] == running["outcome"] == "running"

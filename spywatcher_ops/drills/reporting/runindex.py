@@ -4,6 +4,14 @@ Markdown and HTML, linking each scenario's own report.
 Built from the scenario reports (which are built from the journal), so `dr.report RUN`
 re-renders it at any time. Generic enough for any run of items with figures (a
 maintenance run): an item is a name, an outcome, a summary, figures and its report files.
+
+The index is written when the run starts and again after each drill, so a run killed
+mid-way (SIGKILL, a crash) leaves one that says how far it got. Its `state`:
+- running: not finished when written (the process may since have been killed:
+  `inv dr.report ID` re-reads the journal and says which);
+- finished: every planned drill ran;
+- stopped: a drill aborted or the environment was not ready, so the rest did not run;
+- interrupted: Ctrl-C, SIGTERM/SIGHUP, or killed; `pending` names the drills never run.
 """
 
 from __future__ import annotations
@@ -63,15 +71,27 @@ def drill_item(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+STATES = ("running", "finished", "stopped", "interrupted")
+
+
 def build(
     run: dict[str, Any],
     reports: list[dict[str, Any]],
     *,
     missing: list[str] | None = None,
     kind: str = "drill",
+    state: str = "finished",
+    pending: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`run`: the journal start/end of the run (id, env, at); `reports`: its items' reports, in order."""
+    """`run`: the journal start/end of the run (id, env, at); `reports`: its items' reports, in order;
+    `pending`: the planned items that never started. An unfinished run's outcome is its state
+    (running, interrupted) whatever its finished items say: it did not prove the targets."""
     items = [drill_item(r) for r in reports]
+    outcome = run_outcome([str(i["outcome"]) for i in items] + (["failed"] if missing else []))
+    if state in ("running", "interrupted"):
+        outcome = state
+    elif pending and outcome in ("met", "empty"):
+        outcome = "unfinished"  # what ran met its targets, but not every drill ran
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -80,10 +100,41 @@ def build(
         "environment": run.get("env"),
         "started_at": run.get("started_at"),
         "ended_at": run.get("ended_at"),
-        "outcome": run_outcome([str(i["outcome"]) for i in items] + (["failed"] if missing else [])),
+        "outcome": outcome,
+        "state": state,
         "items": items,
         "missing": missing or [],
+        "pending": pending or [],
     }
+
+
+def worse_than_on_disk(index: dict[str, Any], folder: Path) -> str | None:
+    """Why the index on disk must be kept rather than replaced by `index` (re-rendered from a
+    journal that lost the run's end: cut or torn after the run ended), or None."""
+    try:
+        old = json.loads(paths(index, folder)["json"].read_text())
+    except (OSError, ValueError):
+        return None
+    ended = old.get("state", "finished") in ("finished", "stopped") and old.get("ended_at")
+    if ended and index.get("state") in ("running", "interrupted"):
+        return "the journal has no end record for this run, but its index on disk says it ended"
+    return None
+
+
+def progress_line(index: dict[str, Any]) -> str | None:
+    """What an unfinished run's index says about itself, or None for an ended run."""
+    done, pending = len(index["items"]), list(index.get("pending") or [])
+    if index.get("state") == "running":
+        return (
+            f"not finished when written ({done} of {done + len(pending)} drill(s) done); if no drill "
+            f"runs now it was killed: inv dr.report {index['id']} says"
+        )
+    if index.get("state") == "interrupted":
+        left = f"; never run: {', '.join(pending)}" if pending else ""
+        return f"interrupted after {done} drill(s){left}"
+    if index.get("state") == "stopped" and pending:
+        return f"stopped after {done} drill(s); not run: {', '.join(pending)}"
+    return None
 
 
 def paths(index: dict[str, Any], folder: Path) -> dict[str, Path]:
@@ -120,6 +171,7 @@ def to_markdown(index: dict[str, Any]) -> str:
         f"# Drill run {index['id']} on {index['environment']}: {index['outcome'].upper()}",
         "",
         f"- **Started:** {index['started_at']}  **Ended:** {index['ended_at']}",
+        *([f"- **State:** {progress_line(index)}"] if progress_line(index) else []),
         "",
         "| scenario | RTO achieved / target (key) | RPO achieved / target (key) | verdict | report |",
         "|---|---|---|---|---|",
@@ -135,6 +187,8 @@ def to_markdown(index: dict[str, Any]) -> str:
         )
     for name in index["missing"]:
         lines.append(f"| {name} | - | - | NO REPORT | - |")
+    for name in index.get("pending") or []:
+        lines.append(f"| {name} | - | - | NOT RUN | - |")
     lines += [""] + [f"- **{i['name']}**: {i['summary']}" for i in index["items"]]
     return "\n".join(lines) + "\n"
 
@@ -155,6 +209,9 @@ def to_html(index: dict[str, Any]) -> str:
         )
     for name in index["missing"]:
         rows.append(f"<tr><td>{e(name)}</td><td>-</td><td>-</td><td>NO REPORT</td><td>-</td><td></td></tr>")
+    for name in index.get("pending") or []:
+        rows.append(f"<tr><td>{e(name)}</td><td>-</td><td>-</td><td>NOT RUN</td><td>-</td><td></td></tr>")
+    state = progress_line(index)
     verdict = str(index["outcome"]).upper()
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drill run {e(index["id"])}: {e(verdict)}</title>
@@ -164,6 +221,7 @@ vertical-align:top}}td:last-child{{white-space:normal}}th{{background:#f6f8fa}}<
 <h1>Drill run on {e(str(index["environment"]))}: <span style="color:{colour.get(str(index["outcome"]), "#9a6700")}">{e(verdict)}</span></h1>
 <p>Run <code>{e(index["id"])}</code>, {e(str(index["started_at"]))} to {e(str(index["ended_at"]))}.
 Each figure names the target key that judged it.</p>
+{f"<p><strong>{e(state)}</strong></p>" if state else ""}
 <table><tr><th>scenario</th><th>RTO achieved / target (key)</th><th>RPO achieved / target (key)</th>
 <th>verdict</th><th>report</th><th>summary</th></tr>
 {chr(10).join(rows)}
