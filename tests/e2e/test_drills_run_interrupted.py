@@ -15,23 +15,13 @@ from pathlib import Path
 
 import pytest
 from support.paths import ROOT
+from support.sandbox_cli import inv
 
 from spywatcher_ops.core.journal import read
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
 
 SUITE = ["--scenario", "db-failover,db-stall,pitr-restore", "--param", "stall_s=30", "--no-up"]
-
-
-def inv(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, "INVOKE_OPS_STATE_DIR": str(state_dir), "NO_COLOR": "1"},
-    )
 
 
 def _stop_at_the_stall(state_dir: Path, sig: int) -> tuple[subprocess.Popen, dict]:
