@@ -201,7 +201,7 @@ def db_resize(
     started = environment.clock.monotonic()
     with environment.operation("db.resize", {"class": db_class, "when": when}) as op:
         if environment.kind == "sandbox":
-            maintenance: Any = environment.parts.maintenance()  # type: ignore[attr-defined]
+            maintenance = environment.parts.maintenance()
             for name, value in ctx["settings"].items():
                 op.step("queue_change", "ok", change=maintenance.queue_change(name, value))
             if when == "now":
@@ -210,7 +210,7 @@ def db_resize(
                         maintenance.plan_database_maintenance(), progress=progress
                     )
                 outcome.impact = measure.impact
-                op.step("rolling_restart", "ok", details=getattr(result, "details", None))
+                op.step("rolling_restart", "ok", details=result.details)
             outcome.pending = when == "window"
         else:
             scaling = environment.scaling
