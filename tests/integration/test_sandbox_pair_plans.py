@@ -77,3 +77,39 @@ def test_failover_swap_and_maintenance_plans_name_the_pairs_nodes(pg_pair_factor
         "CHECKPOINT, clean shutdown of the primary, standby checked to hold its final WAL, promote",
         "the old primary follows the new one (pg_rewind, else a fresh base backup)",
     ]
+
+
+def test_the_cache_rolling_restart_plan_names_the_pairs_nodes(sandbox_cache_env):
+    from spywatcher_ops.backends.sandbox.cache import SandboxCache
+    from spywatcher_ops.backends.sandbox.redis_rolling import plan_rolling_restart
+
+    cache = SandboxCache(sandbox_cache_env)
+    primary, replica = cache._healthy_pair()
+    plan = plan_rolling_restart(sandbox_cache_env).to_dict()
+    assert plan["title"] == (
+        f"rolling restart of the sandbox cache ({cache.master_name}): {replica.id}, failover, {primary.id}"
+    )
+    assert plan["notes"] == []
+    assert [(x["target"], x["action"], x["params"], x["mutating"], x["why"]) for x in plan["steps"]] == [
+        (
+            "sandbox",
+            "restart",
+            {"node": replica.id, "replicaof": f"{primary.host}:{primary.port}"},
+            True,
+            "the replica first: the primary keeps serving",
+        ),
+        (
+            "sentinel",
+            "SENTINEL FAILOVER",
+            {"master_name": cache.master_name, "to": replica.id},
+            True,
+            "a planned failover: the sentinels promote the replica without waiting to detect a failure",
+        ),
+        (
+            "sandbox",
+            "restart",
+            {"node": primary.id, "replicaof": f"{replica.host}:{replica.port}"},
+            True,
+            "the old primary comes back as a replica of the new one",
+        ),
+    ]

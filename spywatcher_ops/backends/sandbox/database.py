@@ -27,6 +27,7 @@ from ...core.ports import (
 )
 from . import postgres as pg
 from .backups import all_backups, check_backup_id, delete_backup, find_backup, take_backup
+from .pairplan import pair_plan
 from .paths import sandbox_root
 from .provision import PgSandbox
 from .state import node_alive, node_pid
@@ -85,16 +86,6 @@ def _known_instance(state: dict[str, Any], instance_id: str) -> dict[str, Any]:
 
 def _no_base_backup() -> NotReady:
     return NotReady("the sandbox has no base backup yet", hint="run `inv sandbox.up` or `inv db.snapshot`")
-
-
-def pair_plan(title: str, *steps: tuple[str, dict[str, Any], str]) -> Plan:
-    """A role change of the primary/standby pair (failover, swap, Multi-AZ style restart): one
-    node stops or restarts, the other takes over, the first follows it. Each step is the
-    (action, params, why) of a mutating sandbox call, in order."""
-    plan = Plan(title)
-    for action, params, why in steps:
-        plan.add(Step("sandbox", action, params, why=why))
-    return plan
 
 
 class SandboxDatabase:

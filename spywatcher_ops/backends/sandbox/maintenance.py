@@ -58,7 +58,7 @@ class SandboxMaintenance:
         return queue_change(self.box, name, value)
 
     def plan_database_maintenance(self) -> Plan:
-        from .database import pair_plan
+        from .pairplan import pair_plan
         from .switchover import check_ready
 
         state = self.box.load()

@@ -18,6 +18,7 @@ from ...core.errors import NotReady, OperationFailed
 from ...core.plan import Plan, Step
 from ...core.ports import CacheNode, MaintenanceResult, Progress, ProviderEvent
 from .cache import SandboxCache
+from .pairplan import pair_plan
 from .redis_procs import client, pid_alive
 
 if TYPE_CHECKING:
@@ -49,34 +50,25 @@ def _await_caught_up(primary: int, replica: int, password: str | None, timeout: 
 def plan_rolling_restart(environment: Environment) -> Plan:
     cache = SandboxCache(environment)
     primary, replica = cache._healthy_pair()
-    plan = Plan(
-        f"rolling restart of the sandbox cache ({cache.master_name}): {replica.id}, failover, {primary.id}"
-    )
-    plan.add(
-        Step(
-            "sandbox",
+    return pair_plan(
+        f"rolling restart of the sandbox cache ({cache.master_name}): {replica.id}, failover, {primary.id}",
+        (
             "restart",
             {"node": replica.id, "replicaof": f"{primary.host}:{primary.port}"},
-            why="the replica first: the primary keeps serving",
-        )
-    )
-    plan.add(
+            "the replica first: the primary keeps serving",
+        ),
         Step(
             "sentinel",
             "SENTINEL FAILOVER",
             {"master_name": cache.master_name, "to": replica.id},
             why="a planned failover: the sentinels promote the replica without waiting to detect a failure",
-        )
-    )
-    plan.add(
-        Step(
-            "sandbox",
+        ),
+        (
             "restart",
             {"node": primary.id, "replicaof": f"{replica.host}:{replica.port}"},
-            why="the old primary comes back as a replica of the new one",
-        )
+            "the old primary comes back as a replica of the new one",
+        ),
     )
-    return plan
 
 
 def _stop(node: CacheNode) -> None:
