@@ -34,6 +34,9 @@ HOST_STEPS: dict[str, StepType] = {
                     int, 300, "seconds a node's drain may take (PDBs are waited on)", 1
                 ),
                 "command_timeout_s": Setting(int, 1800, "seconds one package-manager command may run", 1),
+                "hosts_required": Setting(
+                    bool, False, "fail the step (not skip it) when the environment lists no SSH hosts"
+                ),
             },
         ),
         StepType(

@@ -358,7 +358,7 @@ def run(
                     errors += 1
                     stop_reason = "failed"
                     outcome.state = "failed"
-                elif result != "ok":
+                elif result not in ("ok", "skipped"):
                     errors += 1
                     if errors > setup.env_plan.max_errors:
                         stop_reason = "failed"
@@ -390,7 +390,7 @@ def _one_step(
     terminated: Any,
     max_errors: int = 0,
 ) -> str:
-    """Run one step; journal it; returns ok | failed | rolled-back | interrupted."""
+    """Run one step; journal it; returns ok | skipped | failed | rolled-back | interrupted | stop."""
     stype = STEPS[planned.step]
     impl = stype.implementation()
     t0 = probes.now()
@@ -422,6 +422,9 @@ def _one_step(
         if not all(c.ok for c in pre):
             status = "failed"
             error = "pre-check failed: " + "; ".join(f"{c.name}: {c.detail}" for c in pre if not c.ok)
+        elif ctx.state.get("skip"):
+            status = "skipped"
+            progress(f"{planned.step}: skipped: {ctx.state['skip']}")
         else:
             note("action", f"{planned.step} started")
             details = impl.action(ctx) or {}
@@ -442,7 +445,7 @@ def _one_step(
         status, error = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - a step's crash is its failure; the run goes on to roll it back
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-    if status != "ok" and pre and all(c.ok for c in pre):
+    if status not in ("ok", "skipped") and pre and all(c.ok for c in pre):
         with shielded() as pending:
             rollback = _rollback(impl, ctx)
         interrupted = interrupted or bool(pending)
@@ -472,21 +475,24 @@ def _one_step(
             "error": error,
             "rollback": rollback,
         }
+        if status == "skipped":
+            record["reason"] = ctx.state["skip"]
         op.step("maint-step", status, **record)
-        history.append(
-            history.history_path(env.settings.state_dir),
-            {
-                "run_id": run_id,
-                "op_id": op.id,
-                "env": env.name,
-                "step": planned.step,
-                "at": iso(wall0),
-                "duration_s": duration,
-                "status": status,
-                "impact": {k: v.get("impaired_s") for k, v in impact.items()},
-                "lost": lost,
-            },
-        )
+        if status != "skipped":  # nothing ran: no duration to learn from (maint.history lists runs)
+            history.append(
+                history.history_path(env.settings.state_dir),
+                {
+                    "run_id": run_id,
+                    "op_id": op.id,
+                    "env": env.name,
+                    "step": planned.step,
+                    "at": iso(wall0),
+                    "duration_s": duration,
+                    "status": status,
+                    "impact": {k: v.get("impaired_s") for k, v in impact.items()},
+                    "lost": lost,
+                },
+            )
     interrupted = interrupted or bool(late)
     if status != "ok" and ctx.state.get("stop_run"):
         return "stop"

@@ -18,7 +18,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Check:
-    """A pre- or post-check: `ok`, `warn` (reported, not blocking) or `failed`."""
+    """A pre- or post-check: `ok`, `warn` (reported, not blocking), `skip` (the step has nothing to
+    do: it is recorded as skipped, its action not run) or `failed`."""
 
     name: str
     status: str
@@ -187,6 +188,8 @@ class StepContext:
     max_errors: int = 0  # the plan's: failures tolerated (per host, for steps over many hosts)
     # A step sets state["stop_run"] = "why" when the run must stop whatever max_errors says
     # (a host that did not come back after its reboot: its node stays cordoned).
+    # A pre-check sets state["skip"] = "why" when the step has nothing to do here (os-patch on an
+    # environment listing no SSH hosts): the step is recorded as skipped, not run, not a failure.
 
 
 # part 2's steps (SSH hosts, EKS) live in their own module and register here

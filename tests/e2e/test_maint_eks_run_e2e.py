@@ -306,8 +306,34 @@ def test_inv_maint_plan_shows_the_shipped_part_2_steps_with_their_prechecks(main
         ("node groups", "ok"),
         ("add-ons", "ok"),
     ]
-    assert steps["os-patch"]["prechecks"][0]["detail"] == "staging has no SSH hosts"
+    assert steps["os-patch"]["prechecks"][0]["status"] == "skip"
+    assert "no SSH hosts configured" in steps["os-patch"]["prechecks"][0]["detail"]
     for name in ("os-patch", "eks-upgrade", "eks-nodegroups"):
         assert name in done.stdout
-    assert "1.28 -> 1.29" in done.stdout and "staging has no SSH hosts" in done.stdout
+    assert "1.28 -> 1.29" in done.stdout and "nothing to patch" in done.stdout
     assert eks_updates(eks) == []  # a plan changes nothing
+
+
+def test_no_ssh_hosts_skips_os_patch_visibly_and_the_eks_steps_still_run(maint, eks, fake_kube):
+    """The shipped plan runs os-patch on staging/production, and an environment may list no SSH
+    hosts: the step is skipped ("nothing to patch"), said in the plan, the run's log and the report,
+    and with max_errors 0 the Kubernetes steps after it still run (they used to be stopped weekly)."""
+    maint.write_plan([{"step": "os-patch"}, *STEPS])
+    eks.on_advance = replace_nodes(fake_kube, "ami-0new")
+    plan = maint("maint.plan", "--env", "staging")
+    assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
+    assert "SKIP" in plan.stdout and "no SSH hosts configured" in plan.stdout
+    done = maint("maint.run", "--env", "staging", "--yes")  # not a terminal: as a scheduler keeps it
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    assert "os-patch" in log and "skipped" in log and "nothing to patch" in log
+    steps = step_records(maint.state)
+    assert steps["os-patch"]["status"] == "skipped"
+    assert "no SSH hosts configured" in steps["os-patch"]["reason"]
+    assert steps["eks-upgrade"]["status"] == "ok" and steps["eks-nodegroups"]["status"] == "ok"
+    report = maint("maint.report", "--env", "staging", "latest")
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    assert "skipped" in report.stdout and "nothing to patch" in report.stdout
+    # a skipped step ran nothing: no history line (no duration to learn from)
+    history = (maint.state / "maintenance" / "history.jsonl").read_text()
+    assert '"os-patch"' not in history

@@ -267,7 +267,10 @@ def test_plan_on_aws_shows_every_step_and_every_precheck_result(
     assert [s["expected_s"] for s in plan["steps"]] == [60.0, 30.0, 30.0, 10.0, 600.0, 3600.0, 1800.0]
     assert plan["expected_total_s"] == sum(s["expected_s"] for s in plan["steps"]) == 6130.0
     own = {s["step"]: {c["name"]: (c["status"], c["detail"]) for c in s["prechecks"]} for s in plan["steps"]}
-    assert own["os-patch"] == {"hosts": ("failed", "staging has no SSH hosts")}  # none configured: said
+    # none configured: said, and skipped (not a failure that would stop the EKS steps after it)
+    assert own["os-patch"] == {
+        "hosts": ("skip", "no SSH hosts configured (ops.environments.staging.ssh.hosts): nothing to patch")
+    }
     assert own["eks-upgrade"] == {
         "one minor version": ("ok", "1.28 -> 1.29"),
         "upgrade insights": ("ok", "1 insight(s), none in ERROR"),
@@ -290,3 +293,26 @@ def test_plan_on_aws_shows_every_step_and_every_precheck_result(
     # moto's RDS instance has no real server behind it: said, not hidden
     assert checks["database healthy"]["status"] == "failed"
     assert all(s["prechecks"] for s in plan["steps"])  # every step's own pre-check has a result
+
+
+def test_os_patch_without_hosts_is_skipped_unless_the_plan_says_hosts_are_required(
+    ops_config: Any, staging_aws: Any
+) -> None:
+    from spywatcher_ops.maintenance.os_patch import OS_PATCH
+    from spywatcher_ops.maintenance.steps import STEPS, StepContext
+
+    env = _env(ops_config, WINDOW)
+    defaults = {k: v.default for k, v in STEPS["os-patch"].settings.items()}
+    assert defaults["hosts_required"] is False
+
+    def precheck(**settings: Any) -> tuple[list[Any], dict[str, Any]]:
+        ctx = StepContext(env=env, settings={**defaults, **settings}, progress=print, note=print)
+        return OS_PATCH.precheck(ctx), ctx.state
+
+    checks, state = precheck()
+    assert [(c.name, c.status, c.ok) for c in checks] == [("hosts", "skip", True)]
+    assert state["skip"] == "no SSH hosts configured (ops.environments.staging.ssh.hosts): nothing to patch"
+    checks, state = precheck(hosts_required=True)
+    assert [(c.name, c.status) for c in checks] == [("hosts", "failed")]
+    assert checks[0].detail == "staging has no SSH hosts and the plan says hosts_required"
+    assert "skip" not in state
