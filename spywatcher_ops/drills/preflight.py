@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadInput, Locked, OpsError
+from ..core.errors import BadInput, Locked, NotReady, OpsError
 from .probes import Cadence, RedisTarget, pg_connect
 from .scenario import Check, DrillOptions, Scenario
 from .signals import deferred_signal
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+
+STANDBY_MAX_LAG_S = 5.0  # as the maintenance run's standby pre-check (prechecks.standby_max_lag_s)
 
 
 def drills_allowed(env: Environment) -> Check:
@@ -102,12 +104,20 @@ def standby_ready(env: Environment, deadline_s: float = 0.0) -> Check:
             # Multi-AZ configured is not enough: a dead standby (sandbox "degraded") or an
             # instance mid-modification (RDS) has nowhere healthy to fail over to.
             if inst.multi_az and inst.status == "available":
-                return Check("standby / Multi-AZ", "ok", f"{inst.id}: Multi-AZ on, status {inst.status}")
-            last = (
-                f"{inst.id}: Multi-AZ on but status {inst.status}"
-                if inst.multi_az
-                else f"{inst.id}: no standby (Multi-AZ off), status {inst.status}"
-            )
+                # ...and not enough either: a frozen (SIGSTOPped) standby keeps its pid and looks
+                # available; the port asks the standby itself (answering, replaying the newest WAL)
+                try:
+                    found = env.parts.maintenance().standby_ready(STANDBY_MAX_LAG_S)
+                    return Check("standby / Multi-AZ", "ok", f"{inst.id}: Multi-AZ on; {found}")
+                except NotReady as exc:
+                    last, hint = exc.message, exc.hint
+            else:
+                last = (
+                    f"{inst.id}: Multi-AZ on but status {inst.status}"
+                    if inst.multi_az
+                    else f"{inst.id}: no standby (Multi-AZ off), status {inst.status}"
+                )
+                hint = None
         except OpsError as exc:
             return Check("standby / Multi-AZ", "failed", exc.message, hint=exc.hint)
         if deferred_signal():  # the operator interrupted the rollback: report now, do not wait on
@@ -122,7 +132,8 @@ def standby_ready(env: Environment, deadline_s: float = 0.0) -> Check:
                 "standby / Multi-AZ",
                 "failed",
                 last,
-                hint="a failover needs a healthy standby: enable Multi-AZ and wait until the instance is "
+                hint=hint
+                or "a failover needs a healthy standby: enable Multi-AZ and wait until the instance is "
                 "available (RDS), or `inv sandbox.up` to repair the sandbox",
             )
         time.sleep(0.2)
