@@ -6,10 +6,12 @@ applied once, then, alternately, `runs` times each:
 
   bare:  terraform plan -input=false -lock-timeout=0s -out=FILE   (initialised once, like a user's folder)
   bare+: the same plan, then terraform show -json FILE              (what a summary needs)
-  ours:  inv infra.plan --env staging                               (init skipped when unchanged, plan -out,
-                                                                     show -json, summary, journal)
+  ours:  inv infra.plan --env staging                               (init skipped when unchanged, one
+                                                                     plan -out -json, summary, journal)
+  start: python -c "import invoke"                                  (what any `inv` task pays first)
 
-Prints medians [min-max] and the ratio ours / bare (target <= 1.2) and ours / bare+.
+Prints medians [min-max] and the ratio ours / bare (target <= 1.2) and ours / bare+, and the
+floor (bare + start) / bare: the ratio an `inv` task that added nothing but invoke would get.
 Exit 1 when ours / bare is above the target.
 
     python bench/infra_bench.py [--resources 300] [--runs 7] [--target 1.2] [--json]
@@ -280,7 +282,9 @@ def main() -> int:
             show_cmd = [tf, "show", "-json", str(out)]
             timed(ours_cmd, cwd=ROOT, env=env)  # first run: init of our own data folder, not measured
             timed(bare_cmd, cwd=config, env=bare_env)
-            bare, bare_show, ours = [], [], []
+            # the floor of any `inv` task: the interpreter and invoke's own import, in this run
+            start_cmd = [sys.executable, "-c", "import invoke"]
+            bare, bare_show, ours, start = [], [], [], []
             bare_cpu, ours_cpu = [], []
             load_before = os.getloadavg()[0]
             for _ in range(args.runs):
@@ -290,6 +294,7 @@ def main() -> int:
                 bare_show.append(b + timed(show_cmd, cwd=config, env=bare_env))
                 ours.append(timed(ours_cmd, cwd=ROOT, env=env))
                 ours_cpu.append(CPU[0])
+                start.append(timed(start_cmd, cwd=ROOT, env=env))
             load_after = os.getloadavg()[0]
     finally:
         server.stop()  # type: ignore[attr-defined]
@@ -303,6 +308,10 @@ def main() -> int:
         "inv_infra_plan_s": round(statistics.median(ours), 3),
         "ratio": round(ratio, 2),
         "ratio_vs_plan_and_show": round(ratio_show, 2),
+        "import_invoke_s": round(statistics.median(start), 3),
+        "floor_ratio": round(
+            (statistics.median(bare) + statistics.median(start)) / statistics.median(bare), 2
+        ),
         "bare_plan_cpu_s": round(statistics.median(bare_cpu), 3),
         "inv_infra_plan_cpu_s": round(statistics.median(ours_cpu), 3),
         "cpu_ratio": round(statistics.median(ours_cpu) / statistics.median(bare_cpu), 2),
@@ -321,6 +330,10 @@ def main() -> int:
         print(f"terraform plan -out:              {fmt(bare)}")
         print(f"terraform plan -out + show -json: {fmt(bare_show)}")
         print(f"inv infra.plan:                   {fmt(ours)}")
+        print(
+            f"python -c 'import invoke':         {fmt(start)}  (floor of any inv task: "
+            f"(plan + this) / plan = {result['floor_ratio']})"
+        )
         print(
             f"CPU (user+sys): terraform plan {fmt(bare_cpu)}, inv infra.plan {fmt(ours_cpu)}, "
             f"ratio {result['cpu_ratio']}"
