@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..core.errors import OpsError, TimedOut
-from ..core.ports import HostSpec, SshError
+from ..core.ports import CORDONED_BY, HostSpec, SshError
 from ..core.waiting import wait_for
 from .hostfacts import HostFacts, Update, pending, read_facts, survey
 from .steps import Check, StepContext
 
 REBOOT = "nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 &"
+CORDON_MARK = "maint.os-patch"  # kept on a node (CORDONED_BY) while os-patch has it cordoned
 
 
 def apply_command(family: str, updates: list[Update], which: str) -> list[str]:
@@ -202,8 +203,12 @@ class OsPatch:
 
         kube = ctx.env.cluster.kube
         node = str(r.spec.node_name)
-        was = bool((kube.node(node).get("spec") or {}).get("unschedulable"))
-        kube.execute(kube.step_cordon(node))
+        obj = kube.node(node)
+        marked = ((obj.get("metadata") or {}).get("annotations") or {}).get(CORDONED_BY) == CORDON_MARK
+        # cordoned already by an os-patch run that was killed (its mark is on the node: any other
+        # cordon clears it): ours to uncordon, or a --resume would leave the node out for good
+        was = bool((obj.get("spec") or {}).get("unschedulable")) and not marked
+        kube.execute(kube.step_cordon(node, by=CORDON_MARK))
         r.cordoned_by_us = not was
         say(f"node {node} cordoned")
         timeout = float(ctx.settings["drain_timeout_s"])

@@ -106,7 +106,7 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", fake_kube.url)
     config = tmp_path / "ops.yaml"
 
-    def write_config(shipped_plans: bool = False, **extra: Any) -> None:
+    def write_config(shipped_plans: bool = False, lock_ttl_s: float = 900, **extra: Any) -> None:
         staging = {
             "db_tunnels": {STAGING_DB: f"{tls_postgres.host}:{tls_postgres.port}"},
             "kube_context": "fake",
@@ -114,7 +114,7 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
             **extra,
         }
         ops = {
-            "aws": {"poll_seconds": 0.05},
+            "aws": {"poll_seconds": 0.05, "lock_ttl_seconds": lock_ttl_s},
             "maintenance": {} if shipped_plans else {"plans_dir": str(plans)},
             "environments": {"staging": staging},
         }
@@ -142,6 +142,26 @@ def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_pa
             stdin=subprocess.DEVNULL,
         )
 
+    def popen(*args: str, stdout: Any) -> subprocess.Popen[str]:
+        """`inv ARGS > log 2>&1` as a scheduler runs it, left running (to be signalled)."""
+        environ = {
+            **os.environ,
+            "INVOKE_OPS_STATE_DIR": str(state),
+            "AWS_ENDPOINT_URL": moto_staging["endpoint"],
+            "AWS_ENDPOINT_URL_EKS": eks.url,
+            "AWS_ENDPOINT_URL_SSM": eks.url,
+        }
+        return subprocess.Popen(
+            [sys.executable, "-m", "invoke", "-f", str(config), *args],
+            cwd=ROOT,
+            env=environ,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+    run.popen = popen  # type: ignore[attr-defined]
     run.state = state  # type: ignore[attr-defined]
     run.write_plan = write_plan  # type: ignore[attr-defined]
     run.write_config = write_config  # type: ignore[attr-defined]
@@ -337,3 +357,35 @@ def test_no_ssh_hosts_skips_os_patch_visibly_and_the_eks_steps_still_run(maint, 
     # a skipped step ran nothing: no history line (no duration to learn from)
     history = (maint.state / "maintenance" / "history.jsonl").read_text()
     assert '"os-patch"' not in history
+
+
+def test_killed_mid_reboot_of_a_node_then_resume_uncordons_it(maint, eks, fake_kube, fleet):
+    """SIGKILL while a node's host reboots (drained, cordoned by os-patch), then --resume: the
+    resumed step finds the node already cordoned. It was cordoned by os-patch (the mark on the
+    node says so), so it is uncordoned at the end, not left out of scheduling for good."""
+    import signal
+    import time
+
+    host = fleet.add("worker-1", down_s=1.0)
+    ssh = fleet.ssh_config(**{"worker-1": {"kubernetes_node": True, "node_name": NODE}})
+    maint.write_config(ssh=ssh, lock_ttl_s=3)  # the killed run's DynamoDB lock expires in 3 s, not 15 min
+    maint.write_plan([{"step": "os-patch", "reboot_timeout_s": 30, "drain_timeout_s": 20}])
+    log = maint.state.parent / "run.log"
+    with open(log, "w") as out:
+        proc = maint.popen("maint.run", "--env", "staging", "--yes", stdout=out)
+        deadline = time.monotonic() + 90
+        while "rebooting" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)  # the reboot has started: the host is going down
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert fake_kube.get("nodes", NODE)["spec"].get("unschedulable")  # cordoned, the run killed
+    status = maint("maint.status", "--env", "staging")
+    run_id = status.stdout.split("--resume ")[1].split()[0]
+    time.sleep(3.5)  # the lock expired; the host is back from its reboot
+    done = maint("maint.run", "--env", "staging", "--yes", "--resume", run_id, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert step_records(maint.state)["os-patch"]["status"] == "ok"
+    assert not fake_kube.get("nodes", NODE)["spec"].get("unschedulable"), "left cordoned after --resume"
+    assert host.boots() >= 1
