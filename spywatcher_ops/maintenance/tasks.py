@@ -133,7 +133,7 @@ def plan(
                 checks,
             ]
         )
-    out.table(["#", "step", "expected", "running total", "ends by", "pre-check"], rows)
+    out.table(["#", "step", "expected", "running total", "ends by", "pre-check"], rows, whole=["step"])
     out.print(f"expected total {_fmt(p['expected_total_s'])}; {p['snapshot']}")
     if p["not_started"]:
         out.print(f"would not be started: {', '.join(p['not_started'])}")
@@ -279,7 +279,7 @@ def _print_steps(out: Any, report: dict[str, Any]) -> None:
         ]
         for s in report["steps"]
     ]
-    out.table(["#", "step", "status", "duration", "client impact", "error"], rows)
+    out.table(["#", "step", "status", "duration", "client impact", "error"], rows, whole=["step"])
 
 
 @ops_task(help={"env": ENV_HELP, "json": JSON_HELP})
@@ -503,8 +503,11 @@ def hosts(c: Context, env: str | None = None, json: bool = False, timeout: int =
                 up,
             ]
         )
-    out.table(
-        ["host", "address", "reachable", "os", "security", "all", "reboot", "uptime"], rows, title=e.name
+    out.table(  # whole: a log (no terminal) keeps the names an on-call person copies, not 'sandbox…'
+        ["host", "address", "reachable", "os", "security", "all", "reboot", "uptime"],
+        rows,
+        title=e.name,
+        whole=["host", "address"],
     )
     bad = [f for f in found if not f.reachable]
     if bad:

@@ -57,3 +57,30 @@ def test_hosts_lists_each_host_and_exits_1_for_one_that_cannot_be_read(fleet, st
 def test_hosts_bad_timeout_is_exit_2(state_dir):
     res = inv(state_dir, {}, "maint.hosts", "--timeout", "0")
     assert res.returncode == 2 and "--timeout 0: must be a positive number" in res.stderr
+
+
+def test_hosts_redirected_to_a_log_keeps_names_and_addresses_whole(fleet, state_dir):
+    """As a scheduler keeps it (`inv maint.hosts > log`: no terminal, no COLUMNS): the names and
+    addresses an on-call person copies are not cut to 'sandbox…' / '127.0.0…' at 80 columns."""
+    host = fleet.add("worker-eu-west-1a-01")
+    cfg = state_dir / "hosts.yaml"
+    env_spec = {
+        "environments": {"hosttest": {"kind": "aws", "region": "us-east-1", "ssh": fleet.ssh_config()}}
+    }
+    cfg.write_text(yaml.safe_dump({"ops": env_spec}))
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    environ["INVOKE_OPS_STATE_DIR"] = str(state_dir)
+    log = state_dir / "hosts.log"
+    with open(log, "w") as out:
+        res = subprocess.run(
+            [sys.executable, "-m", "invoke", "-f", str(cfg), "maint.hosts", "--env", "hosttest"],
+            cwd=ROOT,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+    text = log.read_text()
+    assert res.returncode == 0, text
+    assert "worker-eu-west-1a-01" in text and f"127.0.0.1:{host.port}" in text, text
