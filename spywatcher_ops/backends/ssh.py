@@ -211,7 +211,9 @@ def _open(conn: Any, spec: HostSpec, known_hosts: Path) -> None:
         raise SshError(
             spec.name,
             "host-key",
-            f"unknown host key for {exc.hostname} ({fingerprint(exc.key)}): not in {known_hosts}; refused",
+            f"unknown host key for {exc.hostname} ({fingerprint(exc.key)}): not in {known_hosts}"
+            + ("" if known_hosts.is_file() else " (that file does not exist: ssh.known_hosts)")
+            + "; refused",
             hint=f"check the fingerprint out of band, then add it: ssh-keyscan -p {spec.port} {spec.address} "
             f">> {known_hosts}",
         ) from None

@@ -69,3 +69,13 @@ def test_through_a_jump_host(ops_config, fleet):
         )
     finally:
         shell.close()
+
+
+def test_a_missing_known_hosts_file_is_said_not_only_that_the_key_is_not_in_it(ops_config, fleet):
+    fleet.add("web-1")
+    fleet.known_hosts.unlink()
+    env = hosts_env(ops_config, fleet.ssh_config())
+    with pytest.raises(SshError, match=r"\(that file does not exist: ssh.known_hosts\); refused") as exc:
+        env.parts.hosts().connect("web-1")
+    assert exc.value.reason == "host-key" and str(fleet.known_hosts) in str(exc.value)
+    assert not fleet.known_hosts.exists()  # never created, never written
