@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core import process
 from ..core.errors import NotReady, OpsError, RolledBack, TargetMissed
 from ..core.journal import Records, read
 from ..core.plan import Plan
@@ -140,7 +141,15 @@ def run_suite(
     names = [item.scenario.name for item in checked]
     reps: list[dict[str, Any]] = []
     missing: list[str] = []
-    args = {"started_at": started, "scenarios": names, "report_dir": str(report_dir), "pid": os.getpid()}
+    pid = os.getpid()
+    # the pid and its start time: a later process that got the same pid is not this run
+    args = {
+        "started_at": started,
+        "scenarios": names,
+        "report_dir": str(report_dir),
+        "pid": pid,
+        "pid_started": process.start_time(pid),
+    }
     with env.operation(runindex.RUN_OP, args, mutating=False) as op:
         result.run_id = op.id
 
@@ -408,7 +417,8 @@ def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
         if end is not None:
             state = str((end.get("result") or {}).get("state") or "finished")
         else:  # no end: still running, or killed (SIGKILL, a crash, the machine)
-            state = "running" if _alive(args.get("pid")) else "interrupted"
+            alive = process.same_process(args.get("pid"), args.get("pid_started"))
+            state = "running" if alive else "interrupted"
     kept: list[str] = []
     for drill_id in drill_ids:
         drill_records = [r for r in records if r.get("op_id") == drill_id]
@@ -440,19 +450,6 @@ def rerender(state_dir: Path, wanted: str, report_dir: Path) -> dict[str, Any]:
         runindex.write(index, report_dir)
     index["warnings"] = damage + kept
     return index
-
-
-def _alive(pid: Any) -> bool:
-    """Is the process that journalled a run still there? (same machine: the journal is local)"""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _rerender_drill(records: list[dict[str, Any]], report_dir: Path) -> dict[str, Any]:

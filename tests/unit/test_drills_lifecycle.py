@@ -412,8 +412,9 @@ def test_ctrl_c_mid_suite_leaves_an_index_saying_interrupted_and_what_never_ran(
     )
 
 
-def _killed_during_drill(env, n: int, pid: int) -> None:
-    """Cut the journal as a SIGKILL during the n-th drill (after its fault) would; the run's pid is `pid`."""
+def _killed_during_drill(env, n: int, pid: int, started: object = "keep") -> None:
+    """Cut the journal as a SIGKILL during the n-th drill (after its fault) would; the run's pid is
+    `pid` (and its start time `started`, unless "keep")."""
     import json
 
     records = read(env.journal.path)
@@ -424,6 +425,8 @@ def _killed_during_drill(env, n: int, pid: int) -> None:
     for r in records[: cut + 1]:
         if r.get("event") == "start" and r.get("op") == "drill-run":
             r["args"]["pid"] = pid
+            if started != "keep":
+                r["args"]["pid_started"] = started
     env.journal.path.write_text("".join(json.dumps(r) + "\n" for r in records[: cut + 1]))
 
 
@@ -447,3 +450,21 @@ def test_a_killed_run_shows_as_interrupted_from_the_journal(env, tmp_path):
     _killed_during_drill(env, 2, os.getpid())
     running = suite.rerender(env.settings.state_dir, "latest", tmp_path / "live")
     assert running["state"] == running["outcome"] == "running"
+
+
+def test_a_run_whose_pid_now_names_another_process_is_interrupted(env, tmp_path):
+    """The kernel reuses pids: the run's pid is alive, but started at another time than the run's
+    process (a later process that got the number), so the run was killed, not running."""
+    from spywatcher_ops.core.process import start_time
+
+    suite.run_suite(env, [suite.Preflighted(MemOutage(outage_s=0.1), [])], options(), report_dir=tmp_path)
+    start = next(r for r in read(env.journal.path) if r.get("op") == "drill-run")
+    assert start["args"]["pid"] == os.getpid() and start["args"]["pid_started"] == start_time(os.getpid())
+    _killed_during_drill(env, 1, os.getpid(), started=start_time(os.getpid()) + 1)
+    index = suite.rerender(env.settings.state_dir, "latest", tmp_path / "reused")
+    assert index["state"] == index["outcome"] == "interrupted"
+    # its own start time: running; a journal from before start times were kept: the pid alone
+    for started in (start_time(os.getpid()), None):
+        _killed_during_drill(env, 1, os.getpid(), started=started)
+        running = suite.rerender(env.settings.state_dir, "latest", tmp_path / f"live-{started}")
+        assert running["state"] == "running", started

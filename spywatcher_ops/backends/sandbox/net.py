@@ -3,7 +3,8 @@
 provision.py (PostgreSQL) and redis_procs.py (Redis) each had their own
 port_free / pick_port / pid_alive, and the copies had drifted (different port
 ranges and random functions; one counted a dead 'X' process as alive). This
-module is the one copy; both use it.
+module is the one copy; both use it. Reading /proc/PID/stat is core/process.py's (the
+drill run index checks its pid with it too).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import socket
 
 from ...core.errors import NotReady
+from ...core.process import process_state, stat_fields
+from ...core.process import start_time as start_time  # net.start_time: faults.py and the tests
 
 HOST = "127.0.0.1"
 # Below Linux's ephemeral range (32768-60999), where an outgoing connection can take a
@@ -43,21 +46,6 @@ def pick_port(taken: set[int]) -> int:
     raise NotReady(f"no free loopback port found in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (which may hold spaces)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def process_state(pid: int) -> str | None:
-    """R, S, T (stopped), Z (zombie) ...; None when there is no such process."""
-    fields = _stat(pid)
-    return fields[0] if fields else None
-
-
 def pid_alive(pid: int | None) -> bool:
     """`pid` exists and is neither a zombie (Z) nor dead (X)."""
     if not pid:
@@ -65,22 +53,12 @@ def pid_alive(pid: int | None) -> bool:
     return process_state(pid) not in (None, "Z", "X")
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (clock ticks since boot): tells a process from a later
-    one that got the same pid, so a signal recorded for one never reaches the other."""
-    fields = _stat(pid)
-    try:
-        return int(fields[19]) if fields else None
-    except (IndexError, ValueError):
-        return None
-
-
 def children(pid: int) -> list[int]:
     """Direct children of `pid` (a postmaster's backends and helpers)."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = _stat(int(entry))
+            fields = stat_fields(int(entry))
             if fields and int(fields[1]) == pid:
                 out.append(int(entry))
     return out
