@@ -86,6 +86,16 @@ def test_test_failover_quota_is_checked_before_a_cache_drill(ops_config):
         assert check.status == "failed" and "5 of 5" in check.detail
 
 
+def test_the_sandbox_cache_has_no_test_failover_quota(tmp_path):
+    """Through the Cache port: a sandbox failover is a local SIGKILL, nothing counts against a limit."""
+    from support.cache import make_environment
+
+    env = make_environment(tmp_path)
+    assert env.cache.quota is None and env.cache.test_failovers_in_window() == []
+    check = drill_aws.test_failover_quota(env)
+    assert (check.status, check.detail) == ("ok", "no test failover quota on sandbox")
+
+
 def test_production_refuses_drills_unless_allowed(ops_config):
     from spywatcher_ops.drills.preflight import drills_allowed
 
