@@ -46,6 +46,16 @@ pytest_plugins = [
     "support.hosts",
 ]
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests live in a tier (unit, integration, e2e); one left directly in tests/ would not run."""
+    stray = sorted(p.name for p in Path(__file__).parent.glob("test_*.py"))
+    if stray:
+        raise pytest.UsageError(
+            f"tests/{stray[0]}: put it in tests/unit, tests/integration or tests/e2e (tests/README.md)"
+        )
+
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
