@@ -11,14 +11,11 @@ import os
 import subprocess
 import sys
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from support.elasticache import GROUP, REGION, create_group
 from support.paths import ROOT
-
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.e2e

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from support.paths import ROOT
 
-KINDS = {"sandbox": "sandbox", "staging": "aws", "production": "aws"}
-
 
 def _inv(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

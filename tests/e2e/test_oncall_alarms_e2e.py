@@ -8,38 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from support.paths import ROOT
-
-ENVS = ["sandbox", "staging", "production", "prod"]
-
-
-@dataclass
-class RB:
-    name: str
-    triggers: list[str]
-    title: str = ""
-    severity: str = "high"
-    extra: list[str] = field(default_factory=list)
-
-
-RUNBOOKS = [
-    RB(
-        "database-unavailable",
-        ["spywatcher-production-db-unavailable", "API returns 5xx with database errors"],
-    ),
-    RB("cache-unavailable", ["spywatcher-production-cache-unavailable"]),
-    RB(
-        "high-error-rate",
-        ["spywatcher-production-api-5xx-rate", "error rate above 5%"],
-        title="High error rate",
-    ),
-    RB("elevated-response-time", ["spywatcher-production-api-latency-p95"], title="Elevated response time"),
-]
-
 
 # --- CloudWatch through moto ------------------------------------------------------------
 

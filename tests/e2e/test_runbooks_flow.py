@@ -211,22 +211,3 @@ def test_listings_for_machines(tmp_path, state_dir):
     assert [r[0] for r in rows if "spywatcher-production-db-unavailable" in r[2]] == ["database-unavailable"]
     shown = inv(["runbook.show", "spywatcher-production-db-unavailable", "--raw"], state_dir)
     assert shown.returncode == 0 and "title: Database unavailable" in shown.stdout
-
-
-SNAPSHOT_BOOK = """---
-title: Snapshot
-summary: one change
-triggers: [x]
-severity: low
-owner: tests
-last_reviewed: 2026-11-29
----
-
-# Snapshot
-
-## 1. Take a snapshot
-
-```sh run=mutating
-inv db.snapshot --env {env} --label before-fix
-```
-"""

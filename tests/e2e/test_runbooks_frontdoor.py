@@ -19,7 +19,6 @@ from support.paths import ROOT
 from spywatcher_ops.runbooks.library import load_all
 
 NEW = ["service-down", "high-error-rate", "elevated-response-time", "high-cpu-memory", "low-disk-space"]
-ENVS = ["sandbox", "staging", "production"]
 
 
 def test_runbook_check_fails_on_a_stale_readme_and_write_readme_fixes_it(tmp_path: Path, state_dir: Path):

@@ -4,38 +4,7 @@ runbook run whose checks failed ending with exit 1."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-
-INV = [sys.executable, "-m", "invoke"]
-
-
-RUNBOOK = """---
-title: Checks
-summary: a test runbook whose check fails
-triggers: [test-alarm]
-severity: low
-owner: tests
-last_reviewed: 2026-11-01
----
-
-## 1. Look
-
-```sh run=diagnostic
-inv runbook.list --path {books}
-```
-
-## 2. Verify
-
-```sh run=diagnostic
-inv runbook.show no-such-runbook --path {books}
-```
-
-## 3. Record
-
-Write it down.
-"""
 
 
 def test_an_interrupt_no_task_handled_claims_no_rollback() -> None:

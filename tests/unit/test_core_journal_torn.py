@@ -10,13 +10,10 @@ drill's reports from "met" to "unfinished"; deleting the journal mid-drill ended
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from spywatcher_ops.core.clock import SystemClock
 from spywatcher_ops.core.journal import Journal, read, unfinished
-
-INV = [sys.executable, "-m", "invoke"]
 
 
 def tear(path: Path, keep: int = 40) -> bytes:

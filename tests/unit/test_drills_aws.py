@@ -9,37 +9,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
-import pytest
 from botocore.stub import Stubber
-from support.aws import APP_PASSWORD, APP_USER, REGION, SECRET, STAGING_DB, aws_env, stub_iam_simulation
+from support.aws import REGION, STAGING_DB, aws_env, stub_iam_simulation
 
 from spywatcher_ops.drills import aws as drill_aws
 from spywatcher_ops.drills.scenario import DrillOptions
 from spywatcher_ops.drills.scenarios.registry import get
 
 CALLER = "arn:aws:iam::123456789012:user/moto"
-
-
-@pytest.fixture
-def drill_db(tls_postgres):
-    """A private database in the TLS PostgreSQL, owned by the app user."""
-    name = "drill_aws"
-    tls_postgres.execute(f"DROP DATABASE IF EXISTS {name}")
-    tls_postgres.execute(f"CREATE DATABASE {name} OWNER {APP_USER}")
-    yield name
-    tls_postgres.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def staging(ops_config, tls_postgres, drill_db, clock=None, **aws):
-    ops_config.ops.environments.staging.db_tunnels = {STAGING_DB: f"127.0.0.1:{tls_postgres.port}"}
-    ops_config.ops.aws.poll_seconds = 0.01
-    for key, value in aws.items():
-        ops_config.ops.aws[key] = value
-    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
-        SecretId=SECRET,
-        SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD, "dbname": drill_db}),
-    )
-    return aws_env(ops_config, clock=clock)
 
 
 def allow_all(env, scenario, deny=()):

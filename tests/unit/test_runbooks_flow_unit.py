@@ -5,53 +5,8 @@ alarm name, and machine-friendly listings."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from support.paths import ROOT
-
-INV = [sys.executable, "-m", "invoke"]
-
-
-FLOW = """---
-title: Flow test runbook
-summary: a check decides where to go
-triggers: [flow-test-alarm-critical, the flow symptom]
-severity: low
-owner: tests
-last_reviewed: 2026-11-29
-inputs:
-  scenario:
-    prompt: a drill scenario name
-  which:
-    prompt: a runbook name
-    default: flow
----
-
-# Flow
-
-## 1. Check the drill history
-
-```sh run=diagnostic failed=4
-inv dr.history --env {{env}} --scenario {{scenario}}
-```
-
-If it fails, go to step 4; the engine does.
-
-## 2. Only when the check passed
-
-Do the thing.
-
-## 3. Change something
-
-```sh run=mutating
-inv runbook.show {{which}} --path {books} --raw
-```
-
-## 4. Record
-
-Write down what happened.
-"""
 
 LEFT, UP, CTRL_D = "\x1b[D", "\x1b[A", "\x04"
 

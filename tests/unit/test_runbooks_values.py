@@ -9,7 +9,6 @@ string and split again into a second task).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from spywatcher_ops.runbooks.engine import Options, Outcome, Walk
 from spywatcher_ops.runbooks.model import parse
 from spywatcher_ops.runbooks.timeline import Timeline
 from spywatcher_ops.runbooks.values import argv_for, check_value
-
-INV = [sys.executable, "-m", "invoke"]
 
 HEADER = """---
 title: {title}
