@@ -5,18 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.kube import ENV_NAME
+from support.kube import ENV_NAME, app_pods_on, cordoned
 
 NODES = ["ip-10-0-1-10.ec2.internal", "ip-10-0-2-10.ec2.internal", "ip-10-0-3-10.ec2.internal"]
 BACKEND = f"spywatcher-{ENV_NAME}-backend"
-
-
-def cordoned(fake, name):
-    return bool(fake.get("nodes", name)["spec"].get("unschedulable"))
-
-
-def app_pods_on(fake, node):
-    return [p for p in fake.pods() if p["spec"].get("nodeName") == node]
 
 
 # -- through inv -------------------------------------------------------------------------

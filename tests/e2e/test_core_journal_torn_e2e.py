@@ -19,20 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.journal import tear
 from support.paths import ROOT
 
 from spywatcher_ops.core.journal import read
 
 INV = [sys.executable, "-m", "invoke"]
-
-
-def tear(path: Path, keep: int = 40) -> bytes:
-    """Cut the last line short, as a crash in the middle of its write leaves it."""
-    data = path.read_bytes()
-    start = data.rstrip(b"\n").rfind(b"\n") + 1
-    torn = data[: start + keep]
-    path.write_bytes(torn)
-    return torn
 
 
 # through inv, on the sandbox ---------------------------------------------------------------

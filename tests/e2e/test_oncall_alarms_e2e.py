@@ -6,30 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from typing import Any
 
 import pytest
+from support.oncall import put_alarm
 from support.paths import ROOT
 
 # --- CloudWatch through moto ------------------------------------------------------------
-
-
-def _alarm(cw: Any, name: str, state: str, reason: str = "threshold crossed") -> None:
-    cw.put_metric_alarm(
-        AlarmName=name,
-        MetricName="CPUUtilization",
-        Namespace="AWS/RDS",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-        AlarmDescription=f"{name} (test)",
-    )
-    cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
-    time.sleep(0.01)  # distinct StateUpdatedTimestamp (milliseconds) for the ordering
 
 
 # --- end to end through `inv` -------------------------------------------------------------
@@ -61,10 +45,10 @@ def moto_cw(moto_server: str) -> Any:
 
 
 def test_inv_oncall_names_the_runbook_and_the_command(moto_server: str, moto_cw: Any, state_dir: Any):
-    _alarm(moto_cw, "spywatcher-staging-db-unavailable", "ALARM", "0 connections for 3 datapoints")
-    _alarm(moto_cw, "spywatcher-staging-cache-unavailable", "ALARM")
-    _alarm(moto_cw, "spywatcher-production-db-unavailable", "ALARM")  # another environment's
-    _alarm(moto_cw, "spywatcher-staging-db-data-integrity", "INSUFFICIENT_DATA")
+    put_alarm(moto_cw, "spywatcher-staging-db-unavailable", "ALARM", "0 connections for 3 datapoints")
+    put_alarm(moto_cw, "spywatcher-staging-cache-unavailable", "ALARM")
+    put_alarm(moto_cw, "spywatcher-production-db-unavailable", "ALARM")  # another environment's
+    put_alarm(moto_cw, "spywatcher-staging-db-data-integrity", "INSUFFICIENT_DATA")
     done = _inv(state_dir, "oncall", "--env", "staging", endpoint=moto_server)
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -86,8 +70,8 @@ def test_inv_oncall_names_the_runbook_and_the_command(moto_server: str, moto_cw:
 def test_inv_oncall_shows_an_alarm_without_runbook_in_red_and_exits_1(
     moto_server: str, moto_cw: Any, state_dir: Any
 ):
-    _alarm(moto_cw, "spywatcher-staging-db-unavailable", "ALARM")
-    _alarm(moto_cw, "spywatcher-staging-redis-evictions", "ALARM")
+    put_alarm(moto_cw, "spywatcher-staging-db-unavailable", "ALARM")
+    put_alarm(moto_cw, "spywatcher-staging-redis-evictions", "ALARM")
     done = _inv(state_dir, "oncall", "--env", "staging", endpoint=moto_server)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "NO RUNBOOK covers this alarm; nearest by trigger text: cache-unavailable" in done.stdout
@@ -99,7 +83,7 @@ def test_inv_oncall_shows_an_alarm_without_runbook_in_red_and_exits_1(
 
 
 def test_inv_oncall_with_nothing_firing(moto_server: str, moto_cw: Any, state_dir: Any):
-    _alarm(moto_cw, "spywatcher-staging-db-unavailable", "OK")
+    put_alarm(moto_cw, "spywatcher-staging-db-unavailable", "OK")
     done = _inv(state_dir, "oncall", "--env", "staging", endpoint=moto_server)
     assert done.returncode == 0, done.stderr
     assert "OK no alarm in ALARM on staging" in done.stdout

@@ -18,32 +18,9 @@ from pathlib import Path
 
 import pytest
 from support.paths import ROOT
+from support.runbooks import write
 
 INV = [sys.executable, "-m", "invoke"]
-
-HEADER = """---
-title: {title}
-summary: a test runbook
-triggers: [test-alarm]
-severity: low
-owner: tests
-last_reviewed: 2026-11-01
-inputs:
-  which:
-    prompt: a runbook name
-  to:
-    prompt: a time
-    kind: time
----
-
-"""
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.md"
-    path.write_text(HEADER.format(title=name) + body)
-    return path
 
 
 def env_for(state_dir: Path, **extra: str) -> dict[str, str]:

@@ -99,3 +99,11 @@ def kube_aws() -> Iterator[None]:
     with mock_aws():
         _create_lock_table(boto3.client("dynamodb", region_name="us-east-1"))
         yield
+
+
+def cordoned(fake, name):
+    return bool(fake.get("nodes", name)["spec"].get("unschedulable"))
+
+
+def app_pods_on(fake, node):
+    return [p for p in fake.pods() if p["spec"].get("nodeName") == node]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.kube import ENV_NAME
+from support.kube import ENV_NAME, app_pods_on, cordoned
 
 from spywatcher_ops.cluster import nodes
 from spywatcher_ops.core.errors import BadInput, Refused, RolledBack
@@ -16,14 +16,6 @@ BACKEND = f"spywatcher-{ENV_NAME}-backend"
 
 def yes(_plan):
     return True
-
-
-def cordoned(fake, name):
-    return bool(fake.get("nodes", name)["spec"].get("unschedulable"))
-
-
-def app_pods_on(fake, node):
-    return [p for p in fake.pods() if p["spec"].get("nodeName") == node]
 
 
 def test_listing(kube_env, fake_kube):

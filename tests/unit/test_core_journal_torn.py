@@ -12,17 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support.journal import tear
+
 from spywatcher_ops.core.clock import SystemClock
 from spywatcher_ops.core.journal import Journal, read, unfinished
-
-
-def tear(path: Path, keep: int = 40) -> bytes:
-    """Cut the last line short, as a crash in the middle of its write leaves it."""
-    data = path.read_bytes()
-    start = data.rstrip(b"\n").rfind(b"\n") + 1
-    torn = data[: start + keep]
-    path.write_bytes(torn)
-    return torn
 
 
 def test_the_writer_terminates_a_torn_tail_before_appending(tmp_path: Path, capfd) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from support.oncall import put_alarm
 
 from spywatcher_ops.oncall.triage import Alarm, covering, nearest, split_name, triage
 
@@ -89,22 +90,6 @@ def test_triage_keeps_this_environment_orders_states_then_newest_first():
 # --- CloudWatch through moto ------------------------------------------------------------
 
 
-def _alarm(cw: Any, name: str, state: str, reason: str = "threshold crossed") -> None:
-    cw.put_metric_alarm(
-        AlarmName=name,
-        MetricName="CPUUtilization",
-        Namespace="AWS/RDS",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-        AlarmDescription=f"{name} (test)",
-    )
-    cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
-    time.sleep(0.01)  # distinct StateUpdatedTimestamp (milliseconds) for the ordering
-
-
 def test_read_alarms_from_moto_by_state(ops_config: Any):
     import boto3
     from moto import mock_aws
@@ -114,9 +99,9 @@ def test_read_alarms_from_moto_by_state(ops_config: Any):
 
     with mock_aws():
         cw = boto3.client("cloudwatch", region_name="us-east-1")
-        _alarm(cw, "spywatcher-staging-db-unavailable", "ALARM")
-        _alarm(cw, "spywatcher-staging-cache-unavailable", "INSUFFICIENT_DATA")
-        _alarm(cw, "spywatcher-staging-api-5xx-rate", "OK")
+        put_alarm(cw, "spywatcher-staging-db-unavailable", "ALARM")
+        put_alarm(cw, "spywatcher-staging-cache-unavailable", "INSUFFICIENT_DATA")
+        put_alarm(cw, "spywatcher-staging-api-5xx-rate", "OK")
         env = aws_env(ops_config)
         firing = read_alarms(env, ["ALARM"])
         assert [a.name for a in firing] == ["spywatcher-staging-db-unavailable"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.paths import ROOT
+from support.runbooks import HEADER, write
 
 from spywatcher_ops.core.clock import SystemClock
 from spywatcher_ops.core.errors import BadInput, Refused
@@ -22,30 +23,6 @@ from spywatcher_ops.runbooks.engine import Options, Outcome, Walk
 from spywatcher_ops.runbooks.model import parse
 from spywatcher_ops.runbooks.timeline import Timeline
 from spywatcher_ops.runbooks.values import argv_for, check_value
-
-HEADER = """---
-title: {title}
-summary: a test runbook
-triggers: [test-alarm]
-severity: low
-owner: tests
-last_reviewed: 2026-11-01
-inputs:
-  which:
-    prompt: a runbook name
-  to:
-    prompt: a time
-    kind: time
----
-
-"""
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.md"
-    path.write_text(HEADER.format(title=name) + body)
-    return path
 
 
 @pytest.fixture(scope="module")
