@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from ..core.errors import OpsError, TimedOut
@@ -43,6 +43,10 @@ def apply_command(family: str, updates: list[Update], which: str) -> list[str]:
     return ["dnf -y -q upgrade" + ("" if which == "all" else " --security")]
 
 
+class _Stopped(Exception):
+    """Ctrl-C / SIGTERM reached the run: a host's thread stops at its next safe point."""
+
+
 class HostRun:
     """One host's patch, as it goes: what the report and the rollback need."""
 
@@ -56,6 +60,7 @@ class HostRun:
         self.left_cordoned = False
         self.evicted: list[str] = []
         self.seconds = 0.0
+        self.phase = "start"  # drain | update | reboot | verify: where an interrupt found it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +158,7 @@ class OsPatch:
         facts: dict[str, HostFacts] = ctx.state["facts"]
         runs = [HostRun(s, facts[s.name]) for s in ctx.state["todo"]]
         ctx.state["runs"] = runs
+        ctx.state["stopping"] = threading.Event()
         errors = sum(1 for f in facts.values() if not f.reachable)
         width = int(ctx.settings["max_concurrency"])
         lock = threading.Lock()
@@ -166,7 +172,16 @@ class OsPatch:
                     )
                 continue
             with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="patch") as pool:
-                list(pool.map(lambda r: self._patch(ctx, port, r, lock), batch))
+                futures = [pool.submit(self._patch, ctx, port, r, lock) for r in batch]
+                try:
+                    while not all(f.done() for f in futures):
+                        wait(futures, timeout=0.2)
+                except BaseException:
+                    # Ctrl-C / SIGTERM arrive here, in the main thread; the hosts' threads stop at their
+                    # next safe point (a poll, between phases; a package command in flight finishes)
+                    ctx.state["stopping"].set()
+                    wait(futures)
+                    raise
             errors += sum(1 for r in batch if r.status != "ok")
         skipped = [
             {"host": f.name, "status": "unreachable", "detail": f.error}
@@ -177,17 +192,29 @@ class OsPatch:
 
     def _patch(self, ctx: StepContext, port: Any, r: HostRun, lock: threading.Lock) -> None:
         started = time.monotonic()
-        say = lambda text: ctx.progress(f"{r.spec.name}: {text}")  # noqa: E731
+        stopping: threading.Event = ctx.state["stopping"]
+
+        def say(text: str) -> None:  # every wait's poll reports here: a safe point to stop at
+            ctx.progress(f"{r.spec.name}: {text}")
+            if stopping.is_set():
+                raise _Stopped
+
         try:
             if r.spec.node_name:
+                r.phase = "drain"
                 self._drain(ctx, r, say)
                 if r.status == "failed":
                     return
+            if stopping.is_set():
+                raise _Stopped
+            r.phase = "update"
             self._update(ctx, port, r, say)
             if r.status == "running" and r.spec.node_name:
                 self._node_back(ctx, r, say)
             if r.status == "running":
                 r.status = "ok"
+        except _Stopped:
+            self._stopped(ctx, r)
         except (OpsError, OSError) as exc:
             if r.status != "not-back":
                 r.status = "failed"
@@ -197,6 +224,23 @@ class OsPatch:
             r.seconds = time.monotonic() - started
             with lock:
                 ctx.note("host", f"{r.spec.name}: {r.status}" + (f" ({r.detail})" if r.detail else ""))
+
+    def _stopped(self, ctx: StepContext, r: HostRun) -> None:
+        """Interrupted: a node whose host was told to reboot stays cordoned (its host is down or on
+        its way down: its pods must not come back yet); otherwise it is uncordoned as for a failure."""
+        r.status = "interrupted"
+        node = r.spec.node_name
+        if r.phase == "reboot":
+            r.detail = "interrupted while it rebooted (not waited for)"
+            if node and r.cordoned_by_us:
+                r.left_cordoned = True
+                r.detail += (
+                    f"; node {node} stays cordoned: once the host is back, "
+                    f"`inv cluster.uncordon {node} --env {ctx.env.name}` (or --resume the run)"
+                )
+            return
+        r.detail = f"interrupted during its {r.phase}"
+        self._uncordon_if_ours(ctx, r)
 
     def _drain(self, ctx: StepContext, r: HostRun, say: Any) -> None:
         from ..cluster.nodes import Evictions, pods_gone, pods_to_evict
@@ -261,12 +305,14 @@ class OsPatch:
             if reboot_required and ctx.settings["reboot"]:
                 boot = shell.run("cat /proc/sys/kernel/random/boot_id", timeout=30).stdout.strip()
                 say("reboot required: rebooting")
+                r.phase = "reboot"
                 shell.run(REBOOT, timeout=30, sudo=True)
                 shell.close()
                 self._wait_back(ctx, port, r, boot, say)
                 if r.status == "not-back":
                     return
                 r.rebooted = True
+                r.phase = "verify"
         finally:
             shell.close()
         self._verify(ctx, port, r, [u.name for u in chosen])
@@ -395,7 +441,11 @@ class OsPatch:
         runs: list[HostRun] = ctx.state.get("runs", [])
         undone, kept = [], []
         for r in runs:
-            if r.status == "not-back":
+            if (
+                r.status == "not-back"
+                or r.left_cordoned
+                or (r.status == "interrupted" and r.phase == "reboot")
+            ):
                 kept.append(f"{r.spec.node_name or r.spec.name} ({r.detail})")
                 continue
             if r.cordoned_by_us:

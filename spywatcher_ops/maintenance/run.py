@@ -303,6 +303,13 @@ def run(
             raise NotReady(
                 f"pre-check failed: {bad.name}: {bad.detail}; this run changed nothing", hint=bad.hint
             )
+        # before the first change, in the log: a run killed later (a scheduler's log is all on-call
+        # has) can be resumed by its id; a run refused above changed nothing and needs none
+        progress(
+            f"run {run_id} started: plan {setup.plan.name}"
+            if not options.resume
+            else f"run {run_id} resumed (inv maint.run --resume {run_id})"
+        )
         pending = [p for p in steps if p.index not in done]
         # Past the cutoff for even the first step, nothing will change: a snapshot would only cost time.
         first_fits = bool(pending) and fits(est[pending[0].step].expected_s, window, env.clock.now())

@@ -249,9 +249,22 @@ def run(
     for kind, path in paths.items():
         out.print(f"{kind}: {path}")
     if outcome.state == "interrupted":
+        # what the interrupted step's rollback did, in its words: os-patch's packages stay installed
+        # and a node whose host was rebooting stays cordoned; "rolled back" alone would claim more
+        cut = next((s for s in report["steps"] if s["status"] == "interrupted"), None)
+        undo = (cut or {}).get("rollback") or {}
+        hint = f"continue with: inv maint.run --env {e.name} --resume {outcome.run_id}"
+        if cut is None or undo.get("status") != "ok":
+            where = f" in {cut['index']}. {cut['name']}" if cut else ""
+            raise OperationFailed(
+                f"run {outcome.run_id} interrupted{where}; its rollback: {undo.get('status', 'none')}: "
+                f"{undo.get('detail', 'none ran')}; the rest not started",
+                hint=hint,
+            )
         raise RolledBack(
-            f"run {outcome.run_id} interrupted; the current step was rolled back, the rest not started",
-            hint=f"continue with: inv maint.run --env {e.name} --resume {outcome.run_id}",
+            f"run {outcome.run_id} interrupted in {cut['index']}. {cut['name']}; its rollback: "
+            f"{undo.get('detail')}; the rest not started",
+            hint=hint,
         )
     if outcome.state != "complete":
         raise OperationFailed(f"run {outcome.run_id} {outcome.state}: {report['summary']}")
