@@ -553,28 +553,48 @@ class Terraform:
         """Apply a saved plan, streaming every line to `on_line`. On Ctrl-C or SIGTERM terraform
         gets one SIGINT (it stops gracefully and writes the state); we wait for it and re-raise."""
         argv = [self.binary, "apply", "-input=false", "-no-color", "-lock-timeout=0s", str(plan)]
-        proc = subprocess.Popen(
-            argv,
-            cwd=str(self.settings.dir),
-            env={**os.environ, **self._env()},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
+        self.settings.work.mkdir(parents=True, exist_ok=True)
+        # terraform writes to a file we follow, not to a pipe: if inv is killed (SIGKILL, a lost
+        # session), a pipe would SIGPIPE terraform mid-apply, before it records what it made
+        sink = _scratch(self.settings.work)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=str(self.settings.dir),
+                env={**os.environ, **self._env()},
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            sink.close()
+            raise OperationFailed(f"cannot run `{self.binary}`: {exc.strerror}") from exc
         lines: list[str] = []
         interrupted: KeyboardInterrupt | None = None
-        assert proc.stdout is not None
-        while True:
-            try:
-                for line in proc.stdout:
-                    lines.append(line)
-                    on_line(line.rstrip("\n"))
-                break
-            except KeyboardInterrupt as exc:
-                interrupted = exc  # terraform stops gracefully and writes the state: let it finish
-                if proc.poll() is None and not _got_it_too(exc):
-                    proc.send_signal(signal.SIGINT)
+        with sink:
+            pending, offset = b"", 0
+            while True:
+                try:
+                    chunk = os.pread(sink.fileno(), 1 << 16, offset)  # terraform's own offset untouched
+                    if chunk:
+                        offset += len(chunk)
+                        pending += chunk
+                        *whole, pending = pending.split(b"\n")
+                        for raw in whole:
+                            line = raw.decode("utf-8", errors="replace")
+                            lines.append(line + "\n")
+                            on_line(line)
+                    elif proc.poll() is not None:
+                        break
+                    else:
+                        time.sleep(0.05)
+                except KeyboardInterrupt as exc:
+                    interrupted = exc  # terraform stops gracefully and writes the state: let it finish
+                    if proc.poll() is None and not _got_it_too(exc):
+                        proc.send_signal(signal.SIGINT)
+            if pending:
+                lines.append(pending.decode("utf-8", errors="replace"))
+                on_line(lines[-1])
         code = proc.wait()
         output = "".join(lines)
         if interrupted is not None:
@@ -614,7 +634,7 @@ class Terraform:
     def state(self) -> dict[str, Any] | None:
         if self.settings.kind == "local":
             path = self.settings.local_state
-            return _parse_state(path.read_bytes(), str(path)) if path.exists() else None
+            return _parse_state(path.read_bytes(), str(path)) if _has_state(path) else None
         from botocore.exceptions import ClientError
 
         try:
@@ -708,7 +728,7 @@ class Terraform:
                 raise _s3_error(exc, self._bucket()) from exc
             return str(head.get("VersionId")) if head.get("VersionId") else None
         path = self.settings.local_state
-        if not path.exists():
+        if not _has_state(path):
             return None
         doc = _parse_state(path.read_bytes(), str(path))
         version = f"{label}-serial{doc.get('serial')}"
@@ -720,7 +740,7 @@ class Terraform:
     def _local_versions(self) -> list[StateVersion]:
         out = []
         path = self.settings.local_state
-        if path.exists():
+        if _has_state(path):
             doc = _parse_state(path.read_bytes(), str(path))
             out.append(
                 StateVersion(
@@ -799,6 +819,12 @@ def _lock_file(folder: Path) -> str:
 
 def _mtime(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def _has_state(path: Path) -> bool:
+    """A local state file with something in it: terraform creates it empty when it takes its lock,
+    so one killed before its first write leaves an empty file, which terraform reads as no state."""
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _parse_state(body: bytes, where: str) -> dict[str, Any]:
