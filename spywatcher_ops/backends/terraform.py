@@ -32,10 +32,10 @@ from typing import IO, TYPE_CHECKING, Any
 from ..core.commands import Completed, run
 from ..core.config import PROJECT_ROOT
 from ..core.errors import BadInput, Locked, MissingTool, NotReady, OperationFailed
-from ..core.ports import ApplyResult, Progress, StateVersion
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+    from ..core.ports import ApplyResult, Progress, StateVersion
 
 INSTALL_HINT = (
     "install Terraform 1.6 or newer: https://developer.hashicorp.com/terraform/install "
@@ -552,6 +552,8 @@ class Terraform:
     def apply(self, plan: Path, *, on_line: Progress) -> ApplyResult:
         """Apply a saved plan, streaming every line to `on_line`. On Ctrl-C or SIGTERM terraform
         gets one SIGINT (it stops gracefully and writes the state); we wait for it and re-raise."""
+        from ..core.ports import ApplyResult  # ports is not on infra.plan's start-up path
+
         argv = [self.binary, "apply", "-input=false", "-no-color", "-lock-timeout=0s", str(plan)]
         self.settings.work.mkdir(parents=True, exist_ok=True)
         # terraform writes to a file we follow, not to a pipe: if inv is killed (SIGKILL, a lost
@@ -662,6 +664,8 @@ class Terraform:
             return self._local_versions()
         from botocore.exceptions import ClientError
 
+        from ..core.ports import StateVersion
+
         found = []
         try:
             pages = self._s3.get_paginator("list_object_versions").paginate(
@@ -738,6 +742,8 @@ class Terraform:
         return version
 
     def _local_versions(self) -> list[StateVersion]:
+        from ..core.ports import StateVersion
+
         out = []
         path = self.settings.local_state
         if _has_state(path):
