@@ -347,6 +347,10 @@ def run(
                         f"{iso(window.cutoff)}",
                     )
                     continue
+                # a line per step start and end: a log that stops after "started" shows where a run hangs
+                progress(
+                    f"step {planned.index}. {name} started (expected {expected:.1f} s, {est[name].basis})"
+                )
                 result = _one_step(
                     env,
                     op,
@@ -357,6 +361,9 @@ def run(
                     shielded,
                     Terminated,
                     setup.env_plan.max_errors,
+                )
+                progress(
+                    f"step {planned.index}. {name}: {'failed (the run stops)' if result == 'stop' else result}"
                 )
                 if result == "interrupted":
                     stop_reason = "interrupted"

@@ -347,6 +347,9 @@ def test_no_ssh_hosts_skips_os_patch_visibly_and_the_eks_steps_still_run(maint, 
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     assert "os-patch" in log and "skipped" in log and "nothing to patch" in log
+    # each step's start and end is a line of the log, so a run that hangs shows where
+    for line in ("step 1. os-patch started", "step 1. os-patch: skipped", "step 2. eks-upgrade: ok"):
+        assert line in log, log[-3000:]
     steps = step_records(maint.state)
     assert steps["os-patch"]["status"] == "skipped"
     assert "no SSH hosts configured" in steps["os-patch"]["reason"]
