@@ -21,6 +21,9 @@ class Console:
         self.json_mode = json_mode
         self.quiet = quiet
         self.log_path = log_path  # long tasks append their timestamped status lines here
+        # print/info/failed/table write what rich would write without importing it, where they
+        # can (core/plain.py: no terminal, plain text); a task opts in (infra.plan)
+        self.plain = False
         self._out: Any = None
         self._err: Any = None
 
@@ -42,7 +45,7 @@ class Console:
 
     # results -------------------------------------------------------------
     def print(self, text: str = "") -> None:
-        if not self.json_mode:
+        if not self.json_mode and not self._plain(sys.stdout, text, markup=False):
             self.out.print(text, markup=False)
 
     def ok(self, text: str) -> None:
@@ -50,7 +53,9 @@ class Console:
             self.out.print(f"[green]OK[/green] {_esc(text)}")
 
     def failed(self, text: str, hint: str | None = None) -> None:
-        if not self.json_mode:
+        if not self.json_mode and not self._plain(
+            sys.stdout, f"FAILED {text}" + (f" ({hint})" if hint else "")
+        ):
             extra = f" [dim]({_esc(hint)})[/dim]" if hint else ""
             self.out.print(f"[red]FAILED[/red] {_esc(text)}{extra}")
 
@@ -66,12 +71,21 @@ class Console:
         Piped output with such columns gets the width the table needs, not 80."""
         if self.json_mode:
             return
+        cells = [["" if v is None else str(v) for v in row] for row in rows]
+        if self.plain and title is None and self._out is None:
+            from . import plain
+
+            if plain.usable(sys.stdout):
+                text = plain.table(columns, cells, whole=bool(whole))
+                if text is not None:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+                    return
         from rich.table import Table
 
         table = Table(title=title, show_lines=False)
         for col in columns:
             table.add_column(col, no_wrap=col in whole)
-        cells = [["" if v is None else str(v) for v in row] for row in rows]
         for row in cells:
             table.add_row(*row)
         if whole and not self.out.is_terminal:
@@ -86,8 +100,20 @@ class Console:
 
     # progress and warnings (stderr) ---------------------------------------
     def info(self, text: str) -> None:
-        if not self.quiet:
+        if not self.quiet and not self._plain(sys.stderr, text, markup=False):
             self.err.print(text, markup=False)
+
+    def _plain(self, file: Any, text: str, *, markup: bool = True) -> bool:
+        """Written as rich would write it, without rich (self.plain and core/plain.py allow)?"""
+        if not self.plain:
+            return False
+        from . import plain
+
+        if not (plain.usable(file) and plain.safe(text, markup=markup)):
+            return False
+        file.write(text + "\n")
+        file.flush()
+        return True
 
     def warn(self, text: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {_esc(text)}")
