@@ -4,7 +4,11 @@ The item `{lock_id: <environment>}` is put only if no item exists or the one
 there has expired; it is deleted only by the holder (conditional on its token).
 A holder that dies leaves an item that expires after `ops.aws.lock_ttl_seconds`
 (default 900); a live holder renews it every third of that, so a long restore
-keeps its lock. The table needs a string partition key `lock_id`
+keeps its lock. The item names the holder's host, boot, pid and the pid's start
+time: a holder on this host whose process is provably gone (core/process.py
+same_process; or the host rebooted since) is taken over at once, by a put
+conditional on the dead holder's token, journalled and said in one line. A
+holder on another host is never taken over: the refusal says who and since when. The table needs a string partition key `lock_id`
 (`expires_at` doubles as a DynamoDB TTL attribute).
 
 A renewal that fails (throttled, a 5xx, the network) is retried with capped,
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core import stop
 from ...core.errors import Locked, LockLost, NotReady
+from ...core.process import same_process, start_time
 
 DEFAULT_TABLE = "spywatcher-ops-locks"
 
@@ -111,6 +116,13 @@ class DynamoLock:
             "acquired_at": {"N": f"{now:.3f}"},
             "expires_at": {"N": str(expires)},
         }
+        pid_started, boot, pid_ns = start_time(os.getpid()), boot_id(), pid_namespace()
+        if pid_started is not None:
+            item["pid_started"] = {"N": str(pid_started)}
+        if boot:
+            item["boot_id"] = {"S": boot}
+        if pid_ns:
+            item["pid_ns"] = {"S": pid_ns}
         self.expires_at = float(expires)
         try:
             self._ddb.put_item(
@@ -122,33 +134,83 @@ class DynamoLock:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise Locked(
-                    self._describe_holder(),
-                    hint="wait for it to finish; a dead holder's lock expires by itself",
-                ) from None
+                holder = self._holder()
+                dead = dead_here(holder)
+                if dead and self._take_over(item, holder, dead):
+                    return
+                raise Locked(self._describe_holder(holder), hint=self._hint(holder)) from None
             if code == "ResourceNotFoundException":
                 raise NotReady(
                     f"lock table {self.table} does not exist", hint=CREATE_HINT.format(table=self.table)
                 ) from None
             raise NotReady(f"cannot take the lock in {self.table}: {code or exc}") from None
 
-    def _describe_holder(self) -> str:
+    def _holder(self) -> dict[str, Any]:
         reply = self._ddb.get_item(
             TableName=self.table, Key={"lock_id": {"S": self.lock_id}}, ConsistentRead=True
         )
-        item = reply.get("Item") or {}
+        return dict(reply.get("Item") or {})
 
-        def field(name: str) -> str:
-            value = item.get(name) or {}
-            return str(value.get("S") or value.get("N") or "?")
+    def _take_over(self, item: dict[str, Any], holder: dict[str, Any], why: str) -> bool:
+        """Replace a dead holder's item, only if it is still that holder's (its token): two
+        processes taking over at once, one wins and the other is refused. True: ours now."""
+        from botocore.exceptions import ClientError
 
+        old = _field(holder, "token")
+        try:
+            self._ddb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="#t = :old",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":old": {"S": old}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False  # changed meanwhile (released, or someone else took it over)
+            raise
+        host, pid = _field(holder, "host"), _field(holder, "pid")
+        line = (
+            f"lock {self.lock_id} taken over from dead holder {host} pid {pid} "
+            f"({_field(holder, 'owner')} running {_field(holder, 'operation')}, since "
+            f"{_since(holder)}; {why})"
+        )
+        self._say(line)
+        self.environment.journal.write(
+            {
+                "event": "lock",
+                "env": self.lock_id,
+                "status": "taken-over",
+                "message": f"lock taken over from dead holder {host} pid {pid}",
+                "holder": {
+                    k: _field(holder, k) for k in ("owner", "operation", "host", "pid", "acquired_at")
+                },
+                "reason": why,
+            }
+        )
+        return True
+
+    def _describe_holder(self, item: dict[str, Any] | None = None) -> str:
+        if item is None:
+            item = self._holder()
         left = ""
         if "expires_at" in item:
-            left = f", expires in {max(0, int(float(field('expires_at')) - time.time()))} s"
+            left = f", expires in {max(0, int(float(_field(item, 'expires_at')) - time.time()))} s"
         return (
-            f"environment {self.lock_id} is locked by {field('owner')} running {field('operation')} "
-            f"(host {field('host')}, pid {field('pid')}{left})"
+            f"environment {self.lock_id} is locked by {_field(item, 'owner')} running "
+            f"{_field(item, 'operation')} (host {_field(item, 'host')}, pid {_field(item, 'pid')}, "
+            f"since {_since(item)}{left})"
         )
+
+    def _hint(self, item: dict[str, Any]) -> str:
+        if item and _field(item, "host") != socket.gethostname():
+            # its process cannot be checked from here: never taken over automatically
+            return (
+                f"wait for it to finish; if that process is gone (check on host {_field(item, 'host')}), "
+                f"its lock expires by itself, or an operator deletes it by hand: aws dynamodb delete-item "
+                f'--table-name {self.table} --key \'{{"lock_id": {{"S": "{self.lock_id}"}}}}\''
+            )
+        return "wait for it to finish; a dead holder's lock on this host is taken over at once"
 
     def _renew_until(self, token: str, done: threading.Event) -> None:
         while not done.wait(self.interval):
@@ -230,3 +292,52 @@ class DynamoLock:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             # Someone took over an expired lock of ours: theirs now, leave it alone.
+
+
+def _field(item: dict[str, Any], name: str) -> str:
+    value = item.get(name) or {}
+    return str(value.get("S") or value.get("N") or "?")
+
+
+def _since(item: dict[str, Any]) -> str:
+    try:
+        at = float(_field(item, "acquired_at"))
+    except ValueError:
+        return "?"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def boot_id() -> str:
+    """This boot of this host (Linux); '' where there is none. A start time in clock ticks
+    since boot names a process only within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def pid_namespace() -> str:
+    """The pid namespace of this process ('' where unknown): two containers may share a host
+    name and a boot, but a pid means something only in its own namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def dead_here(item: dict[str, Any]) -> str:
+    """Why the holder recorded in `item` is provably gone, when it ran on this host; '' when it
+    may be alive, ran elsewhere, or its record cannot tell (one written before the pid's start
+    time was kept: left to expire)."""
+    if not item or _field(item, "host") != socket.gethostname():
+        return ""
+    recorded_boot = _field(item, "boot_id")
+    if recorded_boot != "?" and boot_id() and recorded_boot != boot_id():
+        return "this host has rebooted since"
+    started, pid = _field(item, "pid_started"), _field(item, "pid")
+    if not (started.isdigit() and pid.isdigit()) or _field(item, "pid_ns") != (pid_namespace() or "?"):
+        return ""
+    if same_process(int(pid), int(started)):
+        return ""
+    return "that process is gone" if start_time(int(pid)) is None else "that pid is another process now"
