@@ -185,17 +185,20 @@ def drift(c: Context, env: str | None = None, json: bool = False) -> None:
         out.ok(f"{e.name}: no drift ({report.duration_s:.1f} s)")
         return
     changes = report.summary.changes
+    if report.no_state:  # never applied: the code's resources are not Terraform's yet
+        added = sum(ch.action == "add" for ch in changes)
+        what = f"not under Terraform yet (no state): {added} resource(s) would be created"
+    else:
+        what = f"drift in {len(changes)} resource(s)"
     out.table(
         ["resource", "type", "would"],
         [[ch.address, ch.type, ch.action] for ch in changes],
-        title=f"{e.name}: {len(changes)} resource(s) differ",
+        title=f"{e.name}: {len(changes)} resource(s) differ" if not report.no_state else f"{e.name}: {what}",
         whole=["resource"],
     )
     for ch in report.summary.drift:
         out.print(f"changed outside Terraform: {ch.address} ({ch.action})")
-    raise VerificationFailed(
-        f"{e.name}: drift in {len(changes)} resource(s): " + ", ".join(ch.address for ch in changes[:10])
-    )
+    raise VerificationFailed(f"{e.name}: {what}: " + ", ".join(ch.address for ch in changes[:10]))
 
 
 @ops_task(
