@@ -195,6 +195,13 @@ class FakeKube:
         self.log_reads: list[tuple[str, str | None]] = []  # (pod, container asked for)
         # handler name (e.g. "patch_node") -> called once, just before the next such request is served
         self.before: dict[str, Callable[[], None]] = {}
+        # Set by a test: pods started from then on pass their readiness probe only once this also
+        # says so, so an outage lasts until the test saw it observed (a condition, not a time: a
+        # loaded machine can stall the probes for longer than `ready_after`). Called under `lock`.
+        self.ready_when: Callable[[], bool] | None = None
+        self._gated: set[str] = set()  # pod uids still waiting for ready_when
+        # deployments that a GET answered with fewer ready replicas than wanted
+        self.served_unready: list[str] = []
         self._counter = 0
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
@@ -500,12 +507,22 @@ class FakeKube:
         node = self.store["nodes"].get(("", pod["spec"].get("nodeName") or ""))
         if node is None or not _node_ready(node):
             return False
-        return time.monotonic() >= self.ready_at.get(pod["metadata"]["uid"], 0.0)
+        uid = pod["metadata"]["uid"]
+        if time.monotonic() < self.ready_at.get(uid, 0.0):
+            return False
+        if uid in self._gated:
+            if self.ready_when is not None and not self.ready_when():
+                return False
+            self._gated.discard(uid)  # once ready, it stays so
+        return True
 
     def _start(self, pod: Obj) -> None:
-        """Without a readiness probe a pod is ready as soon as it runs; with one, after `ready_after`."""
+        """Without a readiness probe a pod is ready as soon as it runs; with one, after `ready_after`
+        (and, while a test has set `ready_when`, once that holds)."""
         probe = any(c.get("readinessProbe") for c in pod["spec"].get("containers") or [])
         self.ready_at[pod["metadata"]["uid"]] = time.monotonic() + (self.ready_after if probe else 0.0)
+        if probe and self.ready_when is not None:
+            self._gated.add(pod["metadata"]["uid"])
 
     def _create_pod(
         self, namespace: str, name: str, labels: dict[str, str], spec: Obj, *, owner: Obj, node: str | None
@@ -1052,7 +1069,10 @@ class FakeKube:
         return self._list("DeploymentList", items, "apps/v1")
 
     def _h_get_deployment(self, ns: str, name: str, **_: Any) -> tuple[int, Obj]:
-        return 200, copy.deepcopy(self._find("deployments", ns, name, "deployments.apps"))
+        dep = self._find("deployments", ns, name, "deployments.apps")
+        if int((dep.get("status") or {}).get("readyReplicas") or 0) < int(dep["spec"].get("replicas", 1)):
+            self.served_unready.append(name)
+        return 200, copy.deepcopy(dep)
 
     def _h_patch_deployment(
         self, ns: str, name: str, body: Any, content_type: str, **_: Any
