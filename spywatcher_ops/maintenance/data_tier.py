@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import OpsError
+from ..core.ports import DataMaintenance
 from .steps import Check, StepContext
 
 
-def _port(ctx: StepContext) -> Any:
+def _port(ctx: StepContext) -> DataMaintenance:
     return ctx.env.parts.maintenance()
 
 

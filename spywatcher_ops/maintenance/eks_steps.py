@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import OperationFailed, TimedOut
+from ..core.ports import ClusterUpgrades
 from ..core.waiting import wait_for
 from .steps import Check, StepContext
 
@@ -33,7 +34,7 @@ def next_minor(version: str) -> str:
     return f"{major}.{m + 1}"
 
 
-def _port(ctx: StepContext) -> Any:
+def _port(ctx: StepContext) -> ClusterUpgrades:
     port = ctx.env.parts.upgrades()
     if port is None:
         raise OperationFailed(f"{ctx.env.name} has no EKS cluster")

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..preflight import cache_replica
 from ..scenario import Check, DrillContext, DrillOptions
@@ -16,6 +16,7 @@ from .registry import register
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+    from ...core.ports import Cache
 
 
 @register
@@ -36,7 +37,7 @@ class CacheFailover(PartFailover):
         "elasticache:DescribeEvents",
     )
 
-    def port(self, env: Environment) -> Any:
+    def port(self, env: Environment) -> Cache:
         return env.cache
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:

@@ -12,7 +12,7 @@ What the database and cache failovers share is in failover.py.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..preflight import standby_ready
 from ..probes import ensure_drill_table
@@ -22,6 +22,7 @@ from .registry import register
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+    from ...core.ports import Database
 
 DB_PROBES = ("db-write", "db-read")  # the writer and the reader probe of the database
 
@@ -49,7 +50,7 @@ class DbFailover(DbScenario, PartFailover):
         "secretsmanager:GetSecretValue",
     )  # the probes' credentials
 
-    def port(self, env: Environment) -> Any:
+    def port(self, env: Environment) -> Database:
         return env.database
 
     def checks(self, env: Environment, options: DrillOptions) -> list[Check]:

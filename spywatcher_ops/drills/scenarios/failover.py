@@ -14,6 +14,7 @@ from ..scenario import DrillContext, DrillOptions, Fault, Scenario
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
+    from ...core.ports import Cache, Database, FailoverResult
 
 
 def at_provider_fault(ctx: DrillContext, fault: Fault, events: list[Any]) -> None:
@@ -46,13 +47,13 @@ class PartFailover(Scenario):
     default_for = ("sandbox", "aws")
     timeout_s = 60.0
 
-    def port(self, env: Environment) -> Any:
+    def port(self, env: Environment) -> Database | Cache:
         raise NotImplementedError
 
     def plan(self, env: Environment, options: DrillOptions) -> Plan:
         return self.port(env).plan_failover()
 
-    def failover(self, ctx: DrillContext) -> tuple[Fault, Any]:
+    def failover(self, ctx: DrillContext) -> tuple[Fault, FailoverResult]:
         """The fault is the failover itself: marked when asked, moved to the provider's instant."""
         port = self.port(ctx.env)
         plan = port.plan_failover()

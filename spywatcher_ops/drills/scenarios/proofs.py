@@ -31,7 +31,7 @@ from .registry import register
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
-    from ...core.ports import FaultInjector
+    from ...core.ports import FaultInjector, Instance
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ class _RestoreScenario(DbScenario):
 
     def _restore(
         self, ctx: DrillContext, new_id: str, *, to_time: datetime | None, snapshot_id: str | None
-    ) -> Any:
+    ) -> Instance:
         db = ctx.env.database
         plan = db.plan_restore(new_id, to_time=to_time, snapshot_id=snapshot_id)
         undo_id = ctx.undo("delete-instance", instance=new_id)
