@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -433,7 +434,7 @@ class Terraform:
             try:
                 if meanwhile is not None:
                     meanwhile()
-                code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                code = _wait(proc, max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _stop(proc, interrupt=True)
                 raise OperationFailed(
@@ -800,6 +801,26 @@ def _got_it_too(exc: BaseException) -> bool:
     second SIGINT would make terraform exit at once, without writing the state or releasing its
     lock. SIGTERM/SIGHUP (core.cli raises a KeyboardInterrupt subclass) and errors reach only us."""
     return type(exc) is KeyboardInterrupt
+
+
+def _wait(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """proc.wait(timeout), woken by terraform's exit: Popen.wait with a timeout polls, sleeping up
+    to 50 ms between looks (~25 ms of every terraform command's wall time, after it ended). A pidfd
+    is readable when the process exits; without pidfd_open (not Linux 5.3+) Popen's own wait."""
+    if proc.returncode is not None:
+        return proc.returncode  # reaped: its pid may be someone else's now
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return proc.wait(timeout=timeout)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000) + 1):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(fd)
+    return proc.wait()
 
 
 def _stop(proc: subprocess.Popen[Any], *, interrupt: bool) -> None:
