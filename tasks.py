@@ -9,6 +9,7 @@ from invoke import Collection
 from spywatcher_ops import (
     bytecode,  # noqa: F401  (first: the package's modules get their .pyc again)
     invoke_yaml,  # noqa: F401  (invoke reads invoke.yaml and -f files with libyaml)
+    teardown,  # noqa: F401  (exit without the final collections: 15-20 ms of every inv)
 )
 from spywatcher_ops.backends.sandbox import tasks as sandbox
 from spywatcher_ops.cluster import app_tasks as app

@@ -63,7 +63,12 @@ def test_inv_list_imports_only_the_task_modules_of_the_package():
         for m in ours
         if not m.endswith(("tasks", ".render"))
         and m
-        not in ("spywatcher_ops.bytecode", "spywatcher_ops.invoke_yaml", "spywatcher_ops.backends.table")
+        not in (
+            "spywatcher_ops.bytecode",
+            "spywatcher_ops.invoke_yaml",
+            "spywatcher_ops.teardown",
+            "spywatcher_ops.backends.table",
+        )
         and m not in ("spywatcher_ops.core.cli", "spywatcher_ops.core.errors", "spywatcher_ops.core.clock")
     ]
     assert extra == [], f"inv --list imports more than the task modules: {extra}"
