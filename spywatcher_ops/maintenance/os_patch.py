@@ -23,7 +23,7 @@ from ..core.errors import OpsError, TimedOut
 from ..core.ports import CORDONED_BY, HostSpec, SshError
 from ..core.waiting import wait_for
 from .hostfacts import HostFacts, Update, pending, read_facts, survey
-from .steps import Check, StepContext
+from .steps import Check, NotRestored, StepContext
 
 REBOOT = "nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 &"
 CORDON_MARK = "maint.os-patch"  # kept on a node (CORDONED_BY) while os-patch has it cordoned
@@ -56,6 +56,7 @@ class HostRun:
         self.detail = ""
         self.applied: list[str] = []
         self.rebooted = False
+        self.changed = False  # a package command or a reboot was started here: not as it was
         self.cordoned_by_us = False
         self.left_cordoned = False
         self.evicted: list[str] = []
@@ -292,6 +293,7 @@ class OsPatch:
             chosen = [u for u in updates if which == "all" or u.security]
             if chosen:
                 say(f"applying {len(chosen)} {which} update(s)")
+                r.changed = True  # from the first command on (even one that fails part-way)
                 for cmd in apply_command(str(r.facts.family), chosen, which):
                     res = shell.run(cmd, timeout=timeout, sudo=True)
                     if res.exit_code != 0:
@@ -306,6 +308,7 @@ class OsPatch:
                 boot = shell.run("cat /proc/sys/kernel/random/boot_id", timeout=30).stdout.strip()
                 say("reboot required: rebooting")
                 r.phase = "reboot"
+                r.changed = True
                 shell.run(REBOOT, timeout=30, sudo=True)
                 shell.close()
                 self._wait_back(ctx, port, r, boot, say)
@@ -437,7 +440,8 @@ class OsPatch:
 
     def rollback(self, ctx: StepContext) -> str:
         """Packages are not downgraded; nodes this step cordoned are uncordoned, except one whose host
-        did not come back (its pods must not return to it)."""
+        did not come back (its pods must not return to it). Once any host was patched (or told to
+        reboot) the account is NotRestored: the run did not leave the hosts as they were."""
         runs: list[HostRun] = ctx.state.get("runs", [])
         undone, kept = [], []
         for r in runs:
@@ -451,12 +455,26 @@ class OsPatch:
             if r.cordoned_by_us:
                 self._uncordon_if_ours(ctx, r)
                 undone.append(str(r.spec.node_name))
-        parts = ["packages are not downgraded"]
+        changed = [r for r in runs if r.changed]
+        if changed:
+            parts = [
+                "packages are not downgraded: "
+                + ", ".join(
+                    f"{r.spec.name} ({len(r.applied)} update(s) installed"
+                    + (", rebooted" if r.rebooted else "")
+                    + ")"
+                    if r.applied
+                    else f"{r.spec.name} ({'rebooted' if r.rebooted else 'patched part-way'})"
+                    for r in changed
+                )
+            ]
+        else:
+            parts = ["no host was patched"]
         if undone:
             parts.append(f"uncordoned {', '.join(undone)}")
         if kept:
             parts.append(f"left as they are: {'; '.join(kept)}")
-        return "; ".join(parts)
+        return NotRestored("; ".join(parts)) if changed else "; ".join(parts)
 
 
 OS_PATCH = OsPatch()

@@ -8,7 +8,9 @@
 Every step is journalled when it starts and when it ends, so `--resume ID`
 continues from the first step that did not finish. SIGTERM and Ctrl-C roll
 the current step back (or let it finish when it is past its point of no
-return), mark the rest "not started", and stop with exit 4.
+return), mark the rest "not started", and stop with exit 4; exit 1 when the
+rollback could not restore everything (a 'partial' rollback: os-patch's
+installed packages) or did not run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from . import gates, history, runlog
 from .budget import fits
 from .context import Setup
 from .impact import impairment, lost_writes, sentence
-from .steps import STEPS, Check, StepContext
+from .steps import STEPS, Check, NotRestored, StepContext
 from .window import Window, current_or_next, next_after
 
 if TYPE_CHECKING:
@@ -518,6 +520,7 @@ def _rollback(impl: Any, ctx: StepContext) -> dict[str, Any]:
     if fn is None:
         return {"status": "none", "detail": "this step has no rollback"}
     try:
-        return {"status": "ok", "detail": fn(ctx) or "rolled back"}
+        detail = fn(ctx) or "rolled back"
+        return {"status": "partial" if isinstance(detail, NotRestored) else "ok", "detail": str(detail)}
     except Exception as exc:  # noqa: BLE001 - a failed rollback is reported, the run stops
         return {"status": "failed", "detail": f"{type(exc).__name__}: {exc}"}

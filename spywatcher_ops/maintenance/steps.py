@@ -176,6 +176,12 @@ STEPS: dict[str, StepType] = {
 }
 
 
+class NotRestored(str):
+    """A rollback's account when what the step changed stays changed (os-patch: installed packages
+    are not downgraded): the rollback is recorded 'partial', never 'ok', so an interrupted or failed
+    run says what it left and exits 1, not 4 ('failed and rolled back': the system as it was)."""
+
+
 @dataclass
 class StepContext:
     """What a step implementation receives."""

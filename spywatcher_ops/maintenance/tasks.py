@@ -209,7 +209,8 @@ def run(
 
     Refused outside the window or without the notice (exit 2), unless --emergency --reason.
     A step whose expected duration would cross the cutoff is not started (exit 1).
-    Ctrl-C or SIGTERM rolls the current step back and stops (exit 4); --resume ID continues.
+    Ctrl-C or SIGTERM rolls the current step back and stops (exit 4; 1 when it left changes, e.g.
+    os-patch's installed packages); --resume ID continues.
     Example: inv maint.run --env production --yes
     """
     from spywatcher_ops.core.errors import OperationFailed, RolledBack
