@@ -4,7 +4,7 @@
 invoke parses them with its vendored pure-Python YAML: about 8 ms of every `inv`
 (invoke.yaml and a -f file; the first parse also compiles the scanner's patterns).
 libyaml's safe loader, from the PyYAML that invoke's vendored copy already imports,
-gives the same data in under 2 ms (tests/test_startup_imports.py checks both agree).
+gives the same data in under 2 ms (tests/unit/test_startup_imports.py checks both agree).
 Without libyaml, or with an invoke that no longer reads files this way, nothing changes.
 """
 
