@@ -44,6 +44,7 @@ pytest_plugins = [
     "support.kube",
     "support.infra",
     "support.hosts",
+    "support.var_tmp",
 ]
 
 
