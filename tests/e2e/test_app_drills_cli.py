@@ -26,6 +26,9 @@ def app_drills(inv_kube, fake_kube, health, iam_sim):
     )
     inv_kube.config_file.write_text(yaml.safe_dump(config))
     fake_kube.ready_after = 0.4  # replacement pods take a moment to pass their readiness probe
+    # ...and pass it only once inv's deployments-ready probe (every 0.25 s) has read a deployment
+    # short since they started: a loaded machine can stall it past a 0.4 s outage
+    fake_kube.ready_when = lambda short_answers: short_answers > 0
 
     def run(*args, **kw):
         env = {"AWS_ENDPOINT_URL_IAM": iam_sim.url, **kw.pop("env", {})}

@@ -196,10 +196,11 @@ class FakeKube:
         # handler name (e.g. "patch_node") -> called once, just before the next such request is served
         self.before: dict[str, Callable[[], None]] = {}
         # Set by a test: pods started from then on pass their readiness probe only once this also
-        # says so, so an outage lasts until the test saw it observed (a condition, not a time: a
-        # loaded machine can stall the probes for longer than `ready_after`). Called under `lock`.
-        self.ready_when: Callable[[], bool] | None = None
-        self._gated: set[str] = set()  # pod uids still waiting for ready_when
+        # says so, given how many GETs of a deployment answered it short since the pod started; so
+        # an outage lasts until a probe has seen it (a condition, not a time: a loaded machine can
+        # stall the probes for longer than `ready_after`). Called under `lock`.
+        self.ready_when: Callable[[int], bool] | None = None
+        self._gated: dict[str, int] = {}  # pod uid -> len(served_unready) when it started
         # deployments that a GET answered with fewer ready replicas than wanted
         self.served_unready: list[str] = []
         self._counter = 0
@@ -511,9 +512,11 @@ class FakeKube:
         if time.monotonic() < self.ready_at.get(uid, 0.0):
             return False
         if uid in self._gated:
-            if self.ready_when is not None and not self.ready_when():
+            if self.ready_when is not None and not self.ready_when(
+                len(self.served_unready) - self._gated[uid]
+            ):
                 return False
-            self._gated.discard(uid)  # once ready, it stays so
+            del self._gated[uid]  # once ready, it stays so
         return True
 
     def _start(self, pod: Obj) -> None:
@@ -522,7 +525,7 @@ class FakeKube:
         probe = any(c.get("readinessProbe") for c in pod["spec"].get("containers") or [])
         self.ready_at[pod["metadata"]["uid"]] = time.monotonic() + (self.ready_after if probe else 0.0)
         if probe and self.ready_when is not None:
-            self._gated.add(pod["metadata"]["uid"])
+            self._gated[pod["metadata"]["uid"]] = len(self.served_unready)
 
     def _create_pod(
         self, namespace: str, name: str, labels: dict[str, str], spec: Obj, *, owner: Obj, node: str | None

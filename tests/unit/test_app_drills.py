@@ -41,7 +41,7 @@ def drill_env(kube_config, kube_aws, health, fake_kube):
     fake_kube.ready_after = 0.4  # replacement pods take a moment to pass their readiness probe
     # ...and pass it only once the deployments-ready probe has read a deployment short: it polls
     # every 0.25 s, and a loaded machine can stall it past a 0.4 s outage, which it then never saw
-    fake_kube.ready_when = lambda: bool(fake_kube.served_unready)
+    fake_kube.ready_when = lambda short_answers: short_answers > 0
     return build(load(kube_config), ENV_NAME)
 
 
@@ -107,7 +107,7 @@ def test_app_pod_loss_measures_readiness_while_the_health_url_stays_up(drill_env
 
 def test_losing_every_backend_pod_is_an_outage_on_the_health_url(drill_env, fake_kube, health):
     # the outage lasts until both probes' targets answered it (the health URL a 503)
-    fake_kube.ready_when = lambda: bool(fake_kube.served_unready) and 503 in health.answers
+    fake_kube.ready_when = lambda short_answers: short_answers > 0 and 503 in health.answers
     row, records, _ = run(drill_env, "app-pod-loss", share=1)
     rep = report.build(records)
     assert row.outcome == "met"
