@@ -68,10 +68,16 @@ def drift(env: Environment) -> Check:
         return Check("infrastructure drift", "ok", f"none ({report.duration_s:.1f} s)")
     names = [c.address for c in report.summary.changes] or [c.address for c in report.summary.drift]
     more = len(names) - DRIFT_NAMES_SHOWN
+    # Never applied: the resources are not Terraform's yet, which is not the same news as drift.
+    what = (
+        "not under Terraform yet (no state), would be created"
+        if report.no_state
+        else "differ from the Terraform code"
+    )
     return Check(
         "infrastructure drift",
         "failed",
-        f"{len(names)} resource(s) differ from the Terraform code: "
+        f"{len(names)} resource(s) {what}: "
         + ", ".join(names[:DRIFT_NAMES_SHOWN])
         + (f" and {more} more" if more > 0 else ""),
         hint=f"see `inv infra.drift --env {env.name}`; reconcile (inv infra.plan / infra.apply) before maintenance",

@@ -108,6 +108,25 @@ def world(moto_staging: Any, tls_postgres: Any, tmp_path: Path, monkeypatch: pyt
     return w
 
 
+@pytest.fixture
+def unapplied_world(
+    moto_staging: Any, tls_postgres: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> World:
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", "/dev/null")
+    make_tf_backend(moto_staging["endpoint"], ops_lock=False)
+    return World(moto_staging["endpoint"], tmp_path, f"{tls_postgres.host}:{tls_postgres.port}")
+
+
+def test_a_configuration_never_applied_is_named_as_such_not_as_drift(unapplied_world: World) -> None:
+    done = unapplied_world.inv("maint.run", "--env", "staging", "--yes", code=3)
+    (line,) = done.stderr.strip().splitlines()[:1]
+    assert line.startswith(
+        "error: pre-check failed: infrastructure drift: 3 resource(s) not under Terraform yet (no state), "
+        "would be created: "
+    ), done.stderr
+    assert not [r for r in unapplied_world.journal() if r.get("step") in ("maint-step", "snapshot")]
+
+
 def _drift(world: World) -> None:
     """The code moves on without an apply: every resource of the configuration differs."""
     values = world.tmp / "big.tfvars"
