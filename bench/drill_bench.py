@@ -76,7 +76,7 @@ def raw_baseline(env) -> float:
     import psycopg
 
     from spywatcher_ops.backends.sandbox import lifecycle
-    from spywatcher_ops.backends.sandbox import postgres as pg
+    from spywatcher_ops.backends.sandbox.postgres import server as pg
 
     db = env.database
     procs = db.processes()

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.sandbox import sandbox_environment  # noqa: E402
 
 from spywatcher_ops.backends.sandbox import lifecycle  # noqa: E402
-from spywatcher_ops.backends.sandbox import postgres as pg  # noqa: E402
-from spywatcher_ops.backends.sandbox.provision import pick_port  # noqa: E402
+from spywatcher_ops.backends.sandbox.postgres import server as pg  # noqa: E402
+from spywatcher_ops.backends.sandbox.postgres.provision import pick_port  # noqa: E402
 
 VERBOSE = False
 

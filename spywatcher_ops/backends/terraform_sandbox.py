@@ -41,7 +41,7 @@ def _say(text: str) -> None:
 
 
 def up_database(env: Environment) -> None:
-    from .sandbox.database import pg_sandbox
+    from .sandbox.postgres.database import pg_sandbox
 
     box = pg_sandbox(env)
     box.preflight()
@@ -61,8 +61,8 @@ def up_database(env: Environment) -> None:
 
 
 def destroy_database(env: Environment) -> None:
-    from .sandbox.database import pg_sandbox
-    from .sandbox.processes import stop_all
+    from .sandbox.postgres.database import pg_sandbox
+    from .sandbox.postgres.processes import stop_all
 
     box = pg_sandbox(env)
     with box.statefile.editing() as state:
@@ -83,14 +83,14 @@ def destroy_database(env: Environment) -> None:
 
 
 def up_cache(env: Environment) -> None:
-    from .sandbox.cache import SandboxCache
+    from .sandbox.redis.cache import SandboxCache
 
     for node in SandboxCache(env).redis.up():
         _say(f"cache {node.id}: {node.role} on {node.host}:{node.port}, alive {node.alive}")
 
 
 def destroy_cache(env: Environment) -> None:
-    from .sandbox.cache import SandboxCache
+    from .sandbox.redis.cache import SandboxCache
 
     note = SandboxCache(env).redis.purge()
     _say(f"cache: stopped and deleted{'; ' + note if note else ''}")

@@ -98,7 +98,7 @@ def test_db_resize_in_the_window_on_the_sandbox_only_queues(sandbox_env: Any):
     assert pending == {"shared_buffers": "256MB"}
     assert sandbox_env.database.describe().port == port  # nothing restarted
     # leave the shared sandbox as it was: apply nothing, drop the queued change
-    from spywatcher_ops.backends.sandbox.switchover import load_group, save_group
+    from spywatcher_ops.backends.sandbox.postgres.switchover import load_group, save_group
 
     group = load_group(sandbox_env.database.box)
     group["pending"].clear()

@@ -123,7 +123,7 @@ def test_sandbox_lifecycle_and_db_tasks_through_inv(tmp_path):
 
 
 def _query(state_dir, port, sql):
-    from spywatcher_ops.backends.sandbox import postgres as pg
+    from spywatcher_ops.backends.sandbox.postgres import server as pg
     from spywatcher_ops.backends.sandbox.secrets import SandboxSecrets
 
     password = SandboxSecrets(state_dir / "sandbox").postgres("superuser")
@@ -170,7 +170,7 @@ def test_missing_redis_server_is_found_before_postgres_is_set_up(tmp_path):
     assert len(errors) == 1 and "apt-get install redis-server" in errors[0], result.stderr
     assert not (state_dir / "sandbox" / "state.json").exists()
     assert server_pids_under(state_dir) == []
-    from spywatcher_ops.backends.sandbox.provision import default_pg_base
+    from spywatcher_ops.backends.sandbox.postgres.provision import default_pg_base
 
     assert not default_pg_base(state_dir / "sandbox").exists()
 

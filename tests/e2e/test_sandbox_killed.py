@@ -13,7 +13,7 @@ import pytest
 from support.sandbox import server_pids_under
 from support.sandbox_cli import connect, inv, inv_until, state_of
 
-from spywatcher_ops.backends.sandbox.provision import default_pg_base
+from spywatcher_ops.backends.sandbox.postgres.provision import default_pg_base
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
 

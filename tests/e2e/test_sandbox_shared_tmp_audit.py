@@ -27,8 +27,8 @@ def inv(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("part", ["postgres", "redis"])
 def test_a_planted_var_tmp_folder_is_refused_and_nothing_is_written_through_it(tmp_path, part):
-    from spywatcher_ops.backends.sandbox.provision import default_pg_base
-    from spywatcher_ops.backends.sandbox.redis_procs import default_base
+    from spywatcher_ops.backends.sandbox.postgres.provision import default_pg_base
+    from spywatcher_ops.backends.sandbox.redis.servers import default_base
 
     state_dir = tmp_path / "state"
     state_dir.mkdir(mode=0o700)

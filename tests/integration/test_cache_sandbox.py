@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from spywatcher_ops.backends.sandbox.cache import CHECK_KEY, SandboxCache
-from spywatcher_ops.backends.sandbox.redis_procs import (
-    RedisSandbox,
-    pid_alive,
-    port_free,
-)
+from spywatcher_ops.backends.sandbox.redis.cache import CHECK_KEY, SandboxCache
+from spywatcher_ops.backends.sandbox.redis.servers import RedisSandbox, pid_alive, port_free
 from spywatcher_ops.core.errors import BadInput, NotReady, RolledBack
 from spywatcher_ops.core.plan import Plan
 

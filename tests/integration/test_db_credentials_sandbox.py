@@ -35,7 +35,7 @@ def _secrets(pair: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def restore_password(pg_pair: Any) -> Any:
     """pg_pair is shared by the session: put the original password back, on the server and in the file."""
-    from spywatcher_ops.backends.sandbox.credentials import alter_role, write_secrets
+    from spywatcher_ops.backends.sandbox.postgres.credentials import alter_role, write_secrets
 
     box = pg_pair.database.box
     original = _secrets(pg_pair)

@@ -118,7 +118,7 @@ def test_pending_change_applied_by_a_switchover_without_losing_a_write(
 
 def test_a_standby_down_before_the_switchover_changes_nothing(sandbox_env: Any, tmp_path: Path) -> None:
     from spywatcher_ops.backends.sandbox import lifecycle
-    from spywatcher_ops.backends.sandbox import postgres as pg
+    from spywatcher_ops.backends.sandbox.postgres import server as pg
 
     env = sandbox_env
     port = env.parts.maintenance()

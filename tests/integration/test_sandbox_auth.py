@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from spywatcher_ops.backends.sandbox import postgres as pg
+from spywatcher_ops.backends.sandbox.postgres import server as pg
 
 pytestmark = pytest.mark.real
 
@@ -183,7 +183,7 @@ def test_restored_instances_and_rebuilt_standbys_keep_the_passwords(sandbox_env)
 
 def test_redis_servers_never_recorded_are_stopped_by_down_and_purge(tmp_path):
     """A run killed after a server daemonized but before its pid was saved: found by its folder."""
-    from spywatcher_ops.backends.sandbox.redis_procs import RedisSandbox, default_base
+    from spywatcher_ops.backends.sandbox.redis.servers import RedisSandbox, default_base
 
     sandbox = RedisSandbox(tmp_path / "redis", master_name="spywatcher")
     sandbox.up()

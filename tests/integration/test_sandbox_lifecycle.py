@@ -130,7 +130,7 @@ def test_window_answers_at_once_when_the_synchronous_standby_is_down(pg_pair_fac
     import time
     from datetime import UTC, datetime
 
-    from spywatcher_ops.backends.sandbox import postgres as pg
+    from spywatcher_ops.backends.sandbox.postgres import server as pg
 
     pair = pg_pair_factory("synchronous")
     state = pair.state()

@@ -80,8 +80,8 @@ def test_failover_swap_and_maintenance_plans_name_the_pairs_nodes(pg_pair_factor
 
 
 def test_the_cache_rolling_restart_plan_names_the_pairs_nodes(sandbox_cache_env):
-    from spywatcher_ops.backends.sandbox.cache import SandboxCache
-    from spywatcher_ops.backends.sandbox.redis_rolling import plan_rolling_restart
+    from spywatcher_ops.backends.sandbox.redis.cache import SandboxCache
+    from spywatcher_ops.backends.sandbox.redis.rolling import plan_rolling_restart
 
     cache = SandboxCache(sandbox_cache_env)
     primary, replica = cache._healthy_pair()

@@ -172,7 +172,7 @@ def test_a_failed_restore_is_rolled_back_or_kept_marked_failed(pg_pair):
 
 @pytest.mark.real
 def test_an_interrupted_swap_leaves_one_name_for_the_live_servers(pg_pair_factory):
-    from spywatcher_ops.backends.sandbox.operations import swap
+    from spywatcher_ops.backends.sandbox.postgres.operations import swap
     from spywatcher_ops.core.errors import Refused
 
     pair = pg_pair_factory()

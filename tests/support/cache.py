@@ -43,7 +43,7 @@ def cache_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def redis_sandbox_module(cache_state_dir: Path) -> Iterator[Any]:
     """One real Redis sandbox per test module; purged (and checked gone) at the end."""
-    from spywatcher_ops.backends.sandbox.redis_procs import RedisSandbox, pid_alive
+    from spywatcher_ops.backends.sandbox.redis.servers import RedisSandbox, pid_alive
 
     sandbox = RedisSandbox(redis_root(cache_state_dir), master_name="spywatcher")
     sandbox.up()

@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 from support.cache import redis_root
 
-from spywatcher_ops.backends.sandbox.cache import SandboxCache
-from spywatcher_ops.backends.sandbox.redis_procs import (
-    RedisSandbox,
-    parse_log_time,
-)
+from spywatcher_ops.backends.sandbox.redis.cache import SandboxCache
+from spywatcher_ops.backends.sandbox.redis.servers import RedisSandbox, parse_log_time
 from spywatcher_ops.core.errors import NotReady
 
 

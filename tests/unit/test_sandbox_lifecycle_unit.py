@@ -45,7 +45,7 @@ def test_a_damaged_state_file_is_a_clear_error_with_a_repair_hint(tmp_path):
 
 
 def test_leftover_postgres_data_without_state_is_a_clear_error(tmp_path):
-    from spywatcher_ops.backends.sandbox.provision import default_pg_base
+    from spywatcher_ops.backends.sandbox.postgres.provision import default_pg_base
 
     env = sandbox_environment(tmp_path / "state")
     box = env.database.box
@@ -66,7 +66,7 @@ def test_leftover_postgres_data_without_state_is_a_clear_error(tmp_path):
 
 def test_purge_deletes_only_folders_the_toolkit_created(tmp_path):
     from spywatcher_ops.backends.sandbox import lifecycle
-    from spywatcher_ops.backends.sandbox.provision import default_pg_base
+    from spywatcher_ops.backends.sandbox.postgres.provision import default_pg_base
 
     env = sandbox_environment(tmp_path / "state")
     root = env.database.box.root

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import NotReady
 from ...core.ports import Processes
 from . import net
-from .database import SandboxDatabase
+from .postgres.database import SandboxDatabase
 from .state import processes_in
 
 if TYPE_CHECKING:

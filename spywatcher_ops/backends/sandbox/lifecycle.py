@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import NotReady, OperationFailed, Unsupported
 from ...core.plan import Plan, Step
 from ...core.ports import Progress, no_progress
-from . import postgres as pg
 from . import sshhost
+from .postgres import server as pg
 from .state import node_alive, node_pid
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
-    from .provision import PgSandbox
+    from .postgres.provision import PgSandbox
 
 
 def require_sandbox(environment: Environment) -> None:
@@ -29,13 +29,13 @@ def require_sandbox(environment: Environment) -> None:
 
 
 def _box(environment: Environment) -> PgSandbox:
-    from .database import pg_sandbox
+    from .postgres.database import pg_sandbox
 
     return pg_sandbox(environment)
 
 
 def _redis(environment: Environment) -> Any:
-    from .cache import SandboxCache
+    from .redis.cache import SandboxCache
 
     return SandboxCache(environment).redis
 
@@ -132,7 +132,7 @@ def report(
                 building = box.statefile.busy() if building is None else building
                 row["role"] = "restoring" if building else "interrupted restore (`inv sandbox.up` removes it)"
                 row["desired"] = "restoring"
-        from .processes import unrecorded
+        from .postgres.processes import unrecorded
 
         for extra in unrecorded(state):  # running in our folders, named by no node: `down` stops it
             db_rows.append(
@@ -302,7 +302,7 @@ def plan_down(environment: Environment, *, purge: bool) -> Plan:
         from pathlib import Path
 
         from .paths import is_ours, not_ours_note
-        from .provision import default_pg_base
+        from .postgres.provision import default_pg_base
 
         redis_base = _redis(
             environment

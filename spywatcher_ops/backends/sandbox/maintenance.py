@@ -26,7 +26,7 @@ def _step_param(plan: Plan, action: str, key: str) -> Any:
 
 class SandboxMaintenance:
     def __init__(self, environment: Environment) -> None:
-        from .database import SandboxDatabase
+        from .postgres.database import SandboxDatabase
 
         self.environment = environment
         self.db = SandboxDatabase(environment)
@@ -37,7 +37,7 @@ class SandboxMaintenance:
 
     # database engine -------------------------------------------------------------
     def pending_changes(self) -> list[PendingChange]:
-        from .switchover import load_group
+        from .postgres.switchover import load_group
 
         group = load_group(self.box)
         return [
@@ -53,13 +53,13 @@ class SandboxMaintenance:
         ]
 
     def queue_change(self, name: str, value: str) -> dict[str, Any]:
-        from .switchover import queue_change
+        from .postgres.switchover import queue_change
 
         return queue_change(self.box, name, value)
 
     def plan_database_maintenance(self) -> Plan:
         from .pairplan import pair_plan
-        from .switchover import check_ready
+        from .postgres.switchover import check_ready
 
         state = self.box.load()
         primary, standby = check_ready(self.box, state)
@@ -87,7 +87,7 @@ class SandboxMaintenance:
         )
 
     def database_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
-        from .switchover import apply_pending
+        from .postgres.switchover import apply_pending
 
         events: list[ProviderEvent] = []
 
@@ -102,18 +102,18 @@ class SandboxMaintenance:
 
     # cache -------------------------------------------------------------------------
     def plan_cache_maintenance(self) -> Plan:
-        from .redis_rolling import plan_rolling_restart
+        from .redis.rolling import plan_rolling_restart
 
         return plan_rolling_restart(self.environment)
 
     def cache_maintenance(self, plan: Plan, *, progress: Progress) -> MaintenanceResult:
-        from .redis_rolling import rolling_restart
+        from .redis.rolling import rolling_restart
 
         return rolling_restart(self.environment, progress)
 
     def repair(self, *, progress: Progress) -> str:
         from .lifecycle import up
-        from .switchover import finish_interrupted
+        from .postgres.switchover import finish_interrupted
 
         with self.box.statefile.editing() as state:
             done = finish_interrupted(self.box, state, progress)
@@ -125,7 +125,7 @@ class SandboxMaintenance:
         return ((done + "; ") if done else "") + "sandbox repaired (`sandbox.up`): healthy"
 
     def standby_ready(self, max_lag_s: float) -> str:
-        from .standby_check import standby_ready
+        from .postgres.standby_check import standby_ready
 
         return standby_ready(self.box, max_lag_s)
 

@@ -1,6 +1,6 @@
 """Ports and pids of the sandbox's servers, once.
 
-provision.py (PostgreSQL) and redis_procs.py (Redis) each had their own
+provision.py (PostgreSQL) and redis/servers.py (Redis) each had their own
 port_free / pick_port / pid_alive, and the copies had drifted (different port
 ranges and random functions; one counted a dead 'X' process as alive). This
 module is the one copy; both use it. Reading /proc/PID/stat is core/process.py's (the

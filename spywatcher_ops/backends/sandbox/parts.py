@@ -30,12 +30,12 @@ class SandboxParts:
         self.environment = environment
 
     def database(self) -> Database:
-        from .database import SandboxDatabase
+        from .postgres.database import SandboxDatabase
 
         return SandboxDatabase(self.environment)
 
     def cache(self) -> Cache:
-        from .cache import SandboxCache
+        from .redis.cache import SandboxCache
 
         return SandboxCache(self.environment)
 
@@ -86,7 +86,7 @@ class SandboxParts:
         return None  # local processes run as whoever started them: no policy to simulate
 
     def credentials(self) -> Credentials:
-        from .credentials import SandboxCredentials
+        from .postgres.credentials import SandboxCredentials
 
         return SandboxCredentials(self.environment)
 

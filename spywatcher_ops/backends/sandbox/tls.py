@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.errors import OperationFailed
 
 if TYPE_CHECKING:
-    from .provision import PgSandbox
+    from .postgres.provision import PgSandbox
 
 HOSTNAME = "localhost"
 IP = "127.0.0.1"

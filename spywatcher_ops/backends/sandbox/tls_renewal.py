@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import OperationFailed
 from ...core.ports import MaintenanceResult, Progress, ProviderEvent
-from . import postgres as pg
+from .postgres import server as pg
 from .state import node_alive
 from .tls import ca_paths, install, issue, restore_previous, served
 
 if TYPE_CHECKING:
     from ...core.clock import Clock
-    from .provision import PgSandbox
+    from .postgres.provision import PgSandbox
 
 SWITCH_TIMEOUT_S = 10.0
 

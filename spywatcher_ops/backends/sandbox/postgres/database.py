@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...core.clock import iso
-from ...core.errors import BadInput, NotReady, OperationFailed, Refused, Unsupported
-from ...core.plan import Plan, Step
-from ...core.ports import (
+from ....core.clock import iso
+from ....core.errors import BadInput, NotReady, OperationFailed, Refused, Unsupported
+from ....core.plan import Plan, Step
+from ....core.ports import (
     ConnectionInfo,
     FailoverResult,
     Instance,
@@ -25,15 +25,15 @@ from ...core.ports import (
     SwapResult,
     no_progress,
 )
-from . import postgres as pg
+from ..pairplan import pair_plan
+from ..paths import sandbox_root
+from ..state import node_alive, node_pid
+from . import server as pg
 from .backups import all_backups, check_backup_id, delete_backup, find_backup, take_backup
-from .pairplan import pair_plan
-from .paths import sandbox_root
 from .provision import PgSandbox
-from .state import node_alive, node_pid
 
 if TYPE_CHECKING:
-    from ...core.environment import Environment
+    from ....core.environment import Environment
 
 ENGINE_VERSION = "15"
 

@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...core import commands
-from ...core.clock import iso
-from ...core.errors import BadInput, NotReady, OperationFailed
-from ...core.ports import Progress
-from . import postgres as pg
-from .net import pid_alive
+from ....core import commands
+from ....core.clock import iso
+from ....core.errors import BadInput, NotReady, OperationFailed
+from ....core.ports import Progress
+from ..net import pid_alive
+from ..state import node_alive
+from . import server as pg
 from .operations import count_lost_commits, rebuild_standby
 from .provision import PgSandbox
-from .state import node_alive
 
 GROUP_FILE = "parameter-group.json"
 AUTO_CONF = "postgresql.auto.conf"

@@ -31,13 +31,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ...core.commands import require_binary, run
-from ...core.errors import NotReady, OperationFailed
-from ...core.ports import CacheNode, ProviderEvent
-from . import net
-from .net import pick_port, port_free
-from .paths import claim_shared, is_ours, mark, not_ours_note
-from .secrets import SandboxSecrets
+from ....core.commands import require_binary, run
+from ....core.errors import NotReady, OperationFailed
+from ....core.ports import CacheNode, ProviderEvent
+from .. import net
+from ..net import pick_port, port_free
+from ..paths import claim_shared, is_ours, mark, not_ours_note
+from ..secrets import SandboxSecrets
 
 HOST = "127.0.0.1"
 DATA_NODES = ("redis-1", "redis-2")

@@ -24,14 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ...core.clock import iso
-from ...core.errors import BadInput, NotReady, OperationFailed, RolledBack, VerificationFailed
-from ...core.ports import Progress
-from . import postgres as pg
+from ....core.clock import iso
+from ....core.errors import BadInput, NotReady, OperationFailed, RolledBack, VerificationFailed
+from ....core.ports import Progress
+from ..state import node_alive, node_pid
+from . import server as pg
 from .archive import first_gap, reachable, recovery_end
 from .backups import all_backups, backups_of, find_backup
 from .provision import PgSandbox, drop_slot, ensure_slot, pick_port, slot_name
-from .state import node_alive, node_pid
 
 
 # -- restore -----------------------------------------------------------------
@@ -474,7 +474,7 @@ def _cmdline(pid: int) -> bytes:
 
 def stopped_processes(data: Path) -> list[int]:
     """Processes of a server that were stopped (SIGSTOP) by a drill."""
-    from .state import processes_in
+    from ..state import processes_in
 
     out = []
     for pid in processes_in(str(data.resolve())):

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...core.clock import iso
-from ...core.errors import BadInput, CommandFailed, NotReady, OperationFailed, VerificationFailed
-from ...core.ports import Progress, no_progress
-from . import postgres as pg
-from .state import node_alive
+from ....core.clock import iso
+from ....core.errors import BadInput, CommandFailed, NotReady, OperationFailed, VerificationFailed
+from ....core.ports import Progress, no_progress
+from ..state import node_alive
+from . import server as pg
 
 if TYPE_CHECKING:
     from .provision import PgSandbox

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...core.errors import OperationFailed
-from . import postgres as pg
-from .net import pid_alive
-from .state import folder_pid, node_pid, servers_under
+from ....core.errors import OperationFailed
+from ..net import pid_alive
+from ..state import folder_pid, node_pid, servers_under
+from . import server as pg
 
 
 def node_folders(pg_base: Path) -> list[Path]:

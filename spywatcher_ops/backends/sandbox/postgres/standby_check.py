@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import NotReady
-from . import postgres as pg
+from ....core.errors import NotReady
+from . import server as pg
 
 if TYPE_CHECKING:
     from .provision import PgSandbox

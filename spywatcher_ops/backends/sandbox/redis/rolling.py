@@ -14,15 +14,15 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from ...core.errors import NotReady, OperationFailed
-from ...core.plan import Plan, Step
-from ...core.ports import CacheNode, MaintenanceResult, Progress, ProviderEvent
+from ....core.errors import NotReady, OperationFailed
+from ....core.plan import Plan, Step
+from ....core.ports import CacheNode, MaintenanceResult, Progress, ProviderEvent
+from ..pairplan import pair_plan
 from .cache import SandboxCache
-from .pairplan import pair_plan
-from .redis_procs import client, pid_alive
+from .servers import client, pid_alive
 
 if TYPE_CHECKING:
-    from ...core.environment import Environment
+    from ....core.environment import Environment
 
 STOP_TIMEOUT_S = 10.0
 PAUSE_MS = 15000  # the longest writes may be held on the old primary; released as soon as the switch is seen

@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import Unsupported
-from ...core.plan import Plan, Step
-from ...core.ports import ConnectionInfo, Progress, Rotation
+from ....core.errors import Unsupported
+from ....core.plan import Plan, Step
+from ....core.ports import ConnectionInfo, Progress, Rotation
 
 if TYPE_CHECKING:
-    from ...core.environment import Environment
+    from ....core.environment import Environment
 
 MASK = "****"
 

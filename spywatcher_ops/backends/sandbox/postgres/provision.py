@@ -28,14 +28,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ...core.clock import iso
-from ...core.errors import BadInput, NotReady, OperationFailed
-from ...core.ports import Progress, no_progress
-from . import postgres as pg
-from .net import pick_port, port_free
-from .paths import MARKER, claim_shared, is_ours, mark, not_ours_note
-from .secrets import REPLICATION_USER, SandboxSecrets, pgpass_text
-from .state import EventLog, StateFile, node_alive, node_pid
+from ....core.clock import iso
+from ....core.errors import BadInput, NotReady, OperationFailed
+from ....core.ports import Progress, no_progress
+from ..net import pick_port, port_free
+from ..paths import MARKER, claim_shared, is_ours, mark, not_ours_note
+from ..secrets import REPLICATION_USER, SandboxSecrets, pgpass_text
+from ..state import EventLog, StateFile, node_alive, node_pid
+from . import server as pg
 
 REPLICATION_MODES = ("synchronous", "asynchronous")
 AUTH = "scram-sha-256"  # state["auth"]; absent in sandboxes made before passwords existed
@@ -214,7 +214,7 @@ class PgSandbox:
             if sync_names is None:
                 sync_names = node.get("sync_names", "")
             settings["synchronous_standby_names"] = sync_names
-        from .tls import server_settings  # TLS from the sandbox's own CA; renewed by maintenance (tls-renew)
+        from ..tls import server_settings  # TLS from the sandbox's own CA; renewed by maintenance (tls-renew)
 
         settings.update(server_settings(self, state))
         return settings
@@ -740,8 +740,8 @@ class PgSandbox:
 
     def _stop_unrecorded(self) -> list[str]:
         """No state (a first `up` killed before it saved one): stop servers found in our folders."""
+        from ..state import servers_under
         from .processes import sweep
-        from .state import servers_under
 
         stopped = []
         for base in (self.root / "postgres", default_pg_base(self.root)):

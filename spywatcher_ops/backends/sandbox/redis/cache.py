@@ -13,23 +13,16 @@ import signal
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ...core.errors import BadInput, NotReady, OperationFailed, OpsError, RolledBack
-from ...core.plan import Plan, Step
-from ...core.ports import (
-    CacheEndpoint,
-    CacheNode,
-    FailoverResult,
-    Progress,
-    ProviderEvent,
-    no_progress,
-)
-from ...core.waiting import wait_for
-from .paths import sandbox_root
-from .redis_procs import DOWN_AFTER_MS, RedisSandbox, replicating
-from .secrets import SandboxSecrets
+from ....core.errors import BadInput, NotReady, OperationFailed, OpsError, RolledBack
+from ....core.plan import Plan, Step
+from ....core.ports import CacheEndpoint, CacheNode, FailoverResult, Progress, ProviderEvent, no_progress
+from ....core.waiting import wait_for
+from ..paths import sandbox_root
+from ..secrets import SandboxSecrets
+from .servers import DOWN_AFTER_MS, RedisSandbox, replicating
 
 if TYPE_CHECKING:
-    from ...core.environment import Environment
+    from ....core.environment import Environment
 
 CHECK_KEY = "spywatcher-ops:failover-check"
 WRITE_TIMEOUT_S = 10.0

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ...core import commands
-from ...core.errors import MissingTool, NotReady, OperationFailed
-from .net import children, pid_alive
-from .state import processes_in
+from ....core import commands
+from ....core.errors import MissingTool, NotReady, OperationFailed
+from ..net import children, pid_alive
+from ..state import processes_in
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PACKAGE = "postgresql-15"
