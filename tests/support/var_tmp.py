@@ -1,8 +1,8 @@
 """Tests leave no /var/tmp/spywatcher-ops-* folders behind.
 
 As root, the sandbox keeps PostgreSQL's and Redis's folders in /var/tmp, named by a hash
-of the sandbox's root (backends/sandbox/postgres/provision.py default_pg_base, redis/servers.py
-default_base), and a test that stops without `sandbox.down --purge` (or plants such a
+of the sandbox's root (backends/sandbox/postgres/provision.py default_pg_base,
+backends/sandbox/redis/servers.py default_base), and a test that stops without `sandbox.down --purge` (or plants such a
 folder on purpose) would leave them there for good; with pytest's tmp paths repeating
 across sessions, a later run could even find one as its own. These finalizers delete a
 folder only when its name is the hash of a folder inside this test's (or this session's)
