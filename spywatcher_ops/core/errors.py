@@ -48,6 +48,11 @@ class Locked(NotReady):
     """Another mutating operation holds the environment's lock."""
 
 
+class DeadHolder(Locked):
+    """The lock's holder is provably gone (a killed process on this host): the next mutating
+    task takes the lock over; a read-only check only says so."""
+
+
 class LockLost(NotReady):
     """The environment lock could not be kept (renewal failed until it was about to expire,
     or another holder took it): the operation stopped at its next safe point."""

@@ -18,7 +18,8 @@ from .errors import Locked
 
 
 class Lock(Protocol):
-    def hold(self, owner: str, operation: str) -> AbstractContextManager[None]: ...
+    # take_over=False: a read-only check (dr.preflight) reports a dead holder instead of replacing it.
+    def hold(self, owner: str, operation: str, *, take_over: bool = True) -> AbstractContextManager[None]: ...
 
     @property
     def resource(self) -> str: ...  # what holds the lock: a file, a DynamoDB table (for IAM checks, output)
@@ -33,7 +34,8 @@ class FileLock:
         return str(self.path)
 
     @contextmanager
-    def hold(self, owner: str, operation: str) -> Iterator[None]:
+    def hold(self, owner: str, operation: str, *, take_over: bool = True) -> Iterator[None]:
+        # take_over is moot here: the kernel drops a dead process's flock, so no holder is ever dead.
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import BadInput, Locked, NotReady, OpsError
+from ..core.errors import BadInput, DeadHolder, Locked, NotReady, OpsError
 from .probes import Cadence, RedisTarget, pg_connect
 from .scenario import Check, DrillOptions, Scenario
 from .signals import deferred_signal
@@ -38,8 +38,10 @@ def drills_allowed(env: Environment) -> Check:
 
 def lock_free(env: Environment) -> Check:
     try:
-        with env.parts.lock().hold(env.journal.who.get("os_user", "?"), "dr.preflight"):
+        with env.parts.lock().hold(env.journal.who.get("os_user", "?"), "dr.preflight", take_over=False):
             pass
+    except DeadHolder as exc:  # read-only: say it, leave the lock to the drill that takes it over
+        return Check("lock free", "warn", str(exc.message), hint=exc.hint)
     except Locked as exc:
         return Check("lock free", "failed", str(exc.message), hint=exc.hint)
     except OpsError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from support.aws import APP_USER, COPY_REGION, REGION, SECRET, STAGING_DB
+from support.aws import APP_USER, COPY_REGION, LOCK_TABLE, REGION, SECRET, STAGING_DB
 from support.infra import BUCKET, KEY, MAIN_TF, TfWorld, make_tf_backend
 from support.paths import ROOT
 
@@ -244,9 +244,21 @@ def test_a_region_loss_drill_killed_after_its_restore_leaves_it_to_the_next_run(
         proc.wait(timeout=30)
     (left,) = west.describe_db_instances()["DBInstances"]
     assert left["DBInstanceIdentifier"].startswith(f"{STAGING_DB}-dr-")
-    # while the dead drill's lock has not expired, preflight says what it left and touches nothing
-    held = ok(world.inv("dr.preflight", *DRILL, "--json"), 3)
-    pending = [u for p in json.loads(held.stdout)["pending_cleanup"] for u in p["undo"]]
+    # while the dead drill's lock has not expired, preflight says what it left and touches nothing:
+    # not even the dead holder's lock, which only the next mutating task takes over
+    locks = boto3.client("dynamodb", region_name="us-east-1")
+
+    def lock_item():
+        return locks.get_item(TableName=LOCK_TABLE, Key={"lock_id": {"S": "staging"}}).get("Item")
+
+    before = lock_item()
+    assert before and before["pid"]["N"] == str(proc.pid)
+    held = world.inv("dr.preflight", *DRILL, "--json")
+    report = json.loads(held.stdout)
+    (lock_check,) = [c for c in report["scenarios"]["full-rebuild"]["checks"] if c["name"] == "lock free"]
+    assert lock_check["status"] == "warn" and "that process is gone" in lock_check["detail"], lock_check
+    assert lock_item() == before
+    pending = [u for p in report["pending_cleanup"] for u in p["undo"]]
     assert {
         "kind": "delete-dr-instance",
         "instance": left["DBInstanceIdentifier"],

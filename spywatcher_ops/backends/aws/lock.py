@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ...core import stop
-from ...core.errors import Locked, LockLost, NotReady
+from ...core.errors import DeadHolder, Locked, LockLost, NotReady
 from ...core.process import same_process, start_time
 
 DEFAULT_TABLE = "spywatcher-ops-locks"
@@ -78,9 +78,9 @@ class DynamoLock:
         return self.clients.client("dynamodb")
 
     @contextmanager
-    def hold(self, owner: str, operation: str) -> Iterator[None]:
+    def hold(self, owner: str, operation: str, *, take_over: bool = True) -> Iterator[None]:
         token = uuid.uuid4().hex
-        self._acquire(token, owner, operation)
+        self._acquire(token, owner, operation, take_over)
         self.lost = None
         stop.clear()
         done = threading.Event()
@@ -101,7 +101,7 @@ class DynamoLock:
                 "another operation may have run at the same time: check the journal and the environment"
             )
 
-    def _acquire(self, token: str, owner: str, operation: str) -> None:
+    def _acquire(self, token: str, owner: str, operation: str, take_over: bool = True) -> None:
         from botocore.exceptions import ClientError
 
         now = time.time()
@@ -136,6 +136,11 @@ class DynamoLock:
             if code == "ConditionalCheckFailedException":
                 holder = self._holder()
                 dead = dead_here(holder)
+                if dead and not take_over:
+                    raise DeadHolder(
+                        f"{self._describe_holder(holder)}; that process is gone ({dead})",
+                        hint="the next mutating task on this host takes the lock over",
+                    ) from None
                 if dead and self._take_over(item, holder, dead):
                     return
                 raise Locked(self._describe_holder(holder), hint=self._hint(holder)) from None
