@@ -15,6 +15,7 @@ from spywatcher_ops.backends.sandbox import tasks as sandbox
 from spywatcher_ops.cluster import app_tasks as app
 from spywatcher_ops.cluster import cluster_tasks as cluster
 from spywatcher_ops.core import config_tasks as config
+from spywatcher_ops.core import parse_errors  # noqa: F401  (invoke's parse errors: exit 2, one error: line)
 from spywatcher_ops.drills import tasks as dr
 from spywatcher_ops.infra import tasks as infra
 from spywatcher_ops.maintenance import tasks as maint
