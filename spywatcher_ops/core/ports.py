@@ -507,7 +507,8 @@ class ClusterUpgrades(Protocol):
 
 
 class Monitoring(Protocol):
-    """CloudWatch on aws: alarms, metric datapoints, metric publishing. The sandbox has none.
+    """CloudWatch on aws: alarms, metric datapoints, metric publishing. The sandbox evaluates its
+    alarms from its servers when asked (no history, no metrics: backends/sandbox/monitoring.py).
     Provider errors come as OperationFailed (the call, and the provider's reason)."""
 
     # every alarm in `states`, all pages: CloudWatch's own dicts, with "_type" metric | composite

@@ -1,4 +1,5 @@
-"""Where an environment's alarms come from: its Monitoring port (CloudWatch on aws); the sandbox has none."""
+"""Where an environment's alarms come from: its Monitoring port (CloudWatch on aws; on the
+sandbox, alarms evaluated from its processes at the moment of asking)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from ..core.environment import Environment
 
 NO_CLOUDWATCH = (
-    "environment {name} (sandbox) has no CloudWatch, so no alarms to triage; "
+    "environment {name} has no alarm source, so no alarms to triage; "
     "its health is `inv status --env {name}`, and `inv runbook.list` lists the runbooks"
 )
 

@@ -41,7 +41,11 @@ def oncall(c: Context, env: str | None = None, all: bool = False, json: bool = F
         environments=list(e.settings.environments),
     )
     now = e.clock.now()
-    where = f"CloudWatch {e.env.region or 'default region'}"
+    where = (
+        f"CloudWatch {e.env.region or 'default region'}"
+        if e.kind == "aws"
+        else f"{e.kind} state, evaluated now (no alarm history)"
+    )
     out.emit_json(
         {
             "env": e.name,

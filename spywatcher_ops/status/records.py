@@ -51,11 +51,24 @@ def tail_lines(path: Path, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
 
 
 def alarms(environment: Environment) -> list[Line]:
-    if environment.kind != "aws":
-        return [skipped("alarms", "no CloudWatch on the sandbox")]
+    if environment.parts.monitoring() is None:
+        return [skipped("alarms", f"no alarm source on the {environment.kind}")]
     from ..oncall.alarms import read_alarms
 
-    firing = read_alarms(environment, ["ALARM"])
+    if environment.kind != "aws":  # evaluated now from the sandbox's state: say how many were
+        evaluated = read_alarms(environment, ["ALARM", "INSUFFICIENT_DATA", "OK"])
+        firing = [a for a in evaluated if a.state == "ALARM"]
+        unknown = [a.name for a in evaluated if a.state == "INSUFFICIENT_DATA"]
+        if not firing:
+            text = f"none in ALARM of {len(evaluated)} evaluated now"
+            return [
+                ok(
+                    "alarms",
+                    text + (f" ({len(unknown)} without data: {', '.join(unknown)})" if unknown else ""),
+                )
+            ]
+    else:
+        firing = read_alarms(environment, ["ALARM"])
     if not firing:
         return [ok("alarms", "none in ALARM")]
     names = ", ".join(sorted(a.name for a in firing)[:5]) + (" ..." if len(firing) > 5 else "")

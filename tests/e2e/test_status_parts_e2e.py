@@ -66,7 +66,7 @@ def test_status_of_the_real_sandbox(sandbox_env: Any):
         "sentinels: 3 of 3 answer",
         "memory:",
         "SKIPPED application  the sandbox has no cluster",
-        "SKIPPED alarms",
+        "OK      alarms       none in ALARM of 8 evaluated now",  # the sandbox's, from its servers
         "WARN    drill        no drill on record",
         "OK      window       restorable from",
     ):
@@ -101,7 +101,8 @@ def test_status_of_the_real_sandbox(sandbox_env: Any):
 
 def test_a_frozen_primary_times_out_and_the_rest_still_shows(sandbox_env: Any):
     """SIGSTOP the PostgreSQL primary: connecting hangs; the database part is FAILED after --timeout,
-    the cache and the rest are read, exit 3."""
+    the cache and the rest are read. The sandbox's alarms (their own 2 s bound) say the primary
+    does not answer: db-unavailable in ALARM, so exit 1 (unhealthy), not 3 (only unreadable)."""
     state_dir = sandbox_env.settings.state_dir
     pid = sandbox_env.database.describe().details["primary"]["pid"]
     os.kill(pid, signal.SIGSTOP)
@@ -111,10 +112,11 @@ def test_a_frozen_primary_times_out_and_the_rest_still_shows(sandbox_env: Any):
         took = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED  database     did not answer within 3 s" in done.stdout
+    assert "FAILED  alarms       1 in ALARM: spywatcher-sandbox-db-unavailable" in done.stdout
     assert "sentinels: 3 of 3 answer" in done.stdout and "restorable from" in done.stdout
-    assert "error: could not read database on sandbox" in done.stderr
+    assert "error: 2 part(s) FAILED on sandbox: alarms, database" in done.stderr
     assert took < 15
 
 

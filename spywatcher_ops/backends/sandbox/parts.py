@@ -77,7 +77,9 @@ class SandboxParts:
         return {}
 
     def monitoring(self) -> Monitoring | None:
-        return None  # no CloudWatch: its health is `inv status`
+        from .monitoring import SandboxMonitoring  # alarms evaluated from the sandbox's state now
+
+        return SandboxMonitoring(self.environment)
 
     def notifications(self) -> Notifications | None:
         return None  # no SNS
