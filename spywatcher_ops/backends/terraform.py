@@ -555,23 +555,9 @@ class Terraform:
         gets one SIGINT (it stops gracefully and writes the state); we wait for it and re-raise."""
         from ..core.ports import ApplyResult  # ports is not on infra.plan's start-up path
 
-        argv = [self.binary, "apply", "-input=false", "-no-color", "-lock-timeout=0s", str(plan)]
-        self.settings.work.mkdir(parents=True, exist_ok=True)
         # terraform writes to a file we follow, not to a pipe: if inv is killed (SIGKILL, a lost
         # session), a pipe would SIGPIPE terraform mid-apply, before it records what it made
-        sink = _scratch(self.settings.work)
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=str(self.settings.dir),
-                env={**os.environ, **self._env()},
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            sink.close()
-            raise OperationFailed(f"cannot run `{self.binary}`: {exc.strerror}") from exc
+        proc, sink, argv = self._spawn("apply", "-input=false", "-no-color", "-lock-timeout=0s", str(plan))
         lines: list[str] = []
         interrupted: KeyboardInterrupt | None = None
         with sink:
