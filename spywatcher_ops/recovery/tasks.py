@@ -272,7 +272,7 @@ def _render_report(out: Any, report: Any) -> None:
     }
 )
 def verify(c: Context, env: str | None = None, instance: str | None = None, json: bool = False) -> None:
-    """Check a database instance over TLS: version, schema, tables, data freshness, counts vs source.
+    """Check a database instance (TLS on AWS): version, schema, tables, data freshness, counts vs source.
 
     Prints OK or FAILED (with a hint) per check; exit 1 when one failed.
     Example: inv db.verify --env staging --instance spywatcher-staging-db-restored-20261125t150000z
