@@ -94,17 +94,13 @@ def database_url(state: dict[str, Any], db_name: str, db_user: str) -> str:
 
 
 def _cache_rows(nodes: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": n.id,
-            "role": n.role,
-            "port": n.port,
-            "pid": n.details.get("pid"),
-            "alive": n.alive,
-            **{k: v for k, v in n.details.items() if k != "pid"},
-        }
-        for n in nodes
-    ]
+    rows = []
+    for n in nodes:
+        row = {"name": n.id, "role": n.role, "port": n.port, "pid": n.details.get("pid"), "alive": n.alive}
+        # details' "alive" means the process exists (a SIGSTOPped one does): it never replaces the
+        # node's own alive (answering), nor any other field of the row
+        rows.append({**row, **{k: v for k, v in n.details.items() if k not in row}})
+    return rows
 
 
 def report(

@@ -54,15 +54,16 @@ class NodeReport:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        row = {
             "name": self.name,
             "role": self.role,
             "port": self.port,
             "pid": self.pid,
             "alive": self.alive,
             "action": self.action,
-            **self.details,
         }
+        # a detail never replaces the node's own fields (alive above all)
+        return {**row, **{k: v for k, v in self.details.items() if k not in row}}
 
 
 def default_pg_base(root: Path) -> Path:
