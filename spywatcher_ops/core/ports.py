@@ -92,7 +92,16 @@ class ConnectionInfo:
         return out
 
     def redacted(self) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        """The address without the password, as a libpq URI: each host with its own port
+        (`h1:p1,h2:p2`), the one form every task prints."""
+        hosts, ports = self.host.split(","), self.port.split(",")
+        if len(ports) == 1:
+            ports = ports * len(hosts)  # libpq: one port serves every host
+        elif len(hosts) == 1:
+            hosts = hosts * len(ports)
+        pairs = ",".join(f"{h}:{p}" for h, p in zip(hosts, ports, strict=False))
+        query = f"?target_session_attrs={self.target_session_attrs}" if self.target_session_attrs else ""
+        return f"postgresql://{self.user}@{pairs}/{self.dbname}{query}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NotReady, OperationFailed, Unsupported
 from ...core.plan import Plan, Step
-from ...core.ports import Progress, no_progress
+from ...core.ports import ConnectionInfo, Progress, no_progress
 from . import sshhost
 from .postgres import server as pg
 from .state import node_alive, node_pid
@@ -89,8 +89,13 @@ def database_url(state: dict[str, Any], db_name: str, db_user: str) -> str:
     """libpq URI naming both nodes; target_session_attrs makes clients follow a failover."""
     main = state["instances"][state["main"]]
     names = [main["primary"]] + ([main["standby"]] if main.get("standby") else [])
-    hosts = ",".join(f"{pg.HOST}:{state['nodes'][n]['port']}" for n in names)
-    return f"postgresql://{db_user}@{hosts}/{db_name}?target_session_attrs=read-write"
+    return ConnectionInfo(
+        host=",".join(pg.HOST for _ in names),
+        port=",".join(str(state["nodes"][n]["port"]) for n in names),
+        dbname=db_name,
+        user=db_user,
+        target_session_attrs="read-write",
+    ).redacted()
 
 
 def _cache_rows(nodes: list[Any]) -> list[dict[str, Any]]:
