@@ -66,6 +66,10 @@ def lost_writes(writes: Iterable[Write], surviving: set[int] | None, until: floa
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def sentence(step: str, impact: dict[str, dict[str, Any]], lost: dict[str, int]) -> str:
     """'database writes paused 0.11 s, cache writes paused 1.52 s (2 writes lost)' or 'no client impact seen'."""
     parts = []
@@ -76,7 +80,7 @@ def sentence(step: str, impact: dict[str, dict[str, Any]], lost: dict[str, int])
         elif value >= 0.05 or data.get("failed"):
             parts.append(
                 f"{PROBE_WORDS.get(probe, probe)} paused {value:.2f} s"
-                + (f" ({data['failed']} failed attempts)" if data.get("failed") else "")
+                + (f" ({_count(data['failed'], 'failed attempt')})" if data.get("failed") else "")
             )
     for probe, n in lost.items():
         if n:

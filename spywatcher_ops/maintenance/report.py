@@ -153,7 +153,8 @@ def summary_line(report: dict[str, Any]) -> str:
     for s in report["steps"]:
         key = s["status"] if not s["status"].startswith("cut short") else "cut short"
         counts[key] = counts.get(key, 0) + 1
-    text = f"{report['state']}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+    # the state itself is not repeated: every caller shows it beside this line (COMPLETE - 3 ok)
+    text = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no step ran"
     worst = [s["summary"] for s in report["steps"] if s["summary"] and "paused" in s["summary"]]
     if worst:
         text += "; " + "; ".join(worst)

@@ -25,6 +25,7 @@ from ..core.clock import iso
 from ..core.errors import BadInput, NotReady, OpsError, Refused
 from ..core.journal import read as read_journal
 from ..core.ports import Progress, no_progress
+from ..drills.reporting.report import fmt_seconds
 from . import gates, history, runlog
 from .budget import fits
 from .context import Setup
@@ -37,6 +38,15 @@ if TYPE_CHECKING:
 
 SNAPSHOT_LABEL = "pre-maintenance"
 PROBE_RUN_PREFIX = "maint-"
+
+
+def started_line(index: int, name: str, expected_s: float, basis: str) -> str:
+    """The log's line at a step's start; durations as the plan shows them (fmt_seconds)."""
+    return f"step {index}. {name} started (expected {fmt_seconds(expected_s)}, {basis})"
+
+
+def cutoff_detail(expected_s: float, basis: str, cutoff: str | None) -> str:
+    return f"expected {fmt_seconds(expected_s)} ({basis}) would cross the cutoff {cutoff}"
 
 
 @dataclass
@@ -345,14 +355,11 @@ def run(
                         index=planned.index,
                         step_name=name,
                         reason="cutoff",
-                        detail=f"expected {expected:.0f} s ({est[name].basis}) would cross the cutoff "
-                        f"{iso(window.cutoff)}",
+                        detail=cutoff_detail(expected, est[name].basis, iso(window.cutoff)),
                     )
                     continue
                 # a line per step start and end: a log that stops after "started" shows where a run hangs
-                progress(
-                    f"step {planned.index}. {name} started (expected {expected:.1f} s, {est[name].basis})"
-                )
+                progress(started_line(planned.index, name, expected, est[name].basis))
                 result = _one_step(
                     env,
                     op,
