@@ -533,27 +533,8 @@ def history(
         out.print("no drills recorded yet" + (f" for {scenario}" if scenario else "") + "; run inv dr.drill")
         return
     for g in trend["groups"]:
-        st = g["stats"]
-        out.print(
-            f"{g['scenario']} on {g['env']}: {g['runs']} run(s); "
-            f"RTO p50 {_fmt(st['rto_s']['p50'])} p95 {_fmt(st['rto_s']['p95'])}; "
-            f"RPO p50 {_fmt(st['rpo_s']['p50'])} p95 {_fmt(st['rpo_s']['p95'])}"
-        )
-        newest = g["last_runs"][-1] if g["last_runs"] else {}
-        judged = [
-            f"{m} {_fmt(newest.get(f'{m.lower()}_target_s'))} ({newest[f'{m.lower()}_target_key']})"
-            for m in ("RTO", "RPO")
-            if newest.get(f"{m.lower()}_target_key")
-        ]
-        if judged:
-            out.print(f"  targets: {', '.join(judged)}")
-        for r in g["last_runs"]:
-            out.print(
-                f"  {r['at']}  {r['outcome']:<9} RTO {_fmt(r.get('rto_s')):>8}  RPO {_fmt(r.get('rpo_s')):>8}"
-                f"  lost {r.get('lost_writes') if r.get('lost_writes') is not None else '-'}  {r['id']}"
-            )
-        for reg in g["regressions"]:
-            out.print(f"  REGRESSION: {reg}")
+        for line in hist.group_lines(g):
+            out.print(line)
     flagged = [f"{g['scenario']} on {g['env']}: {reg}" for g in trend["groups"] for reg in g["regressions"]]
     if fail_on_regression and flagged:
         from spywatcher_ops.core.errors import TargetMissed

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measure import percentile
+from .report import fmt_seconds as _fmt  # one format for the scorecard and the reports
 
 METRICS = ("rto_s", "rpo_s", "lost_writes")
 # A run regresses when a metric is worse than REGRESSION_FACTOR x the median of the
@@ -126,3 +127,38 @@ def regressions(runs: list[dict[str, Any]]) -> list[str]:
         if newest.get(key) == "missed" and all(r.get(key) == "met" for r in before[-MIN_BASELINE:]):
             found.append(f"{key.split('_')[0].upper()} target missed after {MIN_BASELINE} runs that met it")
     return found
+
+
+def targets_text(run: dict[str, Any]) -> str:
+    """'RTO 60.0 s (database), RPO 5.0 min (database)': what this run was judged against."""
+    return ", ".join(
+        f"{m} {_fmt(run.get(f'{m.lower()}_target_s'))} ({run[f'{m.lower()}_target_key']})"
+        for m in ("RTO", "RPO")
+        if run.get(f"{m.lower()}_target_key")
+    )
+
+
+def group_lines(group: dict[str, Any]) -> list[str]:
+    """dr.history's lines for one (env, scenario): the stats, the targets (once when every run
+    listed was judged against the same ones; else on each run's line), the runs, regressions."""
+    st = group["stats"]
+    lines = [
+        f"{group['scenario']} on {group['env']}: {group['runs']} run(s); "
+        f"RTO p50 {_fmt(st['rto_s']['p50'])} p95 {_fmt(st['rto_s']['p95'])}; "
+        f"RPO p50 {_fmt(st['rpo_s']['p50'])} p95 {_fmt(st['rpo_s']['p95'])}"
+    ]
+    judged = {targets_text(r) for r in group["last_runs"]}
+    shared = len(judged) == 1
+    if shared and judged != {""}:
+        lines.append(f"  targets: {judged.pop()}")
+    elif not shared:
+        lines.append("  targets: differ between these runs; each run's line names its own")
+    for r in group["last_runs"]:
+        lost = r.get("lost_writes") if r.get("lost_writes") is not None else "-"
+        own = "" if shared or not targets_text(r) else f"  targets: {targets_text(r)}"
+        lines.append(
+            f"  {r['at']}  {r['outcome']:<9} RTO {_fmt(r.get('rto_s')):>8}  RPO {_fmt(r.get('rpo_s')):>8}"
+            f"  lost {lost}  {r['id']}{own}"
+        )
+    lines += [f"  REGRESSION: {reg}" for reg in group["regressions"]]
+    return lines
