@@ -11,6 +11,9 @@ from .steps import Check
 
 if TYPE_CHECKING:
     from ..core.environment import Environment
+    from ..core.ports import Monitoring
+
+ALARM, NO_DATA = "ALARM", "INSUFFICIENT_DATA"  # CloudWatch's alarm states
 
 
 def alarms(env: Environment) -> Check:
@@ -19,6 +22,8 @@ def alarms(env: Environment) -> Check:
     monitoring = env.parts.monitoring()
     if monitoring is None:
         return Check("paging alarms", "ok", f"{env.kind}: no CloudWatch alarms to consult")
+    if env.kind == "sandbox":
+        return _evaluated(monitoring)
     if not names:
         return Check("paging alarms", "warn", "ops.alarms lists no paging alarm; nothing to consult")
     try:
@@ -38,6 +43,31 @@ def alarms(env: Environment) -> Check:
             hint="maintenance does not start while someone is being paged; follow the alarm's runbook",
         )
     return Check("paging alarms", "ok", f"none of {len(names)} paging alarm(s) in ALARM")
+
+
+def _evaluated(monitoring: Monitoring) -> Check:
+    """The sandbox has none of ops.alarms (production's CloudWatch names): what pages there are
+    its own alarms, evaluated from its servers now; asking it for production's names measured
+    nothing while the check said it had looked."""
+    try:
+        evaluated = monitoring.alarms([ALARM, "OK", NO_DATA])
+    except OperationFailed as exc:
+        return Check("paging alarms", "failed", f"could not evaluate the sandbox's alarms: {exc.message}")
+    firing = sorted(str(a["AlarmName"]) for a in evaluated if a["StateValue"] == ALARM)
+    if firing:
+        return Check(
+            "paging alarms",
+            "failed",
+            f"in ALARM (sandbox, evaluated now): {', '.join(firing)}",
+            hint="maintenance does not start while an alarm fires; `inv oncall --env sandbox` names its runbook",
+        )
+    blind = sorted(str(a["AlarmName"]) for a in evaluated if a["StateValue"] == NO_DATA)
+    return Check(
+        "paging alarms",
+        "ok",
+        f"none of {len(evaluated)} sandbox alarm(s) in ALARM, evaluated now"
+        + (f" ({len(blind)} without data: {', '.join(blind)})" if blind else ""),
+    )
 
 
 def database(env: Environment) -> Check:

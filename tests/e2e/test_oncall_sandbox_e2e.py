@@ -60,7 +60,7 @@ def test_a_killed_primary_pages_with_the_database_runbook(sandbox_env: Any) -> N
     assert shown.returncode == 0 and "spywatcher-production-db-unavailable" in shown.stdout
 
 
-def test_a_frozen_standby_fires_the_replication_alarm_no_runbook_covers_yet(sandbox_env: Any) -> None:
+def test_a_frozen_standby_fires_the_replication_alarm_with_its_runbook(sandbox_env: Any) -> None:
     from spywatcher_ops.backends.sandbox import net
     from spywatcher_ops.core.ports import Processes
 
@@ -72,7 +72,8 @@ def test_a_frozen_standby_fires_the_replication_alarm_no_runbook_covers_yet(sand
         done = _inv(env, "oncall", "--env", "sandbox")
     finally:
         env.faults.thaw(standby)
-    # no runbook names a replication alarm: red, with the nearest runbooks, exit 1 (the README)
-    assert done.returncode == 1, done.stdout + done.stderr
+    # runbooks/replication-degraded.md names it: covered, exit 0 (1 only for an alarm no runbook covers)
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "spywatcher-sandbox-db-replica-lag" in done.stdout
-    assert "1 alarm(s) without a runbook: spywatcher-sandbox-db-replica-lag" in done.stderr
+    assert "inv runbook.run replication-degraded --env sandbox" in done.stdout
+    assert "without a runbook" not in done.stderr

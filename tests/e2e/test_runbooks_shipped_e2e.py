@@ -26,6 +26,8 @@ NAMES = {
     "elevated-response-time",
     "high-cpu-memory",
     "low-disk-space",
+    "replication-degraded",
+    "cache-redundancy-lost",
 }
 
 
@@ -46,7 +48,7 @@ def inv(args: list[str], state_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_every_shipped_runbook_passes_runbook_check(state_dir: Path) -> None:
     done = inv(["runbook.check"], state_dir)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "10 runbook(s) checked" in done.stdout
+    assert "12 runbook(s) checked" in done.stdout
 
 
 @pytest.mark.e2e

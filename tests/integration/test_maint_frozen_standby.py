@@ -10,6 +10,7 @@ the freeze goes through the FaultInjector port, as the drills' do.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,19 +74,25 @@ def test_a_frozen_standby_refuses_the_run_before_housekeeping(sandbox_env: Any, 
                 run(env, setup, RunOptions(snapshot=False))
             took = time.monotonic() - started
         standby = roles["standby"]["node"]
+        # the sandbox's own replication alarm fires first (the run-level alarms pre-check), and
+        # the standby check says why in the journal
         assert caught.value.message.startswith(
-            f"pre-check failed: standby ready: standby {standby} (port {roles['standby']['port']}) does not "
-            "answer a query within 2 s: hung or stopped"
+            "pre-check failed: paging alarms: in ALARM (sandbox, evaluated now): spywatcher-sandbox-db-replica-lag"
         ), caught.value.message
         assert caught.value.message.endswith("this run changed nothing")
         assert took < 15, took  # bounded: a frozen server is not waited on
         assert _maint_records(env) == before  # no step started, housekeeping included; no snapshot
         assert [c.name for c in port.pending_changes()] == ["max_wal_senders"]
         checks = next(r for r in reversed(read(env.journal.path)) if r.get("step") == "prechecks")["checks"]
-        assert [(c["name"], c["status"]) for c in checks][-2:] == [
+        found = {c["name"]: c for c in checks}
+        assert [(n, found[n]["status"]) for n in ("paging alarms", "database healthy", "standby ready")] == [
+            ("paging alarms", "failed"),
             ("database healthy", "ok"),
             ("standby ready", "failed"),
         ]
+        assert found["standby ready"]["detail"].startswith(
+            f"standby {standby} (port {roles['standby']['port']}) does not answer a query within 2 s: hung or stopped"
+        ), found["standby ready"]
         # thawed, the same plan runs: the check passes and the change is applied
         outcome = run(env, setup, RunOptions(snapshot=False))
         assert outcome.state == "complete" and port.pending_changes() == []
@@ -108,12 +115,20 @@ def test_a_standby_that_stopped_replaying_fails_within_the_plans_bound(
     before = _maint_records(env)
     with frozen(env, env.faults.wal_receiver()):
         started = time.monotonic()
+        # the sandbox's replication alarm (replay within 5 s) fires first; the plan's bound is in the journal
         with pytest.raises(
             NotReady,
-            match=r"standby ready: standby \S+ has not replayed the primary's WAL up to "
-            r"[0-9A-F]+/[0-9A-F]+ within 1.5 s \(replayed up to [0-9A-F]+/[0-9A-F]+\)",
+            match=r"paging alarms: in ALARM \(sandbox, evaluated now\): spywatcher-sandbox-db-replica-lag",
         ):
             run(env, setup, RunOptions(snapshot=False))
         took = time.monotonic() - started
-    assert 1.5 <= took < 15, took
+    assert 1.5 <= took < 20, took
+    checks = next(r for r in reversed(read(env.journal.path)) if r.get("step") == "prechecks")["checks"]
+    (ready,) = [c for c in checks if c["name"] == "standby ready"]
+    assert ready["status"] == "failed"
+    assert re.match(
+        r"standby \S+ has not replayed the primary's WAL up to "
+        r"[0-9A-F]+/[0-9A-F]+ within 1.5 s \(replayed up to [0-9A-F]+/[0-9A-F]+\)",
+        ready["detail"],
+    ), ready
     assert _maint_records(env) == before

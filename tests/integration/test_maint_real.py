@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from spywatcher_ops.core.errors import NotReady
+from spywatcher_ops.core.journal import read
 from spywatcher_ops.maintenance import plans
 from spywatcher_ops.maintenance.context import Setup, kinds
 from spywatcher_ops.maintenance.run import RunOptions, run
@@ -128,10 +129,16 @@ def test_a_standby_down_before_the_switchover_changes_nothing(sandbox_env: Any, 
     node = state["nodes"][standby]
     pg.kill_tree(pg.postmaster_pid(Path(node["data"])) or node.get("pid"), Path(node["data"]))
     try:
+        # the sandbox's replication alarm leads the refusal; the database check says degraded too
         with pytest.raises(
-            NotReady, match="pre-check failed: database healthy: .* is degraded; this run changed nothing"
+            NotReady,
+            match=r"pre-check failed: paging alarms: in ALARM \(sandbox, evaluated now\): "
+            r"spywatcher-sandbox-db-replica-lag; this run changed nothing",
         ):
             run(env, _setup(env, tmp_path / "plans", "[db-engine]"), RunOptions(snapshot=False))
+        checks = next(r for r in reversed(read(env.journal.path)) if r.get("step") == "prechecks")["checks"]
+        (healthy,) = [c for c in checks if c["name"] == "database healthy"]
+        assert healthy["status"] == "failed" and healthy["detail"].endswith("is degraded"), healthy
         assert [c.name for c in port.pending_changes()] == ["max_wal_senders"]
         assert _roles(env)[0] == primary
     finally:

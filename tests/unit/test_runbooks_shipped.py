@@ -17,6 +17,8 @@ NAMES = {
     "elevated-response-time",
     "high-cpu-memory",
     "low-disk-space",
+    "replication-degraded",
+    "cache-redundancy-lost",
 }
 
 
