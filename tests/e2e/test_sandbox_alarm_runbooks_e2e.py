@@ -160,3 +160,48 @@ def test_responder_walks_replication_degraded_with_the_standby_killed(sandbox_en
     assert "spywatcher-sandbox-db-replica-lag" not in [a["alarm"] for a in listed["alarms"]]
     timeline = _inv(env, "runbook.timeline", "--incident", "INC-3107", "--format", "md")
     assert "standby n2 killed; restarted by sandbox.up" in timeline.stdout, timeline.stdout
+
+
+def test_responder_walks_cache_redundancy_lost_with_the_replica_killed(sandbox_env: Any) -> None:
+    env = sandbox_env
+    replica = next(n for n in env.cache.status() if n.role == "replica")
+    os.kill(int(replica.details["pid"]), signal.SIGKILL)
+    try:
+        child = pexpect.spawn(
+            INV[0],
+            [*INV[1:], "runbook.run", "spywatcher-sandbox-cache-replica-link", "--env", "sandbox"],
+            cwd=str(ROOT),
+            env=_environ(env),
+            encoding="utf-8",
+            timeout=120,
+            dimensions=(60, 220),
+        )
+        transcript: list[str] = []
+
+        def expect(pattern: str) -> None:
+            child.expect(pattern)
+            transcript.append(child.before + child.after)
+
+        # the alarm's name, as the pager shows it, finds the runbook
+        expect(r"Runbook: Cache redundancy lost \(cache-redundancy-lost\)")
+        expect(r"Step 1/4: See which node is missing")
+        expect(r"\$ inv cache.status --env sandbox")
+        expect(rf"{replica.id}")
+        expect(r"Step 2/4: Restart what is down")
+        expect(r"Run it\?")
+        child.sendline("y")
+        expect(r"Step 3/4: Verify")
+        expect(r"\$ inv cache.status --env sandbox")
+        expect(r"Step 4/4: Record")
+        expect(r"Done\?")
+        child.sendline("y")
+        child.expect(pexpect.EOF)
+        transcript.append(child.before)
+        child.close()
+    finally:
+        lifecycle.up(env)
+    output = "".join(transcript)
+    assert child.exitstatus == 0, output[-3000:]
+    assert "exited" not in output, output[-3000:]
+    linked = [n for n in env.cache.status() if n.role == "replica"]
+    assert linked and all(n.alive and n.details.get("link") == "up" for n in linked), linked
