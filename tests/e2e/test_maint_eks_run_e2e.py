@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,28 @@ STEPS = [
 
 
 @pytest.fixture
-def maint(moto_staging: Any, tls_postgres: Any, fake_kube: Any, eks: Any, tmp_path: Path) -> Any:
+def probe_table_dropped(tls_postgres: Any) -> Iterator[None]:
+    """Drop the drill table the run's probes make in the session's shared `spywatcher` database
+    (when it was not there before): tests that count its tables run after this one."""
+    import psycopg
+
+    from spywatcher_ops.drills.probes import DRILL_TABLE
+
+    def exists() -> bool:
+        with psycopg.connect(**tls_postgres.dsn("spywatcher"), autocommit=True) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (f"public.{DRILL_TABLE}",)).fetchone()
+            return row is not None and row[0] is not None
+
+    there_before = exists()
+    yield
+    if not there_before:
+        tls_postgres.execute(f"DROP TABLE IF EXISTS public.{DRILL_TABLE}", dbname="spywatcher")
+
+
+@pytest.fixture
+def maint(
+    moto_staging: Any, tls_postgres: Any, probe_table_dropped: None, fake_kube: Any, eks: Any, tmp_path: Path
+) -> Any:
     """Runs `inv -f <config> ARGS` for staging (kind aws) with a private state folder."""
     plans = tmp_path / "plans"
     plans.mkdir()

@@ -1,8 +1,10 @@
-"""The unit tier: no real process. PostgreSQL, Redis, sshd, terraform and the
-`inv` command are refused here (an autouse guard around subprocess.Popen), so
-this tier needs no Debian package, only the venv. moto (in-process or its
-ThreadedMotoServer), the in-test Kubernetes API server and loopback fakes are
-Python in this process and are fine.
+"""The unit tier: no real process and no real waiting (a test that sleeps, polls
+or waits on a fake server's clock belongs in tests/integration: tests/README.md).
+PostgreSQL, Redis, sshd, terraform and the `inv` command are refused here (an
+autouse guard around subprocess.Popen), so this tier needs no Debian package,
+only the venv. moto (in-process or its ThreadedMotoServer), the in-test
+Kubernetes API server and loopback fakes are Python in this process and are
+fine when the test does not wait on them in real time (FakeClock).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.kube import ENV_NAME
 
 # What a unit test may not start: the servers and tools of the integration tier
 # (apt packages, or the terraform binary) and the inv command of the e2e tier.
@@ -72,12 +73,3 @@ def _message(name: str) -> str:
         f"tests/unit may not start `{name}`: a test that needs a real PostgreSQL, Redis, sshd or "
         "terraform belongs in tests/integration, one that runs inv in tests/e2e (tests/README.md)"
     )
-
-
-@pytest.fixture
-def kube_env(kube_config: Any, kube_aws: None) -> Any:
-    """An Environment (`kubetest`, kind aws) whose cluster is the fake API server."""
-    from spywatcher_ops.backends.table import build
-    from spywatcher_ops.core.config import load
-
-    return build(load(kube_config), ENV_NAME)

@@ -99,7 +99,9 @@ def test_a_reused_pid_is_not_the_holder(staging_aws, ops_config, child):
 def test_a_live_holder_on_this_host_still_refuses(staging_aws, ops_config, child):
     _plant(child.pid, start_time(child.pid))
     lock, _ = _lock(ops_config)
-    with pytest.raises(Locked, match=rf"locked by alice running maint.run \(host .*, pid {child.pid}, since "):
+    with pytest.raises(
+        Locked, match=rf"locked by alice running maint.run \(host .*, pid {child.pid}, since "
+    ):
         with lock.hold("bob", "maint.run"):
             pass
     assert _item()["token"]["S"] == "killed-token"  # untouched
