@@ -13,8 +13,6 @@ from .common import Approver, free_name, known_instance
 if TYPE_CHECKING:
     from ..core.environment import Environment
 
-LONG_LIVED = "connections opened before the swap keep talking to the old instance until they reconnect"
-
 
 @dataclass(frozen=True)
 class SwapOutcome:
@@ -26,8 +24,9 @@ class SwapOutcome:
 
     @property
     def warnings(self) -> list[str]:
-        """What the provider's plan says about reaching the new instance (e.g. DNS propagation)."""
-        return [*self.plan.notes, LONG_LIVED]
+        """What the provider's plan says about reaching the new instance (DNS propagation, what
+        happens to connections opened before the swap: each backend says what is true of it)."""
+        return list(self.plan.notes)
 
     def to_dict(self) -> dict[str, Any]:
         r = self.result

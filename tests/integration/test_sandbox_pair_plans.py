@@ -52,7 +52,10 @@ def test_failover_swap_and_maintenance_plans_name_the_pairs_nodes(pg_pair_factor
         "",
     ]
     assert all(x["target"] == "sandbox" and x["mutating"] for x in swap["steps"])
-    assert swap["notes"] == ["reverse: inv db.swap --env sandbox --instance old-plan --yes"]
+    assert swap["notes"] == [  # the reverse command is printed once, after the swap
+        "the old pair is stopped (pg_ctl -m fast): connections opened before the swap are closed; "
+        f"clients reconnect to the same ports and reach restored-plan, now {main_id}"
+    ]
     with pair.box.statefile.editing() as edited:
         del edited["instances"]["restored-plan"]
 

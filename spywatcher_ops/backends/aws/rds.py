@@ -755,6 +755,10 @@ class RdsDatabase:
             "each rename changes the instance's endpoint DNS name; clients see the new "
             "instance once DNS propagates (usually within a few minutes)"
         )
+        plan.notes.append(
+            f"connections opened before the swap keep talking to the old instance (now {replaced_as}, "
+            "still running) until they reconnect"
+        )
         return plan
 
     def swap(self, plan: Plan, *, progress: Progress) -> SwapResult:

@@ -544,7 +544,11 @@ class SandboxDatabase:
             ),
             ("build_standby", {"instance": main_id, "replication": state["replication"]}, ""),
         )
-        plan.notes.append(f"reverse: {self.reverse_swap_command(replaced_as)}")
+        # the reverse command is printed once, after the swap (SwapResult.reverse_command)
+        plan.notes.append(
+            f"the old pair is stopped (pg_ctl -m fast): connections opened before the swap are closed; "
+            f"clients reconnect to the same ports and reach {new_id}, now {main_id}"
+        )
         return plan
 
     def reverse_swap_command(self, replaced_as: str) -> str:
