@@ -4,12 +4,17 @@
 # redis or rich. Each task imports its domain module when it runs.
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Context
 
 from spywatcher_ops.backends.table import environment
 from spywatcher_ops.core.cli import DRY_RUN_HELP, JSON_HELP, YES_HELP, console, ops_task
+
+if TYPE_CHECKING:  # task modules stay light for inv --list
+    from spywatcher_ops.core.errors import NotReady
+
+    from .lifecycle import SandboxReport
 
 SANDBOX_ENV_HELP = "sandbox environment name from invoke.yaml (default: sandbox)"
 
@@ -94,13 +99,20 @@ def up(c: Context, env: str | None = None, dry_run: bool = False, json: bool = F
     if not approve(plan, e.env, out, dry_run=dry_run, yes=True):
         out.emit_json({"dry_run": True, "plan": plan.to_dict()})
         return
+    from .lifecycle import status as run_status
+
     with e.operation("sandbox.up", {}) as op, out.progress(f"sandbox {e.name} up") as progress:
         rep = run_up(e, progress)
         op.result = {
             "database_url": rep.database_url,
             "nodes": [(n["name"], n["port"], n.get("pid")) for n in rep.database],
         }
-    _render(out, rep, title=f"sandbox {e.name} is up")
+    # "up" is said only after every process answered: a server up leaves running but stopped
+    # (SIGSTOP) keeps its pid, and up adopts it as it is
+    failure = _not_ready(run_status(e))
+    _render(out, rep, title=f"sandbox {e.name} is up" if failure is None else f"sandbox {e.name} (not ready)")
+    if failure is not None:
+        raise failure
 
 
 @ops_task(help={"env": SANDBOX_ENV_HELP, "json": JSON_HELP})
@@ -123,19 +135,29 @@ def status(c: Context, env: str | None = None, json: bool = False) -> None:
             f"the sandbox {e.name} is not set up (nothing in {rep.root})", hint="run `inv sandbox.up`"
         )
     _render(out, rep, title=f"sandbox {e.name}")
+    failure = _not_ready(rep)
+    if failure is not None:
+        raise failure
+
+
+def _not_ready(rep: SandboxReport) -> NotReady | None:
+    """Why the sandbox is not ready (a process not answering, a part missing), or None."""
+    from spywatcher_ops.core.errors import NotReady
+
     down = [
         n["name"] + (f" (process: {n['process']})" if n.get("process") else "")
         for n in rep.database + rep.cache
         if not n["alive"] and n.get("desired", "running") == "running"
     ]
     if down:
-        raise NotReady(
+        return NotReady(
             f"not answering: {', '.join(down)}",
             hint="`inv sandbox.up` restarts or rebuilds what is not running; "
             "a stopped (SIGSTOP) process needs SIGCONT or a restart",
         )
     if rep.problems:
-        raise NotReady("; ".join(rep.problems))
+        return NotReady("; ".join(rep.problems))
+    return None
 
 
 @ops_task(
