@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from support.clock import FakeClock
 from support.kube import ENV_NAME, write_kubeconfig
 
 from spywatcher_ops.backends.table import build
@@ -20,20 +21,6 @@ from spywatcher_ops.core.config import load
 from spywatcher_ops.core.errors import BadInput, NotReady
 
 CLUSTER = f"spywatcher-{ENV_NAME}-eks"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def _decode(token: str) -> str:
