@@ -15,6 +15,27 @@ from ...core.errors import NotReady
 
 RequestIdSink = Callable[[str], None]
 
+# One botocore data loader per process: each new Session otherwise re-reads and re-parses the
+# service models (JSON of megabytes) for its first client of a service. A task builds one
+# session, but a suite or a bench builds many. The loader only caches files it read.
+_shared_loader: Any = None
+
+
+def _new_session(profile: str | None, region: str | None) -> Any:
+    import boto3
+    import botocore.session
+
+    global _shared_loader
+    core = botocore.session.Session()
+    if _shared_loader is None:
+        _shared_loader = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _shared_loader)
+    session = boto3.Session(profile_name=profile, region_name=region, botocore_session=core)
+    paths = _shared_loader.search_paths  # boto3 appends its own data folder per Session: keep one
+    paths[:] = list(dict.fromkeys(paths))
+    return session
+
 
 class AwsClients:
     def __init__(
@@ -29,11 +50,10 @@ class AwsClients:
     @property
     def session(self) -> Any:
         if self._session is None:
-            import boto3
             from botocore.exceptions import ProfileNotFound
 
             try:
-                session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                session = _new_session(self.profile, self.region)
             except ProfileNotFound as err:
                 name = err.kwargs.get("profile", self.profile)
                 raise NotReady(
