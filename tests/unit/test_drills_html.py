@@ -150,3 +150,57 @@ def test_an_event_a_hair_before_the_fault_reads_plus_zero():
     )
     page = to_html(r)
     assert "-0.000" not in page and "+0.000 s fault primary killed" in page
+
+
+def _rects(svg: str, state: str) -> list[tuple[float, float]]:
+    return [
+        (float(a), float(w))
+        for a, w in re.findall(rf'<rect class="band-{state}" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    ]
+
+
+def test_the_outage_reads_down_from_the_fault_not_blank():
+    # the probe saw its first failure 0.03 s after the fault and recovered at 0.3 s (RTO): the
+    # chart draws fault..first failure as down-but-unobserved and first failure..recovery as down
+    r = report()
+    r["probes"][0].update(first_failure_t_s=0.03)
+    svg = svg_timeline(r)
+    zero = float(re.search(r'<line x1="([\d.]+)" y1="\d+" x2="[\d.]+" y2="\d+" stroke="#000"', svg).group(1))
+    rto = float(re.search(r'<line x1="([\d.]+)"[^>]*stroke="#1f5fbf" stroke-dasharray', svg).group(1))
+    [(ux, uw)] = _rects(svg, "unobserved")
+    [(dx, dw)] = _rects(svg, "down")
+    assert abs(ux - zero) < 0.11 and abs(ux + uw - dx) < 0.11 and abs(dx + dw - rto) < 0.11, (ux, uw, dx, dw)
+    assert 'fill="url(#down-unobserved)"' in svg and 'id="down-unobserved"' in svg
+    # nothing of the outage is drawn up: the up bands end at the fault and start at the recovery
+    assert all(x + w <= zero + 0.11 or x >= rto - 0.11 for x, w in _rects(svg, "up"))
+    assert "down, not yet seen by the probe" in to_html(r)  # the legend says what the hatching is
+
+
+def test_a_probe_that_never_recovered_is_down_to_the_edge_and_an_unimpacted_one_has_no_outage():
+    r = report()
+    r["probes"][0].update(first_failure_t_s=None, recovered_t_s=None)
+    r["probes"].append({"name": "db-read", "bands_t_s": [[-0.5, 2.0, "up"]], "impacted": False})
+    svg = svg_timeline(r)
+    [(_ux, uw)] = _rects(svg, "unobserved")
+    assert uw > 500 and not _rects(svg, "down")  # no failure seen: hatched from the fault to the edge
+    assert len(_rects(svg, "up")) == 2  # cache-write before the fault, db-read throughout
+
+
+def test_event_labels_wrap_and_are_never_cut():
+    r = report()
+    message = (
+        "5 transaction(s) committed on n2 never reached n1 and are lost; asynchronous replication: "
+        "acknowledged writes may be among them"
+    )
+    r["timeline"].append(
+        {"kind": "provider", "source": "sandbox", "message": message, "t_s": 0.9, "code": "data-loss"}
+    )
+    svg = svg_timeline(r)
+    label = re.search(r'<text class="small event"[^>]*>((?:(?!</text>).)*data-loss.*?)</text>', svg).group(1)
+    lines = re.findall(r'<tspan x="([\d.]+)"[^>]*>([^<]*)</tspan>', label)
+    assert len(lines) == 2 and " ".join(t for _x, t in lines) == f"+0.900 s data-loss {message}"
+    for x, text in lines:  # each line inside the 960 px chart at <= 6 px a character
+        assert float(x) >= 0 and float(x) + 6.0 * len(text) <= 960, (x, text)
+    height = int(re.search(r'height="(\d+)"', svg).group(1))
+    last_y = max(int(y) for y in re.findall(r'<text class="small event"[^>]*y="(\d+)"', svg))
+    assert last_y + 12 * (len(lines) - 1) < height - 14  # the last line above the bottom edge

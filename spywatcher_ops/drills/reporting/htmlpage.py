@@ -5,12 +5,22 @@ RTO target line."""
 
 from __future__ import annotations
 
+import textwrap
 from html import escape
 from typing import Any
 
 from .report import fmt_seconds
 
 COLORS = {"up": "#2e9d4a", "slow": "#e0a100", "down": "#d23c3c"}
+# down but not yet seen by the probe (fault .. its first failure): red hatching, not blank
+UNOBSERVED_FILL = "url(#down-unobserved)"
+UNOBSERVED_PATTERN = (
+    '<defs><pattern id="down-unobserved" patternUnits="userSpaceOnUse" width="6" height="6" '
+    'patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4c6c6"/>'
+    f'<rect width="3" height="6" fill="{COLORS["down"]}"/></pattern></defs>'
+)
+UNOBSERVED_CSS = f"repeating-linear-gradient(45deg,{COLORS['down']} 0 2px,#f4c6c6 2px 4px)"
+EVENT_CHARS, EVENT_CHAR_W, EVENT_LINE = 100, 6.0, 12  # 10px sans-serif: <= 6 px a character
 RESTORE_COLORS = {"restoring": "#5b8def", "verifying": "#9b6bd6"}
 WIDTH, LEFT, RIGHT, ROW, TOP = 960, 130, 20, 30, 64
 LABEL_ROWS = (
@@ -70,13 +80,45 @@ def tick_label(t: float, step: float) -> str:
     return f"{value:+.{decimals}f} s"
 
 
+def down_segments(probe: dict[str, Any], end: float) -> list[tuple[float, float, str]]:
+    """What an impacted probe's row shows for its outage, as the drill measures RTO (fault ->
+    first success after it): `unobserved` from the fault until the probe's first failure, then
+    `down` until it recovered (`end`, the chart's edge, if it never did)."""
+    if not probe.get("impacted"):
+        return []
+    stop = probe.get("recovered_t_s")
+    stop = end if stop is None else max(0.0, float(stop))
+    first = probe.get("first_failure_t_s")
+    seen = stop if first is None else min(max(0.0, float(first)), stop)
+    out = []
+    if seen > 0.0:
+        out.append((0.0, seen, "unobserved"))
+    if stop > seen:
+        out.append((seen, stop, "down"))
+    return out
+
+
+def _outside(a: float, b: float, lo: float, hi: float) -> list[tuple[float, float]]:
+    """The parts of [a, b] outside [lo, hi]."""
+    return [(x, y) for x, y in ((a, min(b, lo)), (max(a, hi), b)) if y > x]
+
+
+def event_lines(ev: dict[str, Any]) -> list[str]:
+    """An event's label under the axis, wrapped: never cut."""
+    code = str(ev.get("code") or "")
+    message = str(ev["message"])
+    label = f"{signed(ev['t_s'])} s " + (message if message.startswith(code) else f"{code} {message}".strip())
+    return textwrap.wrap(label, EVENT_CHARS, break_long_words=True) or [label]
+
+
 def svg_timeline(report: dict[str, Any]) -> str:
     lo, hi = _range(report)
     probes = report["probes"]
     events = _chart_events(report)
+    labels = [event_lines(ev) for ev in events]
     restore = restore_phases(report)
     rows = max(1, len(probes)) + (1 if restore else 0)
-    height = TOP + ROW * rows + 64 + 14 * len(events)
+    height = TOP + ROW * rows + 50 + sum(EVENT_LINE * len(lines) + 2 for lines in labels) + 14
     span = max(hi - lo, 1e-6)
 
     def x(t: float) -> float:
@@ -86,6 +128,7 @@ def svg_timeline(report: dict[str, Any]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="drill timeline">',
         "<style>text{font:12px sans-serif;fill:#222}.small{font-size:10px;fill:#555}</style>",
+        UNOBSERVED_PATTERN,
     ]
     axis_y = TOP + ROW * rows + 8
     # ticks at whole multiples of the step (counted, not summed: no 5.55e-17 at zero)
@@ -125,13 +168,21 @@ def svg_timeline(report: dict[str, Any]) -> str:
         out.append(
             f'<text x="{LEFT - 8}" y="{y + ROW / 2 + 4:.1f}" text-anchor="end">{escape(p["name"])}</text>'
         )
+        outage = down_segments(p, hi)
+        segments = []
         for a, b, state in p.get("bands_t_s") or []:
             if a is None or b is None:
                 continue
+            # inside the outage the probe's own attempts (one in flight across it) do not show
+            parts = _outside(a, b, outage[0][0], outage[-1][1]) if outage else [(a, b)]
+            segments += [(pa, pb, state) for pa, pb in parts]
+        for a, b, state in sorted(segments + outage):
             w = max(x(b) - x(a), 1.0)
+            what = "down (not yet observed by the probe)" if state == "unobserved" else state
+            fill = UNOBSERVED_FILL if state == "unobserved" else COLORS.get(state, "#999")
             out.append(
-                f'<rect x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
-                f'fill="{COLORS.get(state, "#999")}"><title>{escape(p["name"])} {state} '
+                f'<rect class="band-{state}" x="{x(a):.1f}" y="{y + 5}" width="{w:.1f}" height="{ROW - 10}" '
+                f'fill="{fill}"><title>{escape(p["name"])} {what} '
                 f"{a:+.3f} s .. {b:+.3f} s</title></rect>"
             )
         if p.get("impacted") and p.get("recovered_t_s") is not None:
@@ -180,22 +231,22 @@ def svg_timeline(report: dict[str, Any]) -> str:
                 f'<text x="{WIDTH - RIGHT}" y="{height - 4}" text-anchor="end" fill="#d23c3c">'
                 f"RTO target {escape(fmt_seconds(target))} (off the chart) &#8594;</text>"
             )
-    for j, ev in enumerate(events[:12]):
+    ly = axis_y + 30
+    for ev, lines in zip(events, labels, strict=True):
         ex = x(ev["t_s"])
-        ly = axis_y + 30 + 14 * j
-        code = str(ev.get("code") or "")
-        message = str(ev["message"])
-        label = f"{signed(ev['t_s'])} s " + (
-            message if message.startswith(code) else f"{code} {message}".strip()
-        )
         # the guide stops at the axis: a line running on through the labels below would cross them
         out.append(
             f'<line x1="{ex:.1f}" y1="{TOP - 6}" x2="{ex:.1f}" y2="{axis_y}" stroke="#7a3fbf" '
             f'stroke-dasharray="2 2"/><circle cx="{ex:.1f}" cy="{TOP - 6}" r="3" fill="#7a3fbf"/>'
         )
-        label = label[:110]
-        lx = max(4.0, min(ex, WIDTH - RIGHT - 5.6 * len(label)))  # keep the label on the page
-        out.append(f'<text class="small" x="{lx:.1f}" y="{ly}" fill="#7a3fbf">{escape(label)}</text>')
+        widest = EVENT_CHAR_W * max(len(line) for line in lines)
+        lx = max(4.0, min(ex, WIDTH - RIGHT - widest))  # the whole label on the page, wrapped not cut
+        spans = "".join(
+            f'<tspan x="{lx:.1f}" dy="{0 if k == 0 else EVENT_LINE}">{escape(line)}</tspan>'
+            for k, line in enumerate(lines)
+        )
+        out.append(f'<text class="small event" x="{lx:.1f}" y="{ly}" fill="#7a3fbf">{spans}</text>')
+        ly += EVENT_LINE * len(lines) + 2
     out.append("</svg>")
     return "\n".join(out)
 
@@ -248,6 +299,26 @@ def headline(report: dict[str, Any]) -> str:
     elif lost == 0:
         text += "; no acknowledged write lost"
     return text + "."
+
+
+def legend() -> str:
+    """The chart's key; each swatch stays on one line with its words."""
+    items = [
+        (COLORS["up"], "12px", "up"),
+        (COLORS["slow"], "12px", "slow"),
+        (COLORS["down"], "12px", "down"),
+        (UNOBSERVED_CSS, "12px", "down, not yet seen by the probe (fault to its first failure)"),
+        (RESTORE_COLORS["restoring"], "12px", "restoring"),
+        (RESTORE_COLORS["verifying"], "12px", "verifying"),
+        ("#000", "3px", "fault"),
+        ("#1f5fbf", "3px", "recovery"),
+        ("#7a3fbf", "3px", "provider event"),
+        ("#d23c3c", "3px", "RTO target"),
+    ]
+    return " ".join(
+        f'<span><i style="background:{colour};width:{width}"></i>{escape(text)}</span>'
+        for colour, width, text in items
+    )
 
 
 def _row(cells: list[str], tag: str = "td") -> str:
@@ -338,7 +409,7 @@ def to_html(report: dict[str, Any]) -> str:
 body{{font-family:sans-serif;margin:24px;color:#222;max-width:1000px}}
 table{{border-collapse:collapse;margin:8px 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}}
 th{{background:#f3f3f3}}.verdict{{font-size:20px;font-weight:bold;color:{verdict_color}}}.warn{{color:#d23c3c}}
-.legend span{{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}}
+.legend span{{white-space:nowrap}}.legend i{{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}}
 </style></head><body>
 <h1>{escape(title)}</h1>
 <p class="verdict">{escape(report["outcome"].upper())}: {escape(headline(report))}</p>
@@ -346,9 +417,7 @@ th{{background:#f3f3f3}}.verdict{{font-size:20px;font-weight:bold;color:{verdict
 {aborted}
 <table>{"".join(metrics)}</table>
 <h2>Timeline</h2>
-<p class="legend"><span style="background:{COLORS["up"]}"></span>up<span style="background:{COLORS["slow"]}"></span>slow<span style="background:{COLORS["down"]}"></span>down
-<span style="background:{RESTORE_COLORS["restoring"]}"></span>restoring<span style="background:{RESTORE_COLORS["verifying"]}"></span>verifying
-<span style="background:#000;width:3px"></span>fault<span style="background:#1f5fbf;width:3px"></span>recovery<span style="background:#7a3fbf;width:3px"></span>provider event<span style="background:#d23c3c;width:3px"></span>RTO target</p>
+<p class="legend">{legend()}</p>
 {svg_timeline(report)}
 <table>{"".join(timeline)}</table>
 <h2>Probes</h2><table>{"".join(probes)}</table>
