@@ -122,6 +122,7 @@ class FailoverResult:
     finished: datetime
     events: list[ProviderEvent] = field(default_factory=list)
     lost_commits: int | None = None  # transactions committed on the old primary and lost; None: not known
+    warnings: list[str] = field(default_factory=list)  # what the failover could not confirm
 
 
 @dataclass(frozen=True)

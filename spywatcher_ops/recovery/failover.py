@@ -36,6 +36,7 @@ class FailoverOutcome:
             "finished": iso(r.finished) if r else None,
             "duration_s": self.duration_s,
             "lost_commits": r.lost_commits if r else None,  # None: the provider cannot tell
+            "warnings": list(r.warnings) if r else [],
             "events": [
                 {"at": iso(e.at), "code": e.code, "source": e.source, "message": e.message}
                 for e in (r.events if r else [])

@@ -406,6 +406,8 @@ def failover(
     assert result is not None
     out.emit_json(outcome.to_dict())
     out.print(f"failover done in {outcome.duration_s:.1f} s: {result.old_primary} -> {result.new_primary}")
+    for warning in result.warnings:
+        out.warn(warning)
     if not result.events:
         out.print("no provider events reported yet for this failover")
     for event in result.events:

@@ -246,6 +246,9 @@ def test_failover_needs_confirmation_then_reports(cli):
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["applied"] and data["old_primary"].startswith(STAGING_DB) and data["duration_s"] >= 0
+    # moto's reboot keeps the zone and emits no completion event: said, not passed off as a failover
+    assert len(data["warnings"]) == 1 and "may not have failed over" in data["warnings"][0]
+    assert "warning: the primary is still in" in done.stderr
 
 
 def test_a_held_lock_stops_a_mutation_with_exit_3(cli):

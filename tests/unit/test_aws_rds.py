@@ -206,6 +206,10 @@ def test_failover_reboots_with_force_and_reports(staging_aws, ops_config):
     assert result.old_primary.startswith(STAGING_DB) and result.finished >= result.started
     # moto emits no failover events: the adapter polls a bounded number of times, then reports
     assert clock.slept <= 5 * 3
+    # and moto's reboot keeps the zone: the result does not pass that off as a failover
+    assert result.old_primary == result.new_primary
+    (warning,) = result.warnings
+    assert "may not have failed over" in warning and "RDS-EVENT-0049" in warning
 
 
 def test_failover_events_are_read_with_codes_and_times(ops_config):

@@ -878,10 +878,19 @@ class RdsDatabase:
             clock.sleep(self.poll)
             events = self.events(since)
         after = after_raw.get("AvailabilityZone", "?")
+        warnings = []
+        if after == before and not any(e.code == "RDS-EVENT-0049" for e in events):
+            # A Multi-AZ failover moves the primary to the standby's zone; the same zone and no
+            # "failover completed" event mean the reboot may not have failed over (moto never does).
+            warnings.append(
+                f"the primary is still in {after} and RDS reported no failover completion (RDS-EVENT-0049): "
+                "the reboot may not have failed over; check `aws rds describe-events` before relying on it"
+            )
         return FailoverResult(
             old_primary=f"{instance_id} ({before})",
             new_primary=f"{instance_id} ({after})",
             started=started,
             finished=finished,
             events=events,
+            warnings=warnings,
         )
