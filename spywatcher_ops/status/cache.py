@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..core.thresholds import CACHE_MEMORY_PCT, LAG_S
 from .model import Line, failed, level, ok, warn
-from .thresholds import CACHE_MEMORY_PCT, LAG_S
 
 if TYPE_CHECKING:
     from ..core.environment import Environment

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..core.thresholds import CONNECTIONS, LAG_BYTES, LAG_S, STORAGE_FREE_PCT
 from .model import Line, failed, level, ok, warn
-from .thresholds import CONNECTIONS, LAG_BYTES, LAG_S, STORAGE_FREE_PCT
 
 if TYPE_CHECKING:
     from ..core.environment import Environment

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.thresholds import DRILL_AGE_DAYS
 from .model import Line, failed, ok, skipped, warn
-from .thresholds import DRILL_AGE_DAYS
 
 if TYPE_CHECKING:
     from ..core.environment import Environment

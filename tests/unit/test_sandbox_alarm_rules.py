@@ -77,7 +77,7 @@ def test_an_alarm_is_shaped_for_oncall_with_since_now() -> None:
 
 
 def test_the_alarm_thresholds_are_where_status_fails() -> None:
-    from spywatcher_ops.status import thresholds as t
+    from spywatcher_ops.core import thresholds as t
 
     assert m.STORAGE_ALARM_PCT == t.STORAGE_FREE_PCT[1]
     assert m.CACHE_MEMORY_ALARM_PCT == t.CACHE_MEMORY_PCT[1]

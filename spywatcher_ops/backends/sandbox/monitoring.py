@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ...core.errors import NotReady, OpsError, Unsupported
+from ...core.thresholds import CACHE_MEMORY_PCT, LAG_S, STORAGE_FREE_PCT
 
 if TYPE_CHECKING:
     from ...core.environment import Environment
@@ -21,12 +22,11 @@ if TYPE_CHECKING:
 
 NAMESPACE = "Sandbox"
 ANSWER_TIMEOUT_S = 2.0  # a primary that takes longer to answer SELECT 1 is not answering
-# The alarm thresholds: where `inv status` (status/thresholds.py, a domain module backends do
-# not import) turns a reading FAILED, or its WARN for the replay bound (a healthy standby
-# replays a record written now in milliseconds; 5 s keeps the question short).
-REPLAY_ALARM_S = 5.0  # the standby must replay a record written now within this
-STORAGE_ALARM_PCT = 10.0  # free space below this % of the data folder's filesystem (RDS's alarm too)
-CACHE_MEMORY_ALARM_PCT = 95.0  # % of maxmemory used
+# The alarm thresholds: where `inv status` turns a reading FAILED, or its WARN for the replay
+# bound (a healthy standby replays a record written now in milliseconds; 5 s keeps the question short).
+REPLAY_ALARM_S = LAG_S[0]  # the standby must replay a record written now within this
+STORAGE_ALARM_PCT = STORAGE_FREE_PCT[1]  # free space below this % of the data folder's filesystem
+CACHE_MEMORY_ALARM_PCT = CACHE_MEMORY_PCT[1]  # % of maxmemory used
 
 # resource part -> what it measures (the order oncall and the README show them in)
 EVALUATED = {

@@ -1,4 +1,5 @@
-"""When a reading turns WARN and FAILED (warn_at, fail_at). One place, so the runbooks can cite them."""
+"""When a reading turns WARN and FAILED (warn_at, fail_at). One place, so the runbooks can cite them,
+`inv status` judges by them and the sandbox's alarms fire at them."""
 
 CONNECTIONS = (80.0, 95.0)  # % of max_connections in use
 STORAGE_FREE_PCT = (20.0, 10.0)  # % free storage; lower is worse
