@@ -10,38 +10,7 @@ import sys
 from pathlib import Path
 
 from support.paths import ROOT
-
-BROKEN = """---
-title: Broken
-triggers: []
-severity: urgent
-owner: me
-last_reviewed: 2099-01-01
----
-
-Intro with `inv db.nope --x` inline.
-
-## 1. First
-
-```sh run=diagnostic
-inv db.verify --env {env}
-inv db.verify --env {env}
-```
-
-## 3. Skipped a number
-
-```sh run=sometimes
-inv db.verify --env {env}
-```
-
-```sh run=mutating colour=red
-inv db.restore --env {env} --to {when}
-```
-
-```sh
-inv db.restore --env {env} --bogus
-```
-"""
+from support.runbooks import BROKEN
 
 
 def test_check_cli_exit_code_and_alarm_config(tmp_path: Path, state_dir: Path) -> None:

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from invoke import Collection
+from support.runbooks import BROKEN
 
 from spywatcher_ops.core.cli import ops_task as task
 from spywatcher_ops.runbooks.check import check_alarms, check_command, check_runbook, task_table
@@ -77,39 +78,6 @@ def test_runnable_commands_must_target_the_chosen_environment_and_diagnostics_mu
     (shell,) = check_command("aws rds describe-db-instances", t, runnable="mutating")
     assert "a runnable block holds one `inv` command" in shell
     assert check_command("aws rds describe-db-instances", t, runnable=None) == []  # shown to a human: fine
-
-
-BROKEN = """---
-title: Broken
-triggers: []
-severity: urgent
-owner: me
-last_reviewed: 2099-01-01
----
-
-Intro with `inv db.nope --x` inline.
-
-## 1. First
-
-```sh run=diagnostic
-inv db.verify --env {env}
-inv db.verify --env {env}
-```
-
-## 3. Skipped a number
-
-```sh run=sometimes
-inv db.verify --env {env}
-```
-
-```sh run=mutating colour=red
-inv db.restore --env {env} --to {when}
-```
-
-```sh
-inv db.restore --env {env} --bogus
-```
-"""
 
 
 def test_a_broken_runbook_gets_file_line_and_problem(tmp_path: Path) -> None:
