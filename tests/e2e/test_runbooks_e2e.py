@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pexpect
 import pytest
 from support.paths import ROOT
+from support.walk import Walk
 
 INV = [sys.executable, "-m", "invoke"]
 
@@ -79,20 +79,10 @@ def test_responder_walks_data_corruption_on_the_sandbox(sandbox, state_dir: Path
     sql(sandbox, "DELETE FROM orders WHERE id > 10")
     assert sql(sandbox, "SELECT count(*), sum(amount) FROM orders") == [(10, 0)]
 
-    child = pexpect.spawn(
-        INV[0],
-        INV[1:] + ["runbook.run", "data-corruption", "--env", "sandbox", "--incident", "INC-2041"],
-        cwd=str(ROOT),
-        env=run_env(state_dir),
-        encoding="utf-8",
-        timeout=120,
-        dimensions=(60, 220),
+    walk = Walk(
+        ["runbook.run", "data-corruption", "--env", "sandbox", "--incident", "INC-2041"], run_env(state_dir)
     )
-    transcript: list[str] = []
-
-    def expect(pattern: str) -> None:
-        child.expect(pattern)
-        transcript.append(child.before + child.after)
+    child, expect = walk.child, walk.expect
 
     expect(r"Step 1/9: Stop the damage")
     expect(r"Done\?")
@@ -128,10 +118,7 @@ def test_responder_walks_data_corruption_on_the_sandbox(sandbox, state_dir: Path
     expect(r"Step 9/9: Record")
     expect(r"Done\?")
     child.sendline("y")
-    child.expect(pexpect.EOF)
-    transcript.append(child.before)
-    child.close()
-    output = "".join(transcript)
+    output = walk.finish()
     assert child.exitstatus == 0, output[-3000:]
 
     # The good rows are back on the serving instance; the damaged one is kept, renamed.

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from typing import Any
 
-import pexpect
 from support.paths import ROOT
+from support.walk import Walk
 
 from spywatcher_ops.backends.sandbox import lifecycle
 
@@ -108,20 +108,11 @@ def test_responder_walks_replication_degraded_with_the_standby_killed(sandbox_en
     env = sandbox_env
     env.faults.kill(_standby(env))
     try:
-        child = pexpect.spawn(
-            INV[0],
-            [*INV[1:], "runbook.run", "replication-degraded", "--env", "sandbox", "--incident", "INC-3107"],
-            cwd=str(ROOT),
-            env=_environ(env),
-            encoding="utf-8",
-            timeout=120,
-            dimensions=(60, 220),
+        walk = Walk(
+            ["runbook.run", "replication-degraded", "--env", "sandbox", "--incident", "INC-3107"],
+            _environ(env),
         )
-        transcript: list[str] = []
-
-        def expect(pattern: str) -> None:
-            child.expect(pattern)
-            transcript.append(child.before + child.after)
+        child, expect = walk.child, walk.expect
 
         expect(r"Step 1/6: What the alarms measured")
         expect(r"\$ inv oncall --env sandbox --all")
@@ -147,12 +138,9 @@ def test_responder_walks_replication_degraded_with_the_standby_killed(sandbox_en
         child.sendline("standby n2 killed; restarted by sandbox.up")
         expect(r"Done\?")
         child.sendline("y")
-        child.expect(pexpect.EOF)
-        transcript.append(child.before)
-        child.close()
+        output = walk.finish()
     finally:
         lifecycle.up(env)  # whatever the walk did, leave the module's sandbox whole
-    output = "".join(transcript)
     assert child.exitstatus == 0, output[-3000:]
     assert "exited" not in output, output[-3000:]  # no diagnostic failed: the verify step passed
     # the standby replays again: the alarm is OK, measured by a fresh inv
@@ -167,20 +155,10 @@ def test_responder_walks_cache_redundancy_lost_with_the_replica_killed(sandbox_e
     replica = next(n for n in env.cache.status() if n.role == "replica")
     os.kill(int(replica.details["pid"]), signal.SIGKILL)
     try:
-        child = pexpect.spawn(
-            INV[0],
-            [*INV[1:], "runbook.run", "spywatcher-sandbox-cache-replica-link", "--env", "sandbox"],
-            cwd=str(ROOT),
-            env=_environ(env),
-            encoding="utf-8",
-            timeout=120,
-            dimensions=(60, 220),
+        walk = Walk(
+            ["runbook.run", "spywatcher-sandbox-cache-replica-link", "--env", "sandbox"], _environ(env)
         )
-        transcript: list[str] = []
-
-        def expect(pattern: str) -> None:
-            child.expect(pattern)
-            transcript.append(child.before + child.after)
+        child, expect = walk.child, walk.expect
 
         # the alarm's name, as the pager shows it, finds the runbook
         expect(r"Runbook: Cache redundancy lost \(cache-redundancy-lost\)")
@@ -195,12 +173,9 @@ def test_responder_walks_cache_redundancy_lost_with_the_replica_killed(sandbox_e
         expect(r"Step 4/4: Record")
         expect(r"Done\?")
         child.sendline("y")
-        child.expect(pexpect.EOF)
-        transcript.append(child.before)
-        child.close()
+        output = walk.finish()
     finally:
         lifecycle.up(env)
-    output = "".join(transcript)
     assert child.exitstatus == 0, output[-3000:]
     assert "exited" not in output, output[-3000:]
     linked = [n for n in env.cache.status() if n.role == "replica"]
