@@ -59,3 +59,22 @@ def _signal0(pid: int) -> bool:
     except PermissionError:  # there, someone else's
         return True
     return True
+
+
+def boot_id() -> str:
+    """This boot of this host (Linux); '' where there is none. A start time in clock ticks
+    since boot names a process only within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def pid_namespace() -> str:
+    """The pid namespace of this process ('' where unknown): two containers may share a host
+    name and a boot, but a pid means something only in its own namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""

@@ -14,11 +14,11 @@ import boto3
 import pytest
 from support.aws import LOCK_TABLE, REGION, aws_env
 
-from spywatcher_ops.backends.aws.lock import DynamoLock, boot_id, pid_namespace
+from spywatcher_ops.backends.aws.lock import DynamoLock
 from spywatcher_ops.backends.aws.session import AwsClients
 from spywatcher_ops.core.errors import Locked
 from spywatcher_ops.core.journal import read
-from spywatcher_ops.core.process import start_time
+from spywatcher_ops.core.process import boot_id, pid_namespace, start_time
 
 
 def _lock(ops_config) -> tuple[DynamoLock, object]:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core import stop
 from ...core.errors import DeadHolder, Locked, LockLost, NotReady
-from ...core.process import same_process, start_time
+from ...core.process import boot_id, pid_namespace, same_process, start_time
 
 DEFAULT_TABLE = "spywatcher-ops-locks"
 
@@ -310,25 +310,6 @@ def _since(item: dict[str, Any]) -> str:
     except ValueError:
         return "?"
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
-
-
-def boot_id() -> str:
-    """This boot of this host (Linux); '' where there is none. A start time in clock ticks
-    since boot names a process only within one boot."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
-
-
-def pid_namespace() -> str:
-    """The pid namespace of this process ('' where unknown): two containers may share a host
-    name and a boot, but a pid means something only in its own namespace."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
 
 
 def dead_here(item: dict[str, Any]) -> str:
